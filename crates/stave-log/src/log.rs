@@ -1,0 +1,926 @@
+//! `PartitionLog`: a directory of segments that is both a partition's record log and its
+//! Raft log.
+//!
+//! ```text
+//! {dir}/meta                       where the log starts (see `meta`)
+//! {dir}/{base_index:020}.log       segment: header, then frames
+//! {dir}/{base_index:020}.index     its sparse index
+//! ```
+//!
+//! Invariants: segments are contiguous in Raft index and record offset; every segment but the
+//! tail is sealed (its length recorded in its successor's header, its data and index synced);
+//! `first_index <= next_index`, `log_start_offset <= log_end_offset`. Raft indexes are dense
+//! over all frames, record offsets dense over data records.
+//!
+//! Crash ordering, which the power-cut tests check:
+//! - roll: sync the tail (data, index), create the successor with the sealed length in its
+//!   header, sync it and the directory; only then write to it;
+//! - truncation: remove later segments last first (directory synced after each), then zero the
+//!   cut segment from the cut to its old end and sync it;
+//! - purge: sync, store the new start in `meta` (synced), then delete whole segments below it;
+//! - reset: store the new start with a new generation, then replace every segment (segments of
+//!   an older generation are deleted on open).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tracing::{info, warn};
+
+use crate::batch::BatchView;
+use crate::config::LogConfig;
+use crate::error::{CorruptReason, LogError, Result};
+use crate::flush::{Completion, Durability};
+use crate::frame::{FrameHeader, FrameType, HEADER_LEN, check_frame};
+use crate::meta::{LogMeta, META_FILE, MetaFile};
+use crate::segment::{PendingFrame, Segment, SegmentHeader};
+use crate::storage::{Storage, StorageFile};
+use crate::types::{LogId, LogIndex, Offset, TimestampMs, WritePos};
+
+/// What `append` did with one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub log_id: LogId,
+    pub base_offset: Offset,
+    /// The offset after the frame's last record (equal to `base_offset` for control frames).
+    pub next_offset: Offset,
+    /// Register with [`PartitionLog::on_durable`] to learn when the frame is on disk.
+    pub pos: WritePos,
+}
+
+/// A stored frame, as Raft replication reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFrame {
+    pub log_id: LogId,
+    pub frame_type: FrameType,
+    pub base_offset: Offset,
+    pub record_count: u32,
+    /// The whole frame, header included: a slice of the segment's mmap. Bytes of entries above
+    /// the Raft commit index may be rewritten by a later truncation: copy them to keep them.
+    pub bytes: Bytes,
+}
+
+/// Data frames read by offset: runs of whole, checked frames, each run one slice of a
+/// segment's mmap.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadFrames {
+    pub chunks: Vec<Bytes>,
+    /// The offset after the last record returned (the `from` asked for when nothing was).
+    pub next_offset: Offset,
+}
+
+impl ReadFrames {
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    pub fn len_bytes(&self) -> usize {
+        self.chunks.iter().map(Bytes::len).sum()
+    }
+
+    /// The frames, parsed.
+    pub fn batches(&self) -> impl Iterator<Item = Result<BatchView>> + '_ {
+        self.chunks.iter().flat_map(BatchView::split)
+    }
+}
+
+/// The log's bounds, as openraft's `get_log_state` and Kafka's ListOffsets want them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogState {
+    pub last_purged: Option<LogId>,
+    pub last: Option<LogId>,
+    pub log_start_offset: Offset,
+    pub log_end_offset: Offset,
+}
+
+#[derive(Debug)]
+pub struct PartitionLog {
+    dir: PathBuf,
+    storage: Arc<dyn Storage>,
+    config: LogConfig,
+    meta: MetaFile,
+    /// Ordered by base index; never empty; the last is the tail.
+    segments: Vec<Segment>,
+    durability: Durability,
+}
+
+fn parse_segment_name(name: &str) -> Option<LogIndex> {
+    let base = name.strip_suffix(".log")?;
+    (base.len() == 20)
+        .then(|| base.parse().ok().map(LogIndex))
+        .flatten()
+}
+
+/// A segment file found on open.
+struct Found {
+    base: LogIndex,
+    file: Arc<dyn StorageFile>,
+    header: Option<SegmentHeader>,
+}
+
+impl PartitionLog {
+    /// Opens the log in `dir`, creating it if needed, and recovers its tail.
+    pub fn open(
+        storage: Arc<dyn Storage>,
+        dir: impl Into<PathBuf>,
+        config: LogConfig,
+    ) -> Result<Self> {
+        config.validate()?;
+        let dir = dir.into();
+        storage
+            .create_dir_all(&dir)
+            .map_err(LogError::io("create directory", &dir))?;
+        let names = storage.list_dir(&dir).map_err(LogError::io("list", &dir))?;
+        let mut bases: Vec<LogIndex> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
+        bases.sort();
+        let meta = match MetaFile::load(storage.as_ref(), &dir)? {
+            Some(meta) => meta,
+            None if bases.is_empty() => {
+                MetaFile::create(storage.as_ref(), &dir, LogMeta::default())?
+            }
+            None => {
+                let reason = CorruptReason::MissingMeta;
+                return Err(LogError::Corrupt {
+                    path: dir.join(META_FILE),
+                    position: 0,
+                    reason,
+                });
+            }
+        };
+        let mut found = Vec::with_capacity(bases.len());
+        for base in bases {
+            let path = crate::segment::log_path(&dir, base);
+            let (file, header) = Segment::read_header(storage.as_ref(), &path)?;
+            found.push(Found { base, file, header });
+        }
+        let found = Self::discard_leftovers(storage.as_ref(), &dir, meta.get(), found)?;
+        let segments = Self::load_segments(storage.as_ref(), &dir, &config, meta.get(), found)?;
+        let tail = segments
+            .last()
+            .expect("load_segments returns at least the tail");
+        let durability = Durability::new(
+            config.flush,
+            config.background_flusher,
+            tail.file.clone(),
+            dir.clone(),
+        );
+        let log = PartitionLog {
+            dir,
+            storage,
+            config,
+            meta,
+            segments,
+            durability,
+        };
+        info!(dir = %log.dir.display(), state = ?log.state(), "opened partition log");
+        Ok(log)
+    }
+
+    /// Deletes segments left by an interrupted reset (an older generation), an interrupted
+    /// roll (an invalid header on the last file) or an interrupted purge (wholly below the
+    /// start).
+    fn discard_leftovers(
+        storage: &dyn Storage,
+        dir: &Path,
+        meta: LogMeta,
+        found: Vec<Found>,
+    ) -> Result<Vec<(SegmentHeader, Arc<dyn StorageFile>)>> {
+        let remove = |base: LogIndex| -> Result<()> {
+            for path in [
+                crate::segment::log_path(dir, base),
+                crate::segment::index_path(dir, base),
+            ] {
+                match storage.remove_file(&path) {
+                    Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(LogError::io("remove", &path)(err));
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
+        };
+        let mut removed = 0;
+        let mut current = Vec::new();
+        for item in found {
+            match item.header {
+                Some(header) if header.generation < meta.generation => {
+                    remove(item.base)?;
+                    removed += 1;
+                }
+                _ => current.push(item),
+            }
+        }
+        let mut kept = Vec::new();
+        let count = current.len();
+        for (i, item) in current.into_iter().enumerate() {
+            let path = crate::segment::log_path(dir, item.base);
+            match item.header {
+                Some(header) if header.base_index == item.base => kept.push((header, item.file)),
+                None if i + 1 == count => {
+                    warn!(segment = %path.display(), "removing a segment whose creation was interrupted");
+                    remove(item.base)?;
+                    removed += 1;
+                }
+                _ => {
+                    let reason = CorruptReason::BadSegmentHeader;
+                    return Err(LogError::Corrupt {
+                        path,
+                        position: 0,
+                        reason,
+                    });
+                }
+            }
+        }
+        let first_index = meta.first_index();
+        while kept.len() > 1 && kept[1].0.base_index <= first_index {
+            let (header, _) = kept.remove(0);
+            remove(header.base_index)?;
+            removed += 1;
+        }
+        if removed > 0 {
+            storage
+                .sync_dir(dir)
+                .map_err(LogError::io("sync directory", dir))?;
+        }
+        Ok(kept)
+    }
+
+    fn load_segments(
+        storage: &dyn Storage,
+        dir: &Path,
+        config: &LogConfig,
+        meta: LogMeta,
+        found: Vec<(SegmentHeader, Arc<dyn StorageFile>)>,
+    ) -> Result<Vec<Segment>> {
+        let interval = config.index_interval_bytes;
+        let first_index = meta.first_index();
+        let gap = |path: PathBuf, expected: LogIndex, found: LogIndex| LogError::Corrupt {
+            path,
+            position: 0,
+            reason: CorruptReason::SegmentGap { expected, found },
+        };
+        if let Some((header, _)) = found.first().filter(|(h, _)| h.base_index > first_index) {
+            let path = crate::segment::log_path(dir, header.base_index);
+            return Err(gap(path, first_index, header.base_index));
+        }
+        let mut segments: Vec<Segment> = Vec::with_capacity(found.len() + 1);
+        let count = found.len();
+        let successors: Vec<Option<SegmentHeader>> = found
+            .iter()
+            .skip(1)
+            .map(|(h, _)| Some(*h))
+            .chain([None])
+            .collect();
+        for ((header, file), successor) in found.into_iter().zip(successors) {
+            if let Some(previous) = segments.last() {
+                if previous.next_index != header.base_index
+                    || previous.next_offset != header.base_offset
+                {
+                    return Err(gap(
+                        previous.path.clone(),
+                        header.base_index,
+                        previous.next_index,
+                    ));
+                }
+            }
+            let segment = match successor {
+                Some(next) => {
+                    let Some((prev_base, sealed_len)) =
+                        next.prev.filter(|(b, _)| *b == header.base_index)
+                    else {
+                        let path = crate::segment::log_path(dir, next.base_index);
+                        return Err(gap(path, header.base_index, next.base_index));
+                    };
+                    debug_assert_eq!(prev_base, header.base_index);
+                    Segment::open_sealed(storage, dir, header, file, sealed_len, interval)?
+                }
+                None => {
+                    let last_term = segments.last().and_then(|s| s.last_term);
+                    let (segment, cut) =
+                        Segment::open_tail(storage, dir, header, file, last_term, interval)?;
+                    if let Some(cut) = cut {
+                        warn!(
+                            segment = %segment.path.display(),
+                            position = cut.position,
+                            reason = %cut.reason,
+                            bytes_zeroed = cut.bytes_zeroed,
+                            "cut the log's torn tail"
+                        );
+                    }
+                    segment
+                }
+            };
+            segments.push(segment);
+        }
+        debug_assert_eq!(segments.len(), count);
+        let tail_behind_start = segments
+            .last()
+            .is_some_and(|tail| tail.next_index < first_index);
+        if tail_behind_start {
+            // Only possible when entries up to the start were lost (flush=never and a power
+            // cut): start over at the recorded start rather than serve a hole.
+            warn!(dir = %dir.display(), "log ends before its recorded start, starting empty there");
+            for segment in segments.drain(..) {
+                segment.remove(storage)?;
+            }
+        }
+        if segments.is_empty() {
+            let header = SegmentHeader {
+                base_index: first_index,
+                base_offset: meta.start_offset,
+                generation: meta.generation,
+                prev: None,
+                created_ms: config.clock.now_ms(),
+            };
+            segments.push(Segment::create(storage, dir, header, config.extent_bytes)?);
+            storage
+                .sync_dir(dir)
+                .map_err(LogError::io("sync directory", dir))?;
+        }
+        Ok(segments)
+    }
+
+    fn tail(&self) -> &Segment {
+        self.segments
+            .last()
+            .expect("a log always has a tail segment")
+    }
+
+    fn tail_mut(&mut self) -> &mut Segment {
+        self.segments
+            .last_mut()
+            .expect("a log always has a tail segment")
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// The Raft index of the first entry the log holds (or would hold).
+    pub fn first_index(&self) -> LogIndex {
+        self.meta.get().first_index()
+    }
+
+    /// The Raft index the next append must carry.
+    pub fn next_index(&self) -> LogIndex {
+        self.tail().next_index
+    }
+
+    pub fn log_start_offset(&self) -> Offset {
+        self.meta.get().start_offset
+    }
+
+    pub fn log_end_offset(&self) -> Offset {
+        self.tail().next_offset
+    }
+
+    pub fn last_log_id(&self) -> Option<LogId> {
+        let first = self.first_index();
+        for segment in self.segments.iter().rev() {
+            if let Some(term) = segment.last_term {
+                let last = LogIndex(segment.next_index.0 - 1);
+                if last >= first {
+                    return Some(LogId { term, index: last });
+                }
+                break;
+            }
+        }
+        self.meta.get().last_purged
+    }
+
+    pub fn state(&self) -> LogState {
+        LogState {
+            last_purged: self.meta.get().last_purged,
+            last: self.last_log_id(),
+            log_start_offset: self.log_start_offset(),
+            log_end_offset: self.log_end_offset(),
+        }
+    }
+
+    /// Bytes of frames held, over all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(Segment::data_bytes).sum()
+    }
+
+    /// The base Raft index of every segment, oldest first.
+    pub fn segment_bases(&self) -> Vec<LogIndex> {
+        self.segments.iter().map(|s| s.header.base_index).collect()
+    }
+
+    /// How many syncs completed so far (data syncs by the flusher, rolls and cuts).
+    pub fn syncs(&self) -> u64 {
+        self.durability.syncs()
+    }
+
+    fn ensure_running(&self) -> Result<()> {
+        if self.durability.is_stopped() {
+            return Err(self.durability.stopped_error());
+        }
+        Ok(())
+    }
+
+    /// Runs `op`; an error from it stops the log (the disk's state is unknown after a failed
+    /// write or sync).
+    fn or_stop<T>(&mut self, op: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let result = op(self);
+        if let Err(err) = &result {
+            if !matches!(
+                err,
+                LogError::InvalidFrame { .. } | LogError::IndexOutOfRange { .. }
+            ) {
+                self.durability.stop();
+            }
+        }
+        result
+    }
+
+    /// Appends one frame (as a producer or leader sent it: the log stamps its offset, term and
+    /// index). See [`PartitionLog::append_all`].
+    pub fn append(&mut self, frame: &[u8], log_id: LogId) -> Result<Appended> {
+        let mut appended = self.append_all([(frame, log_id)])?;
+        Ok(appended.pop().expect("one frame in, one out"))
+    }
+
+    /// Appends frames with the given log ids, in one write per segment. Each frame is checked
+    /// first (length, body CRC, record count); if any fails, nothing is written. Returns at
+    /// once, the frames readable; [`PartitionLog::on_durable`] tells when they are on disk.
+    pub fn append_all<'a>(
+        &mut self,
+        frames: impl IntoIterator<Item = (&'a [u8], LogId)>,
+    ) -> Result<Vec<Appended>> {
+        self.ensure_running()?;
+        let pending = self.stamp(frames)?;
+        self.or_stop(|log| log.write_pending(&pending))?;
+        let pos = self.durability.note_written();
+        Ok(pending
+            .iter()
+            .map(|frame| Appended {
+                log_id: frame.log_id,
+                base_offset: frame.base_offset,
+                next_offset: Offset(frame.base_offset.0 + u64::from(frame.record_count)),
+                pos,
+            })
+            .collect())
+    }
+
+    fn stamp<'a>(
+        &self,
+        frames: impl IntoIterator<Item = (&'a [u8], LogId)>,
+    ) -> Result<Vec<PendingFrame<'a>>> {
+        let invalid = |reason| LogError::InvalidFrame { reason };
+        let mut next_index = self.next_index();
+        let mut next_offset = self.log_end_offset();
+        let mut last_term = self.last_log_id().map(|id| id.term);
+        let mut pending = Vec::new();
+        for (frame, log_id) in frames {
+            let len = frame.len() as u64;
+            if len > self.config.frame_bytes_max {
+                let (min, max) = (crate::frame::FRAME_BYTES_MIN, self.config.frame_bytes_max);
+                return Err(invalid(CorruptReason::LengthOutOfBounds { len, min, max }));
+            }
+            let (header, body) = check_frame(frame, false).map_err(invalid)?;
+            if header.frame_len() != frame.len() {
+                return Err(invalid(CorruptReason::TrailingBytes(
+                    (frame.len() - header.frame_len()) as u64,
+                )));
+            }
+            if log_id.index != next_index {
+                return Err(LogError::AppendOutOfSequence {
+                    expected: next_index,
+                    found: log_id.index,
+                });
+            }
+            if let Some(last) = last_term.filter(|&t| t > log_id.term) {
+                return Err(LogError::AppendTermRegressed {
+                    last,
+                    found: log_id.term,
+                });
+            }
+            let stamped = FrameHeader {
+                base_offset: next_offset,
+                log_id,
+                ..header
+            };
+            pending.push(PendingFrame {
+                header: stamped.encode(),
+                body: &frame[HEADER_LEN..],
+                frame_type: header.frame_type,
+                log_id,
+                base_offset: next_offset,
+                record_count: body.record_count,
+                max_timestamp: body.max_timestamp,
+            });
+            next_index = next_index.next();
+            next_offset = Offset(next_offset.0 + u64::from(body.record_count));
+            last_term = Some(log_id.term);
+        }
+        Ok(pending)
+    }
+
+    fn write_pending(&mut self, pending: &[PendingFrame<'_>]) -> Result<()> {
+        let (interval, extent) = (self.config.index_interval_bytes, self.config.extent_bytes);
+        let mut start = 0;
+        while start < pending.len() {
+            if self
+                .should_roll(pending[start].header.len() as u64 + pending[start].body.len() as u64)
+            {
+                self.roll()?;
+            }
+            let segment_bytes = self.config.segment_bytes;
+            let tail_end = self.tail().end;
+            let mut end = start;
+            let mut size = tail_end;
+            while end < pending.len() {
+                let len = (HEADER_LEN + pending[end].body.len()) as u64;
+                if end > start && size + len > segment_bytes {
+                    break;
+                }
+                size += len;
+                end += 1;
+            }
+            self.tail_mut()
+                .write(&pending[start..end], interval, extent)?;
+            start = end;
+        }
+        Ok(())
+    }
+
+    fn should_roll(&self, frame_len: u64) -> bool {
+        let tail = self.tail();
+        if tail.is_empty() {
+            return false;
+        }
+        let full = tail.end + frame_len > self.config.segment_bytes;
+        let old = self.config.segment_ms.is_some_and(|ms| {
+            self.config
+                .clock
+                .now_ms()
+                .saturating_sub(tail.header.created_ms)
+                >= ms as TimestampMs
+        });
+        full || old
+    }
+
+    /// Seals the tail and starts a new one.
+    fn roll(&mut self) -> Result<()> {
+        let tail = self.tail();
+        tail.seal()?;
+        let header = SegmentHeader {
+            base_index: tail.next_index,
+            base_offset: tail.next_offset,
+            generation: self.meta.get().generation,
+            prev: Some((tail.header.base_index, tail.end)),
+            created_ms: self.config.clock.now_ms(),
+        };
+        let sealed_len = tail.end;
+        let segment = Segment::create(
+            self.storage.as_ref(),
+            &self.dir,
+            header,
+            self.config.extent_bytes,
+        )?;
+        self.storage
+            .sync_dir(&self.dir)
+            .map_err(LogError::io("sync directory", &self.dir))?;
+        self.durability.switch_file_all_synced(segment.file.clone());
+        info!(segment = %segment.path.display(), sealed_len, "rolled to a new segment");
+        self.segments.push(segment);
+        Ok(())
+    }
+
+    /// Calls `done` once every append up to `pos` is durable under the flush policy (at once
+    /// for `never` and `interval`). Never blocks.
+    pub fn on_durable(&self, pos: WritePos, done: Completion) {
+        self.durability.on_durable(pos, done);
+    }
+
+    /// Syncs what was written, now, from the caller's thread.
+    pub fn flush(&self) -> Result<()> {
+        self.durability.flush()
+    }
+
+    /// The highest position known durable.
+    pub fn durable_pos(&self) -> WritePos {
+        self.durability.synced()
+    }
+
+    /// Data frames from the one holding `from`, up to the log end. See [`PartitionLog::read_until`].
+    pub fn read(&self, from: Offset, max_bytes: usize) -> Result<ReadFrames> {
+        self.read_until(from, self.log_end_offset(), max_bytes)
+    }
+
+    /// Whole data frames holding offsets in `[from, end)`, at most `max_bytes` of them but
+    /// always at least one when there is one (a consumer must progress past a large batch).
+    /// The first frame may start before `from`. Every frame is CRC-checked.
+    pub fn read_until(&self, from: Offset, end: Offset, max_bytes: usize) -> Result<ReadFrames> {
+        let (log_start, log_end) = (self.log_start_offset(), self.log_end_offset());
+        if from < log_start || from > log_end {
+            return Err(LogError::OffsetOutOfRange {
+                requested: from,
+                log_start,
+                log_end,
+            });
+        }
+        let end = end.min(log_end);
+        let mut out = ReadFrames {
+            chunks: Vec::new(),
+            next_offset: from,
+        };
+        let first_index = self.first_index();
+        let mut budget = max_bytes;
+        let start = self.segments.partition_point(|s| s.next_offset <= from);
+        for segment in &self.segments[start..] {
+            if out.next_offset >= end {
+                break;
+            }
+            let position = segment.position_for_offset(out.next_offset)?;
+            let mut cursor = segment.frames_from(position)?;
+            let mut run: Option<(u64, u64)> = None;
+            let mut full = false;
+            while let Some(frame) = cursor.next() {
+                let frame = frame?;
+                let header = &frame.header;
+                let next = Offset(header.base_offset.0 + u64::from(frame.body.record_count));
+                let wanted = header.log_id.index >= first_index
+                    && header.frame_type.is_data()
+                    && next > out.next_offset;
+                if !wanted {
+                    if let Some(run) = run.take() {
+                        out.chunks.push(cursor.slice(run));
+                    }
+                    continue;
+                }
+                let len = frame.bytes.len();
+                let started = !out.chunks.is_empty() || run.is_some();
+                if header.base_offset >= end || (started && len > budget) {
+                    full = true;
+                    break;
+                }
+                budget = budget.saturating_sub(len);
+                out.next_offset = next;
+                let frame_end = frame.position + len as u64;
+                run = Some(run.map_or((frame.position, frame_end), |(s, _)| (s, frame_end)));
+            }
+            if let Some(run) = run {
+                out.chunks.push(cursor.slice(run));
+            }
+            if full || budget == 0 {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Frames (every type) with Raft indexes in `[from, until)`, at most `max_bytes` of them
+    /// but at least one, for Raft replication.
+    pub fn read_by_index(
+        &self,
+        from: LogIndex,
+        until: LogIndex,
+        max_bytes: usize,
+    ) -> Result<Vec<StoredFrame>> {
+        let (first, next) = (self.first_index(), self.next_index());
+        if from < first || from > next {
+            return Err(LogError::IndexOutOfRange {
+                requested: from,
+                first,
+                last_plus_one: next,
+            });
+        }
+        let until = until.min(next);
+        let mut frames = Vec::new();
+        let mut budget = max_bytes;
+        let start = self.segments.partition_point(|s| s.next_index <= from);
+        'segments: for segment in &self.segments[start..] {
+            let position = segment.position_for_index(from)?;
+            for frame in segment.frames_from(position)? {
+                let frame = frame?;
+                let index = frame.header.log_id.index;
+                if index < from {
+                    continue;
+                }
+                if index >= until || (!frames.is_empty() && frame.bytes.len() > budget) {
+                    break 'segments;
+                }
+                budget = budget.saturating_sub(frame.bytes.len());
+                frames.push(StoredFrame {
+                    log_id: frame.header.log_id,
+                    frame_type: frame.header.frame_type,
+                    base_offset: frame.header.base_offset,
+                    record_count: frame.body.record_count,
+                    bytes: frame.bytes,
+                });
+            }
+        }
+        Ok(frames)
+    }
+
+    /// The offset of the first record with a timestamp at or after `timestamp`, if any.
+    pub fn offset_for_timestamp(&self, timestamp: TimestampMs) -> Result<Option<Offset>> {
+        let (first_index, log_start) = (self.first_index(), self.log_start_offset());
+        for segment in self
+            .segments
+            .iter()
+            .filter(|s| s.max_timestamp >= timestamp)
+        {
+            let position = segment.position_for_timestamp(timestamp)?;
+            for frame in segment.frames_from(position)? {
+                let frame = frame?;
+                let candidate = frame.header.log_id.index >= first_index
+                    && frame.header.frame_type.is_data()
+                    && frame.body.max_timestamp >= timestamp;
+                if !candidate {
+                    continue;
+                }
+                let view = BatchView::parse(frame.bytes)?;
+                for record in view.records() {
+                    let record = record.map_err(|reason| LogError::Corrupt {
+                        path: segment.path.clone(),
+                        position: frame.position,
+                        reason,
+                    })?;
+                    if record.timestamp >= timestamp && record.offset >= log_start {
+                        return Ok(Some(record.offset));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Removes every entry after `last_kept` (all of them for `None`): Raft's conflict
+    /// truncation. Durable when it returns.
+    pub fn truncate_after(&mut self, last_kept: Option<LogIndex>) -> Result<()> {
+        self.ensure_running()?;
+        let cut_index = last_kept.map_or(LogIndex(0), LogIndex::next);
+        let (first, next) = (self.first_index(), self.next_index());
+        if cut_index < first {
+            return Err(LogError::IndexOutOfRange {
+                requested: cut_index,
+                first,
+                last_plus_one: next,
+            });
+        }
+        if cut_index >= next {
+            return Ok(());
+        }
+        self.or_stop(|log| log.truncate_at(cut_index))
+    }
+
+    fn truncate_at(&mut self, cut_index: LogIndex) -> Result<()> {
+        let keep = self
+            .segments
+            .partition_point(|s| s.header.base_index <= cut_index);
+        // Last first, the directory synced after each: a crash leaves a prefix of segments.
+        while self.segments.len() > keep.max(1) {
+            let segment = self.segments.pop().expect("more segments than kept");
+            segment.remove(self.storage.as_ref())?;
+            self.storage
+                .sync_dir(&self.dir)
+                .map_err(LogError::io("sync directory", &self.dir))?;
+        }
+        let interval = self.config.index_interval_bytes;
+        let tail = self.tail_mut();
+        let position = tail.frame_at_index(cut_index)?.position;
+        tail.cut(position, interval)?;
+        let file = tail.file.clone();
+        self.durability.switch_file_all_synced(file);
+        info!(dir = %self.dir.display(), after = cut_index.0.checked_sub(1), "truncated the log");
+        Ok(())
+    }
+
+    /// Moves the log start past `index` (persisted), deleting whole segments below it.
+    pub fn purge_to(&mut self, index: LogIndex) -> Result<()> {
+        self.ensure_running()?;
+        let (first, next) = (self.first_index(), self.next_index());
+        if index < first {
+            return Ok(());
+        }
+        if index >= next {
+            return Err(LogError::IndexOutOfRange {
+                requested: index,
+                first,
+                last_plus_one: next,
+            });
+        }
+        self.or_stop(|log| log.purge_inner(index))
+    }
+
+    fn purge_inner(&mut self, index: LogIndex) -> Result<()> {
+        // The new start must never point past what is on disk.
+        self.durability.flush()?;
+        let holder = self.segments.partition_point(|s| s.next_index <= index);
+        let frame = self.segments[holder].frame_at_index(index)?;
+        let start_offset = Offset(frame.header.base_offset.0 + u64::from(frame.body.record_count));
+        let meta = LogMeta {
+            last_purged: Some(frame.header.log_id),
+            start_offset,
+            ..self.meta.get()
+        };
+        self.meta.store(meta)?;
+        let mut removed = 0;
+        while self.segments.len() > 1 && self.segments[1].header.base_index <= index.next() {
+            let segment = self.segments.remove(0);
+            segment.remove(self.storage.as_ref())?;
+            removed += 1;
+        }
+        if removed > 0 {
+            self.storage
+                .sync_dir(&self.dir)
+                .map_err(LogError::io("sync directory", &self.dir))?;
+        }
+        info!(dir = %self.dir.display(), upto = %frame.header.log_id, segments_removed = removed, "purged the log");
+        Ok(())
+    }
+
+    /// Empties the log to start after `last` at `next_offset`: a follower installing a
+    /// snapshot.
+    pub fn reset_to(&mut self, last: LogId, next_offset: Offset) -> Result<()> {
+        self.ensure_running()?;
+        self.or_stop(|log| log.reset_inner(last, next_offset))
+    }
+
+    fn reset_inner(&mut self, last: LogId, next_offset: Offset) -> Result<()> {
+        let generation = self.meta.get().generation + 1;
+        self.meta.store(LogMeta {
+            generation,
+            last_purged: Some(last),
+            start_offset: next_offset,
+        })?;
+        for segment in self.segments.drain(..) {
+            segment.remove(self.storage.as_ref())?;
+        }
+        let header = SegmentHeader {
+            base_index: last.index.next(),
+            base_offset: next_offset,
+            generation,
+            prev: None,
+            created_ms: self.config.clock.now_ms(),
+        };
+        let segment = Segment::create(
+            self.storage.as_ref(),
+            &self.dir,
+            header,
+            self.config.extent_bytes,
+        )?;
+        self.storage
+            .sync_dir(&self.dir)
+            .map_err(LogError::io("sync directory", &self.dir))?;
+        self.durability.switch_file_all_synced(segment.file.clone());
+        self.segments.push(segment);
+        info!(dir = %self.dir.display(), %last, %next_offset, "reset the log");
+        Ok(())
+    }
+
+    /// The last Raft index that retention (by time and by size) would purge, if any. Only
+    /// whole sealed segments expire; the tail never does.
+    pub fn retention_point(&self) -> Option<LogIndex> {
+        let policy = self.config.retention;
+        let now = self.config.clock.now_ms();
+        let mut remaining = self.size_bytes();
+        let mut point = None;
+        for segment in &self.segments[..self.segments.len() - 1] {
+            let newest = if segment.max_timestamp == TimestampMs::MIN {
+                segment.header.created_ms
+            } else {
+                segment.max_timestamp
+            };
+            let too_old = policy
+                .retention_ms
+                .is_some_and(|ms| newest < now.saturating_sub(ms as TimestampMs));
+            let too_big = policy
+                .retention_bytes
+                .is_some_and(|max| remaining - segment.data_bytes() >= max);
+            if !(too_old || too_big) {
+                break;
+            }
+            remaining -= segment.data_bytes();
+            if !segment.is_empty() {
+                point = Some(LogIndex(segment.next_index.0 - 1));
+            }
+        }
+        point.filter(|&p| p >= self.first_index())
+    }
+
+    /// Purges what retention allows. The Raft layer instead snapshots, then purges through
+    /// openraft; this is for logs without Raft (and tests).
+    pub fn apply_retention(&mut self) -> Result<Option<LogIndex>> {
+        let point = self.retention_point();
+        if let Some(index) = point {
+            self.purge_to(index)?;
+        }
+        Ok(point)
+    }
+
+    /// Syncs and closes. Dropping the log does the same, best effort.
+    pub fn close(self) -> Result<()> {
+        if self.config.flush != crate::config::FlushPolicy::Never {
+            self.durability.flush()?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,5 @@
+//! Integration tests of `stave-log`, one binary (see STYLE.md §1).
+#![allow(clippy::unwrap_used)]
+
+mod basics;
+mod support;
