@@ -2,4 +2,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod basics;
+mod corruption;
+mod crash;
+mod model;
+mod power_cut;
 mod support;
