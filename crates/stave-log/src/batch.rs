@@ -15,6 +15,12 @@
 //! header_count     varint
 //! headers          key_len varint, key (UTF-8), value_len varint, value
 //! ```
+//!
+//! Each batch has one accepted encoding, the one `BatchBuilder` writes: shortest varints,
+//! record attributes 0, a first record timestamp delta of 0, and no batch attribute but the
+//! compression codec. So a batch that passes [`BatchView::validate_records`] re-encodes to the
+//! bytes it was read from (the decoder fuzz in `batch/tests.rs` checks this). A view's
+//! record offsets and `next_offset` always fit a `u64`.
 
 use bytes::Bytes;
 
@@ -226,8 +232,21 @@ impl BatchView {
     }
 
     fn parse_inner(bytes: Bytes, stamped: bool) -> Result<BatchView, LogError> {
-        let (header, body) =
-            check_frame(&bytes, stamped).map_err(|reason| LogError::InvalidFrame { reason })?;
+        let invalid = |reason| LogError::InvalidFrame { reason };
+        let (header, body) = check_frame(&bytes, stamped).map_err(invalid)?;
+        // Every record offset and `next_offset` fit a u64 in an accepted view, so no reader
+        // computes one with an overflow (a panic in debug builds, a wrong offset in release).
+        if header
+            .base_offset
+            .0
+            .checked_add(u64::from(body.record_count))
+            .is_none()
+        {
+            return Err(invalid(CorruptReason::OffsetOverflow {
+                base_offset: header.base_offset.0,
+                record_count: body.record_count,
+            }));
+        }
         let frame = bytes.slice(..header.frame_len());
         Ok(BatchView {
             frame,
@@ -298,23 +317,54 @@ impl BatchView {
     /// Checks every record: exactly `record_count` of them, dense offset deltas, nothing
     /// left over, and `max_timestamp` the largest record timestamp. The broker runs this on
     /// produce so that no consumer ever gets a batch it cannot decode.
+    ///
+    /// Only the encoding `BatchBuilder` writes passes (shortest varints, zero attributes, a
+    /// first timestamp delta of 0), so an accepted batch re-encodes to the same bytes. A
+    /// control frame passes when its body header is the one `encode_control_frame` writes:
+    /// its payload is opaque. Callers that accept only data frames check the type.
     pub fn validate_records(&self) -> Result<(), LogError> {
         let invalid = |reason| LogError::InvalidFrame { reason };
+        if !self.frame_type().is_data() {
+            return self.validate_control().map_err(invalid);
+        }
         let mut max_timestamp = TimestampMs::MIN;
         let mut iter = self.records();
-        for record in iter.by_ref() {
-            max_timestamp = max_timestamp.max(record.map_err(invalid)?.timestamp);
+        for (index, record) in iter.by_ref().enumerate() {
+            let record = record.map_err(invalid)?;
+            // The same timestamps can be written against any first_timestamp; a first delta of
+            // 0 (what `BatchBuilder` writes) leaves one encoding per batch.
+            if index == 0 && record.timestamp != self.body.first_timestamp {
+                return Err(invalid(CorruptReason::BadRecord {
+                    record: 0,
+                    what: "first record's timestamp delta is not 0",
+                }));
+            }
+            max_timestamp = max_timestamp.max(record.timestamp);
         }
         if !iter.rest.is_empty() {
             return Err(invalid(
                 CorruptReason::TrailingBytes(iter.rest.len() as u64),
             ));
         }
-        if self.frame_type().is_data() && max_timestamp != self.body.max_timestamp {
+        if max_timestamp != self.body.max_timestamp {
             return Err(invalid(CorruptReason::BadRecord {
                 record: self.body.record_count,
                 what: "max_timestamp is not the largest record timestamp",
             }));
+        }
+        // Compression bits were refused by `records()`. Any other bit (the control flag, or
+        // one not defined yet) carries a meaning this decoder does not know.
+        if self.body.attributes & !ATTR_COMPRESSION_MASK != 0 {
+            return Err(invalid(CorruptReason::BadAttributes(self.body.attributes)));
+        }
+        Ok(())
+    }
+
+    /// A control frame's payload is opaque (a membership or a command), so only its body
+    /// header is checked: it must be the one `encode_control_frame` writes.
+    fn validate_control(&self) -> Result<(), CorruptReason> {
+        if self.body != BodyHeader::CONTROL {
+            return Err(CorruptReason::ControlBodyHeader);
         }
         Ok(())
     }
@@ -485,7 +535,13 @@ fn decode_record<'a>(
         what: "negative record length",
     })?;
     let mut body = take(buf, len, record)?;
-    take(&mut body, 1, record)?;
+    if take(&mut body, 1, record)? != [0] {
+        // Unused in format v2: a set bit would carry a meaning this decoder does not know.
+        return Err(CorruptReason::BadRecord {
+            record,
+            what: "record attributes are not 0",
+        });
+    }
     let timestamp_delta = varint::decode_i64(&mut body)?;
     let offset_delta = varint::decode_i32(&mut body)?;
     if offset_delta != record as i32 {

@@ -98,7 +98,7 @@ pub struct LogConfig {
     pub segment_bytes: u64,
     /// Roll to a new segment past this age (`segment.ms`).
     pub segment_ms: Option<u64>,
-    /// Space is reserved in steps of this size as a segment grows.
+    /// Space is reserved as a segment grows: doubling from 64 KiB, then in steps of this size.
     pub extent_bytes: u64,
     /// A sparse-index entry every this many bytes of frames (`index.interval.bytes`).
     pub index_interval_bytes: u64,

@@ -34,6 +34,12 @@ pub enum CorruptReason {
     BadVarint,
     #[error("record {record}: {what}")]
     BadRecord { record: u32, what: &'static str },
+    #[error("batch attributes {0:#06x} set a bit other than the compression codec")]
+    BadAttributes(u16),
+    #[error("base offset {base_offset} + {record_count} records overflows")]
+    OffsetOverflow { base_offset: u64, record_count: u32 },
+    #[error("control frame body header is not the standard one")]
+    ControlBodyHeader,
     #[error("{0} bytes left after the last record")]
     TrailingBytes(u64),
     #[error("index {found} where {expected} was expected")]

@@ -23,6 +23,9 @@
 //!  40  records (data) or an opaque payload (control)
 //! ```
 //!
+//! Every control frame has the same body header, [`BodyHeader::CONTROL`]: the control bit,
+//! zero timestamps and no producer.
+//!
 //! An all-zero header is never valid (magic and type are non-zero): recovery treats it as the
 //! end of the log, which is why a cut zeroes everything after it.
 
@@ -111,7 +114,7 @@ pub(crate) fn u64_at(buf: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(bytes)
 }
 
-fn header_crc_of(header: &[u8]) -> u32 {
+pub(crate) fn header_crc_of(header: &[u8]) -> u32 {
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&header[0..2]);
     hasher.update(&header[6..HEADER_LEN]);
@@ -193,6 +196,18 @@ impl FrameHeader {
 }
 
 impl BodyHeader {
+    /// The body header of every control frame, as `encode_control_frame` writes it.
+    pub const CONTROL: BodyHeader = BodyHeader {
+        attributes: ATTR_CONTROL,
+        last_offset_delta: 0,
+        first_timestamp: 0,
+        max_timestamp: 0,
+        producer_id: -1,
+        producer_epoch: -1,
+        base_sequence: -1,
+        record_count: 0,
+    };
+
     pub fn encode_into(&self, out: &mut [u8]) {
         out[0..2].copy_from_slice(&self.attributes.to_le_bytes());
         out[2..6].copy_from_slice(&self.last_offset_delta.to_le_bytes());
@@ -285,18 +300,18 @@ pub fn check_frame(
 /// Builds an unstamped control frame (blank, membership or command) around `payload`.
 pub fn encode_control_frame(frame_type: FrameType, payload: &[u8]) -> Vec<u8> {
     debug_assert!(!frame_type.is_data());
-    let body_header = BodyHeader {
-        attributes: ATTR_CONTROL,
-        last_offset_delta: 0,
-        first_timestamp: 0,
-        max_timestamp: 0,
-        producer_id: -1,
-        producer_epoch: -1,
-        base_sequence: -1,
-        record_count: 0,
-    };
+    encode_unstamped(frame_type, &BodyHeader::CONTROL, payload)
+}
+
+/// Builds an unstamped frame from a body header and the bytes after it, checking nothing:
+/// for `encode_control_frame`, and for tests that write bodies no builder would.
+pub(crate) fn encode_unstamped(
+    frame_type: FrameType,
+    body: &BodyHeader,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut frame = vec![0u8; HEADER_LEN + BODY_HEADER_LEN + payload.len()];
-    body_header.encode_into(&mut frame[HEADER_LEN..HEADER_LEN + BODY_HEADER_LEN]);
+    body.encode_into(&mut frame[HEADER_LEN..HEADER_LEN + BODY_HEADER_LEN]);
     frame[HEADER_LEN + BODY_HEADER_LEN..].copy_from_slice(payload);
     seal_unstamped(&mut frame, frame_type);
     frame

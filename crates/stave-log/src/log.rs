@@ -736,13 +736,17 @@ impl PartitionLog {
                 if !candidate {
                     continue;
                 }
-                let view = BatchView::parse(frame.bytes)?;
+                let corrupt = |reason| LogError::Corrupt {
+                    path: segment.path.clone(),
+                    position: frame.position,
+                    reason,
+                };
+                let view = BatchView::parse(frame.bytes).map_err(|err| match err {
+                    LogError::InvalidFrame { reason } => corrupt(reason),
+                    other => other,
+                })?;
                 for record in view.records() {
-                    let record = record.map_err(|reason| LogError::Corrupt {
-                        path: segment.path.clone(),
-                        position: frame.position,
-                        reason,
-                    })?;
+                    let record = record.map_err(corrupt)?;
                     if record.timestamp >= timestamp && record.offset >= log_start {
                         return Ok(Some(record.offset));
                     }

@@ -78,6 +78,18 @@ impl SegmentHeader {
     }
 }
 
+/// The first reservation of a segment's space.
+const FIRST_EXTENT_BYTES: u64 = 64 * 1024;
+
+/// How far to reserve a segment's space so that it holds `needed` bytes: the reservation
+/// doubles from 64 KiB up to steps of `extent`, so an idle partition holds little space and a
+/// busy one calls `fallocate` once per `extent`.
+fn next_allocation(allocated: u64, needed: u64, extent: u64) -> u64 {
+    let step = extent.min(allocated.max(FIRST_EXTENT_BYTES));
+    let target = needed.max(allocated + step);
+    target.div_ceil(4096) * 4096
+}
+
 pub(crate) fn log_path(dir: &Path, base: LogIndex) -> PathBuf {
     dir.join(format!("{:020}.log", base.0))
 }
@@ -239,7 +251,7 @@ impl Segment {
         let file = storage
             .open(&path, true)
             .map_err(LogError::io("create", &path))?;
-        let allocated = extent.max(SEGMENT_HEADER_LEN);
+        let allocated = next_allocation(0, SEGMENT_HEADER_LEN, extent);
         file.allocate(allocated)
             .map_err(LogError::io("allocate", &path))?;
         file.write_all_at(&[&header.encode()], 0)
@@ -498,7 +510,7 @@ impl Segment {
         let total: u64 = frames.iter().map(PendingFrame::len).sum();
         let end = self.end + total;
         if end > self.allocated {
-            let allocated = end.div_ceil(extent) * extent;
+            let allocated = next_allocation(self.allocated, end, extent);
             self.file
                 .allocate(allocated)
                 .map_err(LogError::io("allocate", &self.path))?;
