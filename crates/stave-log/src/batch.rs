@@ -27,7 +27,7 @@ use bytes::Bytes;
 use crate::error::{CorruptReason, LogError};
 use crate::frame::{
     ATTR_COMPRESSION_MASK, BODY_HEADER_LEN, BodyHeader, FrameHeader, FrameType, HEADER_LEN,
-    check_frame, seal_unstamped,
+    check_frame_with, seal_unstamped,
 };
 use crate::types::{Offset, TimestampMs};
 use crate::varint;
@@ -232,8 +232,16 @@ impl BatchView {
     }
 
     fn parse_inner(bytes: Bytes, stamped: bool) -> Result<BatchView, LogError> {
+        Self::parse_with(bytes, stamped, true)
+    }
+
+    fn parse_with(
+        bytes: Bytes,
+        stamped: bool,
+        verify_body_crc: bool,
+    ) -> Result<BatchView, LogError> {
         let invalid = |reason| LogError::InvalidFrame { reason };
-        let (header, body) = check_frame(&bytes, stamped).map_err(invalid)?;
+        let (header, body) = check_frame_with(&bytes, stamped, verify_body_crc).map_err(invalid)?;
         // Every record offset and `next_offset` fit a u64 in an accepted view, so no reader
         // computes one with an overflow (a panic in debug builds, a wrong offset in release).
         if header
@@ -259,6 +267,16 @@ impl BatchView {
     pub fn split(bytes: &Bytes) -> FrameIter {
         FrameIter {
             rest: bytes.clone(),
+            verify_body_crc: true,
+        }
+    }
+
+    /// [`BatchView::split`] for frames the log has just CRC-checked (`PartitionLog::read`):
+    /// every other check still runs, but the body CRC is not computed a second time.
+    pub(crate) fn split_checked(bytes: &Bytes) -> FrameIter {
+        FrameIter {
+            rest: bytes.clone(),
+            verify_body_crc: false,
         }
     }
 
@@ -379,6 +397,7 @@ impl BatchView {
 #[derive(Debug, Clone)]
 pub struct FrameIter {
     rest: Bytes,
+    verify_body_crc: bool,
 }
 
 impl Iterator for FrameIter {
@@ -388,7 +407,7 @@ impl Iterator for FrameIter {
         if self.rest.is_empty() {
             return None;
         }
-        match BatchView::parse(self.rest.clone()) {
+        match BatchView::parse_with(self.rest.clone(), true, self.verify_body_crc) {
             Ok(view) => {
                 self.rest = self.rest.slice(view.frame.len()..);
                 Some(Ok(view))

@@ -269,6 +269,15 @@ pub fn check_frame(
     frame: &[u8],
     stamped: bool,
 ) -> Result<(FrameHeader, BodyHeader), CorruptReason> {
+    check_frame_with(frame, stamped, true)
+}
+
+/// [`check_frame`], optionally without the body CRC: for frames the log checked a moment ago.
+pub(crate) fn check_frame_with(
+    frame: &[u8],
+    stamped: bool,
+    verify_body_crc: bool,
+) -> Result<(FrameHeader, BodyHeader), CorruptReason> {
     let header = if stamped {
         FrameHeader::decode(frame)?.ok_or(CorruptReason::Truncated {
             needed: HEADER_LEN as u64,
@@ -285,7 +294,11 @@ pub fn check_frame(
         });
     }
     let body = &frame[HEADER_LEN..frame_len];
-    let computed = crc32fast::hash(body);
+    let computed = if verify_body_crc {
+        crc32fast::hash(body)
+    } else {
+        header.crc
+    };
     if computed != header.crc {
         return Err(CorruptReason::CrcMismatch {
             stored: header.crc,

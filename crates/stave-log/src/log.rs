@@ -78,9 +78,9 @@ impl ReadFrames {
         self.chunks.iter().map(Bytes::len).sum()
     }
 
-    /// The frames, parsed.
+    /// The frames, parsed (their body CRCs were checked by the read).
     pub fn batches(&self) -> impl Iterator<Item = Result<BatchView>> + '_ {
-        self.chunks.iter().flat_map(BatchView::split)
+        self.chunks.iter().flat_map(BatchView::split_checked)
     }
 }
 
@@ -134,17 +134,14 @@ impl PartitionLog {
         let mut bases: Vec<LogIndex> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
         bases.sort();
         let meta = match MetaFile::load(storage.as_ref(), &dir)? {
-            Some(meta) => meta,
-            None if bases.is_empty() => {
+            Ok(meta) => meta,
+            // A log whose creation was interrupted: no segment can exist yet.
+            Err(_) if bases.is_empty() => {
                 MetaFile::create(storage.as_ref(), &dir, LogMeta::default())?
             }
-            None => {
-                let reason = CorruptReason::MissingMeta;
-                return Err(LogError::Corrupt {
-                    path: dir.join(META_FILE),
-                    position: 0,
-                    reason,
-                });
+            Err(reason) => {
+                let path = dir.join(META_FILE);
+                return Err(LogError::Corrupt { path, position: 0, reason });
             }
         };
         let mut found = Vec::with_capacity(bases.len());

@@ -84,37 +84,31 @@ fn decode_slot(slot: &[u8]) -> Option<(u64, LogMeta)> {
 }
 
 impl MetaFile {
-    /// Loads the meta file. `Ok(None)` when it does not exist or never got a complete first
-    /// store (a log whose creation was interrupted).
-    pub fn load(storage: &dyn Storage, dir: &Path) -> Result<Option<MetaFile>> {
+    /// Loads the meta file. `Ok(Err(reason))` when it is missing (`MissingMeta`) or holds no
+    /// valid slot (`NoValidMetaSlot`): the caller decides whether that is an interrupted
+    /// creation (no segment exists yet, since `create` is durable before the first segment is
+    /// made) or corruption.
+    pub fn load(
+        storage: &dyn Storage,
+        dir: &Path,
+    ) -> Result<std::result::Result<MetaFile, CorruptReason>> {
         let path = dir.join(META_FILE);
         let file = match storage.open(&path, false) {
             Ok(file) => file,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Err(CorruptReason::MissingMeta));
+            }
             Err(err) => return Err(LogError::io("open", &path)(err)),
         };
         let len = file.len().map_err(LogError::io("stat", &path))?;
         let mut bytes = vec![0u8; (len as usize).min(2 * SLOT_LEN)];
-        file.read_exact_at(&mut bytes, 0)
-            .map_err(LogError::io("read", &path))?;
-        let newest = bytes
-            .chunks(SLOT_LEN)
-            .filter_map(decode_slot)
-            .max_by_key(|(seq, _)| *seq);
-        match newest {
-            Some((seq, current)) => Ok(Some(MetaFile {
-                file,
-                path,
-                seq,
-                current,
-            })),
-            None if bytes.iter().all(|&b| b == 0) => Ok(None),
-            None => Err(LogError::Corrupt {
-                path,
-                position: 0,
-                reason: CorruptReason::NoValidMetaSlot,
-            }),
-        }
+        file.read_exact_at(&mut bytes, 0).map_err(LogError::io("read", &path))?;
+        let newest = bytes.chunks(SLOT_LEN).filter_map(decode_slot).max_by_key(|(seq, _)| *seq);
+        Ok(match newest {
+            Some((seq, current)) => Ok(MetaFile { file, path, seq, current }),
+            None if bytes.iter().all(|&b| b == 0) => Err(CorruptReason::MissingMeta),
+            None => Err(CorruptReason::NoValidMetaSlot),
+        })
     }
 
     /// Creates (or overwrites an incomplete) meta file holding `meta`, durably.

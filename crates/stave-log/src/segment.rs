@@ -260,7 +260,9 @@ impl Segment {
         let index_file = storage
             .open(&index_path, true)
             .map_err(LogError::io("create", &index_path))?;
-        let index = SparseIndex::new(index_file, index_path.clone())?;
+        let mut index = SparseIndex::new(index_file, index_path.clone())?;
+        // An index left behind by a removal that a crash interrupted must not be reused.
+        index.rewrite(&[])?;
         Ok(Segment {
             header,
             path,
@@ -589,20 +591,47 @@ impl Segment {
     pub fn position_for_offset(&self, offset: Offset) -> Result<u64> {
         let rel = offset.0.saturating_sub(self.header.base_offset.0);
         let found = self.index.last_where(|e| u64::from(e.rel_offset) <= rel)?;
-        Ok(found.map_or(SEGMENT_HEADER_LEN, |(_, e)| u64::from(e.position)))
+        self.checked_position(found)
     }
 
     /// A position at or before the frame with raft index `index`.
     pub fn position_for_index(&self, index: LogIndex) -> Result<u64> {
         let rel = index.0.saturating_sub(self.header.base_index.0);
         let found = self.index.last_where(|e| u64::from(e.rel_index) <= rel)?;
-        Ok(found.map_or(SEGMENT_HEADER_LEN, |(_, e)| u64::from(e.position)))
+        self.checked_position(found)
     }
 
     /// A position before every frame holding a record at or after `timestamp`.
     pub fn position_for_timestamp(&self, timestamp: TimestampMs) -> Result<u64> {
         let found = self.index.last_where(|e| e.max_ts_before < timestamp)?;
-        Ok(found.map_or(SEGMENT_HEADER_LEN, |(_, e)| u64::from(e.position)))
+        self.checked_position(found)
+    }
+
+    /// The position an index entry points to, once the frame header there is checked to carry
+    /// the entry's index and offset. A damaged entry (the index has no checksum) must not send
+    /// a reader past the frame it wants: fall back to the segment's first frame.
+    fn checked_position(&self, found: Option<(usize, IndexEntry)>) -> Result<u64> {
+        let Some((number, entry)) = found else {
+            return Ok(SEGMENT_HEADER_LEN);
+        };
+        let position = u64::from(entry.position);
+        let matches = position >= SEGMENT_HEADER_LEN
+            && position + HEADER_LEN as u64 <= self.end
+            && self
+                .file
+                .view(position, HEADER_LEN)
+                .ok()
+                .and_then(|bytes| FrameHeader::decode(&bytes).ok().flatten())
+                .is_some_and(|header| {
+                    header.log_id.index.0 == self.header.base_index.0 + u64::from(entry.rel_index)
+                        && header.base_offset.0
+                            == self.header.base_offset.0 + u64::from(entry.rel_offset)
+                });
+        if matches {
+            return Ok(position);
+        }
+        warn!(index = %self.index_path.display(), entry = number, "index entry does not match its frame, scanning the segment");
+        Ok(SEGMENT_HEADER_LEN)
     }
 
     /// The checked frame with raft index `index`.
@@ -646,17 +675,16 @@ impl Segment {
         Ok(())
     }
 
-    /// Deletes the segment's files. The caller syncs the directory.
+    /// Deletes the segment's files, the index first (a leftover `.log` is found and handled
+    /// on open; a leftover `.index` is not). The caller syncs the directory.
     pub fn remove(self, storage: &dyn Storage) -> Result<()> {
-        storage
-            .remove_file(&self.path)
-            .map_err(LogError::io("remove", &self.path))?;
         match storage.remove_file(&self.index_path) {
             Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-                Err(LogError::io("remove", &self.index_path)(err))
+                return Err(LogError::io("remove", &self.index_path)(err));
             }
-            _ => Ok(()),
+            _ => {}
         }
+        storage.remove_file(&self.path).map_err(LogError::io("remove", &self.path))
     }
 }
 
