@@ -45,6 +45,11 @@ struct State {
     /// The file that writes after the last roll went to.
     file: Arc<dyn StorageFile>,
     waiters: VecDeque<(WritePos, Completion)>,
+    /// Completions due to run, in write order, with their outcome.
+    ready: VecDeque<(Completion, bool)>,
+    /// A thread is running `ready`: others only queue, so completions run one at a time, in
+    /// order, whichever thread made them due (the flusher, or the owner rolling or cutting).
+    completing: bool,
     stopped: bool,
     shutdown: bool,
     syncs: u64,
@@ -105,31 +110,48 @@ impl Shared {
     }
 
     fn mark_synced(&self, target: WritePos) {
-        let ready: Vec<Completion> = {
-            let mut state = self.lock();
-            state.syncs += 1;
-            state.synced = state.synced.max(target);
-            let synced = state.synced;
-            let count = state
-                .waiters
-                .iter()
-                .take_while(|(pos, _)| *pos <= synced)
-                .count();
-            state.waiters.drain(..count).map(|(_, done)| done).collect()
-        };
-        for done in ready {
-            done(Ok(()));
-        }
+        let mut state = self.lock();
+        state.syncs += 1;
+        state.synced = state.synced.max(target);
+        let synced = state.synced;
+        let count = state
+            .waiters
+            .iter()
+            .take_while(|(pos, _)| *pos <= synced)
+            .count();
+        let due: Vec<Completion> = state.waiters.drain(..count).map(|(_, done)| done).collect();
+        state.ready.extend(due.into_iter().map(|done| (done, true)));
+        self.run_ready(state);
     }
 
     fn stop(&self) {
-        let failed: Vec<Completion> = {
-            let mut state = self.lock();
-            state.stopped = true;
-            state.waiters.drain(..).map(|(_, done)| done).collect()
-        };
-        for done in failed {
-            done(Err(self.stopped_error()));
+        let mut state = self.lock();
+        state.stopped = true;
+        let failed: Vec<Completion> = state.waiters.drain(..).map(|(_, done)| done).collect();
+        state
+            .ready
+            .extend(failed.into_iter().map(|done| (done, false)));
+        self.run_ready(state);
+    }
+
+    /// Runs the queued completions, outside the lock, unless another thread already is.
+    fn run_ready<'a>(&'a self, mut state: MutexGuard<'a, State>) {
+        if state.completing {
+            return;
+        }
+        state.completing = true;
+        loop {
+            let Some((done, ok)) = state.ready.pop_front() else {
+                state.completing = false;
+                return;
+            };
+            drop(state);
+            done(if ok {
+                Ok(())
+            } else {
+                Err(self.stopped_error())
+            });
+            state = self.lock();
         }
     }
 
@@ -188,6 +210,8 @@ impl Durability {
                 synced: WritePos(0),
                 file,
                 waiters: VecDeque::new(),
+                ready: VecDeque::new(),
+                completing: false,
                 stopped: false,
                 shutdown: false,
                 syncs: 0,
@@ -245,14 +269,13 @@ impl Durability {
 
     pub fn on_durable(&self, pos: WritePos, done: Completion) {
         let mut state = self.shared.lock();
-        if state.stopped {
-            drop(state);
-            return done(Err(self.shared.stopped_error()));
-        }
         let immediate = self.shared.policy != FlushPolicy::Always || pos <= state.synced;
-        if immediate {
-            drop(state);
-            return done(Ok(()));
+        if state.stopped || immediate {
+            // Through the queue, so it never overtakes an earlier completion still running.
+            let ok = !state.stopped;
+            state.ready.push_back((done, ok));
+            self.shared.run_ready(state);
+            return;
         }
         state.waiters.push_back((pos, done));
     }

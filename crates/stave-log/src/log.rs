@@ -141,7 +141,11 @@ impl PartitionLog {
             }
             Err(reason) => {
                 let path = dir.join(META_FILE);
-                return Err(LogError::Corrupt { path, position: 0, reason });
+                return Err(LogError::Corrupt {
+                    path,
+                    position: 0,
+                    reason,
+                });
             }
         };
         let mut found = Vec::with_capacity(bases.len());
@@ -586,7 +590,7 @@ impl PartitionLog {
         self.durability.switch_file_all_synced(segment.file.clone());
         info!(segment = %segment.path.display(), sealed_len, "rolled to a new segment");
         self.segments.push(segment);
-        Ok(())
+        self.remove_purged_segments()
     }
 
     /// Calls `done` once every append up to `pos` is durable under the flush policy (at once
@@ -823,8 +827,21 @@ impl PartitionLog {
             ..self.meta.get()
         };
         self.meta.store(meta)?;
+        let removed = self.remove_purged_segments_counted()?;
+        info!(dir = %self.dir.display(), upto = %frame.header.log_id, segments_removed = removed, "purged the log");
+        Ok(())
+    }
+
+    /// Deletes the segments the log start has passed (all but the tail, which is kept even
+    /// when purged): after a purge, and after a roll seals a purged tail.
+    fn remove_purged_segments(&mut self) -> Result<()> {
+        self.remove_purged_segments_counted().map(|_| ())
+    }
+
+    fn remove_purged_segments_counted(&mut self) -> Result<usize> {
+        let first_index = self.first_index();
         let mut removed = 0;
-        while self.segments.len() > 1 && self.segments[1].header.base_index <= index.next() {
+        while self.segments.len() > 1 && self.segments[1].header.base_index <= first_index {
             let segment = self.segments.remove(0);
             segment.remove(self.storage.as_ref())?;
             removed += 1;
@@ -834,8 +851,7 @@ impl PartitionLog {
                 .sync_dir(&self.dir)
                 .map_err(LogError::io("sync directory", &self.dir))?;
         }
-        info!(dir = %self.dir.display(), upto = %frame.header.log_id, segments_removed = removed, "purged the log");
-        Ok(())
+        Ok(removed)
     }
 
     /// Empties the log to start after `last` at `next_offset`: a follower installing a

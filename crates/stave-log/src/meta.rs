@@ -102,10 +102,19 @@ impl MetaFile {
         };
         let len = file.len().map_err(LogError::io("stat", &path))?;
         let mut bytes = vec![0u8; (len as usize).min(2 * SLOT_LEN)];
-        file.read_exact_at(&mut bytes, 0).map_err(LogError::io("read", &path))?;
-        let newest = bytes.chunks(SLOT_LEN).filter_map(decode_slot).max_by_key(|(seq, _)| *seq);
+        file.read_exact_at(&mut bytes, 0)
+            .map_err(LogError::io("read", &path))?;
+        let newest = bytes
+            .chunks(SLOT_LEN)
+            .filter_map(decode_slot)
+            .max_by_key(|(seq, _)| *seq);
         Ok(match newest {
-            Some((seq, current)) => Ok(MetaFile { file, path, seq, current }),
+            Some((seq, current)) => Ok(MetaFile {
+                file,
+                path,
+                seq,
+                current,
+            }),
             None if bytes.iter().all(|&b| b == 0) => Err(CorruptReason::MissingMeta),
             None => Err(CorruptReason::NoValidMetaSlot),
         })

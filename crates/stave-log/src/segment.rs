@@ -684,7 +684,9 @@ impl Segment {
             }
             _ => {}
         }
-        storage.remove_file(&self.path).map_err(LogError::io("remove", &self.path))
+        storage
+            .remove_file(&self.path)
+            .map_err(LogError::io("remove", &self.path))
     }
 }
 

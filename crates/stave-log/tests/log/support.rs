@@ -63,3 +63,24 @@ pub fn records(read: &ReadFrames) -> Vec<(Offset, Bytes)> {
     }
     out
 }
+
+/// The bytes the log stores for `frame` (unstamped, as appended) once it stamps it with
+/// `log_id` and `base_offset`: what every read must return for it, byte for byte.
+pub fn stamped(frame: &[u8], log_id: stave_log::LogId, base_offset: Offset) -> Vec<u8> {
+    use stave_log::frame::{FrameHeader, HEADER_LEN};
+    let header = FrameHeader::decode_unchecked(frame).unwrap();
+    let header = FrameHeader {
+        base_offset,
+        log_id,
+        ..header
+    };
+    let mut out = header.encode().to_vec();
+    out.extend_from_slice(&frame[HEADER_LEN..]);
+    out
+}
+
+/// A blank (control) frame whose payload is derived from `seed`, so that no two are alike.
+pub fn control_frame(seed: u64, payload_len: usize) -> Vec<u8> {
+    use stave_log::frame::{FrameType, encode_control_frame};
+    encode_control_frame(FrameType::Blank, &value_for(seed, u32::MAX, payload_len))
+}
