@@ -44,6 +44,9 @@ struct State {
     synced: WritePos,
     /// The file that writes after the last roll went to.
     file: Arc<dyn StorageFile>,
+    /// Sealed segments not synced when they were sealed (`interval`): the next sync covers
+    /// them too.
+    sealed_unsynced: Vec<Arc<dyn StorageFile>>,
     waiters: VecDeque<(WritePos, Completion)>,
     /// Completions due to run, in write order, with their outcome.
     ready: VecDeque<(Completion, bool)>,
@@ -81,17 +84,22 @@ impl Shared {
 
     /// Syncs everything written so far, then runs the completions it covers.
     fn sync_once(&self) -> Result<()> {
-        let (target, file) = {
-            let state = self.lock();
+        let (target, file, sealed) = {
+            let mut state = self.lock();
             if state.stopped {
                 return Err(self.stopped_error());
             }
-            if state.synced >= state.written {
+            if state.synced >= state.written && state.sealed_unsynced.is_empty() {
                 return Ok(());
             }
-            (state.written, state.file.clone())
+            let sealed = std::mem::take(&mut state.sealed_unsynced);
+            (state.written, state.file.clone(), sealed)
         };
-        match file.sync_data() {
+        let synced = sealed
+            .iter()
+            .chain([&file])
+            .try_for_each(|file| file.sync_data());
+        match synced {
             Ok(()) => {
                 self.mark_synced(target);
                 Ok(())
@@ -209,6 +217,7 @@ impl Durability {
                 written: WritePos(0),
                 synced: WritePos(0),
                 file,
+                sealed_unsynced: Vec::new(),
                 waiters: VecDeque::new(),
                 ready: VecDeque::new(),
                 completing: false,
@@ -265,6 +274,16 @@ impl Durability {
             state.written
         };
         self.shared.mark_synced(target);
+    }
+
+    /// Switches to a new tail file at a roll that did not sync the old one (`interval`,
+    /// `never`). Under `interval` the next background sync covers the old file too.
+    pub fn switch_file_unsynced(&self, file: Arc<dyn StorageFile>) {
+        let mut state = self.shared.lock();
+        let old = std::mem::replace(&mut state.file, file);
+        if matches!(self.shared.policy, FlushPolicy::Interval(_)) {
+            state.sealed_unsynced.push(old);
+        }
     }
 
     pub fn on_durable(&self, pos: WritePos, done: Completion) {

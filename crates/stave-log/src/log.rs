@@ -28,7 +28,7 @@ use bytes::Bytes;
 use tracing::{info, warn};
 
 use crate::batch::BatchView;
-use crate::config::LogConfig;
+use crate::config::{FlushPolicy, LogConfig};
 use crate::error::{CorruptReason, LogError, Result};
 use crate::flush::{Completion, Durability};
 use crate::frame::{FrameHeader, FrameType, HEADER_LEN, check_frame};
@@ -186,20 +186,7 @@ impl PartitionLog {
         meta: LogMeta,
         found: Vec<Found>,
     ) -> Result<Vec<(SegmentHeader, Arc<dyn StorageFile>)>> {
-        let remove = |base: LogIndex| -> Result<()> {
-            for path in [
-                crate::segment::log_path(dir, base),
-                crate::segment::index_path(dir, base),
-            ] {
-                match storage.remove_file(&path) {
-                    Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-                        return Err(LogError::io("remove", &path)(err));
-                    }
-                    _ => {}
-                }
-            }
-            Ok(())
-        };
+        let remove = |base: LogIndex| crate::segment::remove_files(storage, dir, base);
         let mut removed = 0;
         let mut current = Vec::new();
         for item in found {
@@ -265,55 +252,63 @@ impl PartitionLog {
             return Err(gap(path, first_index, header.base_index));
         }
         let mut segments: Vec<Segment> = Vec::with_capacity(found.len() + 1);
-        let count = found.len();
-        let successors: Vec<Option<SegmentHeader>> = found
-            .iter()
-            .skip(1)
-            .map(|(h, _)| Some(*h))
-            .chain([None])
-            .collect();
-        for ((header, file), successor) in found.into_iter().zip(successors) {
+        let mut found = found.into_iter().peekable();
+        while let Some((header, file)) = found.next() {
             if let Some(previous) = segments.last() {
                 if previous.next_index != header.base_index
                     || previous.next_offset != header.base_offset
                 {
-                    return Err(gap(
-                        previous.path.clone(),
-                        header.base_index,
-                        previous.next_index,
-                    ));
+                    let path = previous.path.clone();
+                    return Err(gap(path, header.base_index, previous.next_index));
                 }
             }
-            let segment = match successor {
-                Some(next) => {
-                    let Some((prev_base, sealed_len)) =
-                        next.prev.filter(|(b, _)| *b == header.base_index)
-                    else {
-                        let path = crate::segment::log_path(dir, next.base_index);
-                        return Err(gap(path, header.base_index, next.base_index));
-                    };
-                    debug_assert_eq!(prev_base, header.base_index);
-                    Segment::open_sealed(storage, dir, header, file, sealed_len, interval)?
-                }
-                None => {
-                    let last_term = segments.last().and_then(|s| s.last_term);
-                    let (segment, cut) =
-                        Segment::open_tail(storage, dir, header, file, last_term, interval)?;
-                    if let Some(cut) = cut {
-                        warn!(
-                            segment = %segment.path.display(),
-                            position = cut.position,
-                            reason = %cut.reason,
-                            bytes_zeroed = cut.bytes_zeroed,
-                            "cut the log's torn tail"
-                        );
+            let last_term = segments.last().and_then(|s| s.last_term);
+            let Some(next) = found.peek().map(|(next, _)| *next) else {
+                segments.push(open_tail_logged(
+                    storage, dir, header, file, last_term, interval,
+                )?);
+                break;
+            };
+            let Some((_, sealed_len)) = next.prev.filter(|(base, _)| *base == header.base_index)
+            else {
+                let path = crate::segment::log_path(dir, next.base_index);
+                return Err(gap(path, header.base_index, next.base_index));
+            };
+            let opened = Segment::open_sealed(
+                storage,
+                dir,
+                header,
+                file.clone(),
+                sealed_len,
+                next.prev_synced,
+                interval,
+            );
+            let segment = match opened {
+                Ok(segment) => segment,
+                // Sealed without a sync (`interval`, `never`): a power cut may have left it
+                // short. Cut the log there, as at a torn tail, and drop what came after.
+                Err(LogError::Corrupt {
+                    position, reason, ..
+                }) if !next.prev_synced => {
+                    warn!(
+                        segment = %crate::segment::log_path(dir, header.base_index).display(),
+                        position,
+                        %reason,
+                        "a segment sealed without a sync is damaged, cutting the log there"
+                    );
+                    let later: Vec<_> = found.by_ref().collect();
+                    for (later, _) in later.iter().rev() {
+                        crate::segment::remove_files(storage, dir, later.base_index)?;
+                        storage
+                            .sync_dir(dir)
+                            .map_err(LogError::io("sync directory", dir))?;
                     }
-                    segment
+                    open_tail_logged(storage, dir, header, file, last_term, interval)?
                 }
+                Err(err) => return Err(err),
             };
             segments.push(segment);
         }
-        debug_assert_eq!(segments.len(), count);
         let tail_behind_start = segments
             .last()
             .is_some_and(|tail| tail.next_index < first_index);
@@ -331,6 +326,7 @@ impl PartitionLog {
                 base_offset: meta.start_offset,
                 generation: meta.generation,
                 prev: None,
+                prev_synced: false,
                 created_ms: config.clock.now_ms(),
             };
             segments.push(Segment::create(storage, dir, header, config.extent_bytes)?);
@@ -566,15 +562,21 @@ impl PartitionLog {
         full || old
     }
 
-    /// Seals the tail and starts a new one.
+    /// Seals the tail and starts a new one. Under `flush=always` the sealed segment is synced
+    /// first (cheap: the flusher keeps it synced), so its recorded length is a promise; under
+    /// `interval` and `never` it is not, and the successor's header says so.
     fn roll(&mut self) -> Result<()> {
         let tail = self.tail();
-        tail.seal()?;
+        let synced = self.config.flush == FlushPolicy::Always;
+        if synced {
+            tail.seal()?;
+        }
         let header = SegmentHeader {
             base_index: tail.next_index,
             base_offset: tail.next_offset,
             generation: self.meta.get().generation,
             prev: Some((tail.header.base_index, tail.end)),
+            prev_synced: synced,
             created_ms: self.config.clock.now_ms(),
         };
         let sealed_len = tail.end;
@@ -587,7 +589,11 @@ impl PartitionLog {
         self.storage
             .sync_dir(&self.dir)
             .map_err(LogError::io("sync directory", &self.dir))?;
-        self.durability.switch_file_all_synced(segment.file.clone());
+        if synced {
+            self.durability.switch_file_all_synced(segment.file.clone());
+        } else {
+            self.durability.switch_file_unsynced(segment.file.clone());
+        }
         info!(segment = %segment.path.display(), sealed_len, "rolled to a new segment");
         self.segments.push(segment);
         self.remove_purged_segments()
@@ -876,6 +882,7 @@ impl PartitionLog {
             base_offset: next_offset,
             generation,
             prev: None,
+            prev_synced: false,
             created_ms: self.config.clock.now_ms(),
         };
         let segment = Segment::create(
@@ -935,9 +942,31 @@ impl PartitionLog {
 
     /// Syncs and closes. Dropping the log does the same, best effort.
     pub fn close(self) -> Result<()> {
-        if self.config.flush != crate::config::FlushPolicy::Never {
+        if self.config.flush != FlushPolicy::Never {
             self.durability.flush()?;
         }
         Ok(())
     }
+}
+
+/// Opens the tail segment, logging where recovery cut it.
+fn open_tail_logged(
+    storage: &dyn Storage,
+    dir: &Path,
+    header: SegmentHeader,
+    file: Arc<dyn StorageFile>,
+    last_term: Option<crate::types::Term>,
+    interval: u64,
+) -> Result<Segment> {
+    let (segment, cut) = Segment::open_tail(storage, dir, header, file, last_term, interval)?;
+    if let Some(cut) = cut {
+        warn!(
+            segment = %segment.path.display(),
+            position = cut.position,
+            reason = %cut.reason,
+            bytes_zeroed = cut.bytes_zeroed,
+            "cut the log's torn tail"
+        );
+    }
+    Ok(segment)
 }

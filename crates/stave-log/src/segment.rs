@@ -1,16 +1,19 @@
 //! One segment: a `.log` file of frames after a 64-byte header, and its `.index`.
 //!
 //! ```text
-//! header: 0 magic u32 | 4 version u16 | 6 reserved u16 | 8 base_index u64 | 16 base_offset u64
+//! header: 0 magic u32 | 4 version u16 | 6 flags u16 | 8 base_index u64 | 16 base_offset u64
 //!         24 generation u64 | 32 prev_base_index u64 (u64::MAX: none) | 40 prev_sealed_len u64
 //!         48 created_ms i64 | 56 header_crc u32 (over 0..56) | 60 reserved u32
 //! ```
 //!
 //! The header is written once, when the segment is created, and synced before any frame is
 //! written to the file. It records the sealed length of the previous segment, so a sealed
-//! segment's end is never guessed. Frames are written with `pwrite` into space reserved in
-//! extents; reads are slices of the file's mmap. Invariant: in the tail segment, every byte
-//! from `end` to the file's length is zero (recovery and cuts write zeros to keep it so).
+//! segment's end is never guessed, and (flag bit 0, `prev_synced`) whether that segment was
+//! synced when it was sealed: always under `flush=always`, which makes any damage to it
+//! corruption; never under `interval` and `never`, where a power cut may leave it short and
+//! recovery cuts the log there instead. Frames are written with `pwrite` into space reserved
+//! as the segment grows; reads are slices of the file's mmap. Invariant: in the tail segment,
+//! every byte from `end` to the file's length is zero (recovery and cuts write zeros).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,6 +42,8 @@ pub(crate) struct SegmentHeader {
     pub generation: u64,
     /// The previous segment's base index and sealed length, when there was one.
     pub prev: Option<(LogIndex, u64)>,
+    /// Whether the previous segment was synced before this one was created.
+    pub prev_synced: bool,
     pub created_ms: TimestampMs,
 }
 
@@ -47,6 +52,7 @@ impl SegmentHeader {
         let mut out = [0u8; SEGMENT_HEADER_LEN as usize];
         out[0..4].copy_from_slice(&SEGMENT_MAGIC.to_le_bytes());
         out[4..6].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
+        out[6..8].copy_from_slice(&u16::from(self.prev_synced).to_le_bytes());
         out[8..16].copy_from_slice(&self.base_index.0.to_le_bytes());
         out[16..24].copy_from_slice(&self.base_offset.0.to_le_bytes());
         out[24..32].copy_from_slice(&self.generation.to_le_bytes());
@@ -73,6 +79,7 @@ impl SegmentHeader {
             base_offset: Offset(u64_at(bytes, 16)),
             generation: u64_at(bytes, 24),
             prev: (prev_base != u64::MAX).then(|| (LogIndex(prev_base), u64_at(bytes, 40))),
+            prev_synced: u16_at(bytes, 6) & 1 == 1,
             created_ms: u64_at(bytes, 48) as i64,
         })
     }
@@ -92,6 +99,20 @@ fn next_allocation(allocated: u64, needed: u64, extent: u64) -> u64 {
 
 pub(crate) fn log_path(dir: &Path, base: LogIndex) -> PathBuf {
     dir.join(format!("{:020}.log", base.0))
+}
+
+/// Deletes a segment's files, the index first (a leftover `.log` is found and handled on open;
+/// a leftover `.index` is not). Missing files are fine. The caller syncs the directory.
+pub(crate) fn remove_files(storage: &dyn Storage, dir: &Path, base: LogIndex) -> Result<()> {
+    for path in [index_path(dir, base), log_path(dir, base)] {
+        match storage.remove_file(&path) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                return Err(LogError::io("remove", &path)(err));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn index_path(dir: &Path, base: LogIndex) -> PathBuf {
@@ -334,14 +355,16 @@ impl Segment {
         }
     }
 
-    /// Opens a sealed segment whose length its successor recorded. Trusts the index after
-    /// checking its order, then checks every frame after its last entry.
+    /// Opens a sealed segment whose length its successor recorded. If it was synced when
+    /// sealed, trusts the index after checking its order and checks every frame after its last
+    /// entry; otherwise checks every frame and rebuilds the index.
     pub fn open_sealed(
         storage: &dyn Storage,
         dir: &Path,
         header: SegmentHeader,
         file: Arc<dyn StorageFile>,
         sealed_len: u64,
+        synced: bool,
         interval: u64,
     ) -> Result<Segment> {
         let mut segment = Self::from_parts(storage, dir, header, file)?;
@@ -352,11 +375,15 @@ impl Segment {
             };
             return Err(segment.corrupt(0, reason));
         }
-        segment.index.load(SEGMENT_HEADER_LEN, sealed_len)?;
-        if segment.rescan_from_index(sealed_len, interval)?.is_none() {
-            return Ok(segment);
+        // A segment sealed without a sync may have lost any frame while its index survived:
+        // check every frame. A synced one was whole when sealed: check what follows the index.
+        if synced {
+            segment.index.load(SEGMENT_HEADER_LEN, sealed_len)?;
+            if segment.rescan_from_index(sealed_len, interval)?.is_none() {
+                return Ok(segment);
+            }
+            warn!(segment = %segment.path.display(), "sealed segment index does not match its frames, rebuilding it");
         }
-        warn!(segment = %segment.path.display(), "sealed segment index does not match its frames, rebuilding it");
         segment.index.rewrite(&[])?;
         if let Some((position, reason)) = segment.rescan_from_index(sealed_len, interval)? {
             return Err(segment.corrupt(position, reason));
@@ -675,18 +702,13 @@ impl Segment {
         Ok(())
     }
 
-    /// Deletes the segment's files, the index first (a leftover `.log` is found and handled
-    /// on open; a leftover `.index` is not). The caller syncs the directory.
+    /// Deletes the segment's files. The caller syncs the directory.
     pub fn remove(self, storage: &dyn Storage) -> Result<()> {
-        match storage.remove_file(&self.index_path) {
-            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-                return Err(LogError::io("remove", &self.index_path)(err));
-            }
-            _ => {}
-        }
-        storage
-            .remove_file(&self.path)
-            .map_err(LogError::io("remove", &self.path))
+        remove_files(
+            storage,
+            self.path.parent().unwrap_or(Path::new("")),
+            self.header.base_index,
+        )
     }
 }
 
