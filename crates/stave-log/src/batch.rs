@@ -486,6 +486,15 @@ impl<'a> Iterator for RecordIter<'a> {
         if self.next >= self.count {
             return None;
         }
+        let mut rest = self.rest;
+        let fast =
+            fast::decode_record(&mut rest, self.next, self.base_offset, self.first_timestamp);
+        if let Some(record) = fast {
+            self.rest = rest;
+            self.next += 1;
+            return Some(Ok(record));
+        }
+        // Malformed (or rare): the precise decoder names what is wrong.
         let result = decode_record(
             &mut self.rest,
             self.next,
@@ -501,6 +510,7 @@ impl<'a> Iterator for RecordIter<'a> {
     }
 }
 
+#[inline]
 fn take<'a>(buf: &mut &'a [u8], len: usize, record: u32) -> Result<&'a [u8], CorruptReason> {
     if buf.len() < len {
         return Err(CorruptReason::BadRecord {
@@ -513,6 +523,7 @@ fn take<'a>(buf: &mut &'a [u8], len: usize, record: u32) -> Result<&'a [u8], Cor
     Ok(head)
 }
 
+#[inline]
 fn decode_optional<'a>(buf: &mut &'a [u8], record: u32) -> Result<Option<&'a [u8]>, CorruptReason> {
     let len = varint::decode_i32(buf)?;
     match len {
@@ -525,6 +536,7 @@ fn decode_optional<'a>(buf: &mut &'a [u8], record: u32) -> Result<Option<&'a [u8
     }
 }
 
+#[inline]
 fn decode_header<'a>(
     buf: &mut &'a [u8],
     record: u32,
@@ -542,6 +554,7 @@ fn decode_header<'a>(
     Ok((key, value))
 }
 
+#[inline]
 fn decode_record<'a>(
     buf: &mut &'a [u8],
     record: u32,
@@ -598,3 +611,71 @@ fn decode_record<'a>(
 
 #[cfg(test)]
 mod tests;
+
+/// The record decoder's fast path: the same checks as `decode_record`, with failures as
+/// `None` (small return values, no error to build), so the precise decoder runs only on bad
+/// input. Every acceptance here must be an acceptance there: `decode_record` is the reference.
+mod fast {
+    use super::RecordView;
+    use crate::types::{Offset, TimestampMs};
+    use crate::varint;
+
+    #[inline]
+    fn varint(buf: &mut &[u8]) -> Option<i64> {
+        varint::decode_i64(buf).ok()
+    }
+
+    #[inline]
+    fn take<'a>(buf: &mut &'a [u8], len: usize) -> Option<&'a [u8]> {
+        let (head, tail) = buf.split_at_checked(len)?;
+        *buf = tail;
+        Some(head)
+    }
+
+    #[inline]
+    fn optional<'a>(buf: &mut &'a [u8]) -> Option<Option<&'a [u8]>> {
+        let len = i32::try_from(varint(buf)?).ok()?;
+        match len {
+            -1 => Some(None),
+            len => take(buf, usize::try_from(len).ok()?).map(Some),
+        }
+    }
+
+    #[inline]
+    pub(super) fn decode_record<'a>(
+        buf: &mut &'a [u8],
+        record: u32,
+        base_offset: Offset,
+        first_timestamp: TimestampMs,
+    ) -> Option<RecordView<'a>> {
+        let len = usize::try_from(i32::try_from(varint(buf)?).ok()?).ok()?;
+        let mut body = take(buf, len)?;
+        if take(&mut body, 1)? != [0] {
+            return None;
+        }
+        let timestamp_delta = varint(&mut body)?;
+        let offset_delta = i32::try_from(varint(&mut body)?).ok()?;
+        if offset_delta != record as i32 {
+            return None;
+        }
+        let key = optional(&mut body)?;
+        let value = optional(&mut body)?;
+        let header_count = u32::try_from(i32::try_from(varint(&mut body)?).ok()?).ok()?;
+        let headers = body;
+        for _ in 0..header_count {
+            std::str::from_utf8(optional(&mut body)??).ok()?;
+            optional(&mut body)??;
+        }
+        if !body.is_empty() {
+            return None;
+        }
+        Some(RecordView {
+            offset: Offset(base_offset.0 + u64::from(record)),
+            timestamp: first_timestamp.wrapping_add(timestamp_delta),
+            key,
+            value,
+            header_count,
+            headers,
+        })
+    }
+}

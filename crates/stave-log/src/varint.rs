@@ -23,7 +23,31 @@ pub fn len_i64(value: i64) -> usize {
 /// Only the shortest encoding of a value is accepted, as `encode_i64` writes it: a last byte
 /// of 0 after others adds nothing but length. Each value then has exactly one encoding, so a
 /// decoded batch re-encodes to the bytes it was read from.
+#[inline]
 pub fn decode_i64(buf: &mut &[u8]) -> Result<i64, CorruptReason> {
+    // Most varints in a batch (deltas, counts, lengths below 8 KiB) fit one or two bytes.
+    let bytes: &[u8] = buf;
+    match bytes {
+        [first, rest @ ..] if *first < 0x80 => {
+            *buf = rest;
+            Ok(unzigzag(u64::from(*first)))
+        }
+        [first, second, rest @ ..] if *second < 0x80 && *second != 0 => {
+            *buf = rest;
+            Ok(unzigzag(
+                u64::from(first & 0x7f) | (u64::from(*second) << 7),
+            ))
+        }
+        _ => decode_i64_multibyte(buf),
+    }
+}
+
+#[inline]
+fn unzigzag(zigzag: u64) -> i64 {
+    ((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64)
+}
+
+fn decode_i64_multibyte(buf: &mut &[u8]) -> Result<i64, CorruptReason> {
     let mut zigzag: u64 = 0;
     for (i, &byte) in buf.iter().enumerate().take(10) {
         let low = u64::from(byte & 0x7f);
@@ -37,13 +61,14 @@ pub fn decode_i64(buf: &mut &[u8]) -> Result<i64, CorruptReason> {
                 return Err(CorruptReason::BadVarint);
             }
             *buf = &buf[i + 1..];
-            return Ok(((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64));
+            return Ok(unzigzag(zigzag));
         }
     }
     Err(CorruptReason::BadVarint)
 }
 
 /// Decodes a varint that must fit an `i32`.
+#[inline]
 pub fn decode_i32(buf: &mut &[u8]) -> Result<i32, CorruptReason> {
     let value = decode_i64(buf)?;
     i32::try_from(value).map_err(|_| CorruptReason::BadVarint)

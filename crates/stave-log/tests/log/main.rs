@@ -6,4 +6,5 @@ mod corruption;
 mod crash;
 mod model;
 mod power_cut;
+mod review;
 mod support;
