@@ -37,6 +37,9 @@ struct Shared {
     path: PathBuf,
     state: Mutex<State>,
     wake: Condvar,
+    /// Held for a whole sync, so that a `flush` during the flusher's sync waits for it rather
+    /// than return before the files the flusher took are on disk.
+    sync_lock: Mutex<()>,
 }
 
 struct State {
@@ -44,9 +47,6 @@ struct State {
     synced: WritePos,
     /// The file that writes after the last roll went to.
     file: Arc<dyn StorageFile>,
-    /// Sealed segments not synced when they were sealed (`interval`): the next sync covers
-    /// them too.
-    sealed_unsynced: Vec<Arc<dyn StorageFile>>,
     waiters: VecDeque<(WritePos, Completion)>,
     /// Completions due to run, in write order, with their outcome.
     ready: VecDeque<(Completion, bool)>,
@@ -84,21 +84,23 @@ impl Shared {
 
     /// Syncs everything written so far, then runs the completions it covers.
     fn sync_once(&self) -> Result<()> {
-        let (target, file, sealed) = {
-            let mut state = self.lock();
+        let syncing = self
+            .sync_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (target, file) = {
+            let state = self.lock();
             if state.stopped {
                 return Err(self.stopped_error());
             }
-            if state.synced >= state.written && state.sealed_unsynced.is_empty() {
+            if state.synced >= state.written {
                 return Ok(());
             }
-            let sealed = std::mem::take(&mut state.sealed_unsynced);
-            (state.written, state.file.clone(), sealed)
+            (state.written, state.file.clone())
         };
-        let synced = sealed
-            .iter()
-            .chain([&file])
-            .try_for_each(|file| file.sync_data());
+        let synced = file.sync_data();
+        // Completions run below may call back into the log (even `flush`): not under the lock.
+        drop(syncing);
         match synced {
             Ok(()) => {
                 self.mark_synced(target);
@@ -154,11 +156,15 @@ impl Shared {
                 return;
             };
             drop(state);
-            done(if ok {
+            let outcome = if ok {
                 Ok(())
             } else {
                 Err(self.stopped_error())
-            });
+            };
+            // A completion that panics is a bug in its caller; it must not stop the others.
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| done(outcome))).is_err() {
+                error!(path = %self.path.display(), "a durability completion panicked");
+            }
             state = self.lock();
         }
     }
@@ -217,7 +223,6 @@ impl Durability {
                 written: WritePos(0),
                 synced: WritePos(0),
                 file,
-                sealed_unsynced: Vec::new(),
                 waiters: VecDeque::new(),
                 ready: VecDeque::new(),
                 completing: false,
@@ -226,6 +231,7 @@ impl Durability {
                 syncs: 0,
             }),
             wake: Condvar::new(),
+            sync_lock: Mutex::new(()),
         });
         let flusher = (background && policy != FlushPolicy::Never).then(|| {
             let shared = shared.clone();
@@ -276,16 +282,15 @@ impl Durability {
         self.shared.mark_synced(target);
     }
 
-    /// Switches to a new tail file at a roll that did not sync the old one (`interval`,
-    /// `never`). Under `interval` the next background sync covers the old file too.
+    /// Switches to a new tail file at a roll that did not sync the old one (`never`).
     pub fn switch_file_unsynced(&self, file: Arc<dyn StorageFile>) {
-        let mut state = self.shared.lock();
-        let old = std::mem::replace(&mut state.file, file);
-        if matches!(self.shared.policy, FlushPolicy::Interval(_)) {
-            state.sealed_unsynced.push(old);
-        }
+        self.shared.lock().file = file;
     }
 
+    /// Runs `done` once `pos` is durable. Completions run one at a time, in write order, on
+    /// whichever thread made them due: the flusher, or the caller of `on_durable`,
+    /// `append_all`, `truncate_after`, `reset_to` or `flush`. So a completion must not block on
+    /// a lock its log's owner holds while calling those (hand the result to a channel).
     pub fn on_durable(&self, pos: WritePos, done: Completion) {
         let mut state = self.shared.lock();
         let immediate = self.shared.policy != FlushPolicy::Always || pos <= state.synced;

@@ -204,7 +204,12 @@ impl PartitionLog {
             let path = crate::segment::log_path(dir, item.base);
             match item.header {
                 Some(header) if header.base_index == item.base => kept.push((header, item.file)),
-                None if i + 1 == count => {
+                // A roll syncs the header before it writes a frame: a bad header on the last
+                // file with nothing after it is a creation cut short; with frames after it,
+                // it is damage.
+                None if i + 1 == count
+                    && !crate::segment::holds_data(item.file.as_ref(), &path)? =>
+                {
                     warn!(segment = %path.display(), "removing a segment whose creation was interrupted");
                     remove(item.base)?;
                     removed += 1;
@@ -284,8 +289,13 @@ impl PartitionLog {
                 interval,
             );
             let segment = match opened {
-                Ok(segment) => segment,
-                // Sealed without a sync (`interval`, `never`): a power cut may have left it
+                Ok(segment) if next.prev_synced => segment,
+                // Sealed without a sync: sync it now, for the same reason as the tail.
+                Ok(segment) => {
+                    segment.sync()?;
+                    segment
+                }
+                // Sealed without a sync (`never`): a power cut may have left it
                 // short. Cut the log there, as at a torn tail, and drop what came after.
                 Err(LogError::Corrupt {
                     position, reason, ..
@@ -497,6 +507,23 @@ impl PartitionLog {
                     found: log_id.term,
                 });
             }
+            // Near the top of the index or offset space (after a reset far out), refuse rather
+            // than wrap.
+            let after_index = next_index
+                .0
+                .checked_add(1)
+                .ok_or(LogError::IndexOutOfRange {
+                    requested: log_id.index,
+                    first: self.first_index(),
+                    last_plus_one: next_index,
+                })?;
+            let after_offset = next_offset
+                .0
+                .checked_add(u64::from(body.record_count))
+                .ok_or(invalid(CorruptReason::OffsetOverflow {
+                    base_offset: next_offset.0,
+                    record_count: body.record_count,
+                }))?;
             let stamped = FrameHeader {
                 base_offset: next_offset,
                 log_id,
@@ -511,8 +538,8 @@ impl PartitionLog {
                 record_count: body.record_count,
                 max_timestamp: body.max_timestamp,
             });
-            next_index = next_index.next();
-            next_offset = Offset(next_offset.0 + u64::from(body.record_count));
+            next_index = LogIndex(after_index);
+            next_offset = Offset(after_offset);
             last_term = Some(log_id.term);
         }
         Ok(pending)
@@ -557,17 +584,19 @@ impl PartitionLog {
                 .clock
                 .now_ms()
                 .saturating_sub(tail.header.created_ms)
-                >= ms as TimestampMs
+                >= ms_to_timestamp(ms)
         });
         full || old
     }
 
-    /// Seals the tail and starts a new one. Under `flush=always` the sealed segment is synced
-    /// first (cheap: the flusher keeps it synced), so its recorded length is a promise; under
-    /// `interval` and `never` it is not, and the successor's header says so.
+    /// Seals the tail and starts a new one. Under `always` and `interval` the sealed segment
+    /// is synced first (cheap: the flusher has kept it nearly synced), so its recorded length
+    /// is a promise and later damage to it is corruption. Under `never` it is not synced (a
+    /// 128 MiB sync would stall the appender), and the successor's header says so: recovery
+    /// then treats a short segment like a torn tail.
     fn roll(&mut self) -> Result<()> {
         let tail = self.tail();
-        let synced = self.config.flush == FlushPolicy::Always;
+        let synced = self.config.flush != FlushPolicy::Never;
         if synced {
             tail.seal()?;
         }
@@ -767,8 +796,11 @@ impl PartitionLog {
     /// truncation. Durable when it returns.
     pub fn truncate_after(&mut self, last_kept: Option<LogIndex>) -> Result<()> {
         self.ensure_running()?;
-        let cut_index = last_kept.map_or(LogIndex(0), LogIndex::next);
         let (first, next) = (self.first_index(), self.next_index());
+        if last_kept.is_some_and(|kept| kept.0 >= next.0.saturating_sub(1)) {
+            return Ok(());
+        }
+        let cut_index = last_kept.map_or(LogIndex(0), LogIndex::next);
         if cut_index < first {
             return Err(LogError::IndexOutOfRange {
                 requested: cut_index,
@@ -864,6 +896,14 @@ impl PartitionLog {
     /// snapshot.
     pub fn reset_to(&mut self, last: LogId, next_offset: Offset) -> Result<()> {
         self.ensure_running()?;
+        if last.index.0 == u64::MAX {
+            let (first, last_plus_one) = (self.first_index(), self.next_index());
+            return Err(LogError::IndexOutOfRange {
+                requested: last.index,
+                first,
+                last_plus_one,
+            });
+        }
         self.or_stop(|log| log.reset_inner(last, next_offset))
     }
 
@@ -915,7 +955,7 @@ impl PartitionLog {
             };
             let too_old = policy
                 .retention_ms
-                .is_some_and(|ms| newest < now.saturating_sub(ms as TimestampMs));
+                .is_some_and(|ms| newest < now.saturating_sub(ms_to_timestamp(ms)));
             let too_big = policy
                 .retention_bytes
                 .is_some_and(|max| remaining - segment.data_bytes() >= max);
@@ -949,7 +989,7 @@ impl PartitionLog {
     }
 }
 
-/// Opens the tail segment, logging where recovery cut it.
+/// Opens the tail segment, logging where recovery cut it, and syncs it.
 fn open_tail_logged(
     storage: &dyn Storage,
     dir: &Path,
@@ -968,5 +1008,15 @@ fn open_tail_logged(
             "cut the log's torn tail"
         );
     }
+    // What recovery found may be in the page cache only (the last process died before its
+    // sync). The log now serves it, and Raft counts it as this node's persisted log: make it
+    // so before anyone sees it.
+    segment.sync()?;
     Ok(segment)
+}
+
+/// A configured duration in milliseconds as a timestamp difference, saturating (a `u64::MAX`
+/// retention means forever, not a negative age).
+fn ms_to_timestamp(ms: u64) -> TimestampMs {
+    TimestampMs::try_from(ms).unwrap_or(TimestampMs::MAX)
 }

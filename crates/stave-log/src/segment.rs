@@ -9,9 +9,9 @@
 //! The header is written once, when the segment is created, and synced before any frame is
 //! written to the file. It records the sealed length of the previous segment, so a sealed
 //! segment's end is never guessed, and (flag bit 0, `prev_synced`) whether that segment was
-//! synced when it was sealed: always under `flush=always`, which makes any damage to it
-//! corruption; never under `interval` and `never`, where a power cut may leave it short and
-//! recovery cuts the log there instead. Frames are written with `pwrite` into space reserved
+//! synced when it was sealed: under `always` and `interval`, which makes any damage to it
+//! corruption; not under `never`, where a power cut may leave it short and recovery cuts the
+//! log there instead. Frames are written with `pwrite` into space reserved
 //! as the segment grows; reads are slices of the file's mmap. Invariant: in the tail segment,
 //! every byte from `end` to the file's length is zero (recovery and cuts write zeros).
 
@@ -113,6 +113,18 @@ pub(crate) fn remove_files(storage: &dyn Storage, dir: &Path, base: LogIndex) ->
         }
     }
     Ok(())
+}
+
+/// Whether any byte after the header region of a segment file is non-zero.
+pub(crate) fn holds_data(file: &dyn StorageFile, path: &Path) -> Result<bool> {
+    let len = file.len().map_err(LogError::io("stat", path))?;
+    if len <= SEGMENT_HEADER_LEN {
+        return Ok(false);
+    }
+    let view = file
+        .view(SEGMENT_HEADER_LEN, (len - SEGMENT_HEADER_LEN) as usize)
+        .map_err(LogError::io("map", path))?;
+    Ok(view.iter().any(|&b| b != 0))
 }
 
 pub(crate) fn index_path(dir: &Path, base: LogIndex) -> PathBuf {

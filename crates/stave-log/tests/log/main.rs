@@ -4,7 +4,7 @@
 mod basics;
 mod corruption;
 mod crash;
+mod edge_cases;
 mod model;
 mod power_cut;
-mod review;
 mod support;
