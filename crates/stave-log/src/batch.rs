@@ -620,19 +620,19 @@ mod fast {
     use crate::types::{Offset, TimestampMs};
     use crate::varint;
 
-    #[inline]
+    #[inline(always)]
     fn varint(buf: &mut &[u8]) -> Option<i64> {
         varint::decode_i64(buf).ok()
     }
 
-    #[inline]
+    #[inline(always)]
     fn take<'a>(buf: &mut &'a [u8], len: usize) -> Option<&'a [u8]> {
         let (head, tail) = buf.split_at_checked(len)?;
         *buf = tail;
         Some(head)
     }
 
-    #[inline]
+    #[inline(always)]
     fn optional<'a>(buf: &mut &'a [u8]) -> Option<Option<&'a [u8]>> {
         let len = i32::try_from(varint(buf)?).ok()?;
         match len {
@@ -641,7 +641,7 @@ mod fast {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn decode_record<'a>(
         buf: &mut &'a [u8],
         record: u32,

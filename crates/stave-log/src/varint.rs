@@ -23,7 +23,7 @@ pub fn len_i64(value: i64) -> usize {
 /// Only the shortest encoding of a value is accepted, as `encode_i64` writes it: a last byte
 /// of 0 after others adds nothing but length. Each value then has exactly one encoding, so a
 /// decoded batch re-encodes to the bytes it was read from.
-#[inline]
+#[inline(always)]
 pub fn decode_i64(buf: &mut &[u8]) -> Result<i64, CorruptReason> {
     // Most varints in a batch (deltas, counts, lengths below 8 KiB) fit one or two bytes.
     let bytes: &[u8] = buf;
@@ -42,11 +42,12 @@ pub fn decode_i64(buf: &mut &[u8]) -> Result<i64, CorruptReason> {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn unzigzag(zigzag: u64) -> i64 {
     ((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64)
 }
 
+#[inline(never)]
 fn decode_i64_multibyte(buf: &mut &[u8]) -> Result<i64, CorruptReason> {
     let mut zigzag: u64 = 0;
     for (i, &byte) in buf.iter().enumerate().take(10) {
