@@ -37,6 +37,7 @@ mod index;
 mod log;
 mod meta;
 mod segment;
+pub mod slots;
 pub mod storage;
 mod types;
 mod varint;

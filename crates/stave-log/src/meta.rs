@@ -1,26 +1,20 @@
-//! The partition's `meta` file: where the log logically starts, and its generation.
-//!
-//! Two 64-byte slots, A and B, each with a sequence number and a CRC. A store writes the
-//! slot not holding the newest value and syncs it, so a torn store leaves the other slot
-//! intact; a load takes the valid slot with the higher sequence number.
+//! The partition's `meta` file: where the log logically starts, and its generation, kept in
+//! a [`SlotFile`] (two CRC'd slots; every store synced).
 //!
 //! ```text
-//!  0 magic u32 | 4 version u16 | 6 flags u16 (bit 0: last_purged is set) | 8 seq u64
-//! 16 generation u64 | 24 purged_term u64 | 32 purged_index u64 | 40 start_offset u64
-//! 48 reserved u64 | 56 crc u32 (over 0..56) | 60 reserved u32
+//! payload: 0 flags u8 (bit 0: last_purged is set) | 1 generation u64 | 9 purged_term u64
+//!          17 purged_index u64 | 25 start_offset u64
 //! ```
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
 use crate::error::{CorruptReason, LogError, Result};
-use crate::frame::{u16_at, u32_at, u64_at};
-use crate::storage::{Storage, StorageFile};
+use crate::frame::u64_at;
+use crate::slots::{SlotContents, SlotFile};
+use crate::storage::Storage;
 use crate::types::{LogId, LogIndex, Offset, Term};
 
 const META_MAGIC: u32 = 0x4d56_5453; // "STVM"
-const META_VERSION: u16 = 1;
-const SLOT_LEN: usize = 64;
 pub(crate) const META_FILE: &str = "meta";
 
 /// Where the log starts. `generation` grows on every `reset_to`: segments written by an
@@ -41,95 +35,70 @@ impl LogMeta {
 
 #[derive(Debug)]
 pub(crate) struct MetaFile {
-    file: Arc<dyn StorageFile>,
-    path: PathBuf,
-    seq: u64,
+    slots: SlotFile,
     current: LogMeta,
 }
 
-fn encode_slot(seq: u64, meta: &LogMeta) -> [u8; SLOT_LEN] {
-    let mut slot = [0u8; SLOT_LEN];
-    slot[0..4].copy_from_slice(&META_MAGIC.to_le_bytes());
-    slot[4..6].copy_from_slice(&META_VERSION.to_le_bytes());
+fn encode(meta: &LogMeta) -> [u8; 33] {
+    let mut out = [0u8; 33];
     let purged = meta.last_purged.unwrap_or_default();
-    slot[6..8].copy_from_slice(&u16::from(meta.last_purged.is_some()).to_le_bytes());
-    slot[8..16].copy_from_slice(&seq.to_le_bytes());
-    slot[16..24].copy_from_slice(&meta.generation.to_le_bytes());
-    slot[24..32].copy_from_slice(&purged.term.0.to_le_bytes());
-    slot[32..40].copy_from_slice(&purged.index.0.to_le_bytes());
-    slot[40..48].copy_from_slice(&meta.start_offset.0.to_le_bytes());
-    let crc = crc32fast::hash(&slot[..56]);
-    slot[56..60].copy_from_slice(&crc.to_le_bytes());
-    slot
+    out[0] = u8::from(meta.last_purged.is_some());
+    out[1..9].copy_from_slice(&meta.generation.to_le_bytes());
+    out[9..17].copy_from_slice(&purged.term.0.to_le_bytes());
+    out[17..25].copy_from_slice(&purged.index.0.to_le_bytes());
+    out[25..33].copy_from_slice(&meta.start_offset.0.to_le_bytes());
+    out
 }
 
-fn decode_slot(slot: &[u8]) -> Option<(u64, LogMeta)> {
-    if slot.len() < SLOT_LEN
-        || u32_at(slot, 0) != META_MAGIC
-        || u16_at(slot, 4) != META_VERSION
-        || u32_at(slot, 56) != crc32fast::hash(&slot[..56])
-    {
+fn decode(payload: &[u8]) -> Option<LogMeta> {
+    if payload.len() != 33 {
         return None;
     }
-    let last_purged = (u16_at(slot, 6) & 1 == 1).then(|| LogId {
-        term: Term(u64_at(slot, 24)),
-        index: LogIndex(u64_at(slot, 32)),
+    let last_purged = (payload[0] & 1 == 1).then(|| LogId {
+        term: Term(u64_at(payload, 9)),
+        index: LogIndex(u64_at(payload, 17)),
     });
-    let meta = LogMeta {
-        generation: u64_at(slot, 16),
+    Some(LogMeta {
+        generation: u64_at(payload, 1),
         last_purged,
-        start_offset: Offset(u64_at(slot, 40)),
-    };
-    Some((u64_at(slot, 8), meta))
+        start_offset: Offset(u64_at(payload, 25)),
+    })
 }
 
 impl MetaFile {
-    /// Loads the meta file. `Ok(Err(reason))` when it is missing (`MissingMeta`) or holds no
-    /// valid slot (`NoValidMetaSlot`): the caller decides whether that is an interrupted
-    /// creation (no segment exists yet, since `create` is durable before the first segment is
-    /// made) or corruption.
+    /// Loads the meta file. `Ok(Err(reason))` when it is missing or empty (`MissingMeta`) or
+    /// holds no valid slot (`NoValidMetaSlot`): the caller decides whether that is an
+    /// interrupted creation (no segment exists yet, since `create` is durable before the first
+    /// segment is made) or corruption.
     pub fn load(
         storage: &dyn Storage,
         dir: &Path,
     ) -> Result<std::result::Result<MetaFile, CorruptReason>> {
         let path = dir.join(META_FILE);
-        let file = match storage.open(&path, false) {
-            Ok(file) => file,
+        match storage.open(&path, false) {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(Err(CorruptReason::MissingMeta));
             }
             Err(err) => return Err(LogError::io("open", &path)(err)),
-        };
-        let len = file.len().map_err(LogError::io("stat", &path))?;
-        let mut bytes = vec![0u8; (len as usize).min(2 * SLOT_LEN)];
-        file.read_exact_at(&mut bytes, 0)
-            .map_err(LogError::io("read", &path))?;
-        let newest = bytes
-            .chunks(SLOT_LEN)
-            .filter_map(decode_slot)
-            .max_by_key(|(seq, _)| *seq);
-        Ok(match newest {
-            Some((seq, current)) => Ok(MetaFile {
-                file,
-                path,
-                seq,
-                current,
-            }),
-            None if bytes.iter().all(|&b| b == 0) => Err(CorruptReason::MissingMeta),
-            None => Err(CorruptReason::NoValidMetaSlot),
+            Ok(_) => {}
+        }
+        let (slots, contents) = SlotFile::open(storage, &path, META_MAGIC)?;
+        Ok(match contents {
+            SlotContents::Value(payload) => match decode(&payload) {
+                Some(current) => Ok(MetaFile { slots, current }),
+                None => Err(CorruptReason::NoValidMetaSlot),
+            },
+            SlotContents::Empty => Err(CorruptReason::MissingMeta),
+            SlotContents::Damaged => Err(CorruptReason::NoValidMetaSlot),
         })
     }
 
     /// Creates (or overwrites an incomplete) meta file holding `meta`, durably.
     pub fn create(storage: &dyn Storage, dir: &Path, meta: LogMeta) -> Result<MetaFile> {
         let path = dir.join(META_FILE);
-        let file = storage
-            .open(&path, true)
-            .map_err(LogError::io("create", &path))?;
+        let (slots, _) = SlotFile::open(storage, &path, META_MAGIC)?;
         let mut meta_file = MetaFile {
-            file,
-            path,
-            seq: 0,
+            slots,
             current: meta,
         };
         meta_file.store(meta)?;
@@ -145,16 +114,7 @@ impl MetaFile {
 
     /// Stores `meta` durably (written and synced before returning).
     pub fn store(&mut self, meta: LogMeta) -> Result<()> {
-        let seq = self.seq + 1;
-        let slot = encode_slot(seq, &meta);
-        let position = (seq % 2) * SLOT_LEN as u64;
-        self.file
-            .write_all_at(&[&slot], position)
-            .map_err(LogError::io("write", &self.path))?;
-        self.file
-            .sync_data()
-            .map_err(LogError::io("sync", &self.path))?;
-        self.seq = seq;
+        self.slots.store(&encode(&meta), true)?;
         self.current = meta;
         Ok(())
     }
