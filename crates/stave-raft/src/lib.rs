@@ -1,0 +1,18 @@
+//! `stave-raft`: replication for Stave. Each partition is a Raft group (openraft) whose Raft
+//! log *is* the partition's `stave-log` [`PartitionLog`](stave_log::PartitionLog): one copy
+//! of the data on disk.
+//!
+//! So far: the type config ([`TypeConfig`]), the log store ([`LogStore`], openraft's
+//! `RaftLogStorage` over a partition log, with the vote and the committed index in
+//! [`SlotFile`](stave_log::slots::SlotFile)s) and the partition state machine
+//! ([`PartitionStateMachine`]: the high watermark). openraft's own storage test suite runs
+//! against them (`tests/raft/suite.rs`). Transport, controller and producer table come next.
+
+mod entry;
+mod log_store;
+mod state_machine;
+mod types;
+
+pub use log_store::LogStore;
+pub use state_machine::{PartitionSnapshot, PartitionStateMachine};
+pub use types::{Applied, FramePayload, LogIdOf, TypeConfig};

@@ -1,0 +1,324 @@
+//! `LogStore`: openraft's `RaftLogStorage` over a partition's [`PartitionLog`]. One copy of the
+//! data: an appended entry is a frame in a segment, conflict truncation cuts the segment tail,
+//! purge moves the log start.
+//!
+//! File I/O runs on tokio's blocking threads, never on its workers. `append` returns once the
+//! frames are written (readable); openraft's `IOFlushed` callback is completed by the log's
+//! flusher once the partition's flush policy is met (group commit under `always`). The vote
+//! is kept in a [`SlotFile`] synced on every store; the committed index in another, never
+//! synced (openraft allows it to lag).
+
+use std::fmt::Debug;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use openraft::OptionalSend;
+use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
+use stave_log::slots::{SlotContents, SlotFile};
+use stave_log::storage::Storage;
+use stave_log::{LogConfig, LogIndex, PartitionLog};
+
+use crate::entry::{from_frame, to_frame};
+use crate::types::{EntryOf, LogIdOf, TypeConfig, VoteOf, from_log_id, to_log_id};
+
+const VOTE_FILE: &str = "vote";
+const VOTE_MAGIC: u32 = 0x5654_5453; // "STTV"
+const COMMITTED_FILE: &str = "committed";
+const COMMITTED_MAGIC: u32 = 0x4354_5453; // "STTC"
+/// The most bytes of entries one replication read returns (openraft has no byte cap itself).
+const REPLICATION_READ_BYTES_MAX: usize = 8 << 20;
+
+/// A cheap handle: clones share the log (the reader openraft asks for is a clone).
+#[derive(Debug, Clone)]
+pub struct LogStore {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    log: Mutex<PartitionLog>,
+    vote: Mutex<SlotFile>,
+    committed: Mutex<SlotFile>,
+    vote_value: Mutex<Option<VoteOf>>,
+    committed_value: Mutex<Option<LogIdOf>>,
+}
+
+fn io_error(err: stave_log::LogError) -> io::Error {
+    io::Error::other(err)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn encode_vote(vote: &VoteOf) -> [u8; 17] {
+    let mut out = [0u8; 17];
+    out[0..8].copy_from_slice(&vote.leader_id.term.to_le_bytes());
+    out[8..16].copy_from_slice(&vote.leader_id.voted_for.to_le_bytes());
+    out[16] = u8::from(vote.committed);
+    out
+}
+
+fn decode_vote(payload: &[u8]) -> Option<VoteOf> {
+    let bytes: &[u8; 17] = payload.try_into().ok()?;
+    let term = u64::from_le_bytes(bytes[0..8].try_into().ok()?);
+    let node = u64::from_le_bytes(bytes[8..16].try_into().ok()?);
+    Some(if bytes[16] == 1 {
+        VoteOf::new_committed(term, node)
+    } else {
+        VoteOf::new(term, node)
+    })
+}
+
+fn encode_log_id(id: &LogIdOf) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[0..8].copy_from_slice(&id.leader_id.term.to_le_bytes());
+    out[8..16].copy_from_slice(&id.index.to_le_bytes());
+    out
+}
+
+fn decode_log_id(payload: &[u8]) -> Option<LogIdOf> {
+    let bytes: &[u8; 16] = payload.try_into().ok()?;
+    let term = u64::from_le_bytes(bytes[0..8].try_into().ok()?);
+    let index = u64::from_le_bytes(bytes[8..16].try_into().ok()?);
+    Some(from_log_id(stave_log::LogId::new(term, index)))
+}
+
+/// Reads a slot file; a damaged vote is an error (voting again in a term could elect two
+/// leaders), a damaged committed index is only forgotten.
+fn read_slot<T>(
+    storage: &dyn Storage,
+    path: &Path,
+    magic: u32,
+    decode: fn(&[u8]) -> Option<T>,
+    damaged_is_error: bool,
+) -> io::Result<(SlotFile, Option<T>)> {
+    let (slots, contents) = SlotFile::open(storage, path, magic).map_err(io_error)?;
+    let value = match contents {
+        SlotContents::Value(payload) => decode(&payload),
+        SlotContents::Empty => None,
+        SlotContents::Damaged if damaged_is_error => {
+            let what = format!("{} holds no valid slot", path.display());
+            return Err(io::Error::new(io::ErrorKind::InvalidData, what));
+        }
+        SlotContents::Damaged => None,
+    };
+    Ok((slots, value))
+}
+
+impl LogStore {
+    /// Opens (or creates) the group's log, vote and committed files in `dir`.
+    pub fn open(storage: Arc<dyn Storage>, dir: &Path, config: LogConfig) -> io::Result<LogStore> {
+        let log = PartitionLog::open(storage.clone(), dir, config).map_err(io_error)?;
+        let (vote, vote_value) = read_slot(
+            storage.as_ref(),
+            &dir.join(VOTE_FILE),
+            VOTE_MAGIC,
+            decode_vote,
+            true,
+        )?;
+        let (committed, committed_value) = read_slot(
+            storage.as_ref(),
+            &dir.join(COMMITTED_FILE),
+            COMMITTED_MAGIC,
+            decode_log_id,
+            false,
+        )?;
+        storage.sync_dir(dir)?;
+        Ok(LogStore {
+            shared: Arc::new(Shared {
+                log: Mutex::new(log),
+                vote: Mutex::new(vote),
+                committed: Mutex::new(committed),
+                vote_value: Mutex::new(vote_value),
+                committed_value: Mutex::new(committed_value),
+            }),
+        })
+    }
+
+    /// Runs `op` on the log from a blocking thread.
+    async fn with_log<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&mut PartitionLog) -> io::Result<T> + Send + 'static,
+    ) -> io::Result<T> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || op(&mut lock(&shared.log)))
+            .await
+            .map_err(io::Error::other)?
+    }
+
+    /// Entries with indexes in `[start, end)` that the log holds, at most `bytes_max` of them
+    /// (but at least one).
+    async fn read_entries(
+        &self,
+        start: u64,
+        end: u64,
+        bytes_max: usize,
+    ) -> io::Result<Vec<EntryOf>> {
+        let frames = self
+            .with_log(move |log| {
+                let start = start.max(log.first_index().0);
+                let end = end.min(log.next_index().0);
+                if start >= end {
+                    return Ok(Vec::new());
+                }
+                log.read_by_index(LogIndex(start), LogIndex(end), bytes_max)
+                    .map_err(io_error)
+            })
+            .await?;
+        frames.into_iter().map(from_frame).collect()
+    }
+}
+
+fn bounds(range: &impl RangeBounds<u64>) -> (u64, u64) {
+    let start = match range.start_bound() {
+        Bound::Included(&s) => s,
+        Bound::Excluded(&s) => s.saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(&e) => e.saturating_add(1),
+        Bound::Excluded(&e) => e,
+        Bound::Unbounded => u64::MAX,
+    };
+    (start, end)
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<EntryOf>, io::Error> {
+        let (start, end) = bounds(&range);
+        self.read_entries(start, end, usize::MAX).await
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<VoteOf>, io::Error> {
+        Ok(*lock(&self.shared.vote_value))
+    }
+
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<EntryOf>, io::Error> {
+        self.read_entries(start, end, REPLICATION_READ_BYTES_MAX)
+            .await
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
+        let state = self.with_log(|log| Ok(log.state())).await?;
+        Ok(LogState {
+            last_purged_log_id: state.last_purged.map(from_log_id),
+            last_log_id: state.last.map(from_log_id),
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &VoteOf) -> Result<(), io::Error> {
+        let vote = *vote;
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            // Always synced, whatever the flush policy: a forgotten vote can elect two leaders.
+            lock(&shared.vote)
+                .store(&encode_vote(&vote), true)
+                .map_err(io_error)?;
+            *lock(&shared.vote_value) = Some(vote);
+            Ok(())
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogIdOf>) -> Result<(), io::Error> {
+        let Some(committed) = committed else {
+            return Ok(());
+        };
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            lock(&shared.committed)
+                .store(&encode_log_id(&committed), false)
+                .map_err(io_error)?;
+            *lock(&shared.committed_value) = Some(committed);
+            Ok(())
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogIdOf>, io::Error> {
+        Ok(*lock(&self.shared.committed_value))
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
+    where
+        I: IntoIterator<Item = EntryOf> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let frames: Vec<(Bytes, stave_log::LogId)> = entries
+            .into_iter()
+            .map(|entry| Ok((to_frame(&entry)?, to_log_id(&entry.log_id))))
+            .collect::<io::Result<_>>()?;
+        self.with_log(move |log| {
+            let Some(&(_, first)) = frames.first() else {
+                callback.io_completed(Ok(()));
+                return Ok(());
+            };
+            // An empty log may start anywhere (openraft's own suite appends at index 2 to an
+            // empty store): start it right before the first entry.
+            if log.first_index() == log.next_index() && first.index > log.next_index() {
+                let before = stave_log::LogId::new(first.term.0, first.index.0 - 1);
+                let offset = log.log_end_offset();
+                log.reset_to(before, offset).map_err(io_error)?;
+            }
+            let appended = log
+                .append_all(frames.iter().map(|(frame, id)| (frame.as_ref(), *id)))
+                .map_err(io_error)?;
+            let pos = appended.last().map(|a| a.pos).unwrap_or_default();
+            // The completion runs on the flusher once the flush policy is met; it only sends
+            // on openraft's channel, so it never blocks on this log's lock.
+            log.on_durable(
+                pos,
+                Box::new(move |result| callback.io_completed(result.map_err(io_error))),
+            );
+            Ok(())
+        })
+        .await
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogIdOf>) -> Result<(), io::Error> {
+        let last = last_log_id.map(|id| LogIndex(id.index));
+        self.with_log(move |log| log.truncate_after(last).map_err(io_error))
+            .await
+    }
+
+    async fn purge(&mut self, log_id: LogIdOf) -> Result<(), io::Error> {
+        let id = to_log_id(&log_id);
+        self.with_log(move |log| {
+            if id.index < log.next_index() {
+                return log.purge_to(id.index).map_err(io_error);
+            }
+            // Past the end: the entries up to `log_id` are in a snapshot this node installed.
+            // TODO(#3): take the offset after them from the installed snapshot.
+            let offset = log.log_end_offset();
+            log.reset_to(id, offset).map_err(io_error)
+        })
+        .await
+    }
+}

@@ -1,0 +1,4 @@
+//! Integration tests of `stave-raft`, one binary (see STYLE.md §1).
+#![allow(clippy::unwrap_used)]
+
+mod suite;
