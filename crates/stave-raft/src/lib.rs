@@ -10,6 +10,7 @@
 
 mod entry;
 mod log_store;
+pub mod sim_network;
 mod state_machine;
 mod types;
 

@@ -152,25 +152,39 @@ impl LogStore {
             .map_err(io::Error::other)?
     }
 
-    /// Entries with indexes in `[start, end)` that the log holds, at most `bytes_max` of them
+    /// The stored frames with Raft indexes in `[start, end)` that the log holds.
+    pub async fn frames(&self, start: u64, end: u64) -> io::Result<Vec<stave_log::StoredFrame>> {
+        self.read_frames(start, end, usize::MAX).await
+    }
+
+    /// Frames with indexes in `[start, end)` that the log holds, at most `bytes_max` of them
     /// (but at least one).
+    async fn read_frames(
+        &self,
+        start: u64,
+        end: u64,
+        bytes_max: usize,
+    ) -> io::Result<Vec<stave_log::StoredFrame>> {
+        self.with_log(move |log| {
+            let start = start.max(log.first_index().0);
+            let end = end.min(log.next_index().0);
+            if start >= end {
+                return Ok(Vec::new());
+            }
+            log.read_by_index(LogIndex(start), LogIndex(end), bytes_max)
+                .map_err(io_error)
+        })
+        .await
+    }
+
+    /// Entries with indexes in `[start, end)`, at most `bytes_max` of them (at least one).
     async fn read_entries(
         &self,
         start: u64,
         end: u64,
         bytes_max: usize,
     ) -> io::Result<Vec<EntryOf>> {
-        let frames = self
-            .with_log(move |log| {
-                let start = start.max(log.first_index().0);
-                let end = end.min(log.next_index().0);
-                if start >= end {
-                    return Ok(Vec::new());
-                }
-                log.read_by_index(LogIndex(start), LogIndex(end), bytes_max)
-                    .map_err(io_error)
-            })
-            .await?;
+        let frames = self.read_frames(start, end, bytes_max).await?;
         frames.into_iter().map(from_frame).collect()
     }
 }

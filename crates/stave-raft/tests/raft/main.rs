@@ -1,4 +1,5 @@
 //! Integration tests of `stave-raft`, one binary (see STYLE.md §1).
 #![allow(clippy::unwrap_used)]
 
+mod replication;
 mod suite;
