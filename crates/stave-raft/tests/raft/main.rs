@@ -1,5 +1,7 @@
 //! Integration tests of `stave-raft`, one binary (see STYLE.md §1).
 #![allow(clippy::unwrap_used)]
 
+mod failover;
 mod replication;
 mod suite;
+mod support;

@@ -1,77 +1,13 @@
 //! Three replicas of one partition in one process, over the in-process router.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::Bytes;
-use openraft::Config;
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::impls::BasicNode;
-use stave_log::batch::{BatchBuilder, Record};
-use stave_log::storage::{FsStorage, Storage};
-use stave_log::{FlushPolicy, LogConfig};
-use stave_raft::sim_network::{PartitionRaft, Router};
-use stave_raft::{FramePayload, LogStore, PartitionStateMachine};
+use stave_raft::FramePayload;
+use stave_raft::sim_network::Router;
 
-const WAIT: Duration = Duration::from_secs(30);
-
-struct Node {
-    raft: PartitionRaft,
-    store: LogStore,
-    sm: PartitionStateMachine,
-}
-
-fn raft_config() -> Arc<Config> {
-    let config = Config {
-        heartbeat_interval: 50,
-        election_timeout_min: 300,
-        election_timeout_max: 600,
-        // Partitions: retention, not openraft, decides when the log start moves.
-        snapshot_policy: openraft::SnapshotPolicy::Never,
-        max_in_snapshot_log_to_keep: u64::MAX,
-        ..Config::default()
-    };
-    Arc::new(config.validate().unwrap())
-}
-
-async fn start_node(router: &Router, id: u64, dir: &Path) -> Node {
-    let storage: Arc<dyn Storage> = Arc::new(FsStorage);
-    let log_config = LogConfig {
-        flush: FlushPolicy::Always,
-        segment_bytes: 1 << 20,
-        ..LogConfig::default()
-    };
-    let store = LogStore::open(storage, dir, log_config).unwrap();
-    let sm = PartitionStateMachine::default();
-    let raft = PartitionRaft::new(
-        id,
-        raft_config(),
-        router.connect(id),
-        store.clone(),
-        sm.clone(),
-    )
-    .await
-    .unwrap();
-    router.add(id, raft.clone());
-    Node { raft, store, sm }
-}
-
-/// A batch of `count` records, each about `value_len` bytes, whose contents depend on `seed`.
-fn batch(seed: u64, count: u32, value_len: usize) -> Bytes {
-    let mut builder = BatchBuilder::new();
-    for i in 0..count {
-        let value = vec![(seed as u8).wrapping_add(i as u8); value_len];
-        builder.push(&Record {
-            timestamp: seed as i64,
-            key: Some(&seed.to_le_bytes()),
-            value: Some(&value),
-            headers: &[],
-        });
-    }
-    Bytes::from(builder.finish())
-}
+use crate::support::{WAIT, batch, start_node};
 
 /// Elects a leader among three replicas, replicates 10,000 batches (at most 4 KiB each,
 /// written 100 at a time), and proves that every replica's committed log is identical frame

@@ -1,0 +1,202 @@
+//! Shared helpers: starting replicas over the in-process router, building batches.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use openraft::Config;
+use openraft::async_runtime::watch::WatchReceiver;
+use openraft::impls::BasicNode;
+use stave_log::StoredFrame;
+use stave_log::batch::{BatchBuilder, BatchView, Record};
+use stave_log::frame::{FrameType, HEADER_LEN};
+use stave_log::storage::{FsStorage, Storage};
+use stave_log::{FlushPolicy, LogConfig};
+use stave_raft::sim_network::{PartitionRaft, Router};
+use stave_raft::{FramePayload, LogStore, PartitionStateMachine};
+
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub struct Node {
+    pub raft: PartitionRaft,
+    pub store: LogStore,
+    pub sm: PartitionStateMachine,
+}
+
+fn raft_config() -> Arc<Config> {
+    let config = Config {
+        heartbeat_interval: 50,
+        election_timeout_min: 300,
+        election_timeout_max: 600,
+        // Partitions: retention, not openraft, decides when the log start moves.
+        snapshot_policy: openraft::SnapshotPolicy::Never,
+        max_in_snapshot_log_to_keep: u64::MAX,
+        ..Config::default()
+    };
+    Arc::new(config.validate().unwrap())
+}
+
+pub async fn start_node(router: &Router, id: u64, dir: &Path) -> Node {
+    let storage: Arc<dyn Storage> = Arc::new(FsStorage);
+    let log_config = LogConfig {
+        flush: FlushPolicy::Always,
+        segment_bytes: 1 << 20,
+        ..LogConfig::default()
+    };
+    let store = LogStore::open(storage, dir, log_config).unwrap();
+    let sm = PartitionStateMachine::default();
+    let raft = PartitionRaft::new(
+        id,
+        raft_config(),
+        router.connect(id),
+        store.clone(),
+        sm.clone(),
+    )
+    .await
+    .unwrap();
+    router.add(id, raft.clone());
+    Node { raft, store, sm }
+}
+
+/// A batch of `count` records, each about `value_len` bytes, whose contents depend on `seed`.
+pub fn batch(seed: u64, count: u32, value_len: usize) -> Bytes {
+    let mut builder = BatchBuilder::new();
+    for i in 0..count {
+        let value = vec![(seed as u8).wrapping_add(i as u8); value_len];
+        builder.push(&Record {
+            timestamp: seed as i64,
+            key: Some(&seed.to_le_bytes()),
+            value: Some(&value),
+            headers: &[],
+        });
+    }
+    Bytes::from(builder.finish())
+}
+
+/// Starts replicas 1..=n (one per directory), initializes the group on replica 1, and waits
+/// for a leader whose lease a quorum has acknowledged.
+pub async fn start_cluster(router: &Router, dirs: &[tempfile::TempDir]) -> BTreeMap<u64, Node> {
+    let mut nodes = BTreeMap::new();
+    for (id, dir) in (1..).zip(dirs) {
+        nodes.insert(id, start_node(router, id, dir.path()).await);
+    }
+    let members: BTreeMap<u64, BasicNode> = nodes
+        .keys()
+        .map(|&id| (id, BasicNode::new(format!("node-{id}"))))
+        .collect();
+    nodes[&1].raft.initialize(members).await.unwrap();
+    wait_leader(&nodes, None).await;
+    nodes
+}
+
+/// Waits until the live replicas agree on a leader other than `not`, whose lease a quorum has
+/// acknowledged (a fresh leader refuses writes before that). Returns its id.
+pub async fn wait_leader(nodes: &BTreeMap<u64, Node>, not: Option<u64>) -> u64 {
+    let observer = nodes
+        .values()
+        .find(|n| Some(n.raft.metrics().borrow_watched().id) != not);
+    let metrics = observer
+        .expect("a live replica")
+        .raft
+        .wait(Some(WAIT))
+        .metrics(
+            |m| m.current_leader.is_some_and(|l| Some(l) != not),
+            "a new leader",
+        )
+        .await
+        .unwrap();
+    let leader = metrics.current_leader.expect("waited for a leader");
+    nodes[&leader]
+        .raft
+        .wait(Some(WAIT))
+        .leader_with_quorum_acked(None, "the leader's lease")
+        .await
+        .unwrap();
+    leader
+}
+
+/// Writes the batches for `seeds` to `raft`, all at once; returns the acknowledged ones.
+pub async fn write_seeds(
+    raft: &PartitionRaft,
+    seeds: std::ops::Range<u64>,
+) -> BTreeMap<u64, stave_raft::Applied> {
+    let writes = seeds
+        .clone()
+        .map(|seed| raft.client_write(FramePayload(seed_batch(seed))));
+    let results = futures_util::future::join_all(writes).await;
+    seeds
+        .zip(results)
+        .filter_map(|(seed, r)| r.ok().map(|r| (seed, r.data)))
+        .collect()
+}
+
+/// The batch written for `seed` in the failover tests.
+pub fn seed_batch(seed: u64) -> Bytes {
+    batch(seed, 1 + (seed % 3) as u32, 50 + (seed % 300) as usize)
+}
+
+/// Waits until every replica applied up to the leader's last index, then checks that their
+/// logs are identical frame by frame and returns the reference log.
+pub async fn converged_log(nodes: &BTreeMap<u64, Node>, leader: u64) -> Vec<StoredFrame> {
+    let last = nodes[&leader]
+        .raft
+        .metrics()
+        .borrow_watched()
+        .last_log_index
+        .expect("a log");
+    for node in nodes.values() {
+        node.raft
+            .wait(Some(WAIT))
+            .applied_index_at_least(Some(last), "replica caught up")
+            .await
+            .unwrap();
+    }
+    let reference = nodes[&leader].store.frames(0, last + 1).await.unwrap();
+    for (id, node) in nodes {
+        let frames = node.store.frames(0, last + 1).await.unwrap();
+        assert_eq!(frames, reference, "replica {id} differs from the leader");
+    }
+    reference
+}
+
+/// The seed of every data frame in `log` (its first record's key), with the frame.
+pub fn frames_by_seed(log: &[StoredFrame]) -> BTreeMap<u64, Vec<&StoredFrame>> {
+    let mut by_seed: BTreeMap<u64, Vec<&StoredFrame>> = BTreeMap::new();
+    for frame in log.iter().filter(|f| f.frame_type == FrameType::Data) {
+        let view = BatchView::parse(frame.bytes.clone()).unwrap();
+        let record = view.records().next().unwrap().unwrap();
+        let seed = u64::from_le_bytes(record.key.unwrap().try_into().unwrap());
+        by_seed.entry(seed).or_default().push(frame);
+    }
+    by_seed
+}
+
+/// Every acknowledged write is in `log` exactly once, at its acknowledged offset, with the
+/// bytes that were written.
+pub fn assert_acknowledged_present(
+    log: &[StoredFrame],
+    acked: &BTreeMap<u64, stave_raft::Applied>,
+) {
+    let by_seed = frames_by_seed(log);
+    for (seed, applied) in acked {
+        let frames = by_seed.get(seed).map(Vec::as_slice).unwrap_or_default();
+        assert_eq!(
+            frames.len(),
+            1,
+            "acknowledged write {seed} is held {} times",
+            frames.len()
+        );
+        assert_eq!(
+            frames[0].base_offset.0, applied.base_offset,
+            "write {seed} moved"
+        );
+        let written = seed_batch(*seed);
+        assert_eq!(
+            &frames[0].bytes[HEADER_LEN..],
+            &written[HEADER_LEN..],
+            "write {seed} changed"
+        );
+    }
+}
