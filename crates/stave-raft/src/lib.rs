@@ -15,5 +15,5 @@ mod state_machine;
 mod types;
 
 pub use log_store::LogStore;
-pub use state_machine::{PartitionSnapshot, PartitionStateMachine};
+pub use state_machine::{InstalledSnapshots, PartitionSnapshot, PartitionStateMachine};
 pub use types::{Applied, FramePayload, LogIdOf, TypeConfig};

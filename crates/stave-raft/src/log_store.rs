@@ -22,12 +22,15 @@ use stave_log::storage::Storage;
 use stave_log::{LogConfig, LogIndex, PartitionLog};
 
 use crate::entry::{from_frame, to_frame};
+use crate::state_machine::InstalledSnapshots;
 use crate::types::{EntryOf, LogIdOf, TypeConfig, VoteOf, from_log_id, to_log_id};
 
 const VOTE_FILE: &str = "vote";
 const VOTE_MAGIC: u32 = 0x5654_5453; // "STTV"
 const COMMITTED_FILE: &str = "committed";
 const COMMITTED_MAGIC: u32 = 0x4354_5453; // "STTC"
+/// How long a purge past the log's end waits for the snapshot install that explains it.
+const SNAPSHOT_INSTALL_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(2);
 /// The most bytes of entries one replication read returns (openraft has no byte cap itself).
 const REPLICATION_READ_BYTES_MAX: usize = 8 << 20;
 
@@ -44,6 +47,7 @@ struct Shared {
     committed: Mutex<SlotFile>,
     vote_value: Mutex<Option<VoteOf>>,
     committed_value: Mutex<Option<LogIdOf>>,
+    installed: InstalledSnapshots,
 }
 
 fn io_error(err: stave_log::LogError) -> io::Error {
@@ -112,8 +116,16 @@ fn read_slot<T>(
 }
 
 impl LogStore {
-    /// Opens (or creates) the group's log, vote and committed files in `dir`.
-    pub fn open(storage: Arc<dyn Storage>, dir: &Path, config: LogConfig) -> io::Result<LogStore> {
+    /// Opens (or creates) the group's log, vote and committed files in `dir`. `installed`
+    /// comes from the group's state machine ([`PartitionStateMachine::installed_snapshots`]).
+    ///
+    /// [`PartitionStateMachine::installed_snapshots`]: crate::PartitionStateMachine::installed_snapshots
+    pub fn open(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        config: LogConfig,
+        installed: InstalledSnapshots,
+    ) -> io::Result<LogStore> {
         let log = PartitionLog::open(storage.clone(), dir, config).map_err(io_error)?;
         let (vote, vote_value) = read_slot(
             storage.as_ref(),
@@ -137,6 +149,7 @@ impl LogStore {
                 committed: Mutex::new(committed),
                 vote_value: Mutex::new(vote_value),
                 committed_value: Mutex::new(committed_value),
+                installed,
             }),
         })
     }
@@ -324,14 +337,34 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogIdOf) -> Result<(), io::Error> {
         let id = to_log_id(&log_id);
-        self.with_log(move |log| {
-            if id.index < log.next_index() {
-                return log.purge_to(id.index).map_err(io_error);
+        let past_end = self
+            .with_log(move |log| Ok(id.index >= log.next_index()))
+            .await?;
+        if !past_end {
+            return self
+                .with_log(move |log| log.purge_to(id.index).map_err(io_error))
+                .await;
+        }
+        // Past the end: the entries up to `log_id` are in a snapshot this node is installing;
+        // the log restarts after it, at the snapshot's offset.
+        let installed = self
+            .shared
+            .installed
+            .next_offset_at(id.index.0, SNAPSHOT_INSTALL_WAIT_MAX)
+            .await;
+        let next_offset = match installed {
+            Some(next_offset) => next_offset,
+            None => {
+                // Not after an install (openraft's storage suite does this): keep the offsets
+                // where they are. In a running group this would be a bug, so say so loudly.
+                let offset = self.with_log(|log| Ok(log.log_end_offset().0)).await?;
+                tracing::error!(purged = %id, offset, "purge past the log's end without a snapshot there");
+                offset
             }
-            // Past the end: the entries up to `log_id` are in a snapshot this node installed.
-            // TODO(#3): take the offset after them from the installed snapshot.
-            let offset = log.log_end_offset();
-            log.reset_to(id, offset).map_err(io_error)
+        };
+        self.with_log(move |log| {
+            log.reset_to(id, stave_log::Offset(next_offset))
+                .map_err(io_error)
         })
         .await
     }

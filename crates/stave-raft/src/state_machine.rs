@@ -27,6 +27,39 @@ pub struct PartitionSnapshot {
 #[derive(Debug, Clone, Default)]
 pub struct PartitionStateMachine {
     state: Arc<Mutex<State>>,
+    installed: InstalledSnapshots,
+}
+
+/// Where the last installed snapshot ends: `(last Raft index, next offset)`. The log store
+/// reads it when openraft purges past the log's end after an install, to start the log at
+/// the snapshot's offset.
+#[derive(Debug, Clone)]
+pub struct InstalledSnapshots {
+    sender: Arc<tokio::sync::watch::Sender<Option<(u64, u64)>>>,
+}
+
+impl Default for InstalledSnapshots {
+    fn default() -> Self {
+        InstalledSnapshots {
+            sender: Arc::new(tokio::sync::watch::Sender::new(None)),
+        }
+    }
+}
+
+impl InstalledSnapshots {
+    /// Waits (at most `wait_max`) until a snapshot ending at `index` is installed; returns the
+    /// offset after it.
+    pub async fn next_offset_at(&self, index: u64, wait_max: std::time::Duration) -> Option<u64> {
+        let mut receiver = self.sender.subscribe();
+        let found = tokio::time::timeout(
+            wait_max,
+            receiver.wait_for(|installed| installed.is_some_and(|(last, _)| last == index)),
+        )
+        .await
+        .ok()?
+        .ok()?;
+        found.map(|(_, next_offset)| next_offset)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -43,6 +76,11 @@ impl PartitionStateMachine {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Where installed snapshots end, for this partition's [`crate::LogStore`].
+    pub fn installed_snapshots(&self) -> InstalledSnapshots {
+        self.installed.clone()
     }
 
     /// The high watermark: consumers may read offsets below it.
@@ -134,6 +172,11 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
         state.membership = meta.last_membership.clone();
         state.next_offset = snapshot.next_offset;
         state.current_snapshot = Some((meta.clone(), snapshot));
+        if let Some(last) = meta.last_log_id {
+            self.installed
+                .sender
+                .send_replace(Some((last.index, snapshot.next_offset)));
+        }
         Ok(())
     }
 

@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use openraft::async_runtime::watch::WatchReceiver;
+
 use stave_raft::FramePayload;
 use stave_raft::sim_network::Router;
 
@@ -116,6 +118,88 @@ async fn a_leader_cut_off_into_a_minority_acknowledges_nothing_and_drops_its_tai
             "stranded write {seed} was committed"
         );
     }
+    for node in nodes.values() {
+        node.raft.shutdown().await.unwrap();
+    }
+}
+
+/// A follower is down while the leader snapshots and purges its log past the follower's end.
+/// Proves the follower, restarted from its data directory, catches up through a snapshot
+/// install: its log restarts at the snapshot's index and offset, the entries after it match
+/// the leader's frame by frame, and its high watermark equals the leader's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_behind_the_purged_log_start_catches_up_from_a_snapshot() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let router = Router::default();
+    let mut nodes = start_cluster(&router, &dirs).await;
+    let leader = wait_leader(&nodes, None).await;
+    let mut acked = write_seeds(&nodes[&leader].raft, 0..200).await;
+
+    let follower = *nodes.keys().find(|&&id| id != leader).expect("a follower");
+    router.remove(follower);
+    let stopped = nodes.remove(&follower).expect("the follower");
+    stopped.raft.shutdown().await.unwrap();
+    drop(stopped);
+
+    acked.extend(write_seeds(&nodes[&leader].raft, 200..400).await);
+    let raft = &nodes[&leader].raft;
+    raft.trigger().snapshot().await.unwrap();
+    let applied = raft
+        .metrics()
+        .borrow_watched()
+        .last_applied
+        .expect("applied entries");
+    raft.wait(Some(crate::support::WAIT))
+        .metrics(
+            |m| m.snapshot.is_some_and(|s| s.index >= applied.index),
+            "a snapshot",
+        )
+        .await
+        .unwrap();
+    raft.trigger().purge_log(applied.index).await.unwrap();
+    raft.wait(Some(crate::support::WAIT))
+        .metrics(
+            |m| m.purged.is_some_and(|p| p.index >= applied.index),
+            "the purge",
+        )
+        .await
+        .unwrap();
+
+    nodes.insert(
+        follower,
+        start_node(&router, follower, dirs[follower as usize - 1].path()).await,
+    );
+    acked.extend(write_seeds(&nodes[&leader].raft, 400..500).await);
+    assert_eq!(acked.len(), 500);
+    let last = nodes[&leader]
+        .raft
+        .metrics()
+        .borrow_watched()
+        .last_log_index
+        .expect("a log");
+    for node in nodes.values() {
+        node.raft
+            .wait(Some(crate::support::WAIT))
+            .applied_index_at_least(Some(last), "replica caught up")
+            .await
+            .unwrap();
+    }
+    let after_snapshot = applied.index + 1;
+    let reference = nodes[&leader]
+        .store
+        .frames(after_snapshot, last + 1)
+        .await
+        .unwrap();
+    assert_eq!(reference.len() as u64, last + 1 - after_snapshot);
+    let caught_up = nodes[&follower].store.frames(0, last + 1).await.unwrap();
+    assert_eq!(
+        caught_up, reference,
+        "the follower's log after the snapshot"
+    );
+    let hwm = nodes[&leader].sm.high_watermark();
+    assert_eq!(nodes[&follower].sm.high_watermark(), hwm, "high watermark");
+    let newest = acked.values().map(|a| a.next_offset).max().expect("writes");
+    assert_eq!(hwm, newest);
     for node in nodes.values() {
         node.raft.shutdown().await.unwrap();
     }

@@ -26,8 +26,9 @@ impl StoreBuilder<TypeConfig, LogStore, PartitionStateMachine, tempfile::TempDir
             segment_bytes: 16 * 1024,
             ..LogConfig::default()
         };
-        let store = LogStore::open(storage, dir.path(), config).unwrap();
-        Ok((dir, store, PartitionStateMachine::default()))
+        let sm = PartitionStateMachine::default();
+        let store = LogStore::open(storage, dir.path(), config, sm.installed_snapshots()).unwrap();
+        Ok((dir, store, sm))
     }
 }
 

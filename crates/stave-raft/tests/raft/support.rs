@@ -45,8 +45,8 @@ pub async fn start_node(router: &Router, id: u64, dir: &Path) -> Node {
         segment_bytes: 1 << 20,
         ..LogConfig::default()
     };
-    let store = LogStore::open(storage, dir, log_config).unwrap();
     let sm = PartitionStateMachine::default();
+    let store = LogStore::open(storage, dir, log_config, sm.installed_snapshots()).unwrap();
     let raft = PartitionRaft::new(
         id,
         raft_config(),
