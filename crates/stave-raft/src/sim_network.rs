@@ -1,12 +1,21 @@
 //! An in-process Raft transport for tests: a `Router` that hands each RPC straight to the
-//! target node's `Raft` handle. A link can be cut between chosen nodes (both directions) and
-//! healed; a cut link answers `Unreachable`, as a dead connection would.
+//! target node's `Raft` handle, through faults drawn from a seeded random generator:
+//! - a cut link (both directions, between chosen nodes) answers `Unreachable`, as a dead
+//!   connection would, until healed;
+//! - [`Faults::drop_ratio`]: a request is lost before delivery, or its response after it (the
+//!   target acted, the sender never learns);
+//! - [`Faults::delay_ms_max`]: each message waits a random time, so concurrent messages
+//!   overtake each other (reordering).
 //!
-//! TODO(#3): seeded drops, delays and reordering; group ids for multi-Raft.
+//! The faults come from one seed, but tokio's scheduling decides in which order RPCs draw
+//! them: a seed replays the same kind of run, not the same interleaving.
+//!
+//! TODO(#3): group ids for multi-Raft.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, v2::RaftNetworkV2};
@@ -14,29 +23,72 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
 use openraft::{AnyError, OptionalSend};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 use crate::state_machine::{PartitionSnapshot, SnapshotOf};
 use crate::types::{TypeConfig, VoteOf};
 
 pub type PartitionRaft = openraft::Raft<TypeConfig, crate::PartitionStateMachine>;
 
+/// Random faults on every message, as data (after TigerBeetle's `PacketSimulatorOptions`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Faults {
+    /// The chance that a request, or its response, is lost.
+    pub drop_ratio: f64,
+    /// Each message waits up to this long before delivery.
+    pub delay_ms_max: u64,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Router {
     inner: Arc<Mutex<RouterState>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct RouterState {
     nodes: BTreeMap<u64, PartitionRaft>,
     /// Cut links, stored as (smaller id, larger id).
     cut: BTreeSet<(u64, u64)>,
+    faults: Faults,
+    rng: StdRng,
+}
+
+impl Default for RouterState {
+    fn default() -> Self {
+        RouterState {
+            nodes: BTreeMap::new(),
+            cut: BTreeSet::new(),
+            faults: Faults::default(),
+            rng: StdRng::seed_from_u64(0),
+        }
+    }
+}
+
+/// What the router decided for one message.
+#[derive(Debug, Clone, Copy)]
+struct Fate {
+    delay_ms: u64,
+    drop_request: bool,
+    drop_response: bool,
 }
 
 fn link(a: u64, b: u64) -> (u64, u64) {
     (a.min(b), a.max(b))
 }
 
+fn unreachable(err: impl std::fmt::Display) -> Unreachable<TypeConfig> {
+    Unreachable::new(&AnyError::error(err.to_string()))
+}
+
 impl Router {
+    /// A router whose faults are drawn from `seed`.
+    pub fn with_seed(seed: u64) -> Router {
+        let router = Router::default();
+        router.lock().rng = StdRng::seed_from_u64(seed);
+        router
+    }
+
     fn lock(&self) -> MutexGuard<'_, RouterState> {
         self.inner
             .lock()
@@ -61,6 +113,11 @@ impl Router {
         self.lock().cut.clear();
     }
 
+    /// Sets the random faults applied from now on (`Faults::default()`: none).
+    pub fn set_faults(&self, faults: Faults) {
+        self.lock().faults = faults;
+    }
+
     /// A connection from `source` to `target`.
     pub fn connect(&self, source: u64) -> NodeRouter {
         NodeRouter {
@@ -69,18 +126,62 @@ impl Router {
         }
     }
 
+    fn fate(&self) -> Fate {
+        let mut state = self.lock();
+        let Faults {
+            drop_ratio,
+            delay_ms_max,
+        } = state.faults;
+        let drop = drop_ratio.clamp(0.0, 1.0);
+        let rng = &mut state.rng;
+        Fate {
+            delay_ms: if delay_ms_max == 0 {
+                0
+            } else {
+                rng.random_range(0..=delay_ms_max)
+            },
+            drop_request: drop > 0.0 && rng.random_bool(drop),
+            drop_response: drop > 0.0 && rng.random_bool(drop),
+        }
+    }
+
     fn target(&self, source: u64, target: u64) -> Result<PartitionRaft, Unreachable<TypeConfig>> {
         let state = self.lock();
         if state.cut.contains(&link(source, target)) {
-            return Err(Unreachable::new(&AnyError::error(format!(
-                "link {source}-{target} is cut"
-            ))));
+            return Err(unreachable(format!("link {source}-{target} is cut")));
         }
         state
             .nodes
             .get(&target)
             .cloned()
-            .ok_or_else(|| Unreachable::new(&AnyError::error(format!("node {target} is down"))))
+            .ok_or_else(|| unreachable(format!("node {target} is down")))
+    }
+
+    /// Delivers one message from `source` to `target` through the faults: `call` runs on the
+    /// target's `Raft` unless the link is cut or the request is lost.
+    async fn deliver<T, F, Fut>(
+        &self,
+        source: u64,
+        target: u64,
+        call: F,
+    ) -> Result<T, Unreachable<TypeConfig>>
+    where
+        F: FnOnce(PartitionRaft) -> Fut,
+        Fut: Future<Output = Result<T, Unreachable<TypeConfig>>>,
+    {
+        let fate = self.fate();
+        if fate.delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(fate.delay_ms)).await;
+        }
+        let raft = self.target(source, target)?;
+        if fate.drop_request {
+            return Err(unreachable("request lost"));
+        }
+        let response = call(raft).await?;
+        if fate.drop_response {
+            return Err(unreachable("response lost"));
+        }
+        Ok(response)
     }
 }
 
@@ -111,10 +212,6 @@ impl RaftNetworkFactory<TypeConfig> for NodeRouter {
     }
 }
 
-fn unreachable(err: impl std::fmt::Display) -> Unreachable<TypeConfig> {
-    Unreachable::new(&AnyError::error(err.to_string()))
-}
-
 impl RaftNetworkV2<TypeConfig> for Connection {
     type SnapshotData = PartitionSnapshot;
 
@@ -123,10 +220,10 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let raft = self.router.target(self.source, self.target)?;
-        raft.append_entries(rpc)
-            .await
-            .map_err(|err| RPCError::Unreachable(unreachable(err)))
+        let call = |raft: PartitionRaft| async move {
+            raft.append_entries(rpc).await.map_err(unreachable)
+        };
+        Ok(self.router.deliver(self.source, self.target, call).await?)
     }
 
     async fn vote(
@@ -134,10 +231,8 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         rpc: VoteRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let raft = self.router.target(self.source, self.target)?;
-        raft.vote(rpc)
-            .await
-            .map_err(|err| RPCError::Unreachable(unreachable(err)))
+        let call = |raft: PartitionRaft| async move { raft.vote(rpc).await.map_err(unreachable) };
+        Ok(self.router.deliver(self.source, self.target, call).await?)
     }
 
     async fn full_snapshot(
@@ -147,9 +242,11 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         _cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let raft = self.router.target(self.source, self.target)?;
-        raft.install_full_snapshot(vote, snapshot)
-            .await
-            .map_err(|err| StreamingError::Unreachable(unreachable(err)))
+        let call = |raft: PartitionRaft| async move {
+            raft.install_full_snapshot(vote, snapshot)
+                .await
+                .map_err(unreachable)
+        };
+        Ok(self.router.deliver(self.source, self.target, call).await?)
     }
 }

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod failover;
+mod random;
 mod replication;
 mod suite;
 mod support;

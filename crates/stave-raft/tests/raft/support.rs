@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use openraft::Config;
+use openraft::Instant;
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::impls::BasicNode;
 use stave_log::StoredFrame;
@@ -92,11 +93,36 @@ pub async fn start_cluster(router: &Router, dirs: &[tempfile::TempDir]) -> BTree
 }
 
 /// Waits until the live replicas agree on a leader other than `not`, whose lease a quorum has
-/// acknowledged (a fresh leader refuses writes before that). Returns its id.
+/// acknowledged since this call (a fresh leader refuses writes before that, and an old one
+/// cut off from the others may still believe it leads). Returns its id.
 pub async fn wait_leader(nodes: &BTreeMap<u64, Node>, not: Option<u64>) -> u64 {
-    let observer = nodes
+    let since = openraft::TokioInstant::now();
+    for attempt in 0.. {
+        let leader = claimed_leader(nodes, not, attempt).await;
+        let acked = nodes[&leader]
+            .raft
+            .wait(Some(Duration::from_secs(2)))
+            .leader_with_quorum_acked(Some(since), "the leader's lease")
+            .await;
+        if acked.is_ok() {
+            return leader;
+        }
+        assert!(
+            since.elapsed() < WAIT,
+            "no leader with a quorum within {WAIT:?}"
+        );
+    }
+    unreachable!("the loop returns or fails")
+}
+
+/// The leader that a live replica (other than `not`, a different one on each attempt)
+/// believes in.
+async fn claimed_leader(nodes: &BTreeMap<u64, Node>, not: Option<u64>, attempt: usize) -> u64 {
+    let observers: Vec<&Node> = nodes
         .values()
-        .find(|n| Some(n.raft.metrics().borrow_watched().id) != not);
+        .filter(|n| Some(n.raft.metrics().borrow_watched().id) != not)
+        .collect();
+    let observer = observers.get(attempt % observers.len().max(1)).copied();
     let metrics = observer
         .expect("a live replica")
         .raft
@@ -107,14 +133,7 @@ pub async fn wait_leader(nodes: &BTreeMap<u64, Node>, not: Option<u64>) -> u64 {
         )
         .await
         .unwrap();
-    let leader = metrics.current_leader.expect("waited for a leader");
-    nodes[&leader]
-        .raft
-        .wait(Some(WAIT))
-        .leader_with_quorum_acked(None, "the leader's lease")
-        .await
-        .unwrap();
-    leader
+    metrics.current_leader.expect("waited for a leader")
 }
 
 /// Writes the batches for `seeds` to `raft`, all at once; returns the acknowledged ones.
