@@ -31,6 +31,28 @@ use crate::types::{TypeConfig, VoteOf};
 
 pub type PartitionRaft = openraft::Raft<TypeConfig, crate::PartitionStateMachine>;
 
+/// Raft settings for partition groups in one process: fast timers (there is no network to
+/// wait for), and the log start moved by retention only, never by openraft itself.
+pub fn fast_raft_config() -> Arc<openraft::Config> {
+    let config = openraft::Config {
+        heartbeat_interval: 50,
+        election_timeout_min: 300,
+        election_timeout_max: 600,
+        snapshot_policy: openraft::SnapshotPolicy::Never,
+        max_in_snapshot_log_to_keep: u64::MAX,
+        ..openraft::Config::default()
+    };
+    Arc::new(config.validate().expect("these timer settings are valid"))
+}
+
+/// One replica of a group on the router, for tests and benches.
+#[derive(Debug)]
+pub struct SimReplica {
+    pub raft: PartitionRaft,
+    pub store: crate::LogStore,
+    pub sm: crate::PartitionStateMachine,
+}
+
 /// Random faults on every message, as data (after TigerBeetle's `PacketSimulatorOptions`).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Faults {
@@ -116,6 +138,24 @@ impl Router {
     /// Sets the random faults applied from now on (`Faults::default()`: none).
     pub fn set_faults(&self, faults: Faults) {
         self.lock().faults = faults;
+    }
+
+    /// Opens replica `id`'s log in `dir`, starts its `Raft` and adds it to the router.
+    pub async fn start_replica(
+        &self,
+        id: u64,
+        dir: &std::path::Path,
+        log_config: stave_log::LogConfig,
+        raft_config: Arc<openraft::Config>,
+    ) -> std::io::Result<SimReplica> {
+        let storage: Arc<dyn stave_log::storage::Storage> = Arc::new(stave_log::storage::FsStorage);
+        let sm = crate::PartitionStateMachine::default();
+        let store = crate::LogStore::open(storage, dir, log_config, sm.installed_snapshots())?;
+        let raft = PartitionRaft::new(id, raft_config, self.connect(id), store.clone(), sm.clone())
+            .await
+            .map_err(std::io::Error::other)?;
+        self.add(id, raft.clone());
+        Ok(SimReplica { raft, store, sm })
     }
 
     /// A connection from `source` to `target`.

@@ -2,63 +2,33 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use openraft::Config;
 use openraft::Instant;
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::impls::BasicNode;
 use stave_log::StoredFrame;
 use stave_log::batch::{BatchBuilder, BatchView, Record};
 use stave_log::frame::{FrameType, HEADER_LEN};
-use stave_log::storage::{FsStorage, Storage};
 use stave_log::{FlushPolicy, LogConfig};
-use stave_raft::sim_network::{PartitionRaft, Router};
-use stave_raft::{FramePayload, LogStore, PartitionStateMachine};
+use stave_raft::FramePayload;
+use stave_raft::sim_network::{PartitionRaft, Router, fast_raft_config};
 
 pub const WAIT: Duration = Duration::from_secs(30);
 
-pub struct Node {
-    pub raft: PartitionRaft,
-    pub store: LogStore,
-    pub sm: PartitionStateMachine,
-}
-
-fn raft_config() -> Arc<Config> {
-    let config = Config {
-        heartbeat_interval: 50,
-        election_timeout_min: 300,
-        election_timeout_max: 600,
-        // Partitions: retention, not openraft, decides when the log start moves.
-        snapshot_policy: openraft::SnapshotPolicy::Never,
-        max_in_snapshot_log_to_keep: u64::MAX,
-        ..Config::default()
-    };
-    Arc::new(config.validate().unwrap())
-}
+pub type Node = stave_raft::sim_network::SimReplica;
 
 pub async fn start_node(router: &Router, id: u64, dir: &Path) -> Node {
-    let storage: Arc<dyn Storage> = Arc::new(FsStorage);
     let log_config = LogConfig {
         flush: FlushPolicy::Always,
         segment_bytes: 1 << 20,
         ..LogConfig::default()
     };
-    let sm = PartitionStateMachine::default();
-    let store = LogStore::open(storage, dir, log_config, sm.installed_snapshots()).unwrap();
-    let raft = PartitionRaft::new(
-        id,
-        raft_config(),
-        router.connect(id),
-        store.clone(),
-        sm.clone(),
-    )
-    .await
-    .unwrap();
-    router.add(id, raft.clone());
-    Node { raft, store, sm }
+    router
+        .start_replica(id, dir, log_config, fast_raft_config())
+        .await
+        .unwrap()
 }
 
 /// A batch of `count` records, each about `value_len` bytes, whose contents depend on `seed`.
