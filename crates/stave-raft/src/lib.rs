@@ -6,7 +6,9 @@
 //! `RaftLogStorage` over a partition log, with the vote and the committed index in
 //! [`SlotFile`](stave_log::slots::SlotFile)s) and the partition state machine
 //! ([`PartitionStateMachine`]: the high watermark). openraft's own storage test suite runs
-//! against them (`tests/raft/suite.rs`). Transport, controller and producer table come next.
+//! against them (`tests/raft/suite.rs`). [`sim_network`] is an in-process transport with
+//! seeded faults for tests and benches. The gRPC transport, the controller group and the
+//! producer table come next.
 
 mod entry;
 mod log_store;
