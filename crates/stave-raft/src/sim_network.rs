@@ -149,7 +149,7 @@ impl Router {
         raft_config: Arc<openraft::Config>,
     ) -> std::io::Result<SimReplica> {
         let storage: Arc<dyn stave_log::storage::Storage> = Arc::new(stave_log::storage::FsStorage);
-        let sm = crate::PartitionStateMachine::default();
+        let sm = crate::PartitionStateMachine::open(dir)?;
         let store = crate::LogStore::open(storage, dir, log_config, sm.installed_snapshots())?;
         let raft = PartitionRaft::new(id, raft_config, self.connect(id), store.clone(), sm.clone())
             .await

@@ -1,11 +1,13 @@
 //! The partition state machine: what Raft has committed and applied. For a partition that is
 //! the high watermark (the offset after the last applied record: consumers read below it) and
-//! the membership. Its snapshot is a few numbers: the data itself stays in the log, and
-//! retention moves the log start after a snapshot.
+//! the membership. Its snapshot is a few numbers (kept in `{dir}/snapshot`, replaced
+//! atomically): the data itself stays in the log, and retention moves the log start after a
+//! snapshot.
 //!
 //! TODO(#3): the idempotent producer table, rebuilt from the log on leadership.
 
-use std::io;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures_util::StreamExt;
@@ -13,7 +15,10 @@ use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 use stave_log::frame::{BodyHeader, HEADER_LEN};
 
-use crate::types::{Applied, FramePayload, LogIdOf, StoredMembershipOf, TypeConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::entry::{decode_membership, encode_membership};
+use crate::types::{Applied, FramePayload, LogIdOf, StoredMembershipOf, TypeConfig, from_log_id};
 
 pub type SnapshotMetaOf = openraft::alias::SnapshotMetaOf<TypeConfig>;
 pub type SnapshotOf = openraft::alias::SnapshotOf<TypeConfig, PartitionSnapshot>;
@@ -28,6 +33,66 @@ pub struct PartitionSnapshot {
 pub struct PartitionStateMachine {
     state: Arc<Mutex<State>>,
     installed: InstalledSnapshots,
+    /// Where the current snapshot is kept (`{dir}/snapshot`); none keeps it in memory only.
+    dir: Option<PathBuf>,
+}
+
+const SNAPSHOT_FILE: &str = "snapshot";
+
+/// The snapshot as stored: JSON, small, replaced atomically.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredSnapshot {
+    last: Option<(u64, u64)>,
+    membership_log_id: Option<(u64, u64)>,
+    membership: String,
+    next_offset: u64,
+}
+
+fn log_id_parts(id: &Option<LogIdOf>) -> Option<(u64, u64)> {
+    id.as_ref().map(|id| (id.leader_id.term, id.index))
+}
+
+fn log_id_from(parts: Option<(u64, u64)>) -> Option<LogIdOf> {
+    parts.map(|(term, index)| from_log_id(stave_log::LogId::new(term, index)))
+}
+
+/// Writes the snapshot file atomically: a temporary file, synced, renamed over the old one,
+/// then the directory synced.
+fn write_snapshot(dir: &Path, meta: &SnapshotMetaOf, data: PartitionSnapshot) -> io::Result<()> {
+    let stored = StoredSnapshot {
+        last: log_id_parts(&meta.last_log_id),
+        membership_log_id: log_id_parts(meta.last_membership.log_id()),
+        membership: String::from_utf8(encode_membership(meta.last_membership.membership())?)
+            .map_err(io::Error::other)?,
+        next_offset: data.next_offset,
+    };
+    let bytes = serde_json::to_vec(&stored).map_err(io::Error::other)?;
+    let temporary = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(&bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, dir.join(SNAPSHOT_FILE))?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+fn read_snapshot(dir: &Path) -> io::Result<Option<(SnapshotMetaOf, PartitionSnapshot)>> {
+    let bytes = match std::fs::read(dir.join(SNAPSHOT_FILE)) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    let stored: StoredSnapshot = serde_json::from_slice(&bytes).map_err(io::Error::other)?;
+    let membership = decode_membership(stored.membership.as_bytes())?;
+    let meta = SnapshotMetaOf {
+        last_log_id: log_id_from(stored.last),
+        last_membership: StoredMembershipOf::new(log_id_from(stored.membership_log_id), membership),
+    };
+    Ok(Some((
+        meta,
+        PartitionSnapshot {
+            next_offset: stored.next_offset,
+        },
+    )))
 }
 
 /// Where the last installed snapshot ends: `(last Raft index, next offset)`. The log store
@@ -72,6 +137,34 @@ struct State {
 }
 
 impl PartitionStateMachine {
+    /// A state machine that keeps its snapshot in `dir`, starting from the one found there
+    /// (a restarted replica whose log was purged resumes after it).
+    pub fn open(dir: &Path) -> io::Result<PartitionStateMachine> {
+        let sm = PartitionStateMachine {
+            dir: Some(dir.to_path_buf()),
+            ..Default::default()
+        };
+        if let Some((meta, snapshot)) = read_snapshot(dir)? {
+            let mut state = sm.lock();
+            state.applied = meta.last_log_id;
+            state.membership = meta.last_membership.clone();
+            state.next_offset = snapshot.next_offset;
+            state.current_snapshot = Some((meta, snapshot));
+        }
+        Ok(sm)
+    }
+
+    /// Persists a snapshot (when there is a directory), from a blocking thread.
+    async fn persist(&self, meta: &SnapshotMetaOf, data: PartitionSnapshot) -> io::Result<()> {
+        let Some(dir) = self.dir.clone() else {
+            return Ok(());
+        };
+        let meta = meta.clone();
+        tokio::task::spawn_blocking(move || write_snapshot(&dir, &meta, data))
+            .await
+            .map_err(io::Error::other)?
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state
             .lock()
@@ -100,15 +193,21 @@ impl RaftSnapshotBuilder<TypeConfig> for PartitionStateMachine {
     type SnapshotData = PartitionSnapshot;
 
     async fn build_snapshot(&mut self) -> Result<SnapshotOf, io::Error> {
-        let mut state = self.lock();
-        let meta = SnapshotMetaOf {
-            last_log_id: state.applied,
-            last_membership: state.membership.clone(),
+        let (meta, data) = {
+            let state = self.lock();
+            let meta = SnapshotMetaOf {
+                last_log_id: state.applied,
+                last_membership: state.membership.clone(),
+            };
+            (
+                meta,
+                PartitionSnapshot {
+                    next_offset: state.next_offset,
+                },
+            )
         };
-        let data = PartitionSnapshot {
-            next_offset: state.next_offset,
-        };
-        state.current_snapshot = Some((meta.clone(), data));
+        self.persist(&meta, data).await?;
+        self.lock().current_snapshot = Some((meta.clone(), data));
         Ok(SnapshotOf {
             meta,
             snapshot: data,
@@ -167,11 +266,13 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
         meta: &SnapshotMetaOf,
         snapshot: PartitionSnapshot,
     ) -> Result<(), io::Error> {
+        self.persist(meta, snapshot).await?;
         let mut state = self.lock();
         state.applied = meta.last_log_id;
         state.membership = meta.last_membership.clone();
         state.next_offset = snapshot.next_offset;
         state.current_snapshot = Some((meta.clone(), snapshot));
+        drop(state);
         if let Some(last) = meta.last_log_id {
             self.installed
                 .sender

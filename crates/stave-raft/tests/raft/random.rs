@@ -1,5 +1,5 @@
 //! Randomized faults over many seeds: message loss, delays (reordering), cut links, killed and
-//! restarted replicas, with writes throughout. After every run the faults stop and the group
+//! restarted replicas, snapshots and purges on the leader, with writes throughout. After every run the faults stop and the group
 //! must converge. `STAVE_SEEDS=N` runs N seeds (from `STAVE_SEED_FIRST`, default 0) and
 //! prints the range it covered.
 
@@ -80,7 +80,25 @@ async fn run_seed(seed: u64) {
     let mut acked = BTreeMap::new();
     let mut next = 0u64;
     for _ in 0..STEPS {
-        match rng.random_range(0..5) {
+        match rng.random_range(0..6) {
+            5 => {
+                // Retention on the claimed leader: snapshot, then purge what it covers, so
+                // lagging or restarted replicas must catch up from a snapshot.
+                let claimed = nodes
+                    .values()
+                    .find_map(|n| n.raft.metrics().borrow_watched().current_leader);
+                if let Some(node) = claimed.and_then(|leader| nodes.get(&leader)) {
+                    let _ = node.raft.trigger().snapshot().await;
+                    let snapshot = node
+                        .raft
+                        .wait(Some(Duration::from_secs(2)))
+                        .metrics(|m| m.snapshot.is_some(), "a snapshot")
+                        .await;
+                    if let Some(upto) = snapshot.ok().and_then(|m| m.snapshot) {
+                        let _ = node.raft.trigger().purge_log(upto.index).await;
+                    }
+                }
+            }
             0 | 1 => {
                 let claimed = nodes
                     .values()
