@@ -177,13 +177,7 @@ async fn a_follower_behind_the_purged_log_start_catches_up_from_a_snapshot() {
         .borrow_watched()
         .last_log_index
         .expect("a log");
-    for node in nodes.values() {
-        node.raft
-            .wait(Some(crate::support::WAIT))
-            .applied_index_at_least(Some(last), "replica caught up")
-            .await
-            .unwrap();
-    }
+    converged_log(&nodes, leader).await;
     let after_snapshot = applied.index + 1;
     let reference = nodes[&leader]
         .store
