@@ -11,6 +11,7 @@
 //! producer table come next.
 
 mod entry;
+pub mod group;
 mod log_store;
 pub mod sim_network;
 mod state_machine;
@@ -18,4 +19,4 @@ mod types;
 
 pub use log_store::LogStore;
 pub use state_machine::{InstalledSnapshots, PartitionSnapshot, PartitionStateMachine};
-pub use types::{Applied, FramePayload, LogIdOf, TypeConfig};
+pub use types::{Applied, FramePayload, LogIdOf, SnapshotCodec, TypeConfig};

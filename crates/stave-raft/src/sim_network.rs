@@ -10,26 +10,35 @@
 //! The faults come from one seed, but tokio's scheduling decides in which order RPCs draw
 //! them: a seed replays the same kind of run, not the same interleaving.
 //!
-//! TODO(#3): group ids for multi-Raft.
+//! Every message names its Raft group (openraft-multi's `GroupRouter`): a node runs many
+//! groups, and cutting a link cuts it for all of them, as a real network would.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
-use openraft::network::{RPCOption, RaftNetworkFactory, v2::RaftNetworkV2};
+use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::{AnyError, OptionalSend};
+use openraft_multi::{GroupNetworkAdapter, GroupRouter};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::state_machine::{PartitionSnapshot, SnapshotOf};
-use crate::types::{TypeConfig, VoteOf};
+use crate::group::{GroupHandle, GroupId, Groups};
+use crate::state_machine::PartitionSnapshot;
+use crate::types::{SnapshotCodec, TypeConfig, VoteOf};
 
 pub type PartitionRaft = openraft::Raft<TypeConfig, crate::PartitionStateMachine>;
+
+/// The group that [`Router::start_replica`] and [`Router::add`] use: tests of one partition
+/// need not name it.
+pub const TEST_GROUP: GroupId = 1;
 
 /// Raft settings for partition groups in one process: fast timers (there is no network to
 /// wait for), and the log start moved by retention only, never by openraft itself.
@@ -69,7 +78,8 @@ pub struct Router {
 
 #[derive(Debug)]
 struct RouterState {
-    nodes: BTreeMap<u64, PartitionRaft>,
+    /// The nodes that are up, with the groups each runs.
+    nodes: BTreeMap<u64, Groups>,
     /// Cut links, stored as (smaller id, larger id).
     cut: BTreeSet<(u64, u64)>,
     faults: Faults,
@@ -117,11 +127,23 @@ impl Router {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn add(&self, id: u64, raft: PartitionRaft) {
-        self.lock().nodes.insert(id, raft);
+    /// The groups of node `id` (the node is up from now on).
+    pub fn node(&self, id: u64) -> Groups {
+        self.lock().nodes.entry(id).or_default().clone()
     }
 
-    pub fn remove(&self, id: u64) -> Option<PartitionRaft> {
+    /// Makes `raft` reachable as node `id`'s replica of `group`.
+    pub fn add_group(&self, id: u64, group: GroupId, raft: Arc<dyn GroupHandle>) {
+        self.node(id).insert(group, raft);
+    }
+
+    /// Makes `raft` reachable as node `id`'s replica of [`TEST_GROUP`].
+    pub fn add(&self, id: u64, raft: PartitionRaft) {
+        self.add_group(id, TEST_GROUP, Arc::new(raft));
+    }
+
+    /// Takes node `id` down: every group on it becomes unreachable.
+    pub fn remove(&self, id: u64) -> Option<Groups> {
         self.lock().nodes.remove(&id)
     }
 
@@ -140,7 +162,8 @@ impl Router {
         self.lock().faults = faults;
     }
 
-    /// Opens replica `id`'s log in `dir`, starts its `Raft` and adds it to the router.
+    /// Opens replica `id`'s log in `dir`, starts its `Raft` for [`TEST_GROUP`] and adds it to
+    /// the router.
     pub async fn start_replica(
         &self,
         id: u64,
@@ -148,21 +171,45 @@ impl Router {
         log_config: stave_log::LogConfig,
         raft_config: Arc<openraft::Config>,
     ) -> std::io::Result<SimReplica> {
+        self.start_group_replica(id, TEST_GROUP, dir, log_config, raft_config)
+            .await
+    }
+
+    /// Opens node `id`'s replica of partition group `group` in `dir`, starts its `Raft` and
+    /// adds it to the router.
+    pub async fn start_group_replica(
+        &self,
+        id: u64,
+        group: GroupId,
+        dir: &std::path::Path,
+        log_config: stave_log::LogConfig,
+        raft_config: Arc<openraft::Config>,
+    ) -> std::io::Result<SimReplica> {
         let storage: Arc<dyn stave_log::storage::Storage> = Arc::new(stave_log::storage::FsStorage);
         let sm = crate::PartitionStateMachine::open(dir)?;
         let store = crate::LogStore::open(storage, dir, log_config, sm.installed_snapshots())?;
-        let raft = PartitionRaft::new(id, raft_config, self.connect(id), store.clone(), sm.clone())
-            .await
-            .map_err(std::io::Error::other)?;
-        self.add(id, raft.clone());
+        let raft = PartitionRaft::new(
+            id,
+            raft_config,
+            self.network(id, group),
+            store.clone(),
+            sm.clone(),
+        )
+        .await
+        .map_err(std::io::Error::other)?;
+        self.add_group(id, group, Arc::new(raft.clone()));
         Ok(SimReplica { raft, store, sm })
     }
 
-    /// A connection from `source` to `target`.
-    pub fn connect(&self, source: u64) -> NodeRouter {
-        NodeRouter {
-            router: self.clone(),
-            source,
+    /// The network factory for node `source`'s replica of `group`, whose snapshots are `S`.
+    pub fn network<S: SnapshotCodec>(&self, source: u64, group: GroupId) -> SimNetwork<S> {
+        SimNetwork {
+            router: SimGroupRouter {
+                router: self.clone(),
+                source,
+                snapshot: PhantomData,
+            },
+            group,
         }
     }
 
@@ -185,7 +232,12 @@ impl Router {
         }
     }
 
-    fn target(&self, source: u64, target: u64) -> Result<PartitionRaft, Unreachable<TypeConfig>> {
+    fn target(
+        &self,
+        source: u64,
+        target: u64,
+        group: GroupId,
+    ) -> Result<Arc<dyn GroupHandle>, Unreachable<TypeConfig>> {
         let state = self.lock();
         if state.cut.contains(&link(source, target)) {
             return Err(unreachable(format!("link {source}-{target} is cut")));
@@ -193,31 +245,33 @@ impl Router {
         state
             .nodes
             .get(&target)
-            .cloned()
-            .ok_or_else(|| unreachable(format!("node {target} is down")))
+            .ok_or_else(|| unreachable(format!("node {target} is down")))?
+            .get(group)
+            .map_err(unreachable)
     }
 
-    /// Delivers one message from `source` to `target` through the faults: `call` runs on the
-    /// target's `Raft` unless the link is cut or the request is lost.
+    /// Delivers one message from `source` to `target`'s replica of `group` through the
+    /// faults: `call` runs on it unless the link is cut or the request is lost.
     async fn deliver<T, F, Fut>(
         &self,
         source: u64,
         target: u64,
+        group: GroupId,
         call: F,
     ) -> Result<T, Unreachable<TypeConfig>>
     where
-        F: FnOnce(PartitionRaft) -> Fut,
-        Fut: Future<Output = Result<T, Unreachable<TypeConfig>>>,
+        F: FnOnce(Arc<dyn GroupHandle>) -> Fut,
+        Fut: Future<Output = Result<T, String>>,
     {
         let fate = self.fate();
         if fate.delay_ms > 0 {
             tokio::time::sleep(Duration::from_millis(fate.delay_ms)).await;
         }
-        let raft = self.target(source, target)?;
+        let raft = self.target(source, target, group)?;
         if fate.drop_request {
             return Err(unreachable("request lost"));
         }
-        let response = call(raft).await?;
+        let response = call(raft).await.map_err(unreachable)?;
         if fate.drop_response {
             return Err(unreachable("response lost"));
         }
@@ -225,68 +279,124 @@ impl Router {
     }
 }
 
-/// The router as one node sees it: the network factory given to that node's `Raft`.
-#[derive(Debug, Clone)]
-pub struct NodeRouter {
+/// The router as one node sees it, for groups whose snapshots are `S`.
+#[derive(Debug)]
+pub struct SimGroupRouter<S> {
     router: Router,
     source: u64,
+    snapshot: PhantomData<fn() -> S>,
 }
 
-/// One node's connection to another.
-#[derive(Debug, Clone)]
-pub struct Connection {
-    router: Router,
-    source: u64,
-    target: u64,
-}
-
-impl RaftNetworkFactory<TypeConfig> for NodeRouter {
-    type Network = Connection;
-
-    async fn new_client(&mut self, target: u64, _node: &openraft::impls::BasicNode) -> Connection {
-        Connection {
+impl<S> Clone for SimGroupRouter<S> {
+    fn clone(&self) -> Self {
+        SimGroupRouter {
             router: self.router.clone(),
             source: self.source,
-            target,
+            snapshot: PhantomData,
         }
     }
 }
 
-impl RaftNetworkV2<TypeConfig> for Connection {
-    type SnapshotData = PartitionSnapshot;
+/// The network factory given to one group's `Raft` on one node.
+#[derive(Debug, Clone)]
+pub struct SimNetwork<S> {
+    router: SimGroupRouter<S>,
+    group: GroupId,
+}
+
+impl<S: SnapshotCodec> RaftNetworkFactory<TypeConfig> for SimNetwork<S> {
+    type Network = GroupNetworkAdapter<TypeConfig, GroupId, SimGroupRouter<S>>;
+
+    async fn new_client(
+        &mut self,
+        target: u64,
+        _node: &openraft::impls::BasicNode,
+    ) -> Self::Network {
+        GroupNetworkAdapter::new(self.router.clone(), target, self.group)
+    }
+}
+
+impl<S: SnapshotCodec> GroupRouter<TypeConfig, GroupId> for SimGroupRouter<S> {
+    type SnapshotData = S;
 
     async fn append_entries(
-        &mut self,
+        &self,
+        target: u64,
+        group: GroupId,
         rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let call = |raft: PartitionRaft| async move {
-            raft.append_entries(rpc).await.map_err(unreachable)
-        };
-        Ok(self.router.deliver(self.source, self.target, call).await?)
+        let call = |raft: Arc<dyn GroupHandle>| raft.append_entries(rpc);
+        Ok(self
+            .router
+            .deliver(self.source, target, group, call)
+            .await?)
     }
 
     async fn vote(
-        &mut self,
+        &self,
+        target: u64,
+        group: GroupId,
         rpc: VoteRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let call = |raft: PartitionRaft| async move { raft.vote(rpc).await.map_err(unreachable) };
-        Ok(self.router.deliver(self.source, self.target, call).await?)
+        let call = |raft: Arc<dyn GroupHandle>| raft.vote(rpc, false);
+        Ok(self
+            .router
+            .deliver(self.source, target, group, call)
+            .await?)
+    }
+
+    async fn pre_vote(
+        &self,
+        target: u64,
+        group: GroupId,
+        rpc: VoteRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let call = |raft: Arc<dyn GroupHandle>| raft.vote(rpc, true);
+        Ok(self
+            .router
+            .deliver(self.source, target, group, call)
+            .await?)
     }
 
     async fn full_snapshot(
-        &mut self,
+        &self,
+        target: u64,
+        group: GroupId,
         vote: VoteOf,
-        snapshot: SnapshotOf,
+        snapshot: openraft::alias::SnapshotOf<TypeConfig, S>,
         _cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let call = |raft: PartitionRaft| async move {
-            raft.install_full_snapshot(vote, snapshot)
-                .await
-                .map_err(unreachable)
-        };
-        Ok(self.router.deliver(self.source, self.target, call).await?)
+        // Snapshots travel encoded, as over a real network.
+        let data = snapshot
+            .snapshot
+            .encode_snapshot()
+            .map_err(|e| StreamingError::from(unreachable(e)))?;
+        let meta = snapshot.meta;
+        let call = |raft: Arc<dyn GroupHandle>| raft.install_snapshot(vote, meta, data);
+        Ok(self
+            .router
+            .deliver(self.source, target, group, call)
+            .await?)
+    }
+
+    async fn transfer_leader(
+        &self,
+        target: u64,
+        group: GroupId,
+        rpc: TransferLeaderRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let call = |raft: Arc<dyn GroupHandle>| raft.transfer_leader(rpc);
+        Ok(self
+            .router
+            .deliver(self.source, target, group, call)
+            .await?)
     }
 }
+
+/// The snapshot type of partition groups, for the default network.
+pub type PartitionNetwork = SimNetwork<PartitionSnapshot>;

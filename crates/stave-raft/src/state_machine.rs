@@ -18,15 +18,29 @@ use stave_log::frame::{BodyHeader, HEADER_LEN};
 use serde::{Deserialize, Serialize};
 
 use crate::entry::{decode_membership, encode_membership};
-use crate::types::{Applied, FramePayload, LogIdOf, StoredMembershipOf, TypeConfig, from_log_id};
+use crate::types::{
+    Applied, FramePayload, LogIdOf, SnapshotCodec, StoredMembershipOf, TypeConfig, from_log_id,
+};
 
 pub type SnapshotMetaOf = openraft::alias::SnapshotMetaOf<TypeConfig>;
 pub type SnapshotOf = openraft::alias::SnapshotOf<TypeConfig, PartitionSnapshot>;
 
 /// A partition's snapshot: the offset after the last record it covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PartitionSnapshot {
     pub next_offset: u64,
+}
+
+impl SnapshotCodec for PartitionSnapshot {
+    fn encode_snapshot(&self) -> io::Result<bytes::Bytes> {
+        serde_json::to_vec(self)
+            .map(bytes::Bytes::from)
+            .map_err(io::Error::other)
+    }
+
+    fn decode_snapshot(bytes: &[u8]) -> io::Result<Self> {
+        serde_json::from_slice(bytes).map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -248,6 +262,7 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
             let applied = Applied {
                 base_offset,
                 next_offset: state.next_offset,
+                reply: bytes::Bytes::new(),
             };
             drop(state);
             if let Some(responder) = responder {

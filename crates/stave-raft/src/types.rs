@@ -15,12 +15,21 @@ impl fmt::Display for FramePayload {
     }
 }
 
-/// The state machine's answer to a write: where its records landed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The state machine's answer to a write: where its records landed, and for a command (the
+/// controller's) what applying it produced.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Applied {
     pub base_offset: u64,
     /// The offset after the write's last record: the new high watermark.
     pub next_offset: u64,
+    /// A command's encoded reply; empty for record batches.
+    pub reply: Bytes,
+}
+
+/// How a state machine's snapshot travels between nodes: as bytes, encoded by its owner.
+pub trait SnapshotCodec: Sized + Send + Sync + 'static {
+    fn encode_snapshot(&self) -> std::io::Result<Bytes>;
+    fn decode_snapshot(bytes: &[u8]) -> std::io::Result<Self>;
 }
 
 openraft::declare_raft_types!(

@@ -1,0 +1,198 @@
+//! Raft groups on a node, as the transport sees them. A node runs many groups (one per
+//! partition replica, plus the controller, group 0), each a full `Raft` with its own log and
+//! state machine; they share the node's connections. An incoming RPC names its group, and
+//! [`Groups`] finds the group's [`GroupHandle`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
+};
+use openraft::storage::RaftStateMachine;
+
+use crate::types::{SnapshotCodec, TypeConfig, VoteOf};
+
+/// A Raft group's id, unique in the cluster. Group 0 is the controller; a partition's group
+/// id comes from its topic's incarnation and its number ([`partition_group_id`]).
+pub type GroupId = u64;
+
+/// The controller group: cluster metadata.
+pub const CONTROLLER_GROUP: GroupId = 0;
+
+/// Bits of a partition group id that hold the partition number.
+const PARTITION_BITS: u32 = 20;
+
+/// The most partitions a topic may have (group ids reserve 20 bits for the number).
+pub const MAX_PARTITIONS: u32 = 1 << PARTITION_BITS;
+
+/// The Raft group id of partition `partition` of the topic incarnation `incarnation`
+/// (incarnations start at 1, so no partition is group 0).
+pub fn partition_group_id(incarnation: u64, partition: u32) -> GroupId {
+    (incarnation << PARTITION_BITS) | u64::from(partition & (MAX_PARTITIONS - 1))
+}
+
+pub type SnapshotMetaOf = openraft::alias::SnapshotMetaOf<TypeConfig>;
+
+/// Why an RPC could not reach its group's Raft on the target node.
+pub type RemoteFailure = String;
+
+/// What the transport calls on a group that runs on this node. Implemented for every
+/// `openraft::Raft` whose snapshot has a [`SnapshotCodec`]: snapshots arrive encoded.
+pub trait GroupHandle: Send + Sync + 'static {
+    fn append_entries(
+        &self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+    ) -> BoxFuture<'static, Result<AppendEntriesResponse<TypeConfig>, RemoteFailure>>;
+
+    fn vote(
+        &self,
+        rpc: VoteRequest<TypeConfig>,
+        pre_vote: bool,
+    ) -> BoxFuture<'static, Result<VoteResponse<TypeConfig>, RemoteFailure>>;
+
+    fn install_snapshot(
+        &self,
+        vote: VoteOf,
+        meta: SnapshotMetaOf,
+        data: Bytes,
+    ) -> BoxFuture<'static, Result<SnapshotResponse<TypeConfig>, RemoteFailure>>;
+
+    fn transfer_leader(
+        &self,
+        rpc: TransferLeaderRequest<TypeConfig>,
+    ) -> BoxFuture<'static, Result<TransferLeaderResponse<TypeConfig>, RemoteFailure>>;
+}
+
+impl<SM> GroupHandle for openraft::Raft<TypeConfig, SM>
+where
+    SM: RaftStateMachine<TypeConfig>,
+    SM::SnapshotData: SnapshotCodec,
+{
+    fn append_entries(
+        &self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+    ) -> BoxFuture<'static, Result<AppendEntriesResponse<TypeConfig>, RemoteFailure>> {
+        let raft = self.clone();
+        Box::pin(async move { raft.append_entries(rpc).await.map_err(|e| e.to_string()) })
+    }
+
+    fn vote(
+        &self,
+        rpc: VoteRequest<TypeConfig>,
+        pre_vote: bool,
+    ) -> BoxFuture<'static, Result<VoteResponse<TypeConfig>, RemoteFailure>> {
+        let raft = self.clone();
+        Box::pin(async move {
+            let result = if pre_vote {
+                raft.pre_vote(rpc).await
+            } else {
+                raft.vote(rpc).await
+            };
+            result.map_err(|e| e.to_string())
+        })
+    }
+
+    fn install_snapshot(
+        &self,
+        vote: VoteOf,
+        meta: SnapshotMetaOf,
+        data: Bytes,
+    ) -> BoxFuture<'static, Result<SnapshotResponse<TypeConfig>, RemoteFailure>> {
+        let raft = self.clone();
+        Box::pin(async move {
+            let snapshot = SM::SnapshotData::decode_snapshot(&data)
+                .map_err(|e| format!("undecodable snapshot: {e}"))?;
+            let snapshot =
+                openraft::alias::SnapshotOf::<TypeConfig, SM::SnapshotData> { meta, snapshot };
+            raft.install_full_snapshot(vote, snapshot)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn transfer_leader(
+        &self,
+        rpc: TransferLeaderRequest<TypeConfig>,
+    ) -> BoxFuture<'static, Result<TransferLeaderResponse<TypeConfig>, RemoteFailure>> {
+        let raft = self.clone();
+        Box::pin(async move {
+            raft.handle_transfer_leader(rpc)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// The groups running on one node, by id. Cheap to clone (shared).
+#[derive(Clone, Default)]
+pub struct Groups {
+    inner: Arc<RwLock<HashMap<GroupId, Arc<dyn GroupHandle>>>>,
+}
+
+impl std::fmt::Debug for Groups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut ids: Vec<GroupId> = self.read().keys().copied().collect();
+        ids.sort_unstable();
+        f.debug_struct("Groups").field("ids", &ids).finish()
+    }
+}
+
+impl Groups {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<GroupId, Arc<dyn GroupHandle>>> {
+        self.inner
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<GroupId, Arc<dyn GroupHandle>>> {
+        self.inner
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Makes `group` reachable; replaces an earlier handle of the same group.
+    pub fn insert(&self, group: GroupId, handle: Arc<dyn GroupHandle>) {
+        self.write().insert(group, handle);
+    }
+
+    /// Makes `group` unreachable (RPCs for it fail as "not running here").
+    pub fn remove(&self, group: GroupId) -> Option<Arc<dyn GroupHandle>> {
+        self.write().remove(&group)
+    }
+
+    pub fn get(&self, group: GroupId) -> Result<Arc<dyn GroupHandle>, RemoteFailure> {
+        self.read()
+            .get(&group)
+            .cloned()
+            .ok_or_else(|| format!("group {group} is not running on this node"))
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_group_ids_are_unique_and_never_the_controller() {
+        let mut seen = std::collections::BTreeSet::new();
+        for incarnation in 1..50 {
+            for partition in [0, 1, 2, 1000, MAX_PARTITIONS - 1] {
+                let id = partition_group_id(incarnation, partition);
+                assert_ne!(id, CONTROLLER_GROUP);
+                assert!(seen.insert(id), "{incarnation}/{partition} collides");
+            }
+        }
+    }
+}
