@@ -13,10 +13,13 @@
 mod entry;
 pub mod group;
 mod log_store;
+pub mod replica;
 pub mod sim_network;
 mod state_machine;
+pub mod transport;
 mod types;
 
 pub use log_store::LogStore;
+pub use replica::{PartitionRaft, PartitionReplica, partition_raft_config, start_partition};
 pub use state_machine::{InstalledSnapshots, PartitionSnapshot, PartitionStateMachine};
 pub use types::{Applied, FramePayload, LogIdOf, SnapshotCodec, TypeConfig};

@@ -34,7 +34,7 @@ use crate::group::{GroupHandle, GroupId, Groups};
 use crate::state_machine::PartitionSnapshot;
 use crate::types::{SnapshotCodec, TypeConfig, VoteOf};
 
-pub type PartitionRaft = openraft::Raft<TypeConfig, crate::PartitionStateMachine>;
+pub use crate::replica::PartitionRaft;
 
 /// The group that [`Router::start_replica`] and [`Router::add`] use: tests of one partition
 /// need not name it.
@@ -55,12 +55,7 @@ pub fn fast_raft_config() -> Arc<openraft::Config> {
 }
 
 /// One replica of a group on the router, for tests and benches.
-#[derive(Debug)]
-pub struct SimReplica {
-    pub raft: PartitionRaft,
-    pub store: crate::LogStore,
-    pub sm: crate::PartitionStateMachine,
-}
+pub type SimReplica = crate::replica::PartitionReplica;
 
 /// Random faults on every message, as data (after TigerBeetle's `PacketSimulatorOptions`).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -185,20 +180,11 @@ impl Router {
         log_config: stave_log::LogConfig,
         raft_config: Arc<openraft::Config>,
     ) -> std::io::Result<SimReplica> {
-        let storage: Arc<dyn stave_log::storage::Storage> = Arc::new(stave_log::storage::FsStorage);
-        let sm = crate::PartitionStateMachine::open(dir)?;
-        let store = crate::LogStore::open(storage, dir, log_config, sm.installed_snapshots())?;
-        let raft = PartitionRaft::new(
-            id,
-            raft_config,
-            self.network(id, group),
-            store.clone(),
-            sm.clone(),
-        )
-        .await
-        .map_err(std::io::Error::other)?;
-        self.add_group(id, group, Arc::new(raft.clone()));
-        Ok(SimReplica { raft, store, sm })
+        let network = self.network::<PartitionSnapshot>(id, group);
+        let replica =
+            crate::replica::start_partition(id, dir, log_config, raft_config, network).await?;
+        self.add_group(id, group, Arc::new(replica.raft.clone()));
+        Ok(replica)
     }
 
     /// The network factory for node `source`'s replica of `group`, whose snapshots are `S`.

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod failover;
+mod grpc;
 mod membership;
 mod random;
 mod replication;

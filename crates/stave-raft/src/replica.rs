@@ -1,0 +1,65 @@
+//! A partition replica: its log store, its state machine and its `Raft`, opened from the
+//! replica's directory over any network (gRPC between nodes, the in-process router in tests).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use openraft::network::{NetSnapshot, RaftNetworkFactory};
+
+use crate::state_machine::PartitionSnapshot;
+use crate::types::TypeConfig;
+use crate::{LogStore, PartitionStateMachine};
+
+pub type PartitionRaft = openraft::Raft<TypeConfig, PartitionStateMachine>;
+
+/// One replica of a partition group on a node.
+#[derive(Debug, Clone)]
+pub struct PartitionReplica {
+    pub raft: PartitionRaft,
+    pub store: LogStore,
+    pub sm: PartitionStateMachine,
+}
+
+/// Opens node `id`'s replica in `dir` (log, vote, snapshot) and starts its `Raft`.
+pub async fn start_partition<N>(
+    id: u64,
+    dir: &Path,
+    log_config: stave_log::LogConfig,
+    raft_config: Arc<openraft::Config>,
+    network: N,
+) -> std::io::Result<PartitionReplica>
+where
+    N: RaftNetworkFactory<TypeConfig>,
+    N::Network: NetSnapshot<TypeConfig, SnapshotData = PartitionSnapshot>,
+{
+    let storage: Arc<dyn stave_log::storage::Storage> = Arc::new(stave_log::storage::FsStorage);
+    let sm = PartitionStateMachine::open(dir)?;
+    let store = LogStore::open(storage, dir, log_config, sm.installed_snapshots())?;
+    let raft = PartitionRaft::new(id, raft_config, network, store.clone(), sm.clone())
+        .await
+        .map_err(std::io::Error::other)?;
+    Ok(PartitionReplica { raft, store, sm })
+}
+
+/// Raft settings for partition groups between nodes (DESIGN.md "Timers"): slow heartbeats,
+/// none while data flows, elections in 2–4 s, pre-vote so a restarted node does not bump
+/// terms, and the log start moved by retention only, never by openraft itself.
+pub fn partition_raft_config() -> Arc<openraft::Config> {
+    let config = openraft::Config {
+        heartbeat_interval: 500,
+        heartbeat_min_interval: Some(1000),
+        election_timeout_min: 2000,
+        election_timeout_max: 4000,
+        enable_pre_vote: Some(true),
+        install_snapshot_timeout: 2000,
+        max_payload_entries: 64,
+        snapshot_policy: openraft::SnapshotPolicy::Never,
+        max_in_snapshot_log_to_keep: u64::MAX,
+        ..openraft::Config::default()
+    };
+    Arc::new(
+        config
+            .validate()
+            .expect("the partition timer settings are valid"),
+    )
+}

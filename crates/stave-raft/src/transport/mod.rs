@@ -1,0 +1,51 @@
+//! The Raft transport over gRPC (`proto/stave/internal/raft.proto`): every group on a node
+//! shares two connections per peer, control and data (see [`client`]), and the node serves
+//! both services over its [`Groups`](crate::group::Groups) ([`server`]).
+
+pub mod client;
+mod convert;
+pub mod server;
+
+pub use client::{GrpcNetwork, RaftClients, TransportConfig};
+pub use server::{ControlService, DataService};
+
+use stave_proto::internal::raft::raft_control_server::RaftControlServer;
+use stave_proto::internal::raft::raft_data_server::RaftDataServer;
+
+use crate::group::Groups;
+
+/// The two Raft services of a node, ready to add to its tonic server.
+pub fn services(
+    groups: &Groups,
+    config: &TransportConfig,
+) -> (
+    RaftControlServer<ControlService>,
+    RaftDataServer<DataService>,
+) {
+    let control = RaftControlServer::new(ControlService::new(groups.clone()))
+        .max_decoding_message_size(config.max_message_bytes)
+        .max_encoding_message_size(config.max_message_bytes);
+    let data = RaftDataServer::new(DataService::new(groups.clone()))
+        .max_decoding_message_size(config.max_message_bytes)
+        .max_encoding_message_size(config.max_message_bytes);
+    (control, data)
+}
+
+/// Serves the Raft services of `groups` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    groups: Groups,
+    config: TransportConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let (control, data) = services(&groups, &config);
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .initial_stream_window_size(4 << 20)
+        .initial_connection_window_size(32 << 20)
+        .add_service(control)
+        .add_service(data)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+}

@@ -1,0 +1,187 @@
+//! The receiving side: `RaftControl` and `RaftData` over the groups running on this node.
+//! A request for a group that does not run here is answered with a `RaftFailure` (the sender
+//! treats it as unreachable), not a gRPC error, so one missing group never breaks the
+//! stream or the heartbeat batch that carries it.
+
+use std::pin::Pin;
+
+use futures_util::{Stream, StreamExt};
+use stave_proto::internal::raft as pb;
+use stave_proto::internal::raft::raft_control_server::RaftControl;
+use stave_proto::internal::raft::raft_data_server::RaftData;
+use tokio::sync::mpsc;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::convert;
+use crate::group::Groups;
+
+fn failure(message: impl ToString) -> pb::RaftFailure {
+    pb::RaftFailure {
+        message: message.to_string(),
+    }
+}
+
+/// Serves `RaftControl`: votes, coalesced heartbeats, snapshots, leader transfer.
+#[derive(Debug, Clone)]
+pub struct ControlService {
+    groups: Groups,
+}
+
+impl ControlService {
+    pub fn new(groups: Groups) -> ControlService {
+        ControlService { groups }
+    }
+}
+
+/// One group's append (a heartbeat or a data append), answered as the group answered it.
+async fn append(
+    groups: &Groups,
+    group_id: u64,
+    append: Option<pb::AppendEntries>,
+) -> Result<pb::AppendEntriesResponse, pb::RaftFailure> {
+    let rpc = convert::append_from_pb(append).map_err(failure)?;
+    let group = groups.get(group_id).map_err(failure)?;
+    let response = group.append_entries(rpc).await.map_err(failure)?;
+    Ok(convert::append_response_to_pb(&response))
+}
+
+#[tonic::async_trait]
+impl RaftControl for ControlService {
+    async fn vote(
+        &self,
+        request: Request<pb::VoteRequest>,
+    ) -> Result<Response<pb::VoteResponse>, Status> {
+        let request = request.into_inner();
+        let result = async {
+            let rpc = convert::vote_request_from_pb(&request).map_err(failure)?;
+            let group = self.groups.get(request.group_id).map_err(failure)?;
+            let response = group.vote(rpc, request.pre_vote).await.map_err(failure)?;
+            Ok(convert::vote_response_to_pb(&response))
+        }
+        .await;
+        let result = match result {
+            Ok(reply) => pb::vote_response::Result::Reply(reply),
+            Err(failure) => pb::vote_response::Result::Failure(failure),
+        };
+        Ok(Response::new(pb::VoteResponse {
+            result: Some(result),
+        }))
+    }
+
+    async fn heartbeats(
+        &self,
+        request: Request<pb::HeartbeatBatch>,
+    ) -> Result<Response<pb::HeartbeatResults>, Status> {
+        let batch = request.into_inner();
+        // Every group's heartbeat runs concurrently: one slow group delays no other.
+        let results = futures_util::future::join_all(
+            batch
+                .heartbeats
+                .into_iter()
+                .map(|heartbeat| append(&self.groups, heartbeat.group_id, heartbeat.append)),
+        )
+        .await
+        .into_iter()
+        .map(|result| pb::HeartbeatResult {
+            result: Some(match result {
+                Ok(response) => pb::heartbeat_result::Result::Response(response),
+                Err(failure) => pb::heartbeat_result::Result::Failure(failure),
+            }),
+        })
+        .collect();
+        Ok(Response::new(pb::HeartbeatResults { results }))
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: Request<pb::SnapshotRequest>,
+    ) -> Result<Response<pb::SnapshotResponse>, Status> {
+        let request = request.into_inner();
+        let result = async {
+            let vote = convert::vote_from_pb(request.vote.as_ref()).map_err(failure)?;
+            let meta = convert::snapshot_meta_from_pb(&request).map_err(failure)?;
+            let group = self.groups.get(request.group_id).map_err(failure)?;
+            let response = group
+                .install_snapshot(vote, meta, request.data)
+                .await
+                .map_err(failure)?;
+            Ok(convert::vote_to_pb(&response.vote))
+        }
+        .await;
+        let result = match result {
+            Ok(vote) => pb::snapshot_response::Result::Vote(vote),
+            Err(failure) => pb::snapshot_response::Result::Failure(failure),
+        };
+        Ok(Response::new(pb::SnapshotResponse {
+            result: Some(result),
+        }))
+    }
+
+    async fn transfer_leader(
+        &self,
+        request: Request<pb::TransferLeaderRequest>,
+    ) -> Result<Response<pb::TransferLeaderResponse>, Status> {
+        let request = request.into_inner();
+        let result = async {
+            let rpc = convert::transfer_from_pb(&request).map_err(failure)?;
+            let group = self.groups.get(request.group_id).map_err(failure)?;
+            let response = group.transfer_leader(rpc).await.map_err(failure)?;
+            Ok(convert::transfer_response_to_pb(&response))
+        }
+        .await;
+        let result = result.unwrap_or_else(pb::transfer_leader_response::Result::Failure);
+        Ok(Response::new(pb::TransferLeaderResponse {
+            result: Some(result),
+        }))
+    }
+}
+
+/// Serves `RaftData`: the appends of every group from one peer, on one stream.
+#[derive(Debug, Clone)]
+pub struct DataService {
+    groups: Groups,
+}
+
+impl DataService {
+    pub fn new(groups: Groups) -> DataService {
+        DataService { groups }
+    }
+}
+
+type AppendStream = Pin<Box<dyn Stream<Item = Result<pb::AppendResult, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl RaftData for DataService {
+    type AppendStream = AppendStream;
+
+    async fn append(
+        &self,
+        request: Request<Streaming<pb::AppendRequest>>,
+    ) -> Result<Response<AppendStream>, Status> {
+        let mut incoming = request.into_inner();
+        let (results, outgoing) = mpsc::unbounded_channel();
+        let groups = self.groups.clone();
+        tokio::spawn(async move {
+            // Requests of different groups run concurrently and answer in any order (each
+            // carries its id); openraft sends one append at a time per group and target, so
+            // one group's appends stay in order.
+            while let Some(Ok(request)) = incoming.next().await {
+                let groups = groups.clone();
+                let results = results.clone();
+                tokio::spawn(async move {
+                    let result = match append(&groups, request.group_id, request.append).await {
+                        Ok(response) => pb::append_result::Result::Response(response),
+                        Err(failure) => pb::append_result::Result::Failure(failure),
+                    };
+                    // The stream is gone when the peer hung up: nobody waits for the answer.
+                    let _ = results.send(Ok(pb::AppendResult {
+                        id: request.id,
+                        result: Some(result),
+                    }));
+                });
+            }
+        });
+        let stream = tokio_stream::wrappers::UnboundedReceiverStream::new(outgoing);
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
