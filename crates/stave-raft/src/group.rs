@@ -127,6 +127,46 @@ where
     }
 }
 
+/// A group that answers everything but votes (see [`Groups::insert_not_voting`]).
+struct NotVoting {
+    inner: Arc<dyn GroupHandle>,
+}
+
+impl GroupHandle for NotVoting {
+    fn append_entries(
+        &self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+    ) -> BoxFuture<'static, Result<AppendEntriesResponse<TypeConfig>, RemoteFailure>> {
+        self.inner.append_entries(rpc)
+    }
+
+    fn vote(
+        &self,
+        _rpc: VoteRequest<TypeConfig>,
+        _pre_vote: bool,
+    ) -> BoxFuture<'static, Result<VoteResponse<TypeConfig>, RemoteFailure>> {
+        Box::pin(async {
+            Err("this replica lost its data and does not vote until it is a voter again".into())
+        })
+    }
+
+    fn install_snapshot(
+        &self,
+        vote: VoteOf,
+        meta: SnapshotMetaOf,
+        data: Bytes,
+    ) -> BoxFuture<'static, Result<SnapshotResponse<TypeConfig>, RemoteFailure>> {
+        self.inner.install_snapshot(vote, meta, data)
+    }
+
+    fn transfer_leader(
+        &self,
+        _rpc: TransferLeaderRequest<TypeConfig>,
+    ) -> BoxFuture<'static, Result<TransferLeaderResponse<TypeConfig>, RemoteFailure>> {
+        Box::pin(async { Err("this replica is rejoining and cannot lead yet".into()) })
+    }
+}
+
 /// The groups running on one node, by id. Cheap to clone (shared).
 #[derive(Clone, Default)]
 pub struct Groups {
@@ -157,6 +197,15 @@ impl Groups {
     /// Makes `group` reachable; replaces an earlier handle of the same group.
     pub fn insert(&self, group: GroupId, handle: Arc<dyn GroupHandle>) {
         self.write().insert(group, handle);
+    }
+
+    /// Makes `group` reachable for everything but votes: a replica whose data was wiped must
+    /// not vote with a forgotten vote until its group has demoted it to learner and promoted
+    /// it again ([`crate::membership::rejoin_as_learner`]). Replace it with [`Groups::insert`]
+    /// once it is a voter again.
+    pub fn insert_not_voting(&self, group: GroupId, handle: Arc<dyn GroupHandle>) {
+        self.write()
+            .insert(group, Arc::new(NotVoting { inner: handle }));
     }
 
     /// Makes `group` unreachable (RPCs for it fail as "not running here").

@@ -13,6 +13,7 @@
 mod entry;
 pub mod group;
 mod log_store;
+pub mod membership;
 pub mod replica;
 pub mod sim_network;
 mod state_machine;
