@@ -35,6 +35,11 @@ pub fn partition_group_id(incarnation: u64, partition: u32) -> GroupId {
     (incarnation << PARTITION_BITS) | u64::from(partition & (MAX_PARTITIONS - 1))
 }
 
+/// The topic incarnation a partition group id belongs to.
+pub fn incarnation_of(group: GroupId) -> u64 {
+    group >> PARTITION_BITS
+}
+
 pub type SnapshotMetaOf = openraft::alias::SnapshotMetaOf<TypeConfig>;
 
 /// Why an RPC could not reach its group's Raft on the target node.
@@ -65,6 +70,28 @@ pub trait GroupHandle: Send + Sync + 'static {
         &self,
         rpc: TransferLeaderRequest<TypeConfig>,
     ) -> BoxFuture<'static, Result<TransferLeaderResponse<TypeConfig>, RemoteFailure>>;
+
+    /// The leader this replica knows of.
+    fn current_leader(&self) -> Option<u64>;
+
+    /// On the leader: takes back `node`, whose data was wiped, as a learner
+    /// ([`crate::membership::rejoin_as_learner`]), then promotes it in the background once it
+    /// has caught up (retrying every `deadline` while it has not).
+    fn rejoin(
+        &self,
+        node: u64,
+        addr: String,
+        deadline: std::time::Duration,
+    ) -> BoxFuture<'static, Result<Rejoined, RemoteFailure>>;
+}
+
+/// What a leader answered a wiped replica that asked to rejoin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejoined {
+    /// It is a learner now: it may make its replica reachable (not voting).
+    Demoted,
+    /// This replica does not lead; ask the hinted one.
+    NotLeader(Option<u64>),
 }
 
 impl<SM> GroupHandle for openraft::Raft<TypeConfig, SM>
@@ -72,6 +99,45 @@ where
     SM: RaftStateMachine<TypeConfig>,
     SM::SnapshotData: SnapshotCodec,
 {
+    fn current_leader(&self) -> Option<u64> {
+        use openraft::async_runtime::watch::WatchReceiver;
+        self.metrics().borrow_watched().current_leader
+    }
+
+    fn rejoin(
+        &self,
+        node: u64,
+        addr: String,
+        deadline: std::time::Duration,
+    ) -> BoxFuture<'static, Result<Rejoined, RemoteFailure>> {
+        use crate::membership::{self, MembershipError};
+        let raft = self.clone();
+        Box::pin(async move {
+            match membership::rejoin_as_learner(&raft, node, &addr).await {
+                Ok(()) => {}
+                Err(MembershipError::NotLeader { leader }) => {
+                    return Ok(Rejoined::NotLeader(leader));
+                }
+                Err(err) => return Err(err.to_string()),
+            }
+            tokio::spawn(async move {
+                loop {
+                    match membership::promote_when_caught_up(&raft, node, deadline).await {
+                        Ok(()) => break,
+                        Err(err @ MembershipError::LearnerBehind { .. }) => {
+                            tracing::warn!(node, %err, "rejoining replica not promoted yet");
+                        }
+                        Err(err) => {
+                            tracing::warn!(node, %err, "rejoining replica not promoted");
+                            break;
+                        }
+                    }
+                }
+            });
+            Ok(Rejoined::Demoted)
+        })
+    }
+
     fn append_entries(
         &self,
         rpc: AppendEntriesRequest<TypeConfig>,
@@ -164,6 +230,19 @@ impl GroupHandle for NotVoting {
         _rpc: TransferLeaderRequest<TypeConfig>,
     ) -> BoxFuture<'static, Result<TransferLeaderResponse<TypeConfig>, RemoteFailure>> {
         Box::pin(async { Err("this replica is rejoining and cannot lead yet".into()) })
+    }
+
+    fn current_leader(&self) -> Option<u64> {
+        self.inner.current_leader()
+    }
+
+    fn rejoin(
+        &self,
+        _node: u64,
+        _addr: String,
+        _deadline: std::time::Duration,
+    ) -> BoxFuture<'static, Result<Rejoined, RemoteFailure>> {
+        Box::pin(async { Ok(Rejoined::NotLeader(None)) })
     }
 }
 

@@ -10,10 +10,13 @@
 //! seeded faults for tests and benches. The gRPC transport, the controller group and the
 //! producer table come next.
 
+pub mod controller;
 mod entry;
 pub mod group;
 mod log_store;
 pub mod membership;
+pub mod node;
+mod producers;
 pub mod replica;
 pub mod sim_network;
 mod state_machine;
@@ -21,6 +24,11 @@ pub mod transport;
 mod types;
 
 pub use log_store::LogStore;
+pub use producers::{
+    BATCHES_RETAINED, BatchMetadata, BelowApplied, EXPIRY_CHECK_INTERVAL_MS,
+    PRODUCER_EXPIRY_MS_DEFAULT, ProducerBatch, ProducerConfig, ProducerSnapshot, ProducerState,
+    ProducerTable, Producers, Reservation, ReservationId, Verdict, Written, sequence_add,
+};
 pub use replica::{PartitionRaft, PartitionReplica, partition_raft_config, start_partition};
 pub use state_machine::{InstalledSnapshots, PartitionSnapshot, PartitionStateMachine};
 pub use types::{Applied, FramePayload, LogIdOf, SnapshotCodec, TypeConfig};

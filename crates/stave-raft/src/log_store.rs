@@ -117,7 +117,9 @@ fn read_slot<T>(
 
 impl LogStore {
     /// Opens (or creates) the group's log, vote and committed files in `dir`. `installed`
-    /// comes from the group's state machine ([`PartitionStateMachine::installed_snapshots`]).
+    /// comes from the group's state machine ([`PartitionStateMachine::installed_snapshots`]),
+    /// and so does the producer table this store keeps up to date with its appends and
+    /// truncations.
     ///
     /// [`PartitionStateMachine::installed_snapshots`]: crate::PartitionStateMachine::installed_snapshots
     pub fn open(
@@ -127,6 +129,8 @@ impl LogStore {
         installed: InstalledSnapshots,
     ) -> io::Result<LogStore> {
         let log = PartitionLog::open(storage.clone(), dir, config).map_err(io_error)?;
+        // The producer table starts from the state machine's snapshot: count the log after it.
+        installed.producers().replay_log(&log)?;
         let (vote, vote_value) = read_slot(
             storage.as_ref(),
             &dir.join(VOTE_FILE),
@@ -302,6 +306,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .into_iter()
             .map(|entry| Ok((to_frame(&entry)?, to_log_id(&entry.log_id))))
             .collect::<io::Result<_>>()?;
+        let producers = self.shared.installed.producers().clone();
         self.with_log(move |log| {
             let Some(&(_, first)) = frames.first() else {
                 callback.io_completed(Ok(()));
@@ -317,6 +322,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let appended = log
                 .append_all(frames.iter().map(|(frame, id)| (frame.as_ref(), *id)))
                 .map_err(io_error)?;
+            // Counted under the log's lock, so the table follows the log's order.
+            let counted = frames
+                .iter()
+                .map(|(frame, _)| frame.as_ref())
+                .zip(&appended);
+            producers.record_appended(counted, log.config().clock.now_ms())?;
             let pos = appended.last().map(|a| a.pos).unwrap_or_default();
             // The completion runs on the flusher once the flush policy is met; it only sends
             // on openraft's channel, so it never blocks on this log's lock.
@@ -331,8 +342,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate_after(&mut self, last_log_id: Option<LogIdOf>) -> Result<(), io::Error> {
         let last = last_log_id.map(|id| LogIndex(id.index));
-        self.with_log(move |log| log.truncate_after(last).map_err(io_error))
-            .await
+        let producers = self.shared.installed.producers().clone();
+        self.with_log(move |log| {
+            log.truncate_after(last).map_err(io_error)?;
+            producers.truncate_after(last.map(|index| index.0))
+        })
+        .await
     }
 
     async fn purge(&mut self, log_id: LogIdOf) -> Result<(), io::Error> {

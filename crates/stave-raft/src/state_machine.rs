@@ -1,10 +1,12 @@
 //! The partition state machine: what Raft has committed and applied. For a partition that is
 //! the high watermark (the offset after the last applied record: consumers read below it) and
-//! the membership. Its snapshot is a few numbers (kept in `{dir}/snapshot`, replaced
-//! atomically): the data itself stays in the log, and retention moves the log start after a
-//! snapshot.
+//! the membership. Its snapshot is a few numbers and the idempotent producer table as of its
+//! last index (kept in `{dir}/snapshot`, replaced atomically): the data itself stays in the
+//! log, and retention moves the log start after a snapshot.
 //!
-//! TODO(#3): the idempotent producer table, rebuilt from the log on leadership.
+//! The producer table ([`Producers`]) follows the *appended* log, so the log store keeps it;
+//! the state machine owns it, hands it to the log store (through [`InstalledSnapshots`]),
+//! tells it the applied index, takes it into snapshots and restores it from them.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ use stave_log::frame::{BodyHeader, HEADER_LEN};
 use serde::{Deserialize, Serialize};
 
 use crate::entry::{decode_membership, encode_membership};
+use crate::producers::{ProducerConfig, ProducerSnapshot, Producers};
 use crate::types::{
     Applied, FramePayload, LogIdOf, SnapshotCodec, StoredMembershipOf, TypeConfig, from_log_id,
 };
@@ -25,10 +28,13 @@ use crate::types::{
 pub type SnapshotMetaOf = openraft::alias::SnapshotMetaOf<TypeConfig>;
 pub type SnapshotOf = openraft::alias::SnapshotOf<TypeConfig, PartitionSnapshot>;
 
-/// A partition's snapshot: the offset after the last record it covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// A partition's snapshot: the offset after the last record it covers, and the producer
+/// table as of its last index.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PartitionSnapshot {
     pub next_offset: u64,
+    #[serde(default)]
+    pub producers: ProducerSnapshot,
 }
 
 impl SnapshotCodec for PartitionSnapshot {
@@ -60,6 +66,8 @@ struct StoredSnapshot {
     membership_log_id: Option<(u64, u64)>,
     membership: String,
     next_offset: u64,
+    #[serde(default)]
+    producers: ProducerSnapshot,
 }
 
 fn log_id_parts(id: &Option<LogIdOf>) -> Option<(u64, u64)> {
@@ -79,6 +87,7 @@ fn write_snapshot(dir: &Path, meta: &SnapshotMetaOf, data: PartitionSnapshot) ->
         membership: String::from_utf8(encode_membership(meta.last_membership.membership())?)
             .map_err(io::Error::other)?,
         next_offset: data.next_offset,
+        producers: data.producers,
     };
     let bytes = serde_json::to_vec(&stored).map_err(io::Error::other)?;
     let temporary = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
@@ -105,27 +114,40 @@ fn read_snapshot(dir: &Path) -> io::Result<Option<(SnapshotMetaOf, PartitionSnap
         meta,
         PartitionSnapshot {
             next_offset: stored.next_offset,
+            producers: stored.producers,
         },
     )))
 }
 
 /// Where the last installed snapshot ends: `(last Raft index, next offset)`. The log store
 /// reads it when openraft purges past the log's end after an install, to start the log at
-/// the snapshot's offset.
+/// the snapshot's offset. It also carries the partition's producer table, which the log store
+/// keeps up to date.
 #[derive(Debug, Clone)]
 pub struct InstalledSnapshots {
     sender: Arc<tokio::sync::watch::Sender<Option<(u64, u64)>>>,
+    producers: Producers,
 }
 
 impl Default for InstalledSnapshots {
     fn default() -> Self {
-        InstalledSnapshots {
-            sender: Arc::new(tokio::sync::watch::Sender::new(None)),
-        }
+        InstalledSnapshots::with_producers(Producers::default())
     }
 }
 
 impl InstalledSnapshots {
+    fn with_producers(producers: Producers) -> Self {
+        InstalledSnapshots {
+            sender: Arc::new(tokio::sync::watch::Sender::new(None)),
+            producers,
+        }
+    }
+
+    /// The partition's producer table.
+    pub fn producers(&self) -> &Producers {
+        &self.producers
+    }
+
     /// Waits (at most `wait_max`) until a snapshot ending at `index` is installed; returns the
     /// offset after it.
     pub async fn next_offset_at(&self, index: u64, wait_max: std::time::Duration) -> Option<u64> {
@@ -154,12 +176,22 @@ impl PartitionStateMachine {
     /// A state machine that keeps its snapshot in `dir`, starting from the one found there
     /// (a restarted replica whose log was purged resumes after it).
     pub fn open(dir: &Path) -> io::Result<PartitionStateMachine> {
+        PartitionStateMachine::open_with(dir, ProducerConfig::default())
+    }
+
+    /// [`PartitionStateMachine::open`], with the producer table's settings.
+    pub fn open_with(dir: &Path, producers: ProducerConfig) -> io::Result<PartitionStateMachine> {
         let sm = PartitionStateMachine {
             dir: Some(dir.to_path_buf()),
+            installed: InstalledSnapshots::with_producers(Producers::new(producers)),
             ..Default::default()
         };
         if let Some((meta, snapshot)) = read_snapshot(dir)? {
             let mut state = sm.lock();
+            let last = meta.last_log_id.map(|id| id.index);
+            sm.installed
+                .producers
+                .install(last, snapshot.producers.clone());
             state.applied = meta.last_log_id;
             state.membership = meta.last_membership.clone();
             state.next_offset = snapshot.next_offset;
@@ -194,6 +226,12 @@ impl PartitionStateMachine {
     pub fn high_watermark(&self) -> u64 {
         self.lock().next_offset
     }
+
+    /// The partition's idempotent producer table: the leader checks each batch against it
+    /// before proposing it.
+    pub fn producers(&self) -> Producers {
+        self.installed.producers.clone()
+    }
 }
 
 fn record_count(frame: &FramePayload) -> io::Result<u32> {
@@ -208,20 +246,24 @@ impl RaftSnapshotBuilder<TypeConfig> for PartitionStateMachine {
 
     async fn build_snapshot(&mut self) -> Result<SnapshotOf, io::Error> {
         let (meta, data) = {
+            // The state's lock is held while the table is read at the applied index: apply
+            // tells the table an applied index only after setting it here.
             let state = self.lock();
             let meta = SnapshotMetaOf {
                 last_log_id: state.applied,
                 last_membership: state.membership.clone(),
             };
+            let last = state.applied.map(|id| id.index);
             (
                 meta,
                 PartitionSnapshot {
                     next_offset: state.next_offset,
+                    producers: self.installed.producers.snapshot_at(last)?,
                 },
             )
         };
-        self.persist(&meta, data).await?;
-        self.lock().current_snapshot = Some((meta.clone(), data));
+        self.persist(&meta, data.clone()).await?;
+        self.lock().current_snapshot = Some((meta.clone(), data.clone()));
         Ok(SnapshotOf {
             meta,
             snapshot: data,
@@ -244,8 +286,10 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
             + Unpin
             + OptionalSend,
     {
+        let mut last_applied = None;
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
+            last_applied = Some(entry.log_id.index);
             let mut state = self.lock();
             state.applied = Some(entry.log_id);
             let base_offset = state.next_offset;
@@ -269,6 +313,10 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
                 responder.send(applied);
             }
         }
+        // Raft never truncates applied entries: the producer table forgets how to undo them.
+        if let Some(index) = last_applied {
+            self.installed.producers.mark_applied(index);
+        }
         Ok(())
     }
 
@@ -281,17 +329,22 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
         meta: &SnapshotMetaOf,
         snapshot: PartitionSnapshot,
     ) -> Result<(), io::Error> {
-        self.persist(meta, snapshot).await?;
+        self.persist(meta, snapshot.clone()).await?;
         let mut state = self.lock();
+        let last = meta.last_log_id.map(|id| id.index);
+        self.installed
+            .producers
+            .install(last, snapshot.producers.clone());
         state.applied = meta.last_log_id;
         state.membership = meta.last_membership.clone();
         state.next_offset = snapshot.next_offset;
+        let next_offset = snapshot.next_offset;
         state.current_snapshot = Some((meta.clone(), snapshot));
         drop(state);
         if let Some(last) = meta.last_log_id {
             self.installed
                 .sender
-                .send_replace(Some((last.index, snapshot.next_offset)));
+                .send_replace(Some((last.index, next_offset)));
         }
         Ok(())
     }

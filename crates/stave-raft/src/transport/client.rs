@@ -111,6 +111,53 @@ impl RaftClients {
         Ok(peer)
     }
 
+    /// Asks node `id` at `addr` who it is and which cluster it belongs to.
+    pub async fn hello(&self, id: u64, addr: &str, me: u64) -> Result<pb::HelloResponse, String> {
+        let peer = self.register(id, addr).map_err(|e| e.to_string())?;
+        let mut control = peer.control.clone();
+        let call = control.hello(pb::HelloRequest { node_id: me });
+        match tokio::time::timeout(self.inner.config.connect_timeout * 2, call).await {
+            Ok(Ok(response)) => Ok(response.into_inner()),
+            Ok(Err(status)) => Err(status.to_string()),
+            Err(_) => Err(format!("node {id} at {addr} did not answer")),
+        }
+    }
+
+    /// Asks node `id` at `addr`, which should lead `group`, to take back `node` (at
+    /// `node_addr`), whose data was wiped, as a learner.
+    pub async fn rejoin(
+        &self,
+        id: u64,
+        addr: &str,
+        group: GroupId,
+        node: u64,
+        node_addr: &str,
+    ) -> Result<crate::group::Rejoined, String> {
+        use pb::rejoin_response::Result as R;
+        let peer = self.register(id, addr).map_err(|e| e.to_string())?;
+        let mut control = peer.control.clone();
+        let request = pb::RejoinRequest {
+            group_id: group,
+            node_id: node,
+            addr: node_addr.to_string(),
+        };
+        // A membership change commits within an election timeout or two.
+        let call = control.rejoin(request);
+        let response = match tokio::time::timeout(Duration::from_secs(10), call).await {
+            Ok(Ok(response)) => response.into_inner(),
+            Ok(Err(status)) => return Err(status.to_string()),
+            Err(_) => return Err(format!("node {id} did not answer the rejoin")),
+        };
+        match response.result {
+            Some(R::Demoted(_)) => Ok(crate::group::Rejoined::Demoted),
+            Some(R::NotLeader(not_leader)) => {
+                Ok(crate::group::Rejoined::NotLeader(not_leader.leader))
+            }
+            Some(R::Failure(failure)) => Err(failure.message),
+            None => Err("empty rejoin response".to_string()),
+        }
+    }
+
     fn peer(&self, id: u64) -> Result<Arc<Peer>, Unreachable<TypeConfig>> {
         lock(&self.inner.peers)
             .get(&id)

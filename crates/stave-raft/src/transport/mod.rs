@@ -7,7 +7,7 @@ mod convert;
 pub mod server;
 
 pub use client::{GrpcNetwork, RaftClients, TransportConfig};
-pub use server::{ControlService, DataService};
+pub use server::{ControlService, DataService, NodeIdentity};
 
 use stave_proto::internal::raft::raft_control_server::RaftControlServer;
 use stave_proto::internal::raft::raft_data_server::RaftDataServer;
@@ -17,12 +17,13 @@ use crate::group::Groups;
 /// The two Raft services of a node, ready to add to its tonic server.
 pub fn services(
     groups: &Groups,
+    identity: &NodeIdentity,
     config: &TransportConfig,
 ) -> (
     RaftControlServer<ControlService>,
     RaftDataServer<DataService>,
 ) {
-    let control = RaftControlServer::new(ControlService::new(groups.clone()))
+    let control = RaftControlServer::new(ControlService::new(groups.clone(), identity.clone()))
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(config.max_message_bytes);
     let data = RaftDataServer::new(DataService::new(groups.clone()))
@@ -35,10 +36,11 @@ pub fn services(
 pub async fn serve(
     listener: tokio::net::TcpListener,
     groups: Groups,
+    identity: NodeIdentity,
     config: TransportConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let (control, data) = services(&groups, &config);
+    let (control, data) = services(&groups, &identity, &config);
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     tonic::transport::Server::builder()
         .tcp_nodelay(true)

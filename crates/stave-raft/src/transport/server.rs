@@ -4,16 +4,18 @@
 //! stream or the heartbeat batch that carries it.
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
 use stave_proto::internal::raft as pb;
 use stave_proto::internal::raft::raft_control_server::RaftControl;
 use stave_proto::internal::raft::raft_data_server::RaftData;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert;
-use crate::group::Groups;
+use crate::group::{CONTROLLER_GROUP, Groups, Rejoined};
 
 fn failure(message: impl ToString) -> pb::RaftFailure {
     pb::RaftFailure {
@@ -21,15 +23,65 @@ fn failure(message: impl ToString) -> pb::RaftFailure {
     }
 }
 
-/// Serves `RaftControl`: votes, coalesced heartbeats, snapshots, leader transfer.
+/// Who this node is, as `Hello` answers it, and how long a rejoining replica may take to
+/// catch up before its promotion is retried. Cheap to clone (shared).
+#[derive(Debug, Clone)]
+pub struct NodeIdentity {
+    node_id: u64,
+    catch_up_deadline: Duration,
+    /// The cluster this node belongs to; none while it holds no cluster state.
+    cluster_id: Arc<watch::Sender<Option<String>>>,
+}
+
+impl NodeIdentity {
+    pub fn new(node_id: u64, catch_up_deadline: Duration) -> NodeIdentity {
+        NodeIdentity {
+            node_id,
+            catch_up_deadline,
+            cluster_id: Arc::new(watch::Sender::new(None)),
+        }
+    }
+
+    pub fn node_id(&self) -> u64 {
+        self.node_id
+    }
+
+    /// The cluster this node belongs to (stored in its data directory); none while it holds
+    /// no cluster state.
+    pub fn cluster_id(&self) -> Option<String> {
+        self.cluster_id.borrow().clone()
+    }
+
+    /// A receiver that sees the cluster id change.
+    pub fn subscribe_cluster_id(&self) -> watch::Receiver<Option<String>> {
+        self.cluster_id.subscribe()
+    }
+
+    pub fn set_cluster_id(&self, cluster_id: &str) {
+        self.reset_cluster_id(Some(cluster_id));
+    }
+
+    /// Sets (or clears: a node starting without cluster state) the cluster id.
+    pub fn reset_cluster_id(&self, cluster_id: Option<&str>) {
+        self.cluster_id.send_replace(cluster_id.map(str::to_string));
+    }
+
+    pub fn catch_up_deadline(&self) -> Duration {
+        self.catch_up_deadline
+    }
+}
+
+/// Serves `RaftControl`: votes, coalesced heartbeats, snapshots, leader transfer, and the
+/// node-level `Hello` and `Rejoin`.
 #[derive(Debug, Clone)]
 pub struct ControlService {
     groups: Groups,
+    identity: NodeIdentity,
 }
 
 impl ControlService {
-    pub fn new(groups: Groups) -> ControlService {
-        ControlService { groups }
+    pub fn new(groups: Groups, identity: NodeIdentity) -> ControlService {
+        ControlService { groups, identity }
     }
 }
 
@@ -131,6 +183,44 @@ impl RaftControl for ControlService {
         .await;
         let result = result.unwrap_or_else(pb::transfer_leader_response::Result::Failure);
         Ok(Response::new(pb::TransferLeaderResponse {
+            result: Some(result),
+        }))
+    }
+
+    async fn hello(
+        &self,
+        _request: Request<pb::HelloRequest>,
+    ) -> Result<Response<pb::HelloResponse>, Status> {
+        let controller_leader = self
+            .groups
+            .get(CONTROLLER_GROUP)
+            .ok()
+            .and_then(|controller| controller.current_leader());
+        Ok(Response::new(pb::HelloResponse {
+            node_id: self.identity.node_id(),
+            cluster_id: self.identity.cluster_id().unwrap_or_default(),
+            controller_leader,
+        }))
+    }
+
+    async fn rejoin(
+        &self,
+        request: Request<pb::RejoinRequest>,
+    ) -> Result<Response<pb::RejoinResponse>, Status> {
+        use pb::rejoin_response::Result as R;
+        let request = request.into_inner();
+        let result = match self.groups.get(request.group_id) {
+            Err(message) => R::Failure(failure(message)),
+            Ok(group) => {
+                let deadline = self.identity.catch_up_deadline();
+                match group.rejoin(request.node_id, request.addr, deadline).await {
+                    Ok(Rejoined::Demoted) => R::Demoted(true),
+                    Ok(Rejoined::NotLeader(leader)) => R::NotLeader(pb::NotLeader { leader }),
+                    Err(message) => R::Failure(failure(message)),
+                }
+            }
+        };
+        Ok(Response::new(pb::RejoinResponse {
             result: Some(result),
         }))
     }

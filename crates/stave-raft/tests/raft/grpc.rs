@@ -9,7 +9,7 @@ use openraft::async_runtime::watch::WatchReceiver;
 use openraft::impls::BasicNode;
 use stave_log::{FlushPolicy, LogConfig};
 use stave_raft::group::{GroupId, Groups};
-use stave_raft::transport::{RaftClients, TransportConfig};
+use stave_raft::transport::{NodeIdentity, RaftClients, TransportConfig};
 use stave_raft::{FramePayload, PartitionSnapshot, start_partition};
 use tokio::sync::oneshot;
 
@@ -71,6 +71,7 @@ impl GrpcCluster {
             let serving = stave_raft::transport::serve(
                 listener,
                 node_groups.clone(),
+                NodeIdentity::new(id, Duration::from_secs(20)),
                 TransportConfig::default(),
                 async {
                     let _ = stopped.await;

@@ -1,9 +1,12 @@
 //! Integration tests of `stave-raft`, one binary (see STYLE.md §1).
 #![allow(clippy::unwrap_used)]
 
+mod controller;
 mod failover;
 mod grpc;
 mod membership;
+mod node;
+mod producers;
 mod random;
 mod replication;
 mod suite;
