@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Idle CPU of Raft groups: N partition groups (default 300) with replication factor 3 on 3
-# node processes (crates/stave-raft/examples/raft_node.rs, gRPC over loopback). Once every
+# Idle CPU of Raft groups: one topic of N partitions (default 300), replication factor 3, on 3
+# node processes (crates/stave-raft/examples/raft_node.rs: RaftNode, gRPC over loopback). Once every
 # node sees a leader in every group, waits SETTLE seconds, then reads each process's
 # utime+stime from /proc/PID/stat over WINDOW seconds (default 60) and prints the share of
 # one core each node used.
@@ -27,7 +27,7 @@ peers=""
 for i in 1 2 3; do peers+="${peers:+,}$i=127.0.0.1:$((base_port + i - 1))"; done
 for i in 1 2 3; do
     "$bin" --id "$i" --listen "127.0.0.1:$((base_port + i - 1))" --peers "$peers" \
-        --groups "$groups" --data-dir "$work/n$i" >"$work/n$i.log" 2>&1 &
+        --partitions "$groups" --data-dir "$work/n$i" >"$work/n$i.log" 2>&1 &
     pids+=("$!")
 done
 

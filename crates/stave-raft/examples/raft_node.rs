@@ -1,24 +1,23 @@
-//! A node that runs many partition groups and nothing else, over the gRPC transport: for
-//! measuring what the groups cost when idle (`scripts/idle-cpu.sh`). The broker (`stave
-//! server`) is the real node; this one has no client API.
+//! A node that runs the Raft side of Stave and nothing else ([`RaftNode`]: the controller and
+//! the partition groups the metadata assigns it), over the gRPC transport: for measuring what
+//! idle groups cost (`scripts/idle-cpu.sh`). The broker (`stave server`) is the real node; this
+//! one has no client API.
 //!
 //! ```text
 //! raft_node --id 1 --listen 127.0.0.1:7101 \
-//!     --peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103 --groups 300 --data-dir /tmp/n1
+//!     --peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103 --partitions 300 --data-dir /tmp/n1
 //! ```
-//! Every node runs a replica of groups 1..=N on all peers; node i initializes the groups
-//! whose number modulo the peer count is its position, so leaders spread over the nodes.
-//! Prints `ready` once it sees a leader in every group, then runs until killed.
+//! The nodes bootstrap a cluster; the lowest id creates topic `idle` with `--partitions`
+//! partitions of replication factor 3 (replicas rotated, so leaders spread). Each node prints
+//! `ready` once it runs its replicas and sees a leader in each, then runs until killed.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
-use openraft::impls::BasicNode;
-use stave_raft::group::Groups;
-use stave_raft::transport::{NodeIdentity, RaftClients, TransportConfig};
-use stave_raft::{PartitionSnapshot, partition_raft_config, start_partition};
+use stave_proto::internal::controller as proto;
+use stave_raft::node::{NodeConfig, RaftNode};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -30,7 +29,7 @@ struct Args {
     #[arg(long, value_delimiter = ',')]
     peers: Vec<String>,
     #[arg(long, default_value_t = 300)]
-    groups: u64,
+    partitions: u32,
     #[arg(long)]
     data_dir: PathBuf,
 }
@@ -41,47 +40,53 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut peers = BTreeMap::new();
     for peer in &args.peers {
         let (id, addr) = peer.split_once('=').ok_or("--peers takes ID=HOST:PORT")?;
-        peers.insert(id.parse::<u64>()?, BasicNode::new(addr));
+        peers.insert(id.parse::<u64>()?, addr.to_string());
     }
-    let position = peers
-        .keys()
-        .position(|&id| id == args.id)
-        .ok_or("--id is not among --peers")? as u64;
-
-    let groups = Groups::default();
+    let ids: Vec<u64> = peers.keys().copied().collect();
+    let config = NodeConfig::new(args.id, args.data_dir, args.listen.clone(), peers);
+    let node = RaftNode::start(config).await?;
+    let (control, data) = node.services();
     let listener = tokio::net::TcpListener::bind(&args.listen).await?;
-    tokio::spawn(stave_raft::transport::serve(
-        listener,
-        groups.clone(),
-        NodeIdentity::new(args.id, std::time::Duration::from_secs(30)),
-        TransportConfig::default(),
-        std::future::pending(),
-    ));
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(control)
+            .add_service(data)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
 
-    let clients = RaftClients::new(TransportConfig::default());
-    let mut rafts = Vec::new();
-    for group in 1..=args.groups {
-        let dir = args.data_dir.join(group.to_string());
-        std::fs::create_dir_all(&dir)?;
-        let network = clients.network::<PartitionSnapshot>(group);
-        let replica = start_partition(
-            args.id,
-            &dir,
-            stave_log::LogConfig::default(),
-            partition_raft_config(),
-            network,
-        )
-        .await?;
-        groups.insert(group, Arc::new(replica.raft.clone()));
-        if group % peers.len() as u64 == position && !replica.raft.is_initialized().await? {
-            replica.raft.initialize(peers.clone()).await?;
+    let mut cluster_id = node.identity().subscribe_cluster_id();
+    cluster_id.wait_for(Option::is_some).await?;
+    if ids.first() == Some(&args.id) && node.controller().metadata().topic("idle").is_none() {
+        let partitions = (0..args.partitions)
+            .map(|p| proto::Partition {
+                partition: p,
+                replicas: (0..3.min(ids.len()))
+                    .map(|r| ids[(p as usize + r) % ids.len()])
+                    .collect(),
+            })
+            .collect();
+        let create = proto::Command {
+            command: Some(proto::command::Command::CreateTopic(proto::CreateTopic {
+                name: "idle".into(),
+                partitions,
+                configs: vec![],
+            })),
+        };
+        while node.controller().propose(create.clone()).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        rafts.push(replica.raft);
     }
-    for raft in &rafts {
-        raft.wait(None)
-            .metrics(|m| m.current_leader.is_some(), "a leader")
-            .await?;
+    let mine = args.partitions as usize * 3.min(ids.len()) / ids.len();
+    let mut running = node.subscribe_partitions();
+    running.wait_for(|groups| groups.len() >= mine).await?;
+    for group in node.partition_groups() {
+        if let Some(replica) = node.partition(group) {
+            replica
+                .raft
+                .wait(None)
+                .metrics(|m| m.current_leader.is_some(), "a leader")
+                .await?;
+        }
     }
     println!("ready");
     std::future::pending::<()>().await;

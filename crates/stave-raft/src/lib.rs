@@ -2,13 +2,21 @@
 //! log *is* the partition's `stave-log` [`PartitionLog`](stave_log::PartitionLog): one copy
 //! of the data on disk.
 //!
-//! So far: the type config ([`TypeConfig`]), the log store ([`LogStore`], openraft's
-//! `RaftLogStorage` over a partition log, with the vote and the committed index in
-//! [`SlotFile`](stave_log::slots::SlotFile)s) and the partition state machine
-//! ([`PartitionStateMachine`]: the high watermark). openraft's own storage test suite runs
-//! against them (`tests/raft/suite.rs`). [`sim_network`] is an in-process transport with
-//! seeded faults for tests and benches. The gRPC transport, the controller group and the
-//! producer table come next.
+//! - [`TypeConfig`]: standard Raft log ids (term, index), as frames store them.
+//! - [`LogStore`]: openraft's `RaftLogStorage` over a partition log; the vote and the
+//!   committed index in [`SlotFile`](stave_log::slots::SlotFile)s. openraft's own storage
+//!   suite runs against it (`tests/raft/suite.rs`).
+//! - [`PartitionStateMachine`]: the high watermark and the idempotent producer table
+//!   ([`Producers`]: checked on the leader before proposing, counted on append, rolled back on
+//!   truncation).
+//! - [`controller`]: group 0, the cluster metadata.
+//! - [`group`], [`transport`]: many groups per node over two gRPC connections per peer
+//!   (control, data); [`sim_network`]: the same over an in-process router with seeded faults.
+//! - [`membership`]: replica changes (learners promoted only once caught up, wiped replicas
+//!   rejoining as learners); [`node`]: bootstrap and partition groups that follow the
+//!   metadata.
+//!
+//! `README.md` beside this crate says how it maps to DESIGN.md "Replication".
 
 pub mod controller;
 mod entry;

@@ -110,6 +110,10 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> NodeError + '_ {
 
 const NODE_FILE: &str = "node";
 
+/// How often a node looks at its groups again without a metadata change (leader changes,
+/// promotions of rejoined replicas, retries).
+const RECHECK: Duration = Duration::from_secs(2);
+
 /// `{data}/node`: which node the directory belongs to, and its cluster.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 struct NodeFile {
@@ -179,6 +183,8 @@ struct NodeInner {
 struct RunningPartition {
     replica: PartitionReplica,
     dir: PathBuf,
+    /// Reachable for votes (false while a wiped replica rejoins).
+    voting: bool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -192,20 +198,9 @@ fn has_raft_state<SM>(raft: &openraft::Raft<TypeConfig, SM>) -> bool
 where
     SM: openraft::storage::RaftStateMachine<TypeConfig>,
 {
-    let metrics = raft.metrics().borrow_watched().clone();
+    let metrics = raft.metrics();
+    let metrics = metrics.borrow_watched();
     metrics.vote.leader_id.term > 0 || metrics.last_log_index.is_some()
-}
-
-fn is_voter<SM>(raft: &openraft::Raft<TypeConfig, SM>, node: u64) -> bool
-where
-    SM: openraft::storage::RaftStateMachine<TypeConfig>,
-{
-    raft.metrics()
-        .borrow_watched()
-        .membership_config
-        .membership()
-        .voter_ids()
-        .any(|id| id == node)
 }
 
 impl RaftNode {
@@ -579,7 +574,7 @@ impl RaftNode {
                 _ = stop.wait_for(|stopped| *stopped) => return,
                 // Membership convergence and rejoins may need another pass after a leader
                 // change, which the metadata does not show.
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = tokio::time::sleep(RECHECK) => {}
             }
         }
     }
@@ -660,17 +655,19 @@ impl RaftNode {
     ) -> Result<(), NodeError> {
         let inner = &self.inner;
         let me = inner.config.id;
-        let addrs: BTreeMap<u64, String> = replicas
-            .iter()
-            .filter_map(|id| metadata.node_addr(*id).map(|addr| (*id, addr.to_string())))
-            .collect();
+        let addrs = || -> BTreeMap<u64, String> {
+            replicas
+                .iter()
+                .filter_map(|id| metadata.node_addr(*id).map(|addr| (*id, addr.to_string())))
+                .collect()
+        };
         let rejoin_mode =
             lock(&inner.rejoin_below_incarnation).is_some_and(|below| incarnation < below);
         let running = lock(&inner.partitions)
             .get(&group)
-            .map(|running| running.replica.clone());
-        let replica = match running {
-            Some(replica) => replica,
+            .map(|running| (running.replica.clone(), running.voting));
+        let (replica, voting) = match running {
+            Some(running) => running,
             None => {
                 let existed = dir.exists();
                 std::fs::create_dir_all(dir).map_err(io_error(dir))?;
@@ -684,11 +681,12 @@ impl RaftNode {
                 )
                 .await
                 .map_err(io_error(dir))?;
-                if !existed && rejoin_mode {
+                let voting = existed || !rejoin_mode;
+                if !voting {
                     // Reachable only once its leader has demoted it (see `rejoin`).
                     let leader = replicas.iter().copied().find(|id| *id != me);
                     let demoted = match leader {
-                        Some(leader) => self.rejoin(group, leader, &addrs).await,
+                        Some(leader) => self.rejoin(group, leader, &addrs()).await,
                         None => false,
                     };
                     if !demoted {
@@ -706,43 +704,54 @@ impl RaftNode {
                     RunningPartition {
                         replica: replica.clone(),
                         dir: dir.to_path_buf(),
+                        voting,
                     },
                 );
                 self.publish_partitions();
-                replica
+                (replica, voting)
             }
         };
         let raft = &replica.raft;
-        if replicas.first() == Some(&me)
-            && !rejoin_mode
-            && !has_raft_state(raft)
-            && addrs.len() == replicas.len()
-        {
-            let members: BTreeMap<u64, BasicNode> = addrs
-                .iter()
-                .map(|(id, addr)| (*id, BasicNode::new(addr)))
-                .collect();
-            if let Err(err) = raft.initialize(members).await {
-                tracing::debug!(group, %err, "partition group not initialized");
+        // One look at the metrics: this pass runs every few seconds for every partition.
+        let (has_state, is_voter, voters) = {
+            let metrics = raft.metrics();
+            let metrics = metrics.borrow_watched();
+            let leads = metrics.current_leader == Some(me);
+            let membership = metrics.membership_config.membership();
+            (
+                metrics.vote.leader_id.term > 0 || metrics.last_log_index.is_some(),
+                membership.voter_ids().any(|id| id == me),
+                leads.then(|| membership.voter_ids().collect::<BTreeSet<u64>>()),
+            )
+        };
+        if replicas.first() == Some(&me) && !rejoin_mode && !has_state {
+            let addrs = addrs();
+            if addrs.len() == replicas.len() {
+                let members: BTreeMap<u64, BasicNode> = addrs
+                    .iter()
+                    .map(|(id, addr)| (*id, BasicNode::new(addr)))
+                    .collect();
+                if let Err(err) = raft.initialize(members).await {
+                    tracing::debug!(group, %err, "partition group not initialized");
+                }
             }
         }
-        if is_voter(raft, me) {
+        if !voting && is_voter {
             // A rejoined replica votes again once promoted.
             inner.groups.insert(group, Arc::new(raft.clone()));
+            if let Some(running) = lock(&inner.partitions).get_mut(&group) {
+                running.voting = true;
+            }
         }
-        let leads = raft.metrics().borrow_watched().current_leader == Some(me);
-        let voters: BTreeSet<u64> = raft
-            .metrics()
-            .borrow_watched()
-            .membership_config
-            .membership()
-            .voter_ids()
-            .collect();
         let wanted: BTreeSet<u64> = replicas.iter().copied().collect();
-        if leads && voters != wanted && lock(&inner.converging).insert(group) {
+        if let Some(voters) = voters
+            && voters != wanted
+            && lock(&inner.converging).insert(group)
+        {
             let node = self.clone();
             let raft = raft.clone();
             let replicas = replicas.to_vec();
+            let addrs = addrs();
             tokio::spawn(async move {
                 node.converge_membership(&raft, group, &replicas, &addrs)
                     .await;

@@ -148,6 +148,13 @@ impl InstalledSnapshots {
         &self.producers
     }
 
+    /// Announces that a snapshot ending at Raft index `last_index` is installed, with
+    /// `next_offset` the offset after it: the log store, purging past its end, restarts the
+    /// log there. A state machine calls it once the snapshot is in place.
+    pub fn publish(&self, last_index: u64, next_offset: u64) {
+        self.sender.send_replace(Some((last_index, next_offset)));
+    }
+
     /// Waits (at most `wait_max`) until a snapshot ending at `index` is installed; returns the
     /// offset after it.
     pub async fn next_offset_at(&self, index: u64, wait_max: std::time::Duration) -> Option<u64> {
@@ -342,9 +349,7 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
         state.current_snapshot = Some((meta.clone(), snapshot));
         drop(state);
         if let Some(last) = meta.last_log_id {
-            self.installed
-                .sender
-                .send_replace(Some((last.index, next_offset)));
+            self.installed.publish(last.index, next_offset);
         }
         Ok(())
     }

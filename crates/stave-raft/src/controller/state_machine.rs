@@ -34,7 +34,7 @@ use tokio::sync::watch;
 
 use super::metadata::ClusterMetadata;
 use crate::entry::{decode_membership, encode_membership};
-use crate::state_machine::{InstalledSnapshots, PartitionSnapshot, PartitionStateMachine};
+use crate::state_machine::InstalledSnapshots;
 use crate::types::{
     Applied, FramePayload, LogIdOf, SnapshotCodec, StoredMembershipOf, TypeConfig, from_log_id,
 };
@@ -84,9 +84,8 @@ pub struct ControllerStateMachine {
     /// build never replaces a newer install on disk.
     persisted: Arc<Mutex<Option<LogIdOf>>>,
     /// Tells the log store where an installed snapshot ends. The controller's log holds only
-    /// control frames, so its offsets stay 0: a memory-only partition state machine told of
-    /// every install, with offset 0, publishes exactly that.
-    log_offsets: PartitionStateMachine,
+    /// control frames, so its offsets stay 0: every install is published with offset 0.
+    installed: InstalledSnapshots,
 }
 
 #[derive(Debug, Default)]
@@ -121,13 +120,13 @@ impl ControllerStateMachine {
             state: Arc::new(Mutex::new(state)),
             dir: dir.to_path_buf(),
             persisted: Arc::new(Mutex::new(persisted)),
-            log_offsets: PartitionStateMachine::default(),
+            installed: InstalledSnapshots::default(),
         })
     }
 
     /// Where installed snapshots end, for the controller's [`crate::LogStore`].
     pub fn installed_snapshots(&self) -> InstalledSnapshots {
-        self.log_offsets.installed_snapshots()
+        self.installed.clone()
     }
 
     /// The metadata after the last applied entry.
@@ -296,9 +295,10 @@ impl RaftStateMachine<TypeConfig> for ControllerStateMachine {
             self.metadata.send_replace(state.metadata.clone());
         }
         self.keep_current(meta, &snapshot);
-        self.log_offsets
-            .install_snapshot(meta, PartitionSnapshot::default())
-            .await
+        if let Some(last) = meta.last_log_id {
+            self.installed.publish(last.index, 0);
+        }
+        Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<ControllerSnapshotOf>, io::Error> {

@@ -1,7 +1,7 @@
 //! The controller group: three controller replicas over the in-process router agree on the
 //! cluster metadata, refuse commands that cannot apply, never hand out a producer id twice,
-//! and snapshot and purge their log (a wiped replica rejoins through a snapshot install, a
-//! restarted one reloads its own).
+//! snapshot and purge their log (a wiped replica rejoins through a snapshot install, a
+//! restarted one reloads its own), and change members while commands go on.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -21,8 +21,9 @@ use stave_raft::controller::{
     SnapshotCadence, controller_log_config, controller_raft_config,
 };
 use stave_raft::group::{CONTROLLER_GROUP, partition_group_id};
-use stave_raft::membership;
+use stave_raft::membership::{self, MembershipError};
 use stave_raft::sim_network::Router;
+use tokio::sync::watch;
 use tracing::info;
 
 use crate::support::WAIT;
@@ -616,5 +617,257 @@ async fn a_fresh_leader_accepts_a_proposal_made_the_moment_it_is_elected() {
     );
     let metadata = converged(&controllers, elected).await;
     assert_eq!(metadata.cluster_id(), Some("fresh"));
+    shutdown(controllers).await;
+}
+
+fn voters(controller: &Controller) -> BTreeSet<u64> {
+    let metrics = controller.raft.metrics().borrow_watched().clone();
+    metrics.membership_config.membership().voter_ids().collect()
+}
+
+fn learners(controller: &Controller) -> BTreeSet<u64> {
+    let metrics = controller.raft.metrics().borrow_watched().clone();
+    metrics
+        .membership_config
+        .membership()
+        .learner_ids()
+        .collect()
+}
+
+/// A command the proposer saw acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Acked {
+    Registered { node: u64 },
+    Allocated { first: u64, count: u64 },
+}
+
+/// Bounds the proposer's loop; far more than a test proposes before it is stopped.
+const PROPOSALS_MAX: u64 = 100_000;
+
+/// Proposes to `controller`, one after another until `stop` turns true, a RegisterNode (of a
+/// new node) or an AllocateProducerIds; publishes every acknowledged one on `acked`. Any
+/// proposal that fails, or is answered other than with success, panics. Returns how many it
+/// proposed.
+async fn propose_until_stopped(
+    controller: Controller,
+    stop: watch::Receiver<bool>,
+    acked: watch::Sender<Vec<Acked>>,
+) -> u64 {
+    for i in 0..PROPOSALS_MAX {
+        if *stop.borrow() {
+            return i;
+        }
+        let registers = i % 4 == 0;
+        let (node, count) = (100 + i, 1 + i % 7);
+        let command = if registers {
+            register(node)
+        } else {
+            allocate(count)
+        };
+        let reply = controller
+            .propose(proto::Command {
+                command: Some(command),
+            })
+            .await
+            .unwrap_or_else(|err| panic!("proposal {i} failed: {err}"));
+        let ack = match reply.result {
+            Some(Outcome::Ok(true)) if registers => Acked::Registered { node },
+            Some(Outcome::FirstProducerId(first)) if !registers => {
+                Acked::Allocated { first, count }
+            }
+            other => panic!("proposal {i} was answered {other:?}"),
+        };
+        acked.send_modify(|acked| acked.push(ack));
+    }
+    panic!("the proposer was not stopped after {PROPOSALS_MAX} proposals")
+}
+
+/// Waits until `count` more commands than now are acknowledged: the proposer goes on.
+async fn wait_acked_more(acked: &mut watch::Receiver<Vec<Acked>>, count: usize) {
+    let target = acked.borrow().len() + count;
+    tokio::time::timeout(WAIT, acked.wait_for(|acked| acked.len() >= target))
+        .await
+        .expect("the proposer goes on acknowledging commands")
+        .expect("the proposer stopped early (its panic is above)");
+}
+
+/// Checks that `metadata` holds every command in `acked`: each registered node, and each
+/// producer id range below `next_producer_id`.
+fn assert_applied(metadata: &ClusterMetadata, acked: &[Acked], replica: u64) {
+    for ack in acked {
+        match *ack {
+            Acked::Registered { node } => assert!(
+                metadata.nodes().contains_key(&node),
+                "replica {replica} lacks acknowledged node {node}"
+            ),
+            Acked::Allocated { first, count } => assert!(
+                first + count <= metadata.next_producer_id(),
+                "replica {replica} lacks the acknowledged range [{first}, {})",
+                first + count
+            ),
+        }
+    }
+}
+
+/// Three controller replicas, with a snapshot every 10 entries and no log kept behind it; a
+/// task proposes RegisterNode and AllocateProducerIds commands, one after another,
+/// throughout. Once the leader has purged its log, a fourth replica is added (so it catches up
+/// through a snapshot install), then a follower is removed. Proves the newcomer is promoted to
+/// voter and holds every command acknowledged before, the voters end as expected on every
+/// remaining replica, and every command acknowledged during the changes is applied
+/// everywhere: the metadata is identical, holds every acknowledged node, and the acknowledged
+/// producer id ranges are distinct and below `next_producer_id`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_member_is_added_and_another_removed_while_commands_go_on() {
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let router = Router::default();
+    let (mut controllers, leader) =
+        start_controllers(&router, &dirs[..3], FREQUENT_SNAPSHOTS).await;
+    let on_leader = controllers[&leader].clone();
+    let (stop, stopped) = watch::channel(false);
+    let (acked_sender, mut acked) = watch::channel(Vec::new());
+    let proposer = tokio::spawn(propose_until_stopped(
+        on_leader.clone(),
+        stopped,
+        acked_sender,
+    ));
+    on_leader
+        .raft
+        .wait(Some(WAIT))
+        .metrics(
+            |m| m.purged.is_some_and(|p| p.index >= 30),
+            "the leader purges its log",
+        )
+        .await
+        .unwrap();
+
+    info!("--- add a fourth replica while commands go on");
+    controllers.insert(
+        4,
+        start_controller(&router, 4, dirs[3].path(), FREQUENT_SNAPSHOTS).await,
+    );
+    membership::add_replica(&on_leader.raft, 4, "node-4", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(voters(&on_leader), BTreeSet::from([1, 2, 3, 4]));
+    // Read after the acknowledgements: the leader's log holds every one of them (an entry is
+    // in its log before it commits, applies and is answered).
+    let acked_before = acked.borrow().clone();
+    let last = on_leader.raft.metrics().borrow_watched().last_log_index;
+    controllers[&4]
+        .raft
+        .wait(Some(WAIT))
+        .metrics(
+            |m| {
+                m.membership_config
+                    .membership()
+                    .voter_ids()
+                    .any(|id| id == 4)
+                    && m.last_applied.map(|id| id.index) >= last
+            },
+            "the newcomer is a voter and applied the leader's log",
+        )
+        .await
+        .unwrap();
+    assert_applied(&controllers[&4].metadata(), &acked_before, 4);
+    wait_acked_more(&mut acked, 20).await;
+
+    info!("--- remove a follower while commands go on");
+    let removed = *controllers
+        .keys()
+        .find(|&&id| id != leader && id != 4)
+        .expect("a follower");
+    membership::remove_replica(&on_leader.raft, removed)
+        .await
+        .unwrap();
+    let expected: BTreeSet<u64> = controllers
+        .keys()
+        .copied()
+        .filter(|&id| id != removed)
+        .collect();
+    assert_eq!(voters(&on_leader), expected);
+    router.remove(removed);
+    let gone = controllers.remove(&removed).expect("the removed replica");
+    gone.raft.shutdown().await.unwrap();
+    wait_acked_more(&mut acked, 20).await;
+    stop.send_replace(true);
+    let proposals = proposer.await.unwrap();
+
+    for (id, controller) in &controllers {
+        controller
+            .raft
+            .wait(Some(WAIT))
+            .metrics(
+                |m| {
+                    m.membership_config
+                        .membership()
+                        .voter_ids()
+                        .eq(expected.iter().copied())
+                },
+                "the final voters",
+            )
+            .await
+            .unwrap_or_else(|err| panic!("replica {id}: {err}"));
+    }
+    let metadata = converged(&controllers, leader).await;
+    let acked = acked.borrow().clone();
+    assert_applied(&metadata, &acked, leader);
+    let mut ranges: Vec<(u64, u64)> = acked
+        .iter()
+        .filter_map(|ack| match *ack {
+            Acked::Allocated { first, count } => Some((first, count)),
+            Acked::Registered { .. } => None,
+        })
+        .collect();
+    ranges.sort_unstable();
+    for pair in ranges.windows(2) {
+        let ((a_first, a_count), (b_first, _)) = (pair[0], pair[1]);
+        assert!(a_first + a_count <= b_first, "ranges {pair:?} overlap");
+    }
+    info!(proposals, "--- done");
+    shutdown(controllers).await;
+}
+
+/// A fourth controller replica whose links to the others are cut cannot catch up. Proves
+/// adding it is reported (`LearnerBehind`) once the deadline has passed, it stays a learner,
+/// the voters are unchanged, and the controller still commits commands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_member_that_cannot_catch_up_is_reported_not_promoted() {
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let router = Router::default();
+    let (mut controllers, leader) =
+        start_controllers(&router, &dirs[..3], SnapshotCadence::default()).await;
+    let on_leader = controllers[&leader].clone();
+    for id in 1..=3 {
+        propose(&on_leader, register(id)).await;
+    }
+    controllers.insert(
+        4,
+        start_controller(&router, 4, dirs[3].path(), SnapshotCadence::default()).await,
+    );
+    for id in 1..=3 {
+        router.cut(4, id);
+    }
+
+    let deadline = Duration::from_secs(2);
+    let started = openraft::TokioInstant::now();
+    let refused = membership::add_replica(&on_leader.raft, 4, "node-4", deadline).await;
+    assert!(
+        started.elapsed() >= deadline,
+        "reported before the deadline"
+    );
+    match refused {
+        Err(MembershipError::LearnerBehind { node: 4, lag, .. }) => {
+            assert!(lag > membership::CAUGHT_UP_LAG, "reported lag {lag}")
+        }
+        other => panic!("expected LearnerBehind for node 4, got {other:?}"),
+    }
+    assert_eq!(voters(&on_leader), BTreeSet::from([1, 2, 3]));
+    assert_eq!(learners(&on_leader), BTreeSet::from([4]));
+    assert_eq!(
+        propose(&on_leader, allocate(10)).await,
+        Outcome::FirstProducerId(1),
+        "the quorum is unchanged: commands still commit"
+    );
     shutdown(controllers).await;
 }

@@ -148,9 +148,11 @@ pub async fn converged_log(nodes: &BTreeMap<u64, Node>, leader: u64) -> Vec<Stor
     for (id, node) in nodes {
         logs.insert(*id, node.store.frames(0, last + 1).await.unwrap());
     }
+    // A replica that purged everything up to `last` (retention right after a snapshot)
+    // holds no frame: its log starts after `last`.
     let start = logs
         .values()
-        .filter_map(|log| log.first().map(|f| f.log_id.index.0))
+        .map(|log| log.first().map_or(last + 1, |f| f.log_id.index.0))
         .max()
         .unwrap_or(0);
     let common = |log: &Vec<StoredFrame>| -> Vec<StoredFrame> {
