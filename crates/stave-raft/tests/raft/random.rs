@@ -143,6 +143,15 @@ async fn run_seed(seed: u64) {
     acked.extend(write_through(&nodes, leader, next..next + 10).await);
     let log = converged_log(&nodes, leader).await;
     assert_acknowledged_present(&log, &acked);
+    // Writes that retention purged are still below every replica's high watermark.
+    let acked_end = acked.values().map(|a| a.next_offset).max().unwrap_or(0);
+    for (id, node) in &nodes {
+        let hwm = node.sm.high_watermark();
+        assert!(
+            hwm >= acked_end,
+            "replica {id}: high watermark {hwm} below acknowledged offset {acked_end}"
+        );
+    }
     eprintln!(
         "seed {seed}: {} writes acknowledged, {} frames converged",
         acked.len(),
