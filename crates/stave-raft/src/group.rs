@@ -35,6 +35,11 @@ pub fn partition_group_id(incarnation: u64, partition: u32) -> GroupId {
     (incarnation << PARTITION_BITS) | u64::from(partition & (MAX_PARTITIONS - 1))
 }
 
+/// The partition number of a partition group id.
+pub fn partition_of(group: GroupId) -> u32 {
+    (group & u64::from(MAX_PARTITIONS - 1)) as u32
+}
+
 /// The topic incarnation a partition group id belongs to.
 pub fn incarnation_of(group: GroupId) -> u64 {
     group >> PARTITION_BITS
@@ -74,24 +79,59 @@ pub trait GroupHandle: Send + Sync + 'static {
     /// The leader this replica knows of.
     fn current_leader(&self) -> Option<u64>;
 
+    /// Whether this replica holds Raft state (a vote or a log entry).
+    fn has_state(&self) -> BoxFuture<'static, bool>;
+
+    /// The committed membership this replica knows: voters (of every configuration, if
+    /// joint) and learners.
+    fn committed_members(&self) -> (Vec<u64>, Vec<u64>);
+
     /// On the leader: takes back `node`, whose data was wiped, as a learner
-    /// ([`crate::membership::rejoin_as_learner`]), then promotes it in the background once it
-    /// has caught up (retrying every `deadline` while it has not).
+    /// ([`crate::membership::rejoin_as_learner`]).
     fn rejoin(
         &self,
         node: u64,
         addr: String,
-        deadline: std::time::Duration,
     ) -> BoxFuture<'static, Result<Rejoined, RemoteFailure>>;
+
+    /// On the leader: promotes learner `node` once it has caught up, waiting at most
+    /// `deadline`.
+    fn promote(
+        &self,
+        node: u64,
+        deadline: std::time::Duration,
+    ) -> BoxFuture<'static, Result<Promotion, RemoteFailure>>;
 }
 
 /// What a leader answered a wiped replica that asked to rejoin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejoined {
-    /// It is a learner now: it may make its replica reachable (not voting).
-    Demoted,
+    /// It is a learner since the membership entry at this log index: it may make its replica
+    /// reachable, and vote once it has applied a later committed membership listing it as a
+    /// voter.
+    Learner { since: u64 },
     /// This replica does not lead; ask the hinted one.
     NotLeader(Option<u64>),
+}
+
+/// How a promotion attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Promotion {
+    Promoted,
+    /// Still too far behind after the deadline: it stays a learner.
+    Behind,
+    /// Nothing to do here: this replica does not lead, or `node` is no learner.
+    NotApplicable,
+}
+
+fn self_leads<SM>(raft: &openraft::Raft<TypeConfig, SM>) -> bool
+where
+    SM: RaftStateMachine<TypeConfig>,
+{
+    use openraft::async_runtime::watch::WatchReceiver;
+    let metrics = raft.metrics();
+    let metrics = metrics.borrow_watched();
+    metrics.current_leader == Some(metrics.id)
 }
 
 impl<SM> GroupHandle for openraft::Raft<TypeConfig, SM>
@@ -104,37 +144,56 @@ where
         self.metrics().borrow_watched().current_leader
     }
 
+    fn committed_members(&self) -> (Vec<u64>, Vec<u64>) {
+        use openraft::async_runtime::watch::WatchReceiver;
+        let metrics = self.metrics();
+        let metrics = metrics.borrow_watched();
+        let membership = metrics.committed_membership_config.membership();
+        (
+            membership.voter_ids().collect(),
+            membership.learner_ids().collect(),
+        )
+    }
+
+    fn has_state(&self) -> BoxFuture<'static, bool> {
+        let raft = self.clone();
+        // Through the Raft core: its metrics are published only after it starts.
+        Box::pin(async move { raft.is_initialized().await.unwrap_or(true) })
+    }
+
     fn rejoin(
         &self,
         node: u64,
         addr: String,
-        deadline: std::time::Duration,
     ) -> BoxFuture<'static, Result<Rejoined, RemoteFailure>> {
         use crate::membership::{self, MembershipError};
         let raft = self.clone();
         Box::pin(async move {
             match membership::rejoin_as_learner(&raft, node, &addr).await {
-                Ok(()) => {}
-                Err(MembershipError::NotLeader { leader }) => {
-                    return Ok(Rejoined::NotLeader(leader));
-                }
-                Err(err) => return Err(err.to_string()),
+                Ok(since) => Ok(Rejoined::Learner { since }),
+                Err(MembershipError::NotLeader { leader }) => Ok(Rejoined::NotLeader(leader)),
+                Err(err) => Err(err.to_string()),
             }
-            tokio::spawn(async move {
-                loop {
-                    match membership::promote_when_caught_up(&raft, node, deadline).await {
-                        Ok(()) => break,
-                        Err(err @ MembershipError::LearnerBehind { .. }) => {
-                            tracing::warn!(node, %err, "rejoining replica not promoted yet");
-                        }
-                        Err(err) => {
-                            tracing::warn!(node, %err, "rejoining replica not promoted");
-                            break;
-                        }
-                    }
-                }
-            });
-            Ok(Rejoined::Demoted)
+        })
+    }
+
+    fn promote(
+        &self,
+        node: u64,
+        deadline: std::time::Duration,
+    ) -> BoxFuture<'static, Result<Promotion, RemoteFailure>> {
+        use crate::membership::{self, MembershipError};
+        let raft = self.clone();
+        Box::pin(async move {
+            if !self_leads(&raft) || !membership::is_learner(&raft, node) {
+                return Ok(Promotion::NotApplicable);
+            }
+            match membership::promote_when_caught_up(&raft, node, deadline).await {
+                Ok(()) => Ok(Promotion::Promoted),
+                Err(MembershipError::LearnerBehind { .. }) => Ok(Promotion::Behind),
+                Err(MembershipError::NotLeader { .. }) => Ok(Promotion::NotApplicable),
+                Err(err) => Err(err.to_string()),
+            }
         })
     }
 
@@ -236,13 +295,28 @@ impl GroupHandle for NotVoting {
         self.inner.current_leader()
     }
 
+    fn has_state(&self) -> BoxFuture<'static, bool> {
+        self.inner.has_state()
+    }
+
+    fn committed_members(&self) -> (Vec<u64>, Vec<u64>) {
+        self.inner.committed_members()
+    }
+
     fn rejoin(
         &self,
         _node: u64,
         _addr: String,
-        _deadline: std::time::Duration,
     ) -> BoxFuture<'static, Result<Rejoined, RemoteFailure>> {
         Box::pin(async { Ok(Rejoined::NotLeader(None)) })
+    }
+
+    fn promote(
+        &self,
+        _node: u64,
+        _deadline: std::time::Duration,
+    ) -> BoxFuture<'static, Result<Promotion, RemoteFailure>> {
+        Box::pin(async { Ok(Promotion::NotApplicable) })
     }
 }
 

@@ -178,31 +178,51 @@ where
 }
 
 /// First step of taking back `node`, whose data was wiped, before its empty replica is
-/// reachable: demotes it to learner (if it is a voter) and lets the leader restart its
-/// replication from scratch (openraft otherwise treats a follower's shrunken log as a bug).
-/// Then make the replica reachable (not voting) and call [`promote_when_caught_up`].
+/// reachable: removes it from the group entirely (so the leader forgets how far it had
+/// replicated to it, and cannot promote it on the strength of what it held before the wipe),
+/// then adds it back as a learner. Returns the log index of that learner entry: the replica
+/// may vote again once it has applied a committed membership after it that lists it as a
+/// voter. Then make the replica reachable (not voting) and call [`promote_when_caught_up`].
 pub async fn rejoin_as_learner<SM>(
     raft: &openraft::Raft<TypeConfig, SM>,
     node: u64,
     addr: &str,
-) -> Result<(), MembershipError>
+) -> Result<u64, MembershipError>
 where
     SM: RaftStateMachine<TypeConfig>,
 {
-    if is_voter(raft, node) {
-        raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([node])), true)
-            .await
-            .map_err(raft_error)?;
+    let membership = raft.metrics().borrow_watched().membership_config.clone();
+    let membership = membership.membership();
+    let change = if membership.voter_ids().any(|id| id == node) {
+        Some(ChangeMembers::RemoveVoters(BTreeSet::from([node])))
+    } else if membership.learner_ids().any(|id| id == node) {
+        Some(ChangeMembers::RemoveNodes(BTreeSet::from([node])))
     } else {
-        raft.add_learner(node, BasicNode::new(addr), false)
+        None
+    };
+    if let Some(change) = change {
+        raft.change_membership(change, false)
             .await
             .map_err(raft_error)?;
     }
-    raft.trigger()
-        .allow_next_revert(&node, true)
+    let added = raft
+        .add_learner(node, BasicNode::new(addr), false)
         .await
-        .map_err(|e| MembershipError::Raft(e.to_string()))?
-        .map_err(|e| MembershipError::Raft(e.to_string()))
+        .map_err(raft_error)?;
+    Ok(added.log_id.index)
+}
+
+/// Whether `node` is a learner of the group led by `raft` (what a promotion waits on).
+pub fn is_learner<SM>(raft: &openraft::Raft<TypeConfig, SM>, node: u64) -> bool
+where
+    SM: RaftStateMachine<TypeConfig>,
+{
+    raft.metrics()
+        .borrow_watched()
+        .membership_config
+        .membership()
+        .learner_ids()
+        .any(|id| id == node)
 }
 
 /// Promotes learner `node` to voter once it has caught up, waiting at most `deadline`; on

@@ -2,21 +2,29 @@
 //! to this node, and the rules of DESIGN.md "Replication" that tie them together.
 //!
 //! - **Bootstrap.** Every node of a new cluster starts with the same peers. A node with no
-//!   cluster state asks its peers (`Hello`). If none holds cluster state and all answered,
-//!   the cluster is new: the lowest id initializes the controller group with every peer as a
-//!   voter and writes the cluster id (`InitCluster`) and the nodes; the others wait to be
-//!   contacted. Every node stores the cluster id in `{data}/node` once it sees it.
-//! - **A wiped node** (no state, but a peer holds a cluster) must not vote with a forgotten
-//!   vote: before its empty controller replica is reachable it asks the controller leader to
-//!   take it back as a learner (`Rejoin`); it answers everything but votes until the leader
-//!   promotes it, once caught up. Its partition replicas of topics that existed before it
-//!   came back rejoin the same way, each through its group's leader.
+//!   cluster state asks its peers (`Hello`). If none has a cluster id and all answered, the
+//!   cluster is new: the lowest id initializes the controller group with every peer as a
+//!   voter (only if no peer holds Raft state yet: otherwise the cluster is forming and it
+//!   waits for its id) and writes the nodes and the cluster id (`InitCluster`); the others
+//!   wait to be contacted. Every node stores the cluster id in `{data}/node` once it sees it.
+//!   A node wiped in the moment between the controller's initialization and its cluster id
+//!   reaching the peers would be taken for a new one: a window of one round of writes.
+//! - **A wiped node** (no state, but a peer holds cluster state) must not vote with a
+//!   forgotten vote: before its empty controller replica is reachable it asks the controller
+//!   leader to take it back as a learner (`Rejoin`: removed, then added back, so the leader
+//!   forgets what it held); it answers everything but votes until it has a committed
+//!   membership, newer than that, listing it as a voter (the leader promotes it once caught
+//!   up). Its replicas of topics that existed before it came back rejoin the same way, each
+//!   through its group's leader. Both facts survive a crash (`{data}/node`, and a
+//!   `rejoining` file in a partition directory).
 //! - **Partition groups** follow the metadata: a node runs a replica of every partition
 //!   assigned to it (in `{data}/partitions/{topic}-{incarnation}-{partition}`, so a recreated
 //!   topic never meets an old group's data); the first replica of the assignment initializes
-//!   the group; replicas of deleted topics stop and their directories go; the leader of a
-//!   group whose assignment changed adds (as a learner, promoted once caught up) and removes
-//!   replicas to match.
+//!   group when the topic is created (never after a reassignment: the group exists); the
+//!   leader of a group whose assignment changed adds replicas (as learners, promoted once
+//!   caught up) and removes the ones no longer assigned; a replica moved away runs until its
+//!   group's committed membership no longer holds it; replicas of deleted topics stop and
+//!   their directories go.
 //!
 //! The node does not serve: add [`RaftNode::services`] to the node's gRPC server.
 
@@ -35,7 +43,7 @@ use tokio::sync::watch;
 use crate::controller::{
     ClusterMetadata, Controller, ControllerError, ControllerSnapshot, controller_log_config,
 };
-use crate::group::{CONTROLLER_GROUP, GroupHandle, GroupId, Groups, Rejoined};
+use crate::group::{CONTROLLER_GROUP, GroupHandle, GroupId, Groups, Rejoined, incarnation_of};
 use crate::membership;
 use crate::replica::{PartitionReplica, start_partition};
 use crate::state_machine::PartitionSnapshot;
@@ -110,15 +118,27 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> NodeError + '_ {
 
 const NODE_FILE: &str = "node";
 
+/// In a partition directory: this replica was created empty for a group that already
+/// existed, and votes only once promoted. Holds the learner entry's log index once known.
+const REJOINING_FILE: &str = "rejoining";
+
 /// How often a node looks at its groups again without a metadata change (leader changes,
 /// promotions of rejoined replicas, retries).
 const RECHECK: Duration = Duration::from_secs(2);
 
-/// `{data}/node`: which node the directory belongs to, and its cluster.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// `{data}/node`: which node the directory belongs to, its cluster, and what a wiped node
+/// still has to finish.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 struct NodeFile {
     node_id: u64,
     cluster_id: Option<String>,
+    /// Set once this node came back wiped: replicas it creates for topics below this
+    /// incarnation rejoin as learners (`u64::MAX` until its controller replica caught up).
+    #[serde(default)]
+    rejoin_below_incarnation: Option<u64>,
+    /// While its controller replica rejoins: the learner entry's log index.
+    #[serde(default)]
+    controller_learner_since: Option<u64>,
 }
 
 fn read_node_file(dir: &Path) -> Result<Option<NodeFile>, NodeError> {
@@ -132,19 +152,36 @@ fn read_node_file(dir: &Path) -> Result<Option<NodeFile>, NodeError> {
     }
 }
 
-/// Replaces `{data}/node` atomically (temporary file, sync, rename, directory sync).
-fn write_node_file(dir: &Path, file: &NodeFile) -> Result<(), NodeError> {
-    let path = dir.join(NODE_FILE);
-    let temporary = dir.join(format!("{NODE_FILE}.tmp"));
-    let bytes = serde_json::to_vec(file).map_err(|e| io_error(&path)(std::io::Error::other(e)))?;
+/// Replaces `dir/name` with `bytes` atomically (temporary file, sync, rename, directory sync).
+fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), NodeError> {
+    let path = dir.join(name);
+    let temporary = dir.join(format!("{name}.tmp"));
     let write = || -> std::io::Result<()> {
         let mut out = std::fs::File::create(&temporary)?;
-        out.write_all(&bytes)?;
+        out.write_all(bytes)?;
         out.sync_all()?;
         std::fs::rename(&temporary, &path)?;
         std::fs::File::open(dir)?.sync_all()
     };
     write().map_err(io_error(&path))
+}
+
+fn write_node_file(dir: &Path, file: &NodeFile) -> Result<(), NodeError> {
+    let bytes = serde_json::to_vec(file)
+        .map_err(|e| io_error(&dir.join(NODE_FILE))(std::io::Error::other(e)))?;
+    write_atomically(dir, NODE_FILE, &bytes)
+}
+
+/// Runs blocking file work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, NodeError> + Send + 'static,
+) -> Result<T, NodeError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| NodeError::Io {
+            path: PathBuf::new(),
+            source: std::io::Error::other(e),
+        })?
 }
 
 /// A node's Raft groups. Cheap to clone.
@@ -168,23 +205,26 @@ struct NodeInner {
     clients: RaftClients,
     identity: NodeIdentity,
     controller: Controller,
+    /// `{data}/node` as last written.
+    node_file: Mutex<NodeFile>,
     partitions: Mutex<BTreeMap<GroupId, RunningPartition>>,
-    /// Set while this node came back wiped: topics below this incarnation existed before, so
-    /// its new, empty replicas of them rejoin as learners instead of joining as voters.
-    rejoin_below_incarnation: Mutex<Option<u64>>,
+    /// Partition groups whose replica is being created through a rejoin.
+    rejoining: Mutex<BTreeSet<GroupId>>,
     /// The groups whose membership this node (their leader) is converging.
     converging: Mutex<BTreeSet<GroupId>>,
     writing_cluster: std::sync::atomic::AtomicBool,
     /// The partition groups running here, for whoever waits on them.
     running: watch::Sender<BTreeSet<GroupId>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     stop: watch::Sender<bool>,
 }
 
 struct RunningPartition {
     replica: PartitionReplica,
     dir: PathBuf,
-    /// Reachable for votes (false while a wiped replica rejoins).
-    voting: bool,
+    /// While a rejoined replica waits for its promotion: its learner entry's log index
+    /// (it votes only once promoted).
+    learner_since: Option<u64>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -193,14 +233,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Whether a Raft replica holds any state (a vote, or a log).
-fn has_raft_state<SM>(raft: &openraft::Raft<TypeConfig, SM>) -> bool
-where
-    SM: openraft::storage::RaftStateMachine<TypeConfig>,
-{
-    let metrics = raft.metrics();
-    let metrics = metrics.borrow_watched();
-    metrics.vote.leader_id.term > 0 || metrics.last_log_index.is_some()
+/// Whether `metrics` show a committed membership newer than `since` that makes `me` a voter:
+/// a rejoined replica votes from then on.
+fn promoted_since(metrics: &openraft::RaftMetrics<TypeConfig>, me: u64, since: u64) -> bool {
+    let committed = &metrics.committed_membership_config;
+    committed.log_id().is_some_and(|id| id.index > since)
+        && committed.membership().voter_ids().any(|id| id == me)
 }
 
 impl RaftNode {
@@ -225,40 +263,42 @@ impl RaftNode {
             });
         }
         let dir = config.data_dir.clone();
-        std::fs::create_dir_all(dir.join("partitions")).map_err(io_error(&dir))?;
-        let node_file = read_node_file(&dir)?;
-        if let Some(file) = &node_file
-            && file.node_id != config.id
-        {
-            return Err(NodeError::WrongNode {
-                dir,
-                found: file.node_id,
-                expected: config.id,
+        let id = config.id;
+        let node_file = blocking(move || {
+            std::fs::create_dir_all(dir.join("partitions")).map_err(io_error(&dir))?;
+            let file = read_node_file(&dir)?;
+            if let Some(file) = &file
+                && file.node_id != id
+            {
+                return Err(NodeError::WrongNode {
+                    dir,
+                    found: file.node_id,
+                    expected: id,
+                });
+            }
+            let file = file.unwrap_or(NodeFile {
+                node_id: id,
+                ..NodeFile::default()
             });
-        }
-        if node_file.is_none() {
-            write_node_file(
-                &dir,
-                &NodeFile {
-                    node_id: config.id,
-                    cluster_id: None,
-                },
-            )?;
-        }
+            write_node_file(&dir, &file)?;
+            std::fs::create_dir_all(dir.join("controller")).map_err(io_error(&dir))?;
+            Ok(file)
+        })
+        .await?;
 
         let clients = RaftClients::new(config.transport.clone());
-        identity.reset_cluster_id(node_file.as_ref().and_then(|f| f.cluster_id.as_deref()));
-        let controller_dir = dir.join("controller");
-        std::fs::create_dir_all(&controller_dir).map_err(io_error(&controller_dir))?;
+        identity.reset_cluster_id(node_file.cluster_id.as_deref());
         let controller = Controller::open(
             config.id,
-            &controller_dir,
+            &config.data_dir.join("controller"),
             controller_log_config(),
             config.controller_raft.clone(),
             clients.network::<ControllerSnapshot>(CONTROLLER_GROUP),
         )
         .await?;
-        let has_state = has_raft_state(&controller.raft);
+        // Through the Raft core: its metrics show the loaded state only once it has run.
+        let has_state = controller.raft.is_initialized().await.unwrap_or(true);
+        let learner_since = node_file.controller_learner_since;
         let (stop, _) = watch::channel(false);
         let node = RaftNode {
             inner: Arc::new(NodeInner {
@@ -267,26 +307,42 @@ impl RaftNode {
                 clients,
                 identity,
                 controller,
+                node_file: Mutex::new(node_file),
                 partitions: Mutex::new(BTreeMap::new()),
-                rejoin_below_incarnation: Mutex::new(None),
+                rejoining: Mutex::new(BTreeSet::new()),
                 converging: Mutex::new(BTreeSet::new()),
                 writing_cluster: std::sync::atomic::AtomicBool::new(false),
                 running: watch::channel(BTreeSet::new()).0,
+                tasks: Mutex::new(Vec::new()),
                 stop,
             }),
         };
-        if has_state {
-            node.inner.groups.insert(
-                CONTROLLER_GROUP,
-                Arc::new(node.inner.controller.raft.clone()),
-            );
+        let controller: Arc<dyn GroupHandle> = Arc::new(node.inner.controller.raft.clone());
+        if let Some(since) = learner_since {
+            // It crashed while its controller replica rejoined: still not voting.
+            node.inner
+                .groups
+                .insert_not_voting(CONTROLLER_GROUP, controller);
+            node.spawn(|node| async move { node.vote_again_when_promoted(since).await });
+        } else if has_state {
+            node.inner.groups.insert(CONTROLLER_GROUP, controller);
         } else {
-            let bootstrapping = node.clone();
-            tokio::spawn(async move { bootstrapping.bootstrap().await });
+            node.spawn(|node| async move { node.bootstrap().await });
         }
-        let following = node.clone();
-        tokio::spawn(async move { following.follow_metadata().await });
+        node.spawn(|node| async move { node.follow_metadata().await });
         Ok(node)
+    }
+
+    /// Runs a background task of this node; [`RaftNode::shutdown`] waits for it.
+    fn spawn<F, Fut>(&self, task: F)
+    where
+        F: FnOnce(RaftNode) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let handle = tokio::spawn(task(self.clone()));
+        let mut tasks = lock(&self.inner.tasks);
+        tasks.retain(|task| !task.is_finished());
+        tasks.push(handle);
     }
 
     pub fn id(&self) -> u64 {
@@ -350,9 +406,14 @@ impl RaftNode {
         });
     }
 
-    /// Stops every group on this node (their data stays).
+    /// Stops every group on this node (their data stays): background work first, so nothing
+    /// starts a replica behind the shutdown.
     pub async fn shutdown(&self) {
         self.inner.stop.send_replace(true);
+        let tasks: Vec<_> = std::mem::take(&mut *lock(&self.inner.tasks));
+        for task in tasks {
+            let _ = task.await;
+        }
         self.inner.groups.remove(CONTROLLER_GROUP);
         let running: Vec<(GroupId, RunningPartition)> =
             std::mem::take(&mut *lock(&self.inner.partitions))
@@ -362,6 +423,7 @@ impl RaftNode {
             self.inner.groups.remove(group);
             let _ = partition.replica.raft.shutdown().await;
         }
+        self.publish_partitions();
         let _ = self.inner.controller.raft.shutdown().await;
     }
 
@@ -377,6 +439,17 @@ impl RaftNode {
         !self.stopped()
     }
 
+    /// Updates `{data}/node` (off the async threads).
+    async fn update_node_file(&self, change: impl FnOnce(&mut NodeFile)) -> Result<(), NodeError> {
+        let file = {
+            let mut file = lock(&self.inner.node_file);
+            change(&mut file);
+            file.clone()
+        };
+        let dir = self.inner.config.data_dir.clone();
+        blocking(move || write_node_file(&dir, &file)).await
+    }
+
     /// A node without controller state: a new cluster, or this node was wiped.
     async fn bootstrap(&self) {
         let config = &self.inner.config;
@@ -386,32 +459,40 @@ impl RaftNode {
             .filter(|(id, _)| **id != config.id)
             .map(|(id, addr)| (*id, addr.clone()))
             .collect();
+        let lowest = config.peers.keys().next() == Some(&config.id);
         loop {
             let mut answered = 0;
-            let mut cluster_leader: Option<(Option<u64>, u64)> = None;
+            let mut peers_with_state = 0;
+            let mut cluster: Option<(Option<u64>, u64)> = None;
             for (id, addr) in &others {
                 match self.inner.clients.hello(*id, addr, config.id).await {
                     Ok(hello) => {
                         answered += 1;
+                        peers_with_state += usize::from(hello.has_state);
                         if !hello.cluster_id.is_empty() {
-                            cluster_leader = Some((hello.controller_leader, *id));
+                            cluster = Some((hello.controller_leader, *id));
                         }
                     }
                     Err(err) => tracing::debug!(peer = id, %err, "peer not reachable yet"),
                 }
             }
-            if let Some((leader, asked)) = cluster_leader {
+            if let Some((leader, asked)) = cluster {
                 // A cluster exists and this node holds nothing of it: it was wiped (or is
                 // new to an existing cluster).
                 if self.rejoin_controller(leader.unwrap_or(asked)).await {
                     return;
                 }
-            } else if answered == others.len() {
+            } else if answered == others.len() && !(lowest && peers_with_state > 0) {
+                // A new cluster. (Peers with state but no cluster id yet: it is forming; the
+                // lowest node waits for its id rather than initializing a second time.)
+                if self.stopped() {
+                    return;
+                }
                 self.inner.groups.insert(
                     CONTROLLER_GROUP,
                     Arc::new(self.inner.controller.raft.clone()),
                 );
-                if config.peers.keys().next() == Some(&config.id) {
+                if lowest {
                     self.initialize_cluster().await;
                 }
                 return;
@@ -423,7 +504,7 @@ impl RaftNode {
     }
 
     /// The lowest node of a new cluster: initializes the controller group, then writes the
-    /// cluster id and the nodes.
+    /// nodes and the cluster id.
     async fn initialize_cluster(&self) {
         let config = &self.inner.config;
         let members: BTreeMap<u64, BasicNode> = config
@@ -437,7 +518,7 @@ impl RaftNode {
         self.write_cluster().await;
     }
 
-    /// Writes the cluster id and the initial nodes (on the controller leader, while the
+    /// Writes the initial nodes and the cluster id (on the controller leader, while the
     /// metadata has no cluster id: also after a restart between initialization and these
     /// writes; a second `InitCluster` is refused, `RegisterNode` is idempotent).
     async fn write_cluster(&self) {
@@ -479,70 +560,85 @@ impl RaftNode {
     /// Asks the controller leader (starting with `ask`) to take this wiped node back; true
     /// once it has (the controller replica is then reachable, not voting).
     async fn rejoin_controller(&self, ask: u64) -> bool {
-        let inner = &self.inner;
-        let raft: Arc<dyn GroupHandle> = Arc::new(inner.controller.raft.clone());
-        // Until the controller replica has caught up, every partition replica this node
-        // (re)creates rejoins: none initializes a group or votes.
-        *lock(&inner.rejoin_below_incarnation) = Some(u64::MAX);
-        if self
-            .rejoin(CONTROLLER_GROUP, ask, &inner.config.peers)
+        // Until its controller replica has caught up, every partition replica this node
+        // creates rejoins: none initializes a group or votes. Stored before anything else.
+        let marked = self
+            .update_node_file(|file| file.rejoin_below_incarnation = Some(u64::MAX))
+            .await;
+        if let Err(err) = marked {
+            tracing::error!(%err, "cannot record the rejoin");
+            return false;
+        }
+        let peers = self.inner.config.peers.clone();
+        let mut candidates: Vec<u64> = vec![ask];
+        candidates.extend(peers.keys().copied().filter(|id| *id != ask));
+        let Some(since) = self.rejoin(CONTROLLER_GROUP, &candidates, &peers).await else {
+            return false;
+        };
+        if let Err(err) = self
+            .update_node_file(|file| file.controller_learner_since = Some(since))
             .await
         {
-            inner.groups.insert_not_voting(CONTROLLER_GROUP, raft);
-            let node = self.clone();
-            tokio::spawn(async move { node.vote_again_when_promoted().await });
+            tracing::error!(%err, "cannot record the rejoin");
+            return false;
+        }
+        if self.stopped() {
             return true;
         }
-        *lock(&inner.rejoin_below_incarnation) = None;
-        false
+        let raft: Arc<dyn GroupHandle> = Arc::new(self.inner.controller.raft.clone());
+        self.inner.groups.insert_not_voting(CONTROLLER_GROUP, raft);
+        let node = self.clone();
+        self.spawn(|_| async move { node.vote_again_when_promoted(since).await });
+        true
     }
 
-    /// Asks the leader of `group` (starting with node `ask`, following hints) to take back
-    /// this node's wiped replica as a learner.
-    async fn rejoin(&self, group: GroupId, ask: u64, addrs: &BTreeMap<u64, String>) -> bool {
+    /// Asks the leader of `group` (trying `candidates` in turn, following hints) to take back
+    /// this node's wiped replica as a learner; the learner entry's log index once it has.
+    async fn rejoin(
+        &self,
+        group: GroupId,
+        candidates: &[u64],
+        addrs: &BTreeMap<u64, String>,
+    ) -> Option<u64> {
         let config = &self.inner.config;
-        let mut ask = ask;
-        for _ in 0..addrs.len() * 2 {
-            let Some(addr) = addrs.get(&ask) else {
-                return false;
-            };
-            match self
-                .inner
-                .clients
-                .rejoin(ask, addr, group, config.id, &config.addr)
-                .await
-            {
-                Ok(Rejoined::Demoted) => return true,
-                Ok(Rejoined::NotLeader(Some(leader))) if leader != ask => ask = leader,
-                Ok(Rejoined::NotLeader(_)) => return false,
-                Err(err) => {
-                    tracing::debug!(group, node = ask, %err, "rejoin refused");
-                    return false;
+        for &first in candidates {
+            let mut ask = first;
+            for _ in 0..=addrs.len() {
+                let addr = addrs.get(&ask)?;
+                match self
+                    .inner
+                    .clients
+                    .rejoin(ask, addr, group, config.id, &config.addr)
+                    .await
+                {
+                    Ok(Rejoined::Learner { since }) => return Some(since),
+                    Ok(Rejoined::NotLeader(Some(leader)))
+                        if leader != ask && leader != config.id =>
+                    {
+                        ask = leader
+                    }
+                    Ok(Rejoined::NotLeader(_)) => break,
+                    Err(err) => {
+                        tracing::debug!(group, node = ask, %err, "rejoin refused");
+                        break;
+                    }
                 }
             }
         }
-        false
+        None
     }
 
     /// A rejoining controller replica votes again once the leader has promoted it. Once it
     /// has applied what was committed then, the topics it knows are the ones that existed
     /// before this node came back: its replicas of later topics join normally.
-    async fn vote_again_when_promoted(&self) {
+    async fn vote_again_when_promoted(&self, since: u64) {
         let raft = self.inner.controller.raft.clone();
         let me = self.inner.config.id;
         let mut stop = self.inner.stop.subscribe();
         let caught_up = async {
             let promoted = raft
                 .wait(None)
-                .metrics(
-                    |m| {
-                        m.membership_config
-                            .membership()
-                            .voter_ids()
-                            .any(|id| id == me)
-                    },
-                    "promoted",
-                )
+                .metrics(|m| promoted_since(m, me, since), "promoted")
                 .await
                 .ok()?;
             let committed = promoted.cluster_committed.map(|id| id.index);
@@ -551,13 +647,23 @@ impl RaftNode {
                 .await
                 .ok()
         };
-        tokio::select! {
-            caught_up = caught_up => if caught_up.is_some() {
-                self.inner.groups.insert(CONTROLLER_GROUP, Arc::new(raft));
-                let below = self.inner.controller.metadata().next_incarnation();
-                *lock(&self.inner.rejoin_below_incarnation) = Some(below);
-            },
-            _ = stop.wait_for(|stopped| *stopped) => {}
+        let caught_up = tokio::select! {
+            caught_up = caught_up => caught_up.is_some(),
+            _ = stop.wait_for(|stopped| *stopped) => false,
+        };
+        if !caught_up || self.stopped() {
+            return;
+        }
+        self.inner.groups.insert(CONTROLLER_GROUP, Arc::new(raft));
+        let below = self.inner.controller.metadata().next_incarnation();
+        let stored = self
+            .update_node_file(|file| {
+                file.controller_learner_since = None;
+                file.rejoin_below_incarnation = Some(below);
+            })
+            .await;
+        if let Err(err) = stored {
+            tracing::error!(%err, "cannot record the end of the controller's rejoin");
         }
     }
 
@@ -585,11 +691,11 @@ impl RaftNode {
             && inner.identity.cluster_id().as_deref() != Some(cluster_id)
         {
             // Stored first: whoever sees the identity's cluster id finds it on disk.
-            let file = NodeFile {
-                node_id: inner.config.id,
-                cluster_id: Some(cluster_id.to_string()),
-            };
-            match write_node_file(&inner.config.data_dir, &file) {
+            let owned = cluster_id.to_string();
+            match self
+                .update_node_file(|file| file.cluster_id = Some(owned))
+                .await
+            {
                 Ok(()) => inner.identity.set_cluster_id(cluster_id),
                 Err(err) => tracing::error!(%err, "cluster id not stored"),
             }
@@ -611,7 +717,7 @@ impl RaftNode {
                 .swap(true, std::sync::atomic::Ordering::AcqRel)
         {
             let node = self.clone();
-            tokio::spawn(async move {
+            self.spawn(|_| async move {
                 node.write_cluster().await;
                 node.inner
                     .writing_cluster
@@ -625,6 +731,9 @@ impl RaftNode {
                 if !replicas.contains(&me) {
                     continue;
                 }
+                if self.stopped() {
+                    return;
+                }
                 let group = topic.group_id(partition);
                 assigned.insert(group);
                 let dir = inner
@@ -632,10 +741,14 @@ impl RaftNode {
                     .data_dir
                     .join("partitions")
                     .join(format!("{name}-{}-{partition}", topic.incarnation()));
-                if let Err(err) = self
-                    .ensure_partition(metadata, group, topic.incarnation(), replicas, &dir)
-                    .await
-                {
+                let wanted = Partition {
+                    group,
+                    incarnation: topic.incarnation(),
+                    may_initialize: !topic.is_reassigned(partition),
+                    replicas: replicas.to_vec(),
+                    dir,
+                };
+                if let Err(err) = self.ensure_partition(metadata, wanted).await {
                     tracing::error!(group, %err, "partition replica not started");
                 }
             }
@@ -643,90 +756,186 @@ impl RaftNode {
         self.stop_unassigned(&assigned, metadata).await;
     }
 
-    /// Runs this node's replica of `group` (replicas `replicas`), initializing the group if
-    /// this node is its first replica, and, if it leads, converging its membership.
+    /// Whether a replica of a topic of `incarnation` created empty here must rejoin.
+    fn rejoin_mode(&self, incarnation: u64) -> bool {
+        lock(&self.inner.node_file)
+            .rejoin_below_incarnation
+            .is_some_and(|below| incarnation < below)
+    }
+
+    /// Runs this node's replica of a partition: starts it (through a rejoin if it was
+    /// created empty for a group that existed), initializes the group if this node is the
+    /// creation assignment's first replica, lets a rejoined replica vote once promoted, and,
+    /// on the leader, converges the membership.
     async fn ensure_partition(
         &self,
         metadata: &ClusterMetadata,
-        group: GroupId,
-        incarnation: u64,
-        replicas: &[u64],
-        dir: &Path,
+        wanted: Partition,
+    ) -> Result<(), NodeError> {
+        let inner = &self.inner;
+        let group = wanted.group;
+        let running = lock(&inner.partitions)
+            .get(&group)
+            .map(|running| (running.replica.clone(), running.learner_since));
+        let Some((replica, learner_since)) = running else {
+            if lock(&inner.rejoining).contains(&group) {
+                return Ok(()); // Its rejoin is under way.
+            }
+            let rejoin_mode = self.rejoin_mode(wanted.incarnation);
+            let dir = wanted.dir.clone();
+            let rejoining = blocking(move || {
+                let marker = dir.join(REJOINING_FILE);
+                if !dir.exists() {
+                    std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
+                    if rejoin_mode {
+                        write_atomically(&dir, REJOINING_FILE, b"")?;
+                    }
+                    std::fs::File::open(dir.parent().unwrap_or(&dir))
+                        .and_then(|parent| parent.sync_all())
+                        .map_err(io_error(&dir))?;
+                }
+                Ok(marker.exists())
+            })
+            .await?;
+            if rejoining {
+                lock(&inner.rejoining).insert(group);
+                let addrs = node_addrs(metadata, &wanted.replicas);
+                self.spawn(|node| async move {
+                    node.rejoin_partition(wanted, addrs).await;
+                    lock(&node.inner.rejoining).remove(&group);
+                });
+                return Ok(());
+            }
+            let replica = self.open_partition(&wanted).await?;
+            if !self.register(&wanted, replica.clone(), None).await {
+                return Ok(());
+            }
+            return self.after_start(metadata, &wanted, &replica, None).await;
+        };
+        self.after_start(metadata, &wanted, &replica, learner_since)
+            .await
+    }
+
+    async fn open_partition(&self, wanted: &Partition) -> Result<PartitionReplica, NodeError> {
+        let inner = &self.inner;
+        let network = inner.clients.network::<PartitionSnapshot>(wanted.group);
+        start_partition(
+            inner.config.id,
+            &wanted.dir,
+            inner.config.partition_log.clone(),
+            inner.config.partition_raft.clone(),
+            network,
+        )
+        .await
+        .map_err(io_error(&wanted.dir))
+    }
+
+    /// Makes a started replica reachable (not voting while `learner_since`) and records it;
+    /// false (and the replica stopped) if the node is shutting down.
+    async fn register(
+        &self,
+        wanted: &Partition,
+        replica: PartitionReplica,
+        learner_since: Option<u64>,
+    ) -> bool {
+        let inner = &self.inner;
+        let registered = {
+            let mut partitions = lock(&inner.partitions);
+            if self.stopped() {
+                false
+            } else {
+                let handle: Arc<dyn GroupHandle> = Arc::new(replica.raft.clone());
+                match learner_since {
+                    Some(_) => inner.groups.insert_not_voting(wanted.group, handle),
+                    None => inner.groups.insert(wanted.group, handle),
+                }
+                partitions.insert(
+                    wanted.group,
+                    RunningPartition {
+                        replica: replica.clone(),
+                        dir: wanted.dir.clone(),
+                        learner_since,
+                    },
+                );
+                true
+            }
+        };
+        if registered {
+            self.publish_partitions();
+        } else {
+            let _ = replica.raft.shutdown().await;
+        }
+        registered
+    }
+
+    /// A replica created empty for a group that existed: asks the group's leader to take it
+    /// back as a learner, then makes it reachable (not voting). Retried by later passes if no
+    /// leader took it.
+    async fn rejoin_partition(&self, wanted: Partition, addrs: BTreeMap<u64, String>) {
+        let me = self.inner.config.id;
+        let candidates: Vec<u64> = wanted
+            .replicas
+            .iter()
+            .copied()
+            .filter(|id| *id != me)
+            .collect();
+        let Some(since) = self.rejoin(wanted.group, &candidates, &addrs).await else {
+            return;
+        };
+        let dir = wanted.dir.clone();
+        let marked =
+            blocking(move || write_atomically(&dir, REJOINING_FILE, since.to_string().as_bytes()))
+                .await;
+        if let Err(err) = marked {
+            tracing::error!(group = wanted.group, %err, "cannot record the rejoin");
+            return;
+        }
+        match self.open_partition(&wanted).await {
+            Ok(replica) => {
+                self.register(&wanted, replica, Some(since)).await;
+            }
+            Err(err) => {
+                tracing::error!(group = wanted.group, %err, "rejoining replica not started")
+            }
+        }
+    }
+
+    async fn after_start(
+        &self,
+        metadata: &ClusterMetadata,
+        wanted: &Partition,
+        replica: &PartitionReplica,
+        learner_since: Option<u64>,
     ) -> Result<(), NodeError> {
         let inner = &self.inner;
         let me = inner.config.id;
-        let addrs = || -> BTreeMap<u64, String> {
-            replicas
-                .iter()
-                .filter_map(|id| metadata.node_addr(*id).map(|addr| (*id, addr.to_string())))
-                .collect()
-        };
-        let rejoin_mode =
-            lock(&inner.rejoin_below_incarnation).is_some_and(|below| incarnation < below);
-        let running = lock(&inner.partitions)
-            .get(&group)
-            .map(|running| (running.replica.clone(), running.voting));
-        let (replica, voting) = match running {
-            Some(running) => running,
-            None => {
-                let existed = dir.exists();
-                std::fs::create_dir_all(dir).map_err(io_error(dir))?;
-                let network = inner.clients.network::<PartitionSnapshot>(group);
-                let replica = start_partition(
-                    me,
-                    dir,
-                    inner.config.partition_log.clone(),
-                    inner.config.partition_raft.clone(),
-                    network,
-                )
-                .await
-                .map_err(io_error(dir))?;
-                let voting = existed || !rejoin_mode;
-                if !voting {
-                    // Reachable only once its leader has demoted it (see `rejoin`).
-                    let leader = replicas.iter().copied().find(|id| *id != me);
-                    let demoted = match leader {
-                        Some(leader) => self.rejoin(group, leader, &addrs()).await,
-                        None => false,
-                    };
-                    if !demoted {
-                        let _ = replica.raft.shutdown().await;
-                        return Ok(()); // The next pass retries.
-                    }
-                    inner
-                        .groups
-                        .insert_not_voting(group, Arc::new(replica.raft.clone()));
-                } else {
-                    inner.groups.insert(group, Arc::new(replica.raft.clone()));
-                }
-                lock(&inner.partitions).insert(
-                    group,
-                    RunningPartition {
-                        replica: replica.clone(),
-                        dir: dir.to_path_buf(),
-                        voting,
-                    },
-                );
-                self.publish_partitions();
-                (replica, voting)
-            }
-        };
+        let group = wanted.group;
         let raft = &replica.raft;
         // One look at the metrics: this pass runs every few seconds for every partition.
-        let (has_state, is_voter, voters) = {
+        let (maybe_pristine, promoted, voters) = {
             let metrics = raft.metrics();
             let metrics = metrics.borrow_watched();
             let leads = metrics.current_leader == Some(me);
-            let membership = metrics.membership_config.membership();
             (
-                metrics.vote.leader_id.term > 0 || metrics.last_log_index.is_some(),
-                membership.voter_ids().any(|id| id == me),
-                leads.then(|| membership.voter_ids().collect::<BTreeSet<u64>>()),
+                metrics.vote.leader_id.term == 0 && metrics.last_log_index.is_none(),
+                learner_since.is_some_and(|since| promoted_since(&metrics, me, since)),
+                leads.then(|| {
+                    metrics
+                        .membership_config
+                        .membership()
+                        .voter_ids()
+                        .collect::<BTreeSet<u64>>()
+                }),
             )
         };
-        if replicas.first() == Some(&me) && !rejoin_mode && !has_state {
-            let addrs = addrs();
-            if addrs.len() == replicas.len() {
+        if wanted.may_initialize
+            && learner_since.is_none()
+            && wanted.replicas.first() == Some(&me)
+            && maybe_pristine
+            && !raft.is_initialized().await.unwrap_or(true)
+        {
+            let addrs = node_addrs(metadata, &wanted.replicas);
+            if addrs.len() == wanted.replicas.len() {
                 let members: BTreeMap<u64, BasicNode> = addrs
                     .iter()
                     .map(|(id, addr)| (*id, BasicNode::new(addr)))
@@ -736,23 +945,32 @@ impl RaftNode {
                 }
             }
         }
-        if !voting && is_voter {
+        if promoted {
             // A rejoined replica votes again once promoted.
-            inner.groups.insert(group, Arc::new(raft.clone()));
-            if let Some(running) = lock(&inner.partitions).get_mut(&group) {
-                running.voting = true;
+            let dir = wanted.dir.clone();
+            let cleared = blocking(move || {
+                std::fs::remove_file(dir.join(REJOINING_FILE)).map_err(io_error(&dir))
+            })
+            .await;
+            if let Err(err) = cleared {
+                tracing::error!(group, %err, "cannot clear the rejoin marker");
+            } else {
+                let mut partitions = lock(&inner.partitions);
+                if let Some(running) = partitions.get_mut(&group) {
+                    running.learner_since = None;
+                    inner.groups.insert(group, Arc::new(raft.clone()));
+                }
             }
         }
-        let wanted: BTreeSet<u64> = replicas.iter().copied().collect();
+        let wanted_voters: BTreeSet<u64> = wanted.replicas.iter().copied().collect();
         if let Some(voters) = voters
-            && voters != wanted
+            && voters != wanted_voters
             && lock(&inner.converging).insert(group)
         {
-            let node = self.clone();
             let raft = raft.clone();
-            let replicas = replicas.to_vec();
-            let addrs = addrs();
-            tokio::spawn(async move {
+            let replicas = wanted.replicas.clone();
+            let addrs = node_addrs(metadata, &replicas);
+            self.spawn(|node| async move {
                 node.converge_membership(&raft, group, &replicas, &addrs)
                     .await;
                 lock(&node.inner.converging).remove(&group);
@@ -762,7 +980,7 @@ impl RaftNode {
     }
 
     /// On a group's leader: adds the assigned replicas it lacks (as learners, promoted once
-    /// caught up) and removes the ones no longer assigned.
+    /// caught up), then removes the ones no longer assigned.
     async fn converge_membership(
         &self,
         raft: &crate::PartitionRaft,
@@ -774,9 +992,11 @@ impl RaftNode {
         let voters: BTreeSet<u64> = membership.membership().voter_ids().collect();
         let deadline = self.inner.config.catch_up_deadline;
         for id in replicas.iter().filter(|id| !voters.contains(id)) {
-            let Some(addr) = addrs.get(id) else { continue };
+            let Some(addr) = addrs.get(id) else { return };
             if let Err(err) = membership::add_replica(raft, *id, addr, deadline).await {
+                // Not promoted: keep the old replicas until it is (a later pass retries).
                 tracing::warn!(group, node = id, %err, "replica not added");
+                return;
             }
         }
         for id in voters.iter().filter(|id| !replicas.contains(id)) {
@@ -786,38 +1006,126 @@ impl RaftNode {
         }
     }
 
-    /// Stops the partition replicas no longer assigned here; deletes the directories of
-    /// deleted topics' partitions (a replica moved away keeps its data until its topic goes).
+    /// Stops the replicas no longer assigned here: a deleted topic's at once, a moved one
+    /// once the group's leader has committed a membership without this node (it has added
+    /// the new replicas first); their directories go. Also removes directories left by
+    /// topics deleted while this node was down.
     async fn stop_unassigned(&self, assigned: &BTreeSet<GroupId>, metadata: &ClusterMetadata) {
-        let stopping: Vec<(GroupId, RunningPartition)> = {
-            let mut partitions = lock(&self.inner.partitions);
-            let gone: Vec<GroupId> = partitions
-                .keys()
-                .filter(|group| !assigned.contains(group))
-                .copied()
-                .collect();
-            gone.into_iter()
-                .filter_map(|group| partitions.remove(&group).map(|p| (group, p)))
-                .collect()
-        };
+        let me = self.inner.config.id;
         let live: BTreeSet<u64> = metadata
             .topics()
             .values()
             .map(|topic| topic.incarnation())
             .collect();
+        let unassigned: Vec<GroupId> = lock(&self.inner.partitions)
+            .keys()
+            .filter(|group| !assigned.contains(group))
+            .copied()
+            .collect();
+        let mut removed = BTreeSet::new();
+        for group in unassigned {
+            let incarnation = incarnation_of(group);
+            let deleted = !live.contains(&incarnation);
+            if deleted || self.removed_from(metadata, group, me).await {
+                removed.insert(group);
+            }
+        }
+        let stopping: Vec<(GroupId, RunningPartition)> = {
+            let mut partitions = lock(&self.inner.partitions);
+            removed
+                .into_iter()
+                .filter_map(|group| partitions.remove(&group).map(|p| (group, p)))
+                .collect()
+        };
         let stopped_any = !stopping.is_empty();
         for (group, partition) in stopping {
             self.inner.groups.remove(group);
             let _ = partition.replica.raft.shutdown().await;
-            let incarnation = crate::group::incarnation_of(group);
-            if !live.contains(&incarnation)
-                && let Err(err) = std::fs::remove_dir_all(&partition.dir)
-            {
-                tracing::warn!(group, %err, "deleted topic's directory not removed");
+            let dir = partition.dir.clone();
+            let cleared =
+                blocking(move || std::fs::remove_dir_all(&dir).map_err(io_error(&dir))).await;
+            if let Err(err) = cleared {
+                tracing::warn!(group, %err, "removed replica's directory not removed");
             }
         }
         if stopped_any {
             self.publish_partitions();
         }
+        // Directories of deleted topics that no replica runs in (deleted while this node was
+        // down, or moved away earlier).
+        let running: BTreeSet<GroupId> = lock(&self.inner.partitions).keys().copied().collect();
+        let root = self.inner.config.data_dir.join("partitions");
+        let left = blocking(move || {
+            let mut removed = 0;
+            let entries = std::fs::read_dir(&root).map_err(io_error(&root))?;
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let mut parts = name.rsplitn(3, '-');
+                let (Some(partition), Some(incarnation)) = (parts.next(), parts.next()) else {
+                    continue;
+                };
+                let (Ok(partition), Ok(incarnation)) =
+                    (partition.parse::<u32>(), incarnation.parse::<u64>())
+                else {
+                    continue;
+                };
+                let group = crate::group::partition_group_id(incarnation, partition);
+                if !live.contains(&incarnation) && !running.contains(&group) {
+                    std::fs::remove_dir_all(entry.path()).map_err(io_error(&entry.path()))?;
+                    removed += 1;
+                }
+            }
+            Ok(removed)
+        })
+        .await;
+        if let Err(err) = left {
+            tracing::warn!(%err, "leftover partition directories not removed");
+        }
     }
+}
+
+impl RaftNode {
+    /// Whether the group's current replicas (as the metadata assigns them) have committed a
+    /// membership without `me`: asks them, the leader's answer first.
+    async fn removed_from(&self, metadata: &ClusterMetadata, group: GroupId, me: u64) -> bool {
+        let Some(replicas) = metadata
+            .topics()
+            .values()
+            .find(|topic| topic.incarnation() == incarnation_of(group))
+            .and_then(|topic| topic.replicas(crate::group::partition_of(group)))
+        else {
+            return false;
+        };
+        let addrs = node_addrs(metadata, replicas);
+        for (id, addr) in &addrs {
+            if *id == me {
+                continue;
+            }
+            let Ok(status) = self.inner.clients.group_status(*id, addr, group).await else {
+                continue;
+            };
+            if status.leader == Some(*id) {
+                return !status.voters.contains(&me) && !status.learners.contains(&me);
+            }
+        }
+        false
+    }
+}
+
+/// A partition replica this node should run, as the metadata says.
+struct Partition {
+    group: GroupId,
+    incarnation: u64,
+    /// Only the creation assignment's first replica initializes a group, and only if the
+    /// partition was never reassigned.
+    may_initialize: bool,
+    replicas: Vec<u64>,
+    dir: PathBuf,
+}
+
+fn node_addrs(metadata: &ClusterMetadata, replicas: &[u64]) -> BTreeMap<u64, String> {
+    replicas
+        .iter()
+        .filter_map(|id| metadata.node_addr(*id).map(|addr| (*id, addr.to_string())))
+        .collect()
 }

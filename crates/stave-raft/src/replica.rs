@@ -32,9 +32,16 @@ where
     N: RaftNetworkFactory<TypeConfig>,
     N::Network: NetSnapshot<TypeConfig, SnapshotData = PartitionSnapshot>,
 {
-    let storage: Arc<dyn stave_log::storage::Storage> = Arc::new(stave_log::storage::FsStorage);
-    let sm = PartitionStateMachine::open(dir)?;
-    let store = LogStore::open(storage, dir, log_config, sm.installed_snapshots())?;
+    // Opening recovers the log's tail and replays the producer table: blocking work.
+    let owned = dir.to_path_buf();
+    let (sm, store) = tokio::task::spawn_blocking(move || {
+        let storage: Arc<dyn stave_log::storage::Storage> = Arc::new(stave_log::storage::FsStorage);
+        let sm = PartitionStateMachine::open(&owned)?;
+        let store = LogStore::open(storage, &owned, log_config, sm.installed_snapshots())?;
+        Ok::<_, std::io::Error>((sm, store))
+    })
+    .await
+    .map_err(std::io::Error::other)??;
     let raft = PartitionRaft::new(id, raft_config, network, store.clone(), sm.clone())
         .await
         .map_err(std::io::Error::other)?;

@@ -90,6 +90,7 @@ fn topic_to_proto(name: &str, topic: &TopicMetadata) -> proto::Topic {
                 value: value.clone(),
             })
             .collect(),
+        reassigned: topic.reassigned.iter().copied().collect(),
     }
 }
 
@@ -149,6 +150,7 @@ fn topic_from_proto(
         incarnation,
         partitions: partition_list,
         configs: config_list,
+        reassigned,
     } = topic;
     if let Err(source) = validate_topic_name(&name) {
         return Err(MetadataError::TopicName { name, source });
@@ -181,10 +183,15 @@ fn topic_from_proto(
         }
         configs.insert(entry.key, entry.value);
     }
+    let reassigned = reassigned
+        .into_iter()
+        .filter(|partition| (*partition as usize) < partitions.len())
+        .collect();
     let topic = TopicMetadata {
         incarnation,
         partitions,
         configs,
+        reassigned,
     };
     Ok((name, topic))
 }

@@ -54,6 +54,8 @@ pub struct TopicMetadata {
     pub(super) partitions: Vec<Vec<u64>>,
     /// Raw `key=value` settings; the broker parses them into a typed config at its edge.
     pub(super) configs: BTreeMap<String, String>,
+    /// Partitions whose replicas changed since creation (their groups exist already).
+    pub(super) reassigned: std::collections::BTreeSet<u32>,
 }
 
 impl Default for ClusterMetadata {
@@ -191,6 +193,7 @@ impl ClusterMetadata {
                 incarnation: self.next_incarnation,
                 partitions,
                 configs: config_map(create.configs)?,
+                reassigned: Default::default(),
             },
         })
     }
@@ -312,6 +315,7 @@ impl ClusterMetadata {
                     .get_mut(&name)
                     .expect("validated: the topic exists");
                 topic.partitions[partition as usize] = replicas;
+                topic.reassigned.insert(partition);
             }
         }
         Outcome::Ok(true)
@@ -346,6 +350,12 @@ impl TopicMetadata {
     /// Settings by key.
     pub fn configs(&self) -> &BTreeMap<String, String> {
         &self.configs
+    }
+
+    /// Whether `partition`'s replicas changed since the topic was created. Only a partition
+    /// never reassigned may be initialized, by the first replica of its assignment.
+    pub fn is_reassigned(&self, partition: u32) -> bool {
+        self.reassigned.contains(&partition)
     }
 }
 

@@ -123,6 +123,30 @@ impl RaftClients {
         }
     }
 
+    /// Asks node `id` at `addr` how its replica of `group` sees the group.
+    pub async fn group_status(
+        &self,
+        id: u64,
+        addr: &str,
+        group: GroupId,
+    ) -> Result<pb::GroupStatus, String> {
+        use pb::group_status_response::Result as R;
+        let peer = self.register(id, addr).map_err(|e| e.to_string())?;
+        let mut control = peer.control.clone();
+        let call = control.group_status(pb::GroupStatusRequest { group_id: group });
+        let response = match tokio::time::timeout(self.inner.config.connect_timeout * 2, call).await
+        {
+            Ok(Ok(response)) => response.into_inner(),
+            Ok(Err(status)) => return Err(status.to_string()),
+            Err(_) => return Err(format!("node {id} did not answer")),
+        };
+        match response.result {
+            Some(R::Status(status)) => Ok(status),
+            Some(R::Failure(failure)) => Err(failure.message),
+            None => Err("empty group status".to_string()),
+        }
+    }
+
     /// Asks node `id` at `addr`, which should lead `group`, to take back `node` (at
     /// `node_addr`), whose data was wiped, as a learner.
     pub async fn rejoin(
@@ -149,7 +173,7 @@ impl RaftClients {
             Err(_) => return Err(format!("node {id} did not answer the rejoin")),
         };
         match response.result {
-            Some(R::Demoted(_)) => Ok(crate::group::Rejoined::Demoted),
+            Some(R::LearnerSince(since)) => Ok(crate::group::Rejoined::Learner { since }),
             Some(R::NotLeader(not_leader)) => {
                 Ok(crate::group::Rejoined::NotLeader(not_leader.leader))
             }
@@ -301,40 +325,66 @@ struct DataLink {
 #[derive(Debug, Default)]
 struct LinkState {
     /// The open stream's request side, and its generation.
-    stream: Option<(u64, mpsc::UnboundedSender<pb::AppendRequest>)>,
+    stream: Option<(u64, mpsc::Sender<pb::AppendRequest>)>,
     generation: u64,
-    /// Appends sent and not answered, by request id.
-    pending: HashMap<u64, AppendReply>,
+    /// Appends sent and not answered, by request id, with the generation of the stream that
+    /// carries them.
+    pending: HashMap<u64, (u64, AppendReply)>,
 }
+
+/// Appends queued for one peer's stream at most (openraft sends one at a time per group, so
+/// this bounds the groups waiting on a stalled peer, not one group's backlog).
+const APPEND_QUEUE_MAX: usize = 4096;
 
 impl LinkState {
     /// Ends generation `generation`'s stream: its unanswered appends fail.
     fn close(&mut self, generation: u64, why: &str) {
         if self.stream.as_ref().is_some_and(|(g, _)| *g == generation) {
             self.stream = None;
-            for (_, reply) in self.pending.drain() {
+        }
+        let failed: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, (g, _))| *g == generation)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in failed {
+            if let Some((_, reply)) = self.pending.remove(&id) {
                 let _ = reply.send(Err(why.to_string()));
             }
         }
     }
 }
 
+/// Forgets an append's pending entry when its sender stops waiting, answered or not.
+struct PendingGuard<'a> {
+    state: &'a Mutex<LinkState>,
+    id: u64,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        lock(self.state).pending.remove(&self.id);
+    }
+}
+
 impl DataLink {
-    /// The open stream's sender, opening a stream (and its reader task) when there is none.
-    fn sender(&self, state: &mut LinkState) -> mpsc::UnboundedSender<pb::AppendRequest> {
-        if let Some((_, sender)) = &state.stream
+    /// The open stream's sender and generation, opening a stream (and its reader task) when
+    /// there is none.
+    fn sender(&self, state: &mut LinkState) -> (u64, mpsc::Sender<pb::AppendRequest>) {
+        if let Some((generation, sender)) = &state.stream
             && !sender.is_closed()
         {
-            return sender.clone();
+            return (*generation, sender.clone());
         }
         state.generation += 1;
         let generation = state.generation;
-        let (sender, requests) = mpsc::unbounded_channel();
+        let (sender, requests) = mpsc::channel(APPEND_QUEUE_MAX);
         state.stream = Some((generation, sender.clone()));
         let mut client = self.client.clone();
         let shared = self.state.clone();
         tokio::spawn(async move {
-            let requests = tokio_stream::wrappers::UnboundedReceiverStream::new(requests);
+            let requests = tokio_stream::wrappers::ReceiverStream::new(requests);
             let mut results = match client.append(requests).await {
                 Ok(response) => response.into_inner(),
                 Err(status) => {
@@ -344,7 +394,7 @@ impl DataLink {
             };
             while let Some(item) = results.next().await {
                 let Ok(result) = item else { break };
-                let Some(reply) = lock(&shared).pending.remove(&result.id) else {
+                let Some((_, reply)) = lock(&shared).pending.remove(&result.id) else {
                     continue;
                 };
                 let _ = reply.send(match result.result {
@@ -355,7 +405,7 @@ impl DataLink {
             }
             lock(&shared).close(generation, "append stream closed");
         });
-        sender
+        (generation, sender)
     }
 
     async fn send(
@@ -366,28 +416,30 @@ impl DataLink {
     ) -> Result<pb::AppendEntriesResponse, String> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
+        let _guard = PendingGuard {
+            state: &self.state,
+            id,
+        };
         {
             let mut state = lock(&self.state);
-            let sender = self.sender(&mut state);
-            state.pending.insert(id, reply);
+            let (generation, sender) = self.sender(&mut state);
             let request = pb::AppendRequest {
                 id,
                 group_id,
                 append: Some(append),
             };
-            if sender.send(request).is_err() {
-                state.pending.remove(&id);
-                return Err("append stream closed".to_string());
+            if let Err(err) = sender.try_send(request) {
+                return Err(match err {
+                    mpsc::error::TrySendError::Full(_) => "append queue full".to_string(),
+                    mpsc::error::TrySendError::Closed(_) => "append stream closed".to_string(),
+                });
             }
+            state.pending.insert(id, (generation, reply));
         }
-        let result = tokio::time::timeout(ttl, answer).await;
-        match result {
+        match tokio::time::timeout(ttl, answer).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err("append stream closed".to_string()),
-            Err(_) => {
-                lock(&self.state).pending.remove(&id);
-                Err("append timed out".to_string())
-            }
+            Err(_) => Err("append timed out".to_string()),
         }
     }
 }

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert;
-use crate::group::{CONTROLLER_GROUP, Groups, Rejoined};
+use crate::group::{CONTROLLER_GROUP, GroupId, Groups, Promotion, Rejoined};
 
 fn failure(message: impl ToString) -> pb::RaftFailure {
     pb::RaftFailure {
@@ -77,13 +77,60 @@ impl NodeIdentity {
 pub struct ControlService {
     groups: Groups,
     identity: NodeIdentity,
+    /// The (group, node) promotions running on this node: one each.
+    promoting: Arc<std::sync::Mutex<std::collections::BTreeSet<(GroupId, u64)>>>,
 }
 
 impl ControlService {
     pub fn new(groups: Groups, identity: NodeIdentity) -> ControlService {
-        ControlService { groups, identity }
+        ControlService {
+            groups,
+            identity,
+            promoting: Default::default(),
+        }
+    }
+
+    /// Promotes rejoined `node` of `group` once it has caught up, retrying while it lags and
+    /// this node leads; one such task per (group, node).
+    fn spawn_promotion(&self, group_id: GroupId, node: u64) {
+        let fresh = self
+            .promoting
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert((group_id, node));
+        if !fresh {
+            return;
+        }
+        let groups = self.groups.clone();
+        let promoting = self.promoting.clone();
+        let deadline = self.identity.catch_up_deadline();
+        tokio::spawn(async move {
+            loop {
+                let Ok(group) = groups.get(group_id) else {
+                    break;
+                };
+                match group.promote(node, deadline).await {
+                    Ok(Promotion::Behind) => {
+                        tracing::warn!(group = group_id, node, "rejoining replica still behind");
+                    }
+                    Ok(Promotion::Promoted | Promotion::NotApplicable) => break,
+                    Err(err) => {
+                        tracing::warn!(group = group_id, node, %err, "rejoining replica not promoted");
+                        break;
+                    }
+                }
+            }
+            promoting
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .remove(&(group_id, node));
+        });
     }
 }
+
+/// How long one group may take to answer its heartbeat in a batch: the others' answers do
+/// not wait for a slow one longer than this.
+const HEARTBEAT_ANSWER_MAX: Duration = Duration::from_millis(250);
 
 /// One group's append (a heartbeat or a data append), answered as the group answered it.
 async fn append(
@@ -126,12 +173,14 @@ impl RaftControl for ControlService {
     ) -> Result<Response<pb::HeartbeatResults>, Status> {
         let batch = request.into_inner();
         // Every group's heartbeat runs concurrently: one slow group delays no other.
-        let results = futures_util::future::join_all(
-            batch
-                .heartbeats
-                .into_iter()
-                .map(|heartbeat| append(&self.groups, heartbeat.group_id, heartbeat.append)),
-        )
+        let results = futures_util::future::join_all(batch.heartbeats.into_iter().map(
+            |heartbeat| async move {
+                let answer = append(&self.groups, heartbeat.group_id, heartbeat.append);
+                tokio::time::timeout(HEARTBEAT_ANSWER_MAX, answer)
+                    .await
+                    .unwrap_or_else(|_| Err(failure("the group did not answer in time")))
+            },
+        ))
         .await
         .into_iter()
         .map(|result| pb::HeartbeatResult {
@@ -191,15 +240,38 @@ impl RaftControl for ControlService {
         &self,
         _request: Request<pb::HelloRequest>,
     ) -> Result<Response<pb::HelloResponse>, Status> {
-        let controller_leader = self
-            .groups
-            .get(CONTROLLER_GROUP)
-            .ok()
-            .and_then(|controller| controller.current_leader());
+        let controller = self.groups.get(CONTROLLER_GROUP).ok();
+        let controller_leader = controller.as_ref().and_then(|c| c.current_leader());
+        let has_state = match &controller {
+            Some(controller) => controller.has_state().await,
+            None => false,
+        };
         Ok(Response::new(pb::HelloResponse {
             node_id: self.identity.node_id(),
             cluster_id: self.identity.cluster_id().unwrap_or_default(),
             controller_leader,
+            has_state,
+        }))
+    }
+
+    async fn group_status(
+        &self,
+        request: Request<pb::GroupStatusRequest>,
+    ) -> Result<Response<pb::GroupStatusResponse>, Status> {
+        use pb::group_status_response::Result as R;
+        let result = match self.groups.get(request.into_inner().group_id) {
+            Ok(group) => {
+                let (voters, learners) = group.committed_members();
+                R::Status(pb::GroupStatus {
+                    leader: group.current_leader(),
+                    voters,
+                    learners,
+                })
+            }
+            Err(message) => R::Failure(failure(message)),
+        };
+        Ok(Response::new(pb::GroupStatusResponse {
+            result: Some(result),
         }))
     }
 
@@ -211,14 +283,14 @@ impl RaftControl for ControlService {
         let request = request.into_inner();
         let result = match self.groups.get(request.group_id) {
             Err(message) => R::Failure(failure(message)),
-            Ok(group) => {
-                let deadline = self.identity.catch_up_deadline();
-                match group.rejoin(request.node_id, request.addr, deadline).await {
-                    Ok(Rejoined::Demoted) => R::Demoted(true),
-                    Ok(Rejoined::NotLeader(leader)) => R::NotLeader(pb::NotLeader { leader }),
-                    Err(message) => R::Failure(failure(message)),
+            Ok(group) => match group.rejoin(request.node_id, request.addr).await {
+                Ok(Rejoined::Learner { since }) => {
+                    self.spawn_promotion(request.group_id, request.node_id);
+                    R::LearnerSince(since)
                 }
-            }
+                Ok(Rejoined::NotLeader(leader)) => R::NotLeader(pb::NotLeader { leader }),
+                Err(message) => R::Failure(failure(message)),
+            },
         };
         Ok(Response::new(pb::RejoinResponse {
             result: Some(result),

@@ -132,7 +132,14 @@ impl Cluster {
             let mut stored = node.identity().subscribe_cluster_id();
             let seen = tokio::time::timeout(WAIT, stored.wait_for(Option::is_some))
                 .await
-                .expect("the cluster id in time")
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "node {}: no cluster id in time; metadata says {:?}, node file {:?}",
+                        node.id(),
+                        node.controller().metadata().cluster_id(),
+                        std::fs::read_to_string(self.slots[&node.id()].dir.path().join("node"))
+                    )
+                })
                 .unwrap()
                 .clone()
                 .unwrap();
@@ -383,4 +390,52 @@ async fn a_partition_follows_its_new_assignment() {
         .expect("node 3 stops its replica")
         .unwrap();
     assert!(cluster.converged(group).await >= 150);
+}
+
+/// Restarts keep a node's place: one node, then the whole cluster, restart from their data
+/// directories; no replica goes through a rejoin (the memberships do not change), and the
+/// partition takes writes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_nodes_resume_from_their_data_directories() {
+    let mut cluster = Cluster::new(3, 3).await;
+    let cluster_id = cluster.cluster_id().await;
+    let incarnation = cluster.create_topic("v1.audit", &[&[2, 3, 1]]).await;
+    let group = partition_group_id(incarnation, 0);
+    let all = BTreeSet::from([1, 2, 3]);
+    cluster.wait_group(1, group, &all).await;
+    assert_eq!(cluster.write(group, 0..50).await, 50);
+    let membership_of = |cluster: &Cluster| {
+        let replica = cluster.node(1).partition(group).unwrap();
+        let metrics = replica.raft.metrics().borrow_watched().clone();
+        metrics.membership_config.log_id().map(|id| id.index)
+    };
+    let before = membership_of(&cluster);
+
+    cluster.stop(2).await;
+    assert_eq!(cluster.write(group, 50..80).await, 30);
+    cluster.start(2).await;
+    cluster.wait_group(2, group, &all).await;
+    assert_eq!(
+        membership_of(&cluster),
+        before,
+        "node 2 went through a rejoin"
+    );
+
+    for id in 1..=3 {
+        cluster.stop(id).await;
+    }
+    for id in 1..=3 {
+        cluster.start(id).await;
+    }
+    assert_eq!(cluster.cluster_id().await, cluster_id);
+    for id in 1..=3 {
+        cluster.wait_group(id, group, &all).await;
+    }
+    assert_eq!(
+        membership_of(&cluster),
+        before,
+        "a restart changed the membership"
+    );
+    assert_eq!(cluster.write(group, 80..100).await, 20);
+    assert!(cluster.converged(group).await >= 100);
 }
