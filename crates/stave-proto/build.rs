@@ -7,6 +7,7 @@ use std::path::PathBuf;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
     let files = [
+        "stave/v1/stave.proto",
         "stave/internal/raft.proto",
         "stave/internal/controller.proto",
     ];

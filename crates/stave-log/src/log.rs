@@ -943,7 +943,12 @@ impl PartitionLog {
     /// The last Raft index that retention (by time and by size) would purge, if any. Only
     /// whole sealed segments expire; the tail never does.
     pub fn retention_point(&self) -> Option<LogIndex> {
-        let policy = self.config.retention;
+        self.retention_point_with(self.config.retention)
+    }
+
+    /// [`PartitionLog::retention_point`] under `policy` instead of the log's own (a topic's
+    /// retention may change while its log is open).
+    pub fn retention_point_with(&self, policy: crate::config::RetentionPolicy) -> Option<LogIndex> {
         let now = self.config.clock.now_ms();
         let mut remaining = self.size_bytes();
         let mut point = None;

@@ -3,6 +3,11 @@
 
 #![allow(clippy::all)]
 
+/// The public API: produce, fetch, offsets, metadata, topics.
+pub mod v1 {
+    tonic::include_proto!("stave.v1");
+}
+
 /// Internal traffic between nodes: Raft transport and controller commands.
 pub mod internal {
     /// The Raft transport: a control service (votes, coalesced heartbeats, snapshots, leader

@@ -86,6 +86,10 @@ pub trait GroupHandle: Send + Sync + 'static {
     /// joint) and learners.
     fn committed_members(&self) -> (Vec<u64>, Vec<u64>);
 
+    /// If this replica leads: its term and the voters whose log is within
+    /// [`crate::membership::CAUGHT_UP_LAG`] entries of its own (itself included).
+    fn leadership(&self) -> Option<(u64, Vec<u64>)>;
+
     /// On the leader: takes back `node`, whose data was wiped, as a learner
     /// ([`crate::membership::rejoin_as_learner`]).
     fn rejoin(
@@ -153,6 +157,31 @@ where
             membership.voter_ids().collect(),
             membership.learner_ids().collect(),
         )
+    }
+
+    fn leadership(&self) -> Option<(u64, Vec<u64>)> {
+        use openraft::async_runtime::watch::WatchReceiver;
+        let metrics = self.metrics();
+        let metrics = metrics.borrow_watched();
+        if metrics.current_leader != Some(metrics.id) {
+            return None;
+        }
+        let last = metrics.last_log_index.unwrap_or(0);
+        let replication = metrics.replication.as_ref();
+        let in_sync = metrics
+            .membership_config
+            .membership()
+            .voter_ids()
+            .filter(|id| {
+                *id == metrics.id
+                    || replication
+                        .and_then(|r| r.get(id).cloned().flatten())
+                        .is_some_and(|matched| {
+                            last.saturating_sub(matched.index) <= crate::membership::CAUGHT_UP_LAG
+                        })
+            })
+            .collect();
+        Some((metrics.current_term, in_sync))
     }
 
     fn has_state(&self) -> BoxFuture<'static, bool> {
@@ -303,6 +332,10 @@ impl GroupHandle for NotVoting {
         self.inner.committed_members()
     }
 
+    fn leadership(&self) -> Option<(u64, Vec<u64>)> {
+        None
+    }
+
     fn rejoin(
         &self,
         _node: u64,
@@ -371,6 +404,11 @@ impl Groups {
             .get(&group)
             .cloned()
             .ok_or_else(|| format!("group {group} is not running on this node"))
+    }
+
+    /// The groups running here, by id.
+    pub fn ids(&self) -> Vec<GroupId> {
+        self.read().keys().copied().collect()
     }
 
     pub fn len(&self) -> usize {

@@ -169,6 +169,48 @@ impl LogStore {
             .map_err(io::Error::other)?
     }
 
+    /// The log's first and next record offsets: `[start, end)` is what it holds.
+    pub async fn offsets(&self) -> io::Result<(u64, u64)> {
+        self.with_log(|log| Ok((log.log_start_offset().0, log.log_end_offset().0)))
+            .await
+    }
+
+    /// Data frames holding offsets in `[from, end)`, at most `max_bytes` of them (at least
+    /// one), as runs of whole frames sliced from the segments. `from` must lie in the log
+    /// (see [`LogStore::offsets`]); pass the high watermark as `end` to read committed data.
+    pub async fn read(
+        &self,
+        from: u64,
+        end: u64,
+        max_bytes: usize,
+    ) -> io::Result<stave_log::ReadFrames> {
+        self.with_log(move |log| {
+            log.read_until(stave_log::Offset(from), stave_log::Offset(end), max_bytes)
+                .map_err(io_error)
+        })
+        .await
+    }
+
+    /// The first offset whose record timestamp is at or after `timestamp_ms`, if any.
+    pub async fn offset_for_timestamp(&self, timestamp_ms: i64) -> io::Result<Option<u64>> {
+        self.with_log(move |log| {
+            log.offset_for_timestamp(timestamp_ms)
+                .map(|offset| offset.map(|o| o.0))
+                .map_err(io_error)
+        })
+        .await
+    }
+
+    /// The last Raft index that `policy` lets retention purge, if any (whole sealed segments
+    /// only).
+    pub async fn retention_point(
+        &self,
+        policy: stave_log::RetentionPolicy,
+    ) -> io::Result<Option<u64>> {
+        self.with_log(move |log| Ok(log.retention_point_with(policy).map(|index| index.0)))
+            .await
+    }
+
     /// The stored frames with Raft indexes in `[start, end)` that the log holds.
     pub async fn frames(&self, start: u64, end: u64) -> io::Result<Vec<stave_log::StoredFrame>> {
         self.read_frames(start, end, usize::MAX).await

@@ -60,7 +60,10 @@ pub struct NodeConfig {
     /// Every node of the initial cluster, this one included: id → address.
     pub peers: BTreeMap<u64, String>,
     pub transport: TransportConfig,
+    /// The log settings of partitions without a [`NodeConfig::partition_log_for`].
     pub partition_log: stave_log::LogConfig,
+    /// The log settings of a topic's partitions, from its metadata (topic configs).
+    pub partition_log_for: Option<PartitionLogConfig>,
     pub partition_raft: Arc<openraft::Config>,
     pub controller_raft: Arc<openraft::Config>,
     /// How long a new or rejoining replica may take to catch up before it is reported
@@ -81,11 +84,24 @@ impl NodeConfig {
             peers,
             transport: TransportConfig::default(),
             partition_log: stave_log::LogConfig::default(),
+            partition_log_for: None,
             partition_raft: crate::replica::partition_raft_config(),
             controller_raft: crate::controller::controller_raft_config(Default::default()),
             catch_up_deadline: Duration::from_secs(30),
             bootstrap_retry: Duration::from_millis(500),
         }
+    }
+}
+
+/// Computes a topic's partition log settings from its metadata.
+#[derive(Clone)]
+pub struct PartitionLogConfig(
+    pub Arc<dyn Fn(&crate::controller::TopicMetadata) -> stave_log::LogConfig + Send + Sync>,
+);
+
+impl std::fmt::Debug for PartitionLogConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PartitionLogConfig(..)")
     }
 }
 
@@ -360,6 +376,11 @@ impl RaftNode {
 
     pub fn controller(&self) -> &Controller {
         &self.inner.controller
+    }
+
+    /// The node's connections to its peers' Raft services.
+    pub fn clients(&self) -> &RaftClients {
+        &self.inner.clients
     }
 
     /// The Raft services to add to the node's gRPC server.
@@ -741,8 +762,13 @@ impl RaftNode {
                     .data_dir
                     .join("partitions")
                     .join(format!("{name}-{}-{partition}", topic.incarnation()));
+                let log_config = match &inner.config.partition_log_for {
+                    Some(config_for) => (config_for.0)(topic),
+                    None => inner.config.partition_log.clone(),
+                };
                 let wanted = Partition {
                     group,
+                    log_config,
                     incarnation: topic.incarnation(),
                     may_initialize: !topic.is_reassigned(partition),
                     replicas: replicas.to_vec(),
@@ -822,7 +848,7 @@ impl RaftNode {
         start_partition(
             inner.config.id,
             &wanted.dir,
-            inner.config.partition_log.clone(),
+            wanted.log_config.clone(),
             inner.config.partition_raft.clone(),
             network,
         )
@@ -1115,6 +1141,7 @@ impl RaftNode {
 /// A partition replica this node should run, as the metadata says.
 struct Partition {
     group: GroupId,
+    log_config: stave_log::LogConfig,
     incarnation: u64,
     /// Only the creation assignment's first replica initializes a group, and only if the
     /// partition was never reassigned.

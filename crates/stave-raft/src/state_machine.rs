@@ -53,11 +53,23 @@ impl SnapshotCodec for PartitionSnapshot {
 pub struct PartitionStateMachine {
     state: Arc<Mutex<State>>,
     installed: InstalledSnapshots,
+    /// The high watermark, for fetches that wait for data.
+    high_watermark: Arc<HighWatermark>,
     /// Where the current snapshot is kept (`{dir}/snapshot`); none keeps it in memory only.
     dir: Option<PathBuf>,
 }
 
 const SNAPSHOT_FILE: &str = "snapshot";
+
+/// The high watermark as a watch.
+#[derive(Debug)]
+struct HighWatermark(tokio::sync::watch::Sender<u64>);
+
+impl Default for HighWatermark {
+    fn default() -> Self {
+        HighWatermark(tokio::sync::watch::Sender::new(0))
+    }
+}
 
 /// The snapshot as stored: JSON, small, replaced atomically.
 #[derive(Debug, Serialize, Deserialize)]
@@ -202,6 +214,7 @@ impl PartitionStateMachine {
             state.applied = meta.last_log_id;
             state.membership = meta.last_membership.clone();
             state.next_offset = snapshot.next_offset;
+            sm.high_watermark.0.send_replace(snapshot.next_offset);
             state.current_snapshot = Some((meta, snapshot));
         }
         Ok(sm)
@@ -232,6 +245,11 @@ impl PartitionStateMachine {
     /// The high watermark: consumers may read offsets below it.
     pub fn high_watermark(&self) -> u64 {
         self.lock().next_offset
+    }
+
+    /// A receiver that sees the high watermark move (fetches waiting for data).
+    pub fn subscribe_high_watermark(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.high_watermark.0.subscribe()
     }
 
     /// The partition's idempotent producer table: the leader checks each batch against it
@@ -320,6 +338,12 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
                 responder.send(applied);
             }
         }
+        let high_watermark = self.lock().next_offset;
+        self.high_watermark.0.send_if_modified(|current| {
+            let moved = *current != high_watermark;
+            *current = high_watermark;
+            moved
+        });
         // Raft never truncates applied entries: the producer table forgets how to undo them.
         if let Some(index) = last_applied {
             self.installed.producers.mark_applied(index);
@@ -348,6 +372,7 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
         let next_offset = snapshot.next_offset;
         state.current_snapshot = Some((meta.clone(), snapshot));
         drop(state);
+        self.high_watermark.0.send_replace(next_offset);
         if let Some(last) = meta.last_log_id {
             self.installed.publish(last.index, next_offset);
         }

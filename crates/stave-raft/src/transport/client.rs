@@ -123,6 +123,22 @@ impl RaftClients {
         }
     }
 
+    /// The groups node `id` at `addr` leads.
+    pub async fn leaderships(
+        &self,
+        id: u64,
+        addr: &str,
+    ) -> Result<pb::LeadershipsResponse, String> {
+        let peer = self.register(id, addr).map_err(|e| e.to_string())?;
+        let mut control = peer.control.clone();
+        let call = control.leaderships(pb::LeadershipsRequest {});
+        match tokio::time::timeout(self.inner.config.connect_timeout, call).await {
+            Ok(Ok(response)) => Ok(response.into_inner()),
+            Ok(Err(status)) => Err(status.to_string()),
+            Err(_) => Err(format!("node {id} did not answer")),
+        }
+    }
+
     /// Asks node `id` at `addr` how its replica of `group` sees the group.
     pub async fn group_status(
         &self,

@@ -275,6 +275,29 @@ impl RaftControl for ControlService {
         }))
     }
 
+    async fn leaderships(
+        &self,
+        _request: Request<pb::LeadershipsRequest>,
+    ) -> Result<Response<pb::LeadershipsResponse>, Status> {
+        let groups = self
+            .groups
+            .ids()
+            .into_iter()
+            .filter_map(|group_id| {
+                let (term, in_sync) = self.groups.get(group_id).ok()?.leadership()?;
+                Some(pb::Leadership {
+                    group_id,
+                    term,
+                    in_sync,
+                })
+            })
+            .collect();
+        Ok(Response::new(pb::LeadershipsResponse {
+            node_id: self.identity.node_id(),
+            groups,
+        }))
+    }
+
     async fn rejoin(
         &self,
         request: Request<pb::RejoinRequest>,

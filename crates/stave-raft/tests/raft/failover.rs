@@ -149,13 +149,16 @@ async fn a_follower_behind_the_purged_log_start_catches_up_from_a_snapshot() {
         .borrow_watched()
         .last_applied
         .expect("applied entries");
-    raft.wait(Some(crate::support::WAIT))
+    let snapshot = raft
+        .wait(Some(crate::support::WAIT))
         .metrics(
             |m| m.snapshot.is_some_and(|s| s.index >= applied.index),
             "a snapshot",
         )
         .await
         .unwrap();
+    // The snapshot may cover entries applied after `applied` was read: purge what it covers.
+    let applied = snapshot.snapshot.expect("waited for a snapshot");
     raft.trigger().purge_log(applied.index).await.unwrap();
     raft.wait(Some(crate::support::WAIT))
         .metrics(

@@ -1,0 +1,156 @@
+//! How a node runs: flags or a TOML file (`stave server --config FILE`), and topic configs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::BrokerError;
+
+/// A node's settings. [`BrokerConfig::single_node`] is what `stave server` runs with no
+/// flags: node 1, data in `./stave-data`, listening on `127.0.0.1:7070`, no peers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerConfig {
+    pub node_id: u64,
+    pub data_dir: PathBuf,
+    /// The address to listen on (host:port).
+    pub listen: String,
+    /// How peers and clients reach this node; defaults to `listen`.
+    #[serde(default)]
+    pub advertised: Option<String>,
+    /// Every node of the cluster, this one included: id → host:port. Empty: this node alone.
+    #[serde(default)]
+    pub peers: BTreeMap<u64, String>,
+    /// Largest produce request accepted (bytes).
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// How long a produce waits for its batch to commit before answering REQUEST_TIMED_OUT.
+    #[serde(default = "default_produce_timeout_ms")]
+    pub produce_timeout_ms: u64,
+    /// How often retention runs.
+    #[serde(default = "default_retention_check_ms")]
+    pub retention_check_ms: u64,
+}
+
+fn default_max_message_bytes() -> usize {
+    1 << 20
+}
+
+fn default_produce_timeout_ms() -> u64 {
+    10_000
+}
+
+fn default_retention_check_ms() -> u64 {
+    30_000
+}
+
+impl BrokerConfig {
+    /// One node on its own: `data_dir`, `listen`.
+    pub fn single_node(data_dir: PathBuf, listen: String) -> BrokerConfig {
+        BrokerConfig {
+            node_id: 1,
+            data_dir,
+            listen,
+            advertised: None,
+            peers: BTreeMap::new(),
+            max_message_bytes: default_max_message_bytes(),
+            produce_timeout_ms: default_produce_timeout_ms(),
+            retention_check_ms: default_retention_check_ms(),
+        }
+    }
+
+    /// Reads a TOML file with the fields of [`BrokerConfig`] (`peers` as a table of
+    /// `id = "host:port"`).
+    pub fn from_file(path: &Path) -> Result<BrokerConfig, BrokerError> {
+        let text = std::fs::read_to_string(path).map_err(|source| BrokerError::Config {
+            message: format!("cannot read {}: {source}", path.display()),
+        })?;
+        #[derive(Deserialize)]
+        struct File {
+            #[serde(flatten)]
+            config: RawConfig,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct RawConfig {
+            node_id: u64,
+            data_dir: PathBuf,
+            listen: String,
+            #[serde(default)]
+            advertised: Option<String>,
+            #[serde(default)]
+            peers: BTreeMap<String, String>,
+            #[serde(default = "default_max_message_bytes")]
+            max_message_bytes: usize,
+            #[serde(default = "default_produce_timeout_ms")]
+            produce_timeout_ms: u64,
+            #[serde(default = "default_retention_check_ms")]
+            retention_check_ms: u64,
+        }
+        let file: File = toml::from_str(&text).map_err(|err| BrokerError::Config {
+            message: format!("{}: {err}", path.display()),
+        })?;
+        let raw = file.config;
+        let mut peers = BTreeMap::new();
+        for (id, addr) in raw.peers {
+            let id = id.parse::<u64>().map_err(|_| BrokerError::Config {
+                message: format!("{}: peer id {id:?} is not a number", path.display()),
+            })?;
+            peers.insert(id, addr);
+        }
+        let config = BrokerConfig {
+            node_id: raw.node_id,
+            data_dir: raw.data_dir,
+            listen: raw.listen,
+            advertised: raw.advertised,
+            peers,
+            max_message_bytes: raw.max_message_bytes,
+            produce_timeout_ms: raw.produce_timeout_ms,
+            retention_check_ms: raw.retention_check_ms,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// This node's address as others reach it.
+    pub fn advertised(&self) -> &str {
+        self.advertised.as_deref().unwrap_or(&self.listen)
+    }
+
+    /// The peers, with this node added when the list is empty or lacks it.
+    pub fn cluster(&self) -> BTreeMap<u64, String> {
+        let mut peers = self.peers.clone();
+        peers
+            .entry(self.node_id)
+            .or_insert_with(|| self.advertised().to_string());
+        peers
+    }
+
+    /// Refuses settings that cannot work, with a message that says which.
+    pub fn validate(&self) -> Result<(), BrokerError> {
+        let fail = |message: String| Err(BrokerError::Config { message });
+        if self.node_id == 0 {
+            return fail("node ids start at 1".into());
+        }
+        if !self.peers.is_empty() && !self.peers.contains_key(&self.node_id) {
+            return fail(format!(
+                "--peers lists {:?} but not this node ({})",
+                self.peers.keys().collect::<Vec<_>>(),
+                self.node_id
+            ));
+        }
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return fail(format!(
+                "--listen {:?} is not HOST:PORT (an IP address and a port)",
+                self.listen
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn produce_timeout(&self) -> Duration {
+        Duration::from_millis(self.produce_timeout_ms)
+    }
+}

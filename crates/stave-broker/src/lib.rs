@@ -1,0 +1,116 @@
+//! `stave-broker`: a Stave node. The public gRPC API (`proto/stave/v1`) over the node's Raft
+//! groups (`stave_raft::node::RaftNode`): produce to partition leaders (answered once a
+//! majority committed), fetch committed data with long-polling, offsets, metadata, topic
+//! admin through the controller, and retention.
+//!
+//! [`run`] is what `stave server` calls.
+
+pub mod config;
+mod error;
+mod service;
+mod topics;
+
+use std::future::Future;
+use std::time::Duration;
+
+pub use config::BrokerConfig;
+pub use error::BrokerError;
+use stave_proto::v1::stave_server::StaveServer;
+
+/// Largest message a client may send or receive (produce batches are capped lower, by
+/// `BrokerConfig::max_message_bytes`).
+const CLIENT_MESSAGE_BYTES_MAX: usize = 16 << 20;
+
+/// How long a shutdown waits for connections to finish before it drops them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Binds `config.listen` and serves until `shutdown` resolves.
+pub async fn run(
+    config: BrokerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), BrokerError> {
+    config.validate()?;
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|source| BrokerError::Listen {
+            addr: config.listen.clone(),
+            source,
+        })?;
+    serve(listener, config, shutdown).await
+}
+
+/// Serves on `listener` (bound by the caller) until `shutdown` resolves: the node's Raft
+/// services and the public API on one port. On shutdown it stops accepting, lets requests
+/// in flight finish (at most a few seconds), then stops every Raft group (their logs are
+/// synced as they close).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: BrokerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), BrokerError> {
+    let broker = service::Broker::start(config).await?;
+    let node = broker.node().clone();
+    let retention = tokio::spawn(topics::retention_loop(broker.clone()));
+    let (control, data) = node.services();
+    let api = StaveServer::from_arc(broker.clone())
+        .max_decoding_message_size(CLIENT_MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(CLIENT_MESSAGE_BYTES_MAX);
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let (stopping, mut stopped) = tokio::sync::watch::channel(false);
+    let server = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .initial_stream_window_size(4 << 20)
+        .initial_connection_window_size(32 << 20)
+        .add_service(control)
+        .add_service(data)
+        .add_service(api)
+        .serve_with_incoming_shutdown(incoming, async move {
+            shutdown.await;
+            let _ = stopping.send(true);
+        });
+    tokio::pin!(server);
+    // Peers keep their Raft streams open: after the shutdown signal, give requests a grace
+    // period, then stop serving regardless.
+    let result = tokio::select! {
+        result = &mut server => result.map_err(BrokerError::from),
+        () = async {
+            let _ = stopped.wait_for(|stopped| *stopped).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => Ok(()),
+    };
+    retention.abort();
+    node.shutdown().await;
+    result
+}
+
+/// Serves a node with `config` on an already bound listener, in the background; for tests
+/// and the benchmark tool. The returned handle stops it.
+pub fn spawn(listener: tokio::net::TcpListener, config: BrokerConfig) -> Running {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(serve(listener, config, async move {
+        let _ = stopped.await;
+    }));
+    Running {
+        stop: Some(stop),
+        task,
+    }
+}
+
+/// A node served by [`spawn`].
+#[derive(Debug)]
+pub struct Running {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), BrokerError>>,
+}
+
+impl Running {
+    /// Stops the node and waits until it has.
+    pub async fn stop(mut self) -> Result<(), BrokerError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task)
+            .await
+            .map_err(|e| BrokerError::Internal(e.to_string()))?
+    }
+}

@@ -1,0 +1,271 @@
+//! The public API on one node: produce, fetch, offsets, metadata, topic admin, and every
+//! bad input answered with its typed error and nothing changed.
+
+use std::time::Duration;
+
+use stave_log::batch::ProducerFields;
+use stave_proto::v1 as pb;
+
+use crate::support::{batch, client, cluster, code, create_topic, produce, try_produce, values};
+
+fn no_producer() -> ProducerFields {
+    ProducerFields::NONE
+}
+
+async fn fetch(
+    addr: &str,
+    topic: &str,
+    partition: u32,
+    offset: u64,
+    wait_ms: u32,
+) -> pb::FetchResponse {
+    client(addr)
+        .await
+        .fetch(pb::FetchRequest {
+            topic: topic.into(),
+            partition,
+            offset,
+            max_bytes: 1 << 20,
+            min_bytes: 1,
+            max_wait_ms: wait_ms,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_then_fetch_returns_the_records_in_order() {
+    let nodes = cluster(1).await;
+    let addr = &nodes[0].addr;
+    create_topic(addr, "v1.orders.placed", 2, 0, &[]).await;
+
+    let first = produce(
+        addr,
+        "v1.orders.placed",
+        1,
+        batch(&["a", "b", "c"], no_producer()),
+    )
+    .await;
+    assert_eq!((first.base_offset, first.next_offset), (0, 3));
+    let second = produce(addr, "v1.orders.placed", 1, batch(&["d"], no_producer())).await;
+    assert_eq!((second.base_offset, second.next_offset), (3, 4));
+
+    let fetched = fetch(addr, "v1.orders.placed", 1, 0, 0).await;
+    assert_eq!(code(&fetched.error), pb::ErrorCode::None);
+    assert_eq!(values(&fetched.batches), ["a", "b", "c", "d"]);
+    assert_eq!(fetched.high_watermark, 4);
+    assert_eq!(fetched.next_offset, 4);
+    // The other partition is empty; its high watermark is 0.
+    let empty = fetch(addr, "v1.orders.placed", 0, 0, 0).await;
+    assert!(empty.batches.is_empty());
+    assert_eq!(empty.high_watermark, 0);
+
+    let mut api = client(addr).await;
+    let offsets = |spec| pb::ListOffsetsRequest {
+        topic: "v1.orders.placed".into(),
+        partition: 1,
+        spec: Some(spec),
+    };
+    use pb::list_offsets_request::Spec;
+    let earliest = api
+        .list_offsets(offsets(Spec::Earliest(true)))
+        .await
+        .unwrap()
+        .into_inner();
+    let latest = api
+        .list_offsets(offsets(Spec::Latest(true)))
+        .await
+        .unwrap()
+        .into_inner();
+    let by_time = api
+        .list_offsets(offsets(Spec::TimestampMs(1_700_000_000_000)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((earliest.offset, latest.offset, by_time.offset), (0, 4, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_fetch_returns_as_soon_as_a_batch_commits() {
+    let nodes = cluster(1).await;
+    let addr = nodes[0].addr.clone();
+    create_topic(&addr, "v1.events", 1, 0, &[]).await;
+    produce(&addr, "v1.events", 0, batch(&["warm-up"], no_producer())).await;
+
+    let waiting = {
+        let addr = addr.clone();
+        tokio::spawn(async move { fetch(&addr, "v1.events", 0, 1, 20_000).await })
+    };
+    let started = std::time::Instant::now();
+    produce(&addr, "v1.events", 0, batch(&["late"], no_producer())).await;
+    let fetched = waiting.await.unwrap();
+    assert_eq!(values(&fetched.batches), ["late"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the fetch waited out its max_wait"
+    );
+
+    // Nothing to wait for: an empty answer after max_wait.
+    let idle = fetch(&addr, "v1.events", 0, 2, 100).await;
+    assert_eq!(code(&idle.error), pb::ErrorCode::None);
+    assert!(idle.batches.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_idempotent_batch_is_written_once() {
+    let nodes = cluster(1).await;
+    let addr = &nodes[0].addr;
+    create_topic(addr, "v1.payments", 1, 0, &[]).await;
+    let producer = client(addr)
+        .await
+        .init_producer_id(pb::InitProducerIdRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&producer.error), pb::ErrorCode::None);
+    let fields = |sequence| ProducerFields {
+        producer_id: producer.producer_id,
+        producer_epoch: producer.producer_epoch as i16,
+        base_sequence: sequence,
+    };
+    let first = produce(addr, "v1.payments", 0, batch(&["p1", "p2"], fields(0))).await;
+    let retry = produce(addr, "v1.payments", 0, batch(&["p1", "p2"], fields(0))).await;
+    assert!(retry.duplicate, "the retry is recognized");
+    assert_eq!(
+        (retry.base_offset, retry.next_offset),
+        (first.base_offset, first.next_offset)
+    );
+    let next = produce(addr, "v1.payments", 0, batch(&["p3"], fields(2))).await;
+    assert_eq!(next.base_offset, 2);
+    let gap = try_produce(addr, "v1.payments", 0, batch(&["p9"], fields(9)))
+        .await
+        .unwrap();
+    assert_eq!(code(&gap.error), pb::ErrorCode::OutOfOrderSequence);
+    let fetched = fetch(addr, "v1.payments", 0, 0, 0).await;
+    assert_eq!(values(&fetched.batches), ["p1", "p2", "p3"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_its_error_code_and_changes_nothing() {
+    let nodes = cluster(1).await;
+    let addr = &nodes[0].addr;
+    create_topic(
+        addr,
+        "v1.user.signedup",
+        1,
+        0,
+        &[("max.message.bytes", "2048")],
+    )
+    .await;
+    let mut api = client(addr).await;
+    let create = |name: &str, configs: Vec<pb::ConfigEntry>| pb::CreateTopicsRequest {
+        topics: vec![pb::TopicSpec {
+            name: name.into(),
+            partitions: 1,
+            replication_factor: 0,
+            configs,
+        }],
+    };
+    let created = |response: pb::CreateTopicsResponse| code(&response.results[0].error);
+    let cases = [
+        (
+            "bad name",
+            create("v1 user", vec![]),
+            pb::ErrorCode::InvalidTopicName,
+        ),
+        (
+            "reserved",
+            create("__offsets", vec![]),
+            pb::ErrorCode::ReservedTopicName,
+        ),
+        (
+            "exists",
+            create("v1.user.signedup", vec![]),
+            pb::ErrorCode::TopicExists,
+        ),
+        (
+            "bad config",
+            create(
+                "v1.other",
+                vec![pb::ConfigEntry {
+                    key: "retention.ms".into(),
+                    value: "soon".into(),
+                }],
+            ),
+            pb::ErrorCode::InvalidConfig,
+        ),
+        (
+            "too many replicas",
+            pb::CreateTopicsRequest {
+                topics: vec![pb::TopicSpec {
+                    name: "v1.other".into(),
+                    partitions: 1,
+                    replication_factor: 3,
+                    configs: vec![],
+                }],
+            },
+            pb::ErrorCode::NotEnoughNodes,
+        ),
+    ];
+    for (what, request, expected) in cases {
+        let answer = created(api.create_topics(request).await.unwrap().into_inner());
+        assert_eq!(answer, expected, "{what}");
+    }
+
+    let produce_code = |topic: &str, partition: u32, batch: bytes::Bytes| {
+        let addr = addr.clone();
+        let topic = topic.to_string();
+        async move {
+            code(
+                &try_produce(&addr, &topic, partition, batch)
+                    .await
+                    .unwrap()
+                    .error,
+            )
+        }
+    };
+    let good = batch(&["x"], no_producer());
+    assert_eq!(
+        produce_code("v1.nope", 0, good.clone()).await,
+        pb::ErrorCode::UnknownTopic
+    );
+    assert_eq!(
+        produce_code("v1.user.signedup", 7, good.clone()).await,
+        pb::ErrorCode::UnknownPartition
+    );
+    let big = "y".repeat(4000);
+    assert_eq!(
+        produce_code("v1.user.signedup", 0, batch(&[&big], no_producer())).await,
+        pb::ErrorCode::MessageTooLarge
+    );
+    let mut corrupt = good.to_vec();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0xff;
+    assert_eq!(
+        produce_code("v1.user.signedup", 0, corrupt.into()).await,
+        pb::ErrorCode::CorruptBatch
+    );
+    assert_eq!(
+        produce_code(
+            "v1.user.signedup",
+            0,
+            bytes::Bytes::from_static(b"not a batch")
+        )
+        .await,
+        pb::ErrorCode::CorruptBatch
+    );
+    let beyond = fetch(addr, "v1.user.signedup", 0, 5, 0).await;
+    assert_eq!(code(&beyond.error), pb::ErrorCode::OffsetOutOfRange);
+
+    // Nothing changed: the topic is empty, and the refused topics do not exist.
+    let fetched = fetch(addr, "v1.user.signedup", 0, 0, 0).await;
+    assert!(fetched.batches.is_empty());
+    let metadata = api
+        .metadata(pb::MetadataRequest { topics: vec![] })
+        .await
+        .unwrap()
+        .into_inner();
+    let names: Vec<&str> = metadata.topics.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["v1.user.signedup"]);
+}

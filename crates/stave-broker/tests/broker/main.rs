@@ -1,0 +1,7 @@
+//! Integration tests of `stave-broker`: nodes served in-process on loopback ports, spoken to
+//! through the public gRPC API.
+#![allow(clippy::unwrap_used)]
+
+mod api;
+mod cluster;
+mod support;

@@ -1,0 +1,1 @@
+//! The Rust client for Stave (in progress).

@@ -1,0 +1,144 @@
+//! Records as the application sees them: [`ProducerRecord`] to send, [`RecordMetadata`] once it
+//! is written, [`ConsumerRecord`] when read back. Keys, values and header values are
+//! `Bytes`; a consumer's are sliced from the fetched frame without a copy.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use rand::Rng;
+
+/// The header that carries a record's unique message id.
+pub const MESSAGE_ID_HEADER: &str = "id";
+
+/// A record to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerRecord {
+    pub topic: String,
+    /// `None`: by key, or the sticky partition for a keyless record.
+    pub partition: Option<u32>,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<(String, Bytes)>,
+    /// Milliseconds since the epoch; `None`: when `send` is called.
+    pub timestamp: Option<i64>,
+}
+
+impl ProducerRecord {
+    /// A keyless record with `value`.
+    pub fn new(topic: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        ProducerRecord {
+            topic: topic.into(),
+            partition: None,
+            key: None,
+            value: Some(value.into()),
+            headers: Vec::new(),
+            timestamp: None,
+        }
+    }
+
+    pub fn key(mut self, key: impl Into<Bytes>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    pub fn partition(mut self, partition: u32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+
+    pub fn header(mut self, key: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        self.headers.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn timestamp(mut self, timestamp_ms: i64) -> Self {
+        self.timestamp = Some(timestamp_ms);
+        self
+    }
+
+    pub(crate) fn has_header(&self, key: &str) -> bool {
+        self.headers.iter().any(|(k, _)| k == key)
+    }
+}
+
+/// Where a sent record was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordMetadata {
+    pub topic: Arc<str>,
+    pub partition: u32,
+    pub offset: u64,
+    pub timestamp: i64,
+}
+
+/// A record read from a partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    pub topic: Arc<str>,
+    pub partition: u32,
+    pub offset: u64,
+    /// Milliseconds since the epoch, as the producer stamped it.
+    pub timestamp: i64,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<(String, Bytes)>,
+}
+
+impl ConsumerRecord {
+    /// The first header named `key`.
+    pub fn header(&self, key: &str) -> Option<&Bytes> {
+        self.headers.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A fresh message id in UUIDv7 layout (RFC 9562): 48 bits of Unix milliseconds, then 74
+/// random bits, so ids sort roughly by creation time and never repeat in practice.
+pub fn message_id() -> String {
+    message_id_at(now_ms(), rand::rng().random())
+}
+
+fn message_id_at(unix_ms: i64, random: u128) -> String {
+    let ms = (unix_ms as u128) & ((1 << 48) - 1);
+    let rand_a = (random >> 64) & 0x0fff;
+    let rand_b = random & ((1 << 62) - 1);
+    let value = (ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b;
+    let hex = format!("{value:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_id_has_the_uuid_v7_layout() {
+        let id = message_id_at(0x0190_1234_5678, u128::MAX);
+        assert_eq!(id, "01901234-5678-7fff-bfff-ffffffffffff");
+        let id = message_id_at(1, 0);
+        assert_eq!(id, "00000000-0001-7000-8000-000000000000");
+    }
+
+    #[test]
+    fn message_ids_differ_and_sort_by_time() {
+        let a = message_id_at(1000, rand::rng().random());
+        let b = message_id_at(1001, rand::rng().random());
+        assert!(a < b);
+        assert_ne!(message_id(), message_id());
+        assert_eq!(message_id().len(), 36);
+    }
+}
