@@ -39,11 +39,13 @@ fn default_max_message_bytes() -> usize {
 }
 
 fn default_produce_timeout_ms() -> u64 {
-    10_000
+    // About a partition's longest election timeout: a leader cut off from its quorum answers
+    // a retriable error then.
+    4_000
 }
 
 fn default_retention_check_ms() -> u64 {
-    30_000
+    5_000
 }
 
 impl BrokerConfig {

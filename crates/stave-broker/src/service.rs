@@ -873,9 +873,18 @@ impl pb::stave_server::Stave for Broker {
         let response = self
             .fetch_one(request.into_inner())
             .await
-            .unwrap_or_else(|err| pb::FetchResponse {
-                error: error(&err),
-                ..Default::default()
+            .unwrap_or_else(|err| {
+                // Out of range: say where the log starts and ends, so the consumer can reset.
+                let (log_start_offset, high_watermark) = match &err {
+                    BrokerError::OffsetOutOfRange { start, end, .. } => (*start, *end),
+                    _ => (0, 0),
+                };
+                pb::FetchResponse {
+                    error: error(&err),
+                    log_start_offset,
+                    high_watermark,
+                    ..Default::default()
+                }
             });
         Ok(Response::new(response))
     }
