@@ -69,18 +69,27 @@ pub async fn serve(
             let _ = stopping.send(true);
         });
     tokio::pin!(server);
-    // Peers keep their Raft streams open: after the shutdown signal, give requests a grace
-    // period, then stop serving regardless.
-    let result = tokio::select! {
-        result = &mut server => result.map_err(BrokerError::from),
-        () = async {
-            let _ = stopped.wait_for(|stopped| *stopped).await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } => Ok(()),
+    let stopping_node = async {
+        let _ = stopped.wait_for(|stopped| *stopped).await;
+        // Stop the Raft groups (their logs sync as they close); that also ends peers' append
+        // streams, so the server can finish.
+        retention.abort();
+        node.shutdown().await;
     };
-    retention.abort();
-    node.shutdown().await;
-    result
+    tokio::select! {
+        result = &mut server => {
+            retention.abort();
+            node.shutdown().await;
+            result.map_err(BrokerError::from)
+        }
+        () = stopping_node => {
+            // Requests in flight get a grace period, then the server stops regardless.
+            tokio::time::timeout(SHUTDOWN_GRACE, &mut server)
+                .await
+                .unwrap_or(Ok(()))
+                .map_err(BrokerError::from)
+        }
+    }
 }
 
 /// Serves a node with `config` on an already bound listener, in the background; for tests

@@ -304,6 +304,7 @@ impl RaftNode {
 
         let clients = RaftClients::new(config.transport.clone());
         identity.reset_cluster_id(node_file.cluster_id.as_deref());
+        identity.open();
         let controller = Controller::open(
             config.id,
             &config.data_dir.join("controller"),
@@ -431,6 +432,7 @@ impl RaftNode {
     /// starts a replica behind the shutdown.
     pub async fn shutdown(&self) {
         self.inner.stop.send_replace(true);
+        self.inner.identity.close();
         let tasks: Vec<_> = std::mem::take(&mut *lock(&self.inner.tasks));
         for task in tasks {
             let _ = task.await;

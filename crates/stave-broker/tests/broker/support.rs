@@ -136,7 +136,7 @@ pub fn batch(values: &[&str], producer: ProducerFields) -> Bytes {
     builder.producer(producer);
     for value in values {
         builder.push(&Record {
-            timestamp: 1_700_000_000_000,
+            timestamp: now_ms(),
             key: None,
             value: Some(value.as_bytes()),
             headers: &[],
@@ -204,4 +204,12 @@ pub fn values(batches: &Bytes) -> Vec<String> {
         }
     }
     out
+}
+
+/// Now, in epoch milliseconds (records older than a topic's `retention.ms` would go).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }

@@ -26,7 +26,7 @@ pub fn services(
     let control = RaftControlServer::new(ControlService::new(groups.clone(), identity.clone()))
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(config.max_message_bytes);
-    let data = RaftDataServer::new(DataService::new(groups.clone()))
+    let data = RaftDataServer::new(DataService::new(groups.clone(), identity.clone()))
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(config.max_message_bytes);
     (control, data)

@@ -31,6 +31,8 @@ pub struct NodeIdentity {
     catch_up_deadline: Duration,
     /// The cluster this node belongs to; none while it holds no cluster state.
     cluster_id: Arc<watch::Sender<Option<String>>>,
+    /// Set while the node shuts down: open append streams end, so the server can stop.
+    closing: Arc<watch::Sender<bool>>,
 }
 
 impl NodeIdentity {
@@ -39,7 +41,18 @@ impl NodeIdentity {
             node_id,
             catch_up_deadline,
             cluster_id: Arc::new(watch::Sender::new(None)),
+            closing: Arc::new(watch::Sender::new(false)),
         }
+    }
+
+    /// The node is shutting down: peers' append streams end.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// The node (re)started.
+    pub fn open(&self) {
+        self.closing.send_replace(false);
     }
 
     pub fn node_id(&self) -> u64 {
@@ -325,11 +338,12 @@ impl RaftControl for ControlService {
 #[derive(Debug, Clone)]
 pub struct DataService {
     groups: Groups,
+    identity: NodeIdentity,
 }
 
 impl DataService {
-    pub fn new(groups: Groups) -> DataService {
-        DataService { groups }
+    pub fn new(groups: Groups, identity: NodeIdentity) -> DataService {
+        DataService { groups, identity }
     }
 }
 
@@ -346,11 +360,19 @@ impl RaftData for DataService {
         let mut incoming = request.into_inner();
         let (results, outgoing) = mpsc::unbounded_channel();
         let groups = self.groups.clone();
+        let mut closing = self.identity.closing.subscribe();
         tokio::spawn(async move {
             // Requests of different groups run concurrently and answer in any order (each
             // carries its id); openraft sends one append at a time per group and target, so
             // one group's appends stay in order.
-            while let Some(Ok(request)) = incoming.next().await {
+            loop {
+                let request = tokio::select! {
+                    request = incoming.next() => match request {
+                        Some(Ok(request)) => request,
+                        _ => break,
+                    },
+                    _ = closing.wait_for(|closing| *closing) => break,
+                };
                 let groups = groups.clone();
                 let results = results.clone();
                 tokio::spawn(async move {
