@@ -1,23 +1,75 @@
-//! `stave`: the Stave broker, its admin/produce/consume CLI and its benchmark tool, in one
-//! binary. So far it only prints its version and help: the storage engine (`stave-log`) is
-//! built, the server and the client commands come next.
+//! `stave`: the Stave broker and its admin, produce and consume commands, in one binary.
+//! See `stave --help`, and DESIGN.md "CLI contract".
+
+mod cli;
+
+use std::process::ExitCode;
 
 use clap::Parser;
+use clap::error::ErrorKind;
 
-/// Stave, a distributed log broker for event-driven microservices.
-///
-/// This build is the foundation only: the partition log (crate `stave-log`) and its tests and
-/// benches. The `server`, `topic`, `produce`, `consume`, `group`, `cluster` and `bench`
-/// commands described in DESIGN.md are not built yet; for now this binary prints its version
-/// and this help.
-#[derive(Debug, Parser)]
-#[command(name = "stave", version, about, long_about)]
-struct Cli {}
+use crate::cli::Cli;
 
-fn main() {
-    let _cli = Cli::parse();
-    println!(
-        "stave {}: only --version and --help so far; the server is not built yet (see README.md)",
-        env!("CARGO_PKG_VERSION")
-    );
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(err),
+    };
+    init_logging(cli.default_log_filter());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(cli::run(cli));
+    // Background tasks (a producer's workers, fetches ahead) have nothing left to do.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.is_broken_pipe() => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", stave_client::display_chain(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Help and version print as clap prints them; a bad argument is one line on stderr.
+fn usage_error(err: clap::Error) -> ExitCode {
+    match err.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => err.exit(),
+        _ => {
+            // clap's message is the lines before the usage and tips: join them.
+            let text = err.render().to_string();
+            let message: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .skip_while(|line| line.is_empty())
+                .take_while(|line| !line.is_empty() && !line.starts_with("Usage:"))
+                .collect();
+            let message = if message.is_empty() {
+                "error: invalid arguments".to_string()
+            } else {
+                message.join(" ")
+            };
+            eprintln!("{message} (see stave --help)");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -249,6 +249,16 @@ impl Broker {
         &self,
         request: pb::ProduceRequest,
     ) -> Result<pb::ProduceResponse, BrokerError> {
+        let sequence = request.sequence;
+        let submitted = self.begin_produce(request).await?;
+        self.finish_produce(sequence, submitted).await
+    }
+
+    /// The ordered half of a produce: checks the batch and, if it is new, submits it to the
+    /// partition's Raft (an idempotent one under the partition's order lock, so batches are
+    /// proposed in the order the producer table accepted them). A pipelined stream runs this
+    /// for its requests one after another, in the order they arrive.
+    async fn begin_produce(&self, request: pb::ProduceRequest) -> Result<Submitted, BrokerError> {
         let target = self.target(&request.topic, request.partition)?;
         if is_internal_topic(&target.topic) {
             return Err(BrokerError::InvalidRequest(format!(
@@ -274,22 +284,19 @@ impl Broker {
             .map_err(|err| BrokerError::CorruptBatch(err.to_string()))?;
         let replica = self.leader_replica(&target).await?;
         let deadline = Instant::now() + self.config.produce_timeout();
-        let idempotent = view.body().producer_id >= 0;
-        if !idempotent {
-            let applied = self
-                .propose(&replica, &target, request.batch, deadline)
-                .await?;
-            return Ok(produced(
-                request.sequence,
-                applied.base_offset,
-                applied.next_offset,
-                false,
-            ));
+        if view.body().producer_id < 0 {
+            let receiver = self.submit(&replica, request.batch.clone()).await?;
+            return Ok(Submitted::Written {
+                replica,
+                target,
+                batch: request.batch,
+                receiver,
+                deadline,
+                reservation: None,
+            });
         }
-        // Check and proposal under the partition's order lock: batches are proposed in the
-        // order the table accepted them.
         let order = self.order_lock(target.group);
-        let guard = order.lock().await;
+        let _order = order.lock().await;
         let verdict = replica
             .sm
             .producers()
@@ -297,25 +304,67 @@ impl Broker {
             .map_err(|reason| BrokerError::CorruptBatch(reason.to_string()))?;
         match verdict {
             Verdict::New(reservation) => {
-                let submitted = self.submit(&replica, request.batch.clone()).await;
-                drop(guard);
+                let receiver = self.submit(&replica, request.batch.clone()).await?;
+                Ok(Submitted::Written {
+                    replica,
+                    target,
+                    batch: request.batch,
+                    receiver,
+                    deadline,
+                    reservation: Some(reservation),
+                })
+            }
+            Verdict::Duplicate {
+                written: Some(written),
+            } => Ok(Submitted::Duplicate {
+                replica,
+                written,
+                deadline,
+            }),
+            Verdict::Duplicate { written: None } => Err(BrokerError::DuplicateInFlight),
+            Verdict::OutOfOrderSequence { expected, received } => {
+                Err(BrokerError::OutOfOrderSequence { expected, received })
+            }
+            Verdict::FencedEpoch { current, received } => {
+                Err(BrokerError::ProducerFenced { current, received })
+            }
+        }
+    }
+
+    /// The rest of a produce: waits for the batch to commit (or, for a duplicate, for the
+    /// first copy to), and answers with its offsets.
+    async fn finish_produce(
+        &self,
+        sequence: u64,
+        submitted: Submitted,
+    ) -> Result<pb::ProduceResponse, BrokerError> {
+        match submitted {
+            Submitted::Written {
+                replica,
+                target,
+                batch,
+                receiver,
+                deadline,
+                reservation,
+            } => {
                 let applied = self
-                    .await_commit(&replica, &target, request.batch, submitted?, deadline)
+                    .await_commit(&replica, &target, batch, receiver, deadline)
                     .await;
+                // The reservation holds the sequences until the outcome is known.
                 drop(reservation);
                 let applied = applied?;
                 Ok(produced(
-                    request.sequence,
+                    sequence,
                     applied.base_offset,
                     applied.next_offset,
                     false,
                 ))
             }
-            Verdict::Duplicate {
-                written: Some(written),
+            Submitted::Duplicate {
+                replica,
+                written,
+                deadline,
             } => {
-                drop(guard);
-                // Answer with the first write's offsets once it is committed.
                 let mut hwm = replica.sm.subscribe_high_watermark();
                 let committed = tokio::time::timeout_at(
                     deadline.into(),
@@ -324,7 +373,7 @@ impl Broker {
                 .await;
                 match committed {
                     Ok(Ok(_)) => Ok(produced(
-                        request.sequence,
+                        sequence,
                         written.base_offset,
                         written.next_offset,
                         true,
@@ -333,13 +382,6 @@ impl Broker {
                         "the earlier copy of this batch is not committed yet".into(),
                     )),
                 }
-            }
-            Verdict::Duplicate { written: None } => Err(BrokerError::DuplicateInFlight),
-            Verdict::OutOfOrderSequence { expected, received } => {
-                Err(BrokerError::OutOfOrderSequence { expected, received })
-            }
-            Verdict::FencedEpoch { current, received } => {
-                Err(BrokerError::ProducerFenced { current, received })
             }
         }
     }
@@ -357,19 +399,6 @@ impl Broker {
             .await
             .map_err(internal)?;
         Ok(receiver)
-    }
-
-    /// Proposes `batch` and waits until it is applied.
-    async fn propose(
-        &self,
-        replica: &PartitionReplica,
-        target: &Target,
-        batch: Bytes,
-        deadline: Instant,
-    ) -> Result<stave_raft::Applied, BrokerError> {
-        let submitted = self.submit(replica, batch.clone()).await?;
-        self.await_commit(replica, target, batch, submitted, deadline)
-            .await
     }
 
     /// Waits for a submitted write; a fresh leader's refusal (its lease not acknowledged yet)
@@ -616,6 +645,13 @@ impl Broker {
         }
         TopicConfig::parse(&settings)?;
         let metadata = self.node.controller().metadata();
+        if metadata.cluster_id().is_none() || metadata.nodes().is_empty() {
+            // The cluster is still forming (the nodes are registered before its id).
+            return Err(BrokerError::LeaderNotAvailable {
+                topic: spec.name,
+                partition: 0,
+            });
+        }
         if metadata.topic(&spec.name).is_some() {
             return Err(BrokerError::TopicExists(spec.name));
         }
@@ -709,12 +745,38 @@ impl Broker {
     }
 }
 
+/// A produce after its ordered half ([`Broker::begin_produce`]).
+enum Submitted {
+    Written {
+        replica: PartitionReplica,
+        target: Target,
+        batch: Bytes,
+        receiver: WriteReceiver,
+        deadline: Instant,
+        reservation: Option<stave_raft::Reservation>,
+    },
+    /// A retry of a batch already in the log.
+    Duplicate {
+        replica: PartitionReplica,
+        written: stave_raft::Written,
+        deadline: Instant,
+    },
+}
+
 type WriteReceiver = tokio::sync::oneshot::Receiver<
     Result<openraft::raft::ClientWriteResponse<TypeConfig>, ClientWriteError<TypeConfig>>,
 >;
 
 fn lease_expired(forward: &ForwardToLeader<TypeConfig>) -> bool {
     forward.leader_id.is_none() && forward.reason == openraft::error::ForwardReason::LeaseExpired
+}
+
+fn failed(sequence: u64, err: &BrokerError) -> pb::ProduceResponse {
+    pb::ProduceResponse {
+        sequence,
+        error: error(err),
+        ..Default::default()
+    }
 }
 
 fn produced(
@@ -844,22 +906,38 @@ impl pb::stave_server::Stave for Broker {
             .this
             .upgrade()
             .ok_or_else(|| Status::unavailable("the node is shutting down"))?;
+        let mut closing = self.node.identity().subscribe_closing();
         tokio::spawn(async move {
-            while let Some(Ok(request)) = incoming.next().await {
-                let broker = broker.clone();
-                let answers = answers.clone();
-                tokio::spawn(async move {
-                    let sequence = request.sequence;
-                    let response = broker.produce_one(request).await.unwrap_or_else(|err| {
-                        pb::ProduceResponse {
-                            sequence,
-                            error: error(&err),
-                            ..Default::default()
+            loop {
+                let request = tokio::select! {
+                    request = incoming.next() => match request {
+                        Some(Ok(request)) => request,
+                        _ => break,
+                    },
+                    // The node stops: the stream ends, the client reconnects elsewhere.
+                    _ = closing.wait_for(|closing| *closing) => break,
+                };
+                let sequence = request.sequence;
+                // Checked and submitted in arrival order; the waits for commit overlap.
+                match broker.begin_produce(request).await {
+                    Ok(submitted) => {
+                        let broker = broker.clone();
+                        let answers = answers.clone();
+                        tokio::spawn(async move {
+                            let response = broker
+                                .finish_produce(sequence, submitted)
+                                .await
+                                .unwrap_or_else(|err| failed(sequence, &err));
+                            // The client hung up: nobody waits for the answer.
+                            let _ = answers.send(Ok(response)).await;
+                        });
+                    }
+                    Err(err) => {
+                        if answers.send(Ok(failed(sequence, &err))).await.is_err() {
+                            break;
                         }
-                    });
-                    // The client hung up: nobody waits for the answer.
-                    let _ = answers.send(Ok(response)).await;
-                });
+                    }
+                }
             }
         });
         let stream = tokio_stream::wrappers::ReceiverStream::new(outgoing);

@@ -22,7 +22,9 @@ use tonic::transport::{Channel, Endpoint};
 use tracing::debug;
 
 use crate::admin::Admin;
-use crate::config::{ClientConfig, ConsumerConfig, MESSAGE_BYTES_MAX, ProducerConfig, StartPosition};
+use crate::config::{
+    ClientConfig, ConsumerConfig, MESSAGE_BYTES_MAX, ProducerConfig, StartPosition,
+};
 use crate::consumer::Consumer;
 use crate::error::ClientError;
 use crate::metadata::ClusterMetadata;
@@ -314,7 +316,13 @@ impl Client {
 
     /// Acts on a failed partition request: follow a leader hint, forget a dead connection,
     /// forget a leader that is no more (the next lookup refreshes metadata).
-    pub(crate) fn observe_failure(&self, topic: &str, partition: u32, addr: &str, err: &ClientError) {
+    pub(crate) fn observe_failure(
+        &self,
+        topic: &str,
+        partition: u32,
+        addr: &str,
+        err: &ClientError,
+    ) {
         if let Some((leader_id, leader_addr)) = err.leader_hint() {
             self.note_leader(topic, partition, leader_id, leader_addr);
             return;

@@ -221,7 +221,10 @@ mod tests {
     #[test]
     fn bootstrap_list_parses_and_adds_the_default_port() {
         let addrs = parse_bootstrap("127.0.0.1:7071, localhost ,http://h:9/,[::1]:7000").unwrap();
-        assert_eq!(addrs, ["127.0.0.1:7071", "localhost:7070", "h:9", "[::1]:7000"]);
+        assert_eq!(
+            addrs,
+            ["127.0.0.1:7071", "localhost:7070", "h:9", "[::1]:7000"]
+        );
     }
 
     #[test]

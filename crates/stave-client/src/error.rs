@@ -126,7 +126,9 @@ impl ClientError {
             ClientError::UnknownPartition { .. } => Some(ErrorCode::UnknownPartition),
             ClientError::OffsetOutOfRange { .. } => Some(ErrorCode::OffsetOutOfRange),
             ClientError::RecordTooLarge { .. } => Some(ErrorCode::MessageTooLarge),
-            ClientError::Timeout { last: Some(last), .. } => last.code(),
+            ClientError::Timeout {
+                last: Some(last), ..
+            } => last.code(),
             _ => None,
         }
     }

@@ -1,1 +1,56 @@
-//! The Rust client for Stave (in progress).
+//! `stave-client`: the Rust client for Stave.
+//!
+//! - [`Client`] holds connections to the nodes and the cluster's metadata, and routes each
+//!   partition's requests to its leader (following NOT_LEADER hints and refreshing metadata
+//!   after leader changes and lost connections).
+//! - [`Producer`] batches records per partition and pipelines them to the leaders;
+//!   idempotent, so retries never write a record twice.
+//! - [`Consumer`] reads explicitly assigned partitions with a fetch running ahead.
+//! - [`Admin`] creates, deletes, describes and configures topics, and reads cluster state.
+//!
+//! ```no_run
+//! use stave_client::{Client, ClientConfig, ConsumerConfig, NewTopic, ProducerConfig,
+//!     ProducerRecord, StartPosition};
+//!
+//! # async fn example() -> Result<(), stave_client::ClientError> {
+//! let client = Client::connect(ClientConfig::new("127.0.0.1:7070")?).await?;
+//! client.admin().create_topic(NewTopic::new("v1.user.signedup", 3)).await?;
+//!
+//! let producer = client.producer(ProducerConfig::default()).await?;
+//! let written = producer
+//!     .send(ProducerRecord::new("v1.user.signedup", "ada").key("user-1"))
+//!     .await?;
+//! println!("partition {} offset {}", written.partition, written.offset);
+//! producer.close().await;
+//!
+//! let mut consumer = client.consumer(ConsumerConfig::default());
+//! consumer.assign_topic("v1.user.signedup", StartPosition::Earliest).await?;
+//! let record = consumer.next().await?;
+//! assert_eq!(record.value.as_deref(), Some(&b"ada"[..]));
+//! # Ok(())
+//! # }
+//! ```
+
+mod admin;
+mod client;
+mod config;
+mod consumer;
+mod error;
+mod metadata;
+mod partitioner;
+mod producer;
+mod record;
+
+pub use admin::{Admin, NewTopic, TopicDescription};
+pub use client::Client;
+pub use config::{
+    ClientConfig, ConsumerConfig, DEFAULT_PORT, IN_FLIGHT_LIMIT, OffsetReset, ProducerConfig,
+    StartPosition, parse_bootstrap,
+};
+pub use consumer::Consumer;
+pub use error::{ClientError, display_chain};
+pub use metadata::{ClusterMetadata, PartitionInfo, TopicInfo};
+pub use partitioner::{murmur2, partition_for_key, to_positive};
+pub use producer::{DeliveryFuture, Producer};
+pub use record::{ConsumerRecord, MESSAGE_ID_HEADER, ProducerRecord, RecordMetadata, message_id};
+pub use stave_proto::v1::ErrorCode;

@@ -78,8 +78,11 @@ impl ClusterMetadata {
             if ClientError::from_proto(topic.error).is_some() {
                 continue;
             }
-            let mut partitions: Vec<PartitionInfo> =
-                topic.partitions.into_iter().map(PartitionInfo::from).collect();
+            let mut partitions: Vec<PartitionInfo> = topic
+                .partitions
+                .into_iter()
+                .map(PartitionInfo::from)
+                .collect();
             partitions.sort_by_key(|p| p.partition);
             topics.insert(
                 topic.name.clone(),

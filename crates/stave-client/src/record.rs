@@ -56,10 +56,6 @@ impl ProducerRecord {
         self.timestamp = Some(timestamp_ms);
         self
     }
-
-    pub(crate) fn has_header(&self, key: &str) -> bool {
-        self.headers.iter().any(|(k, _)| k == key)
-    }
 }
 
 /// Where a sent record was written.

@@ -79,7 +79,9 @@ async fn produce_then_fetch_returns_the_records_in_order() {
         .unwrap()
         .into_inner();
     let by_time = api
-        .list_offsets(offsets(Spec::TimestampMs(crate::support::now_ms() - 60_000)))
+        .list_offsets(offsets(Spec::TimestampMs(
+            crate::support::now_ms() - 60_000,
+        )))
         .await
         .unwrap()
         .into_inner();

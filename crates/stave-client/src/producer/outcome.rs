@@ -103,7 +103,10 @@ mod tests {
             ErrorCode::Internal,
             ErrorCode::UnknownTopic,
         ] {
-            assert!(matches!(classify(answer(code)), Outcome::Retry(_)), "{code:?}");
+            assert!(
+                matches!(classify(answer(code)), Outcome::Retry(_)),
+                "{code:?}"
+            );
         }
     }
 
@@ -132,7 +135,10 @@ mod tests {
             ErrorCode::ProducerFenced,
             ErrorCode::ReservedTopicName,
         ] {
-            assert!(matches!(classify(answer(code)), Outcome::Fail(_)), "{code:?}");
+            assert!(
+                matches!(classify(answer(code)), Outcome::Fail(_)),
+                "{code:?}"
+            );
         }
         assert!(matches!(
             classify(answer(ErrorCode::OutOfOrderSequence)),

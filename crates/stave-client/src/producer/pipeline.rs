@@ -15,6 +15,11 @@
 //! **A window** is the batches in flight. When one of them fails, nothing new is sent until
 //! every batch in flight has been answered; then the failed ones go back to the front of the
 //! queue, in their order, after a backoff. So a retry never overtakes an earlier batch.
+//! The window opens to `in_flight_max` only once a batch was written: a new identity, and
+//! every retry round, start with one batch at a time. The first batch of a producer the
+//! broker does not know is accepted at any sequence, so were a later batch to reach it first
+//! (the broker is not required to process a stream strictly in order), the earlier ones
+//! would be refused for good; one batch alone establishes the sequence.
 //!
 //! **Gaps.** A batch refused for good (too large, fenced) or expired in doubt leaves a hole
 //! in its identity's sequence that no later batch of that identity can cross. Later batches
@@ -82,7 +87,8 @@ pub(crate) struct PendingRecord {
     /// When its delivery times out.
     pub(crate) deadline: Instant,
     pub(crate) reply: oneshot::Sender<Result<RecordMetadata, ClientError>>,
-    /// Its share of the producer's buffer, released with the record.
+    /// Its share of the producer's buffer, released when the record is dropped (answered).
+    #[allow(dead_code, reason = "held for its drop")]
     pub(crate) permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -190,6 +196,9 @@ pub(crate) struct Pipeline {
     in_flight: VecDeque<Batch>,
     /// A batch of the window failed: send nothing until `in_flight` drains.
     window_failed: bool,
+    /// How many batches may be in flight now: 1 until a batch of the current round was
+    /// written, then `in_flight_max`.
+    window_open: bool,
     /// Failed batches of the window, in send order, to go back to the queue.
     retry: Vec<Batch>,
     gaps: Vec<Gap>,
@@ -217,6 +226,7 @@ impl Pipeline {
             queued: VecDeque::new(),
             in_flight: VecDeque::new(),
             window_failed: false,
+            window_open: false,
             retry: Vec::new(),
             gaps: Vec::new(),
             failures: 0,
@@ -268,7 +278,10 @@ impl Pipeline {
     }
 
     pub(crate) fn on_linger(&mut self, now: Instant) {
-        if self.linger_deadline().is_some_and(|deadline| deadline <= now) {
+        if self
+            .linger_deadline()
+            .is_some_and(|deadline| deadline <= now)
+        {
             self.close_open();
         }
     }
@@ -283,11 +296,19 @@ impl Pipeline {
         }
     }
 
+    fn window_limit(&self) -> usize {
+        if self.window_open {
+            self.config.in_flight_max
+        } else {
+            1
+        }
+    }
+
     /// Whether a batch could be sent now (given a leader).
     pub(crate) fn can_send(&self, now: Instant) -> bool {
         !self.window_failed
             && self.pause_until.is_none_or(|until| until <= now)
-            && self.in_flight.len() < self.config.in_flight_max
+            && self.in_flight.len() < self.window_limit()
             && !self.queued.is_empty()
     }
 
@@ -351,7 +372,10 @@ impl Pipeline {
             });
         }
         let frame = Bytes::from(builder.finish());
-        debug_assert!(frame.len() <= batch.bytes, "record_bytes_max is an upper bound");
+        debug_assert!(
+            frame.len() <= batch.bytes,
+            "record_bytes_max is an upper bound"
+        );
         Built { identity, frame }
     }
 
@@ -359,6 +383,7 @@ impl Pipeline {
     pub(crate) fn set_identity(&mut self, identity: Identity) {
         self.identity = Some(identity);
         self.next_sequence = 0;
+        self.window_open = false;
     }
 
     /// Sending failed before a request went out (no leader known, no connection): pause.
@@ -371,7 +396,10 @@ impl Pipeline {
     /// The answer for `batch_id`, one of the window's batches.
     pub(crate) fn on_response(&mut self, batch_id: u64, outcome: Outcome, now: Instant) {
         let Some(position) = self.in_flight.iter().position(|b| b.id == batch_id) else {
-            debug_assert!(false, "an answer for batch {batch_id}, which is not in flight");
+            debug_assert!(
+                false,
+                "an answer for batch {batch_id}, which is not in flight"
+            );
             return;
         };
         let Some(mut batch) = self.in_flight.remove(position) else {
@@ -382,6 +410,7 @@ impl Pipeline {
                 self.complete(batch, base_offset);
                 if !self.window_failed {
                     self.failures = 0;
+                    self.window_open = true;
                 }
             }
             Outcome::Retry(err) => {
@@ -391,6 +420,7 @@ impl Pipeline {
                 self.retry.push(batch);
             }
             Outcome::OutOfOrder(err) => {
+                debug!(batch_id, error = %err, "batch refused for its sequence");
                 batch.out_of_order += 1;
                 if batch.out_of_order >= 2 {
                     if let Some(built) = &batch.built {
@@ -443,6 +473,7 @@ impl Pipeline {
             self.spend(gap.identity);
         }
         self.window_failed = false;
+        self.window_open = false;
         self.failures += 1;
         self.pause_until = Some(now + self.config.backoff(self.failures));
     }

@@ -173,7 +173,11 @@ pub(crate) struct Sessions {
 
 impl Sessions {
     /// The open stream to `addr`, or a new one.
-    pub(crate) async fn get(&self, client: &Client, addr: &str) -> Result<Arc<Session>, ClientError> {
+    pub(crate) async fn get(
+        &self,
+        client: &Client,
+        addr: &str,
+    ) -> Result<Arc<Session>, ClientError> {
         if let Some(session) = self.lookup(addr) {
             return Ok(session);
         }
@@ -194,6 +198,15 @@ impl Sessions {
     fn lookup(&self, addr: &str) -> Option<Arc<Session>> {
         let open = self.open.lock().ok()?;
         open.get(addr).filter(|s| !s.is_closed()).cloned()
+    }
+
+    /// Stops handing out `session` for `addr` (requests in flight on it still complete).
+    pub(crate) fn retire(&self, addr: &str, session: &Arc<Session>) {
+        if let Ok(mut open) = self.open.lock() {
+            if open.get(addr).is_some_and(|s| Arc::ptr_eq(s, session)) {
+                open.remove(addr);
+            }
+        }
     }
 
     /// Closes every stream (their requests end once the last sender is dropped).

@@ -50,6 +50,11 @@ impl NodeIdentity {
         self.closing.send_replace(true);
     }
 
+    /// A receiver that sees the node start shutting down (streams end then).
+    pub fn subscribe_closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
     /// The node (re)started.
     pub fn open(&self) {
         self.closing.send_replace(false);

@@ -1,0 +1,412 @@
+//! [`Producer`]: sends records to partition leaders, batched per partition, pipelined,
+//! retried without duplicates.
+//!
+//! `send` picks the partition (explicit; by key, as Kafka; sticky for keyless records), adds
+//! a unique `id` header unless the record has one, waits for room in the buffer
+//! (`buffer_bytes_max`: back-pressure), and hands the record to its partition's worker task.
+//! The worker batches (`linger`, `batch_bytes`), keeps up to `in_flight_max` batches in flight
+//! on the leader's produce stream and retries retriable failures with the same batch until the
+//! record's `delivery_timeout` (see `pipeline.rs` for the sequence rules).
+//!
+//! Ordering: records of one partition are written in `send` order, retries included.
+//! Without `idempotent` a retry after a lost answer may write a batch twice.
+
+mod outcome;
+mod pipeline;
+mod session;
+mod worker;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use stave_proto::v1::InitProducerIdRequest;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use self::pipeline::{FRAME_OVERHEAD_BYTES, Identity, PendingRecord, Pipeline, PipelineConfig};
+use self::session::Sessions;
+use self::worker::{Command, Worker};
+use crate::client::Client;
+use crate::config::ProducerConfig;
+use crate::error::ClientError;
+use crate::partitioner::{StickyPartition, partition_for_key};
+use crate::record::{MESSAGE_ID_HEADER, ProducerRecord, RecordMetadata, message_id, now_ms};
+
+/// Sends records to a Stave cluster. Cheap to clone; clones share batches and workers.
+#[derive(Clone)]
+pub struct Producer {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    client: Client,
+    config: ProducerConfig,
+    identity: Identity,
+    sessions: Arc<Sessions>,
+    routes: Mutex<HashMap<String, Route>>,
+    workers: Mutex<HashMap<Arc<str>, HashMap<u32, WorkerHandle>>>,
+    buffer: Arc<Semaphore>,
+    closed: AtomicBool,
+}
+
+/// What the producer knows of a topic: its partition count and its sticky partition.
+struct Route {
+    partitions: u32,
+    sticky: StickyPartition,
+}
+
+struct WorkerHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    task: JoinHandle<()>,
+}
+
+/// Resolves to where a record was written, or why it was not.
+#[derive(Debug)]
+#[must_use = "a delivery is only known by awaiting it"]
+pub struct DeliveryFuture {
+    answer: oneshot::Receiver<Result<RecordMetadata, ClientError>>,
+}
+
+impl Future for DeliveryFuture {
+    type Output = Result<RecordMetadata, ClientError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.answer).poll(cx).map(|answer| {
+            answer.unwrap_or(Err(ClientError::Closed {
+                what: "the producer",
+            }))
+        })
+    }
+}
+
+/// Asks the cluster for a producer id (idempotent produce).
+pub(crate) async fn init_producer_id(client: &Client) -> Result<Identity, ClientError> {
+    client
+        .call_any("get a producer id", |addr, mut node| async move {
+            let response = client
+                .unary(&addr, node.init_producer_id(InitProducerIdRequest {}))
+                .await?;
+            ClientError::check(response.error)?;
+            let epoch =
+                i16::try_from(response.producer_epoch).map_err(|_| ClientError::Broker {
+                    code: stave_proto::v1::ErrorCode::Internal,
+                    message: format!("producer epoch {} out of range", response.producer_epoch),
+                    leader_id: None,
+                    leader_addr: None,
+                })?;
+            Ok(Identity {
+                producer_id: response.producer_id,
+                epoch,
+            })
+        })
+        .await
+}
+
+impl Producer {
+    pub(crate) async fn new(
+        client: Client,
+        config: ProducerConfig,
+    ) -> Result<Producer, ClientError> {
+        config.validate()?;
+        let identity = if config.idempotent {
+            init_producer_id(&client).await?
+        } else {
+            Identity::NONE
+        };
+        let permits = config.buffer_bytes_max.min(Semaphore::MAX_PERMITS);
+        Ok(Producer {
+            shared: Arc::new(Shared {
+                client,
+                identity,
+                sessions: Arc::new(Sessions::default()),
+                routes: Mutex::new(HashMap::new()),
+                workers: Mutex::new(HashMap::new()),
+                buffer: Arc::new(Semaphore::new(permits)),
+                closed: AtomicBool::new(false),
+                config,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &ProducerConfig {
+        &self.shared.config
+    }
+
+    /// Sends `record` and waits until it is written: resolves to its partition and offset.
+    /// To keep many records in flight, use [`Producer::enqueue`] (or run several `send`s
+    /// concurrently).
+    pub async fn send(&self, record: ProducerRecord) -> Result<RecordMetadata, ClientError> {
+        self.enqueue(record).await?.await
+    }
+
+    /// Accepts `record` for sending (waiting while the buffer is full) and returns at once a
+    /// future of its delivery. Records of one partition are written in the order they were
+    /// enqueued.
+    pub async fn enqueue(&self, record: ProducerRecord) -> Result<DeliveryFuture, ClientError> {
+        let shared = &self.shared;
+        if shared.closed.load(Ordering::Acquire) {
+            return Err(ClientError::Closed {
+                what: "the producer",
+            });
+        }
+        let deadline = Instant::now() + shared.config.delivery_timeout;
+        let ProducerRecord {
+            topic,
+            partition,
+            key,
+            value,
+            mut headers,
+            timestamp,
+        } = record;
+        if shared.config.message_ids && !headers.iter().any(|(k, _)| k == MESSAGE_ID_HEADER) {
+            headers.push((MESSAGE_ID_HEADER.to_string(), Bytes::from(message_id())));
+        }
+        let bytes = pipeline::record_bytes_max(key.as_ref(), value.as_ref(), &headers);
+        if bytes + FRAME_OVERHEAD_BYTES > shared.config.request_bytes_max {
+            return Err(ClientError::RecordTooLarge {
+                bytes: bytes + FRAME_OVERHEAD_BYTES,
+                bytes_max: shared.config.request_bytes_max,
+            });
+        }
+        let partition = self
+            .partition_for(&topic, partition, key.as_deref(), bytes)
+            .await?;
+        // `bytes` is at most `request_bytes_max`, which `validate` keeps within the buffer.
+        let permit = shared
+            .buffer
+            .clone()
+            .acquire_many_owned(u32::try_from(bytes).unwrap_or(u32::MAX))
+            .await
+            .map_err(|_| ClientError::Closed {
+                what: "the producer",
+            })?;
+        let (reply, answer) = oneshot::channel();
+        let pending = PendingRecord {
+            key,
+            value,
+            headers,
+            timestamp: timestamp.unwrap_or_else(now_ms),
+            bytes,
+            deadline,
+            reply,
+            permit: Some(permit),
+        };
+        self.submit(&topic, partition, Command::Record(pending))?;
+        Ok(DeliveryFuture { answer })
+    }
+
+    /// Waits until every record enqueued before this call has been answered (written or
+    /// failed: each delivery future tells which). Batches waiting for `linger` go at once.
+    pub async fn flush(&self) {
+        let waits: Vec<oneshot::Receiver<()>> = {
+            let workers = match self.shared.workers.lock() {
+                Ok(workers) => workers,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            workers
+                .values()
+                .flat_map(|partitions| partitions.values())
+                .filter_map(|worker| {
+                    let (done, wait) = oneshot::channel();
+                    worker
+                        .commands
+                        .send(Command::Flush(done))
+                        .ok()
+                        .map(|()| wait)
+                })
+                .collect()
+        };
+        for wait in waits {
+            let _ = wait.await;
+        }
+    }
+
+    /// Refuses new records, waits for those accepted (bounded by their delivery timeout),
+    /// and stops the workers. Clones of this producer are closed too.
+    pub async fn close(&self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.flush().await;
+        let workers: Vec<WorkerHandle> = {
+            let mut workers = match self.shared.workers.lock() {
+                Ok(workers) => workers,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            workers
+                .drain()
+                .flat_map(|(_, partitions)| partitions.into_values())
+                .collect()
+        };
+        let tasks: Vec<JoinHandle<()>> = workers
+            .into_iter()
+            .map(|WorkerHandle { commands, task }| {
+                drop(commands);
+                task
+            })
+            .collect();
+        for task in tasks {
+            let _ = task.await;
+        }
+        self.shared.sessions.clear();
+    }
+
+    async fn partition_for(
+        &self,
+        topic: &str,
+        partition: Option<u32>,
+        key: Option<&[u8]>,
+        bytes: usize,
+    ) -> Result<u32, ClientError> {
+        let partitions = self.partition_count(topic).await?;
+        if let Some(partition) = partition {
+            if partition >= partitions {
+                return Err(ClientError::UnknownPartition {
+                    topic: topic.to_string(),
+                    partition,
+                    partitions,
+                });
+            }
+            return Ok(partition);
+        }
+        if let Some(key) = key {
+            return Ok(partition_for_key(key, partitions));
+        }
+        let mut routes = lock(&self.shared.routes);
+        let route = routes.entry(topic.to_string()).or_insert_with(|| Route {
+            partitions,
+            sticky: StickyPartition::new(),
+        });
+        Ok(route
+            .sticky
+            .next(partitions, bytes, self.shared.config.batch_bytes))
+    }
+
+    /// The topic's partition count, from the cluster's metadata the first time. A topic not
+    /// found is looked for again (it may have just been created) for up to the client's
+    /// `retry_timeout`.
+    async fn partition_count(&self, topic: &str) -> Result<u32, ClientError> {
+        if let Some(route) = lock(&self.shared.routes).get(topic) {
+            return Ok(route.partitions);
+        }
+        let client = &self.shared.client;
+        let limit = client
+            .config()
+            .retry_timeout
+            .min(self.shared.config.delivery_timeout);
+        let start = Instant::now();
+        let mut attempt = 0;
+        loop {
+            let err = match client.partition_count(topic).await {
+                Ok(partitions) if partitions > 0 => {
+                    lock(&self.shared.routes)
+                        .entry(topic.to_string())
+                        .or_insert_with(|| Route {
+                            partitions,
+                            sticky: StickyPartition::new(),
+                        });
+                    return Ok(partitions);
+                }
+                Ok(_) => ClientError::UnknownTopic {
+                    topic: topic.to_string(),
+                },
+                Err(err) => err,
+            };
+            let unknown = matches!(err, ClientError::UnknownTopic { .. });
+            if !unknown && !err.is_retriable() {
+                return Err(err);
+            }
+            let pause = client.config().backoff(attempt);
+            if start.elapsed() + pause > limit {
+                if unknown {
+                    return Err(err);
+                }
+                return Err(ClientError::Timeout {
+                    what: format!("looking up topic {topic:?}"),
+                    elapsed: start.elapsed(),
+                    last: Some(Box::new(err)),
+                });
+            }
+            tokio::time::sleep(pause).await;
+            if unknown {
+                let _ = client.refresh_metadata().await;
+            }
+            attempt += 1;
+        }
+    }
+
+    fn submit(&self, topic: &str, partition: u32, command: Command) -> Result<(), ClientError> {
+        let shared = &self.shared;
+        let mut workers = lock(&shared.workers);
+        if shared.closed.load(Ordering::Acquire) {
+            return Err(ClientError::Closed {
+                what: "the producer",
+            });
+        }
+        let partitions = match workers.get_mut(topic) {
+            Some(partitions) => partitions,
+            None => workers.entry(Arc::from(topic)).or_default(),
+        };
+        let worker = partitions
+            .entry(partition)
+            .or_insert_with(|| self.spawn_worker(topic, partition));
+        worker
+            .commands
+            .send(command)
+            .map_err(|_| ClientError::Closed {
+                what: "the producer",
+            })
+    }
+
+    fn spawn_worker(&self, topic: &str, partition: u32) -> WorkerHandle {
+        let shared = &self.shared;
+        let config = &shared.config;
+        let client_config = shared.client.config();
+        let topic: Arc<str> = Arc::from(topic);
+        let pipeline = Pipeline::new(
+            topic.clone(),
+            partition,
+            PipelineConfig {
+                linger: config.linger,
+                batch_bytes: config.batch_bytes,
+                request_bytes_max: config.request_bytes_max,
+                in_flight_max: config.in_flight_max,
+                backoff: client_config.retry_backoff,
+                backoff_max: client_config.retry_backoff_max,
+            },
+            shared.identity,
+        );
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let worker = Worker::new(
+            shared.client.clone(),
+            shared.sessions.clone(),
+            topic,
+            partition,
+            pipeline,
+            config.idempotent,
+            client_config.request_timeout,
+            receiver,
+        );
+        let task = tokio::spawn(worker.run());
+        WorkerHandle { commands, task }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}

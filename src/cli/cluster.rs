@@ -1,0 +1,92 @@
+//! `stave cluster status`: nodes, who leads what, and under-replicated partitions.
+
+use clap::Subcommand;
+use stave_client::{Client, ClusterMetadata};
+
+use super::error::CliError;
+use super::output::{Table, ids};
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Nodes, the controller, partition leaders, and partitions missing in-sync replicas.
+    Status,
+}
+
+pub async fn run(client: &Client, command: ClusterCommand) -> Result<(), CliError> {
+    match command {
+        ClusterCommand::Status => {
+            let metadata = client.admin().cluster().await?;
+            print!("{}", status(&metadata));
+        }
+    }
+    Ok(())
+}
+
+fn status(metadata: &ClusterMetadata) -> String {
+    let mut out = String::new();
+    let controller = metadata
+        .controller_id
+        .map_or_else(|| "none".to_string(), |id| format!("node {id}"));
+    out.push_str(&format!(
+        "cluster {}  controller: {controller}\n\n",
+        if metadata.cluster_id.is_empty() {
+            "-"
+        } else {
+            &metadata.cluster_id
+        }
+    ));
+
+    // A node that holds replicas but is in sync for none of them is likely down.
+    let mut nodes = Table::new(["NODE", "ADDRESS", "LEADS", "REPLICAS", "IN-SYNC"]);
+    for (&id, addr) in &metadata.nodes {
+        let (mut replicas, mut in_sync) = (0, 0);
+        for topic in metadata.topics.values() {
+            for p in &topic.partitions {
+                replicas += usize::from(p.replicas.contains(&id));
+                in_sync += usize::from(p.in_sync.contains(&id));
+            }
+        }
+        nodes.row([
+            id.to_string(),
+            addr.clone(),
+            metadata.led_by(id).len().to_string(),
+            replicas.to_string(),
+            in_sync.to_string(),
+        ]);
+    }
+    out.push_str(&nodes.render());
+    out.push('\n');
+
+    let mut partitions = Table::new(["PARTITION", "LEADER", "REPLICAS", "IN-SYNC"]);
+    let mut under_replicated = Vec::new();
+    for topic in metadata.topics.values() {
+        for p in &topic.partitions {
+            let name = format!("{}/{}", topic.name, p.partition);
+            partitions.row([
+                name.clone(),
+                p.leader.map_or_else(|| "none".into(), |id| id.to_string()),
+                ids(&p.replicas),
+                ids(&p.in_sync),
+            ]);
+            if p.is_under_replicated() {
+                under_replicated.push(name);
+            }
+        }
+    }
+    if metadata.topics.is_empty() {
+        out.push_str("no topics\n");
+    } else {
+        out.push_str(&partitions.render());
+    }
+    out.push('\n');
+    if under_replicated.is_empty() {
+        out.push_str("under-replicated partitions: none\n");
+    } else {
+        out.push_str(&format!(
+            "under-replicated partitions ({}): {}\n",
+            under_replicated.len(),
+            under_replicated.join(" ")
+        ));
+    }
+    out
+}

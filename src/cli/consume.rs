@@ -1,0 +1,154 @@
+//! `stave consume TOPIC`: prints records as they arrive, from every partition or one.
+//!
+//! Text: the value alone, one line per record. JSON: one object per line with topic,
+//! partition, offset, timestamp, key, value and headers (bytes that are not UTF-8 are
+//! printed lossily). Stops after `--max-messages`, on SIGTERM or Ctrl-C, or when standard
+//! output closes.
+
+use std::io::Write;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use stave_client::{Client, ConsumerConfig, ConsumerRecord, OffsetReset, StartPosition};
+
+use super::args::parse_time;
+use super::error::CliError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// The value alone, one line per record.
+    Text,
+    /// One JSON object per line: topic, partition, offset, timestamp, key, value, headers.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    /// Topic to read.
+    topic: String,
+    /// Read as a member of consumer group G (not available yet).
+    #[arg(long, value_name = "G")]
+    group: Option<String>,
+    /// Read only this partition [default: every partition].
+    #[arg(long, value_name = "P")]
+    partition: Option<u32>,
+    /// Start at the oldest record [default: only records written from now on].
+    #[arg(long, group = "start")]
+    from_beginning: bool,
+    /// Start at offset N (in each partition read).
+    #[arg(long, value_name = "N", group = "start")]
+    offset: Option<u64>,
+    /// Start at the first record at or after T: RFC 3339 (2024-05-01T12:00:00Z) or epoch ms.
+    #[arg(long, value_name = "T", group = "start", value_parser = parse_time)]
+    from_time: Option<i64>,
+    /// Stop after N records.
+    #[arg(long, value_name = "N")]
+    max_messages: Option<u64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+pub async fn run(client: &Client, args: ConsumeArgs, timeout: Duration) -> Result<(), CliError> {
+    if let Some(group) = &args.group {
+        return Err(CliError::Usage(format!(
+            "consumer groups are not available yet (--group {group}); without --group, \
+             stave consume reads every partition, or one with --partition"
+        )));
+    }
+    super::require_topic(client, &args.topic, timeout).await?;
+    let (start, offset_reset) = match (args.from_beginning, args.offset, args.from_time) {
+        // Retention may move the log start between ListOffsets and the first fetch.
+        (true, _, _) => (StartPosition::Earliest, OffsetReset::Earliest),
+        // An explicit offset that is not there is the user's to know about.
+        (_, Some(offset), _) => (StartPosition::Offset(offset), OffsetReset::Error),
+        (_, _, Some(time)) => (StartPosition::Timestamp(time), OffsetReset::Earliest),
+        _ => (StartPosition::Latest, OffsetReset::Earliest),
+    };
+    let mut consumer = client.consumer(ConsumerConfig {
+        offset_reset,
+        retry_timeout: timeout,
+        ..ConsumerConfig::default()
+    });
+    match args.partition {
+        Some(partition) => {
+            consumer.assign(&args.topic, partition, start).await?;
+        }
+        None => {
+            consumer.assign_topic(&args.topic, start).await?;
+        }
+    }
+    let max = args.max_messages.unwrap_or(u64::MAX);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let write_error = CliError::io("cannot write to standard output");
+    let shutdown = super::server::shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut count = 0u64;
+    let result: Result<(), CliError> = async {
+        while count < max {
+            // Records already fetched come without waiting; before waiting for more, what
+            // was printed is flushed, so output appears as records arrive.
+            let record = match consumer.poll(Duration::ZERO).await? {
+                Some(record) => record,
+                None => {
+                    out.flush()
+                        .map_err(CliError::io("cannot write to standard output"))?;
+                    tokio::select! {
+                        record = consumer.next() => record?,
+                        () = &mut shutdown => break,
+                    }
+                }
+            };
+            write_record(&mut out, &record, args.format)
+                .map_err(CliError::io("cannot write to standard output"))?;
+            count += 1;
+        }
+        Ok(())
+    }
+    .await;
+    out.flush().map_err(write_error)?;
+    result
+}
+
+fn write_record(
+    out: &mut impl Write,
+    record: &ConsumerRecord,
+    format: Format,
+) -> std::io::Result<()> {
+    match format {
+        Format::Text => {
+            if let Some(value) = &record.value {
+                out.write_all(value)?;
+            }
+            out.write_all(b"\n")
+        }
+        Format::Json => {
+            let text = |bytes: &Option<bytes::Bytes>| match bytes {
+                Some(bytes) => serde_json::Value::String(String::from_utf8_lossy(bytes).into()),
+                None => serde_json::Value::Null,
+            };
+            let headers: serde_json::Map<String, serde_json::Value> = record
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        serde_json::Value::String(String::from_utf8_lossy(v).into()),
+                    )
+                })
+                .collect();
+            let object = serde_json::json!({
+                "topic": &*record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "timestamp": record.timestamp,
+                "key": text(&record.key),
+                "value": text(&record.value),
+                "headers": headers,
+            });
+            serde_json::to_writer(&mut *out, &object)?;
+            out.write_all(b"\n")
+        }
+    }
+}

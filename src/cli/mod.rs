@@ -1,0 +1,131 @@
+//! The `stave` command line (DESIGN.md "CLI contract"): argument definitions and dispatch.
+//! Each command lives in its own module; errors come back as one [`CliError`] that `main`
+//! prints as a single line.
+
+mod args;
+mod cluster;
+mod consume;
+pub mod error;
+mod output;
+mod produce;
+mod server;
+mod topic;
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use stave_client::{Client, ClientConfig, ClientError, parse_bootstrap};
+use tokio::time::Instant;
+
+use self::args::parse_duration;
+pub use self::error::CliError;
+
+/// How long a topic that is not in the metadata is looked for again before `produce` or
+/// `consume` says it does not exist (metadata reaches every node a moment after a create).
+const TOPIC_APPEAR_WAIT: Duration = Duration::from_secs(2);
+
+/// Stave: a distributed log broker for event-driven microservices.
+///
+/// Start a node with `stave server`, create a topic with `stave topic create NAME`, write
+/// lines with `stave produce NAME` and read them with `stave consume NAME --from-beginning`.
+/// Client commands reach the cluster through --bootstrap (any reachable node will do).
+#[derive(Debug, Parser)]
+#[command(name = "stave", version, about, long_about)]
+pub struct Cli {
+    /// Nodes to contact: HOST:PORT[,HOST:PORT...]; any reachable one will do.
+    #[arg(
+        long,
+        global = true,
+        env = "STAVE_BOOTSTRAP",
+        default_value = "127.0.0.1:7070",
+        value_name = "HOST:PORT,..."
+    )]
+    bootstrap: String,
+    /// How long a request retries "no leader yet", a leader change or a restarting node
+    /// (10s, 500ms, 2m). A refused connection to every bootstrap address fails at once.
+    #[arg(
+        long,
+        global = true,
+        default_value = "10s",
+        value_parser = parse_duration,
+        value_name = "DURATION"
+    )]
+    timeout: Duration,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a node (with no flags: one node, data in ./stave-data, on 127.0.0.1:7070).
+    Server(server::ServerArgs),
+    /// Create, list, describe and delete topics.
+    #[command(subcommand)]
+    Topic(topic::TopicCommand),
+    /// Write one record per line of standard input (KEY<SEP>VALUE with --key-separator).
+    Produce(produce::ProduceArgs),
+    /// Print records as they arrive (from the end unless told otherwise).
+    Consume(consume::ConsumeArgs),
+    /// Inspect the cluster.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
+}
+
+impl Cli {
+    /// The default log filter: the server reports what it does, client commands only what
+    /// went wrong (their output is for the user). `RUST_LOG` overrides it.
+    pub fn default_log_filter(&self) -> &'static str {
+        match self.command {
+            Command::Server(_) => "info",
+            _ => "warn",
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    if let Command::Server(args) = cli.command {
+        return server::run(args).await;
+    }
+    let client = connect(&cli.bootstrap, cli.timeout).await?;
+    match cli.command {
+        Command::Server(_) => Ok(()),
+        Command::Topic(command) => topic::run(&client, command).await,
+        Command::Produce(args) => produce::run(&client, args, cli.timeout).await,
+        Command::Consume(args) => consume::run(&client, args, cli.timeout).await,
+        Command::Cluster(command) => cluster::run(&client, command).await,
+    }
+}
+
+async fn connect(bootstrap: &str, timeout: Duration) -> Result<Client, CliError> {
+    let defaults = ClientConfig::default();
+    let config = ClientConfig {
+        bootstrap: parse_bootstrap(bootstrap)?,
+        connect_timeout: defaults.connect_timeout.min(timeout),
+        request_timeout: defaults
+            .request_timeout
+            .min(timeout)
+            .max(Duration::from_secs(1)),
+        retry_timeout: timeout,
+        ..defaults
+    };
+    Ok(Client::connect(config).await?)
+}
+
+/// Fails with UNKNOWN_TOPIC unless `topic` shows up in the metadata within a short wait.
+async fn require_topic(client: &Client, topic: &str, timeout: Duration) -> Result<(), CliError> {
+    let start = Instant::now();
+    let mut metadata = client.metadata();
+    loop {
+        if metadata.topic(topic).is_some() {
+            return Ok(());
+        }
+        if start.elapsed() >= TOPIC_APPEAR_WAIT.min(timeout) {
+            return Err(ClientError::UnknownTopic {
+                topic: topic.to_string(),
+            }
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        metadata = client.refresh_metadata().await?;
+    }
+}

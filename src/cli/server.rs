@@ -1,0 +1,176 @@
+//! `stave server`: runs a node until SIGTERM or Ctrl-C.
+//!
+//! Settings come in layers, each overriding the one before: `BrokerConfig`'s defaults (one
+//! node, `./stave-data`, `127.0.0.1:7070`), the `--config` TOML file, then `STAVE_*`
+//! environment variables and flags.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::Args;
+use stave_broker::BrokerConfig;
+use tracing::info;
+
+use super::args::parse_peers;
+use super::error::CliError;
+
+/// The data directory when neither a flag nor a config file names one.
+const DATA_DIR_DEFAULT: &str = "./stave-data";
+/// The listen address when neither a flag nor a config file names one.
+const LISTEN_DEFAULT: &str = "127.0.0.1:7070";
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// This node's id (1 when alone); every node of a cluster has its own.
+    #[arg(long, env = "STAVE_NODE_ID", value_name = "N")]
+    node_id: Option<u64>,
+    /// Where the node keeps its data [default: ./stave-data].
+    #[arg(long, env = "STAVE_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on, for clients and peers [default: 127.0.0.1:7070].
+    #[arg(long, env = "STAVE_LISTEN", value_name = "HOST:PORT")]
+    listen: Option<String>,
+    /// Address others reach this node at, when not --listen.
+    #[arg(long, env = "STAVE_ADVERTISED", value_name = "HOST:PORT")]
+    advertised: Option<String>,
+    /// Every node of the cluster, this one included; the same list on every node.
+    #[arg(long, env = "STAVE_PEERS", value_name = "ID=HOST:PORT,...", value_parser = parse_peers)]
+    peers: Option<BTreeMap<u64, String>>,
+    /// A TOML file with node_id, data_dir, listen, advertised, [peers], ...; flags override it.
+    #[arg(long, env = "STAVE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+impl ServerArgs {
+    fn into_config(self) -> Result<BrokerConfig, CliError> {
+        let mut config = match &self.config {
+            Some(path) => BrokerConfig::from_file(path)?,
+            None => BrokerConfig::single_node(DATA_DIR_DEFAULT.into(), LISTEN_DEFAULT.into()),
+        };
+        if let Some(node_id) = self.node_id {
+            config.node_id = node_id;
+        }
+        if let Some(data_dir) = self.data_dir {
+            config.data_dir = data_dir;
+        }
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        if let Some(advertised) = self.advertised {
+            config.advertised = Some(advertised);
+        }
+        if let Some(peers) = self.peers {
+            config.peers = peers;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+pub async fn run(args: ServerArgs) -> Result<(), CliError> {
+    let config = args.into_config()?;
+    info!(
+        node_id = config.node_id,
+        data_dir = %config.data_dir.display(),
+        listen = %config.listen,
+        advertised = %config.advertised(),
+        peers = ?config.peers,
+        "starting stave server"
+    );
+    stave_broker::run(config, shutdown_signal()).await?;
+    info!("stave server stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => info!("ctrl-c: shutting down"),
+        () = terminate => info!("sigterm: shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        server: ServerArgs,
+    }
+
+    fn config(args: &[&str]) -> Result<BrokerConfig, CliError> {
+        Wrapper::try_parse_from(std::iter::once("server").chain(args.iter().copied()))
+            .map_err(|err| CliError::Usage(err.to_string()))?
+            .server
+            .into_config()
+    }
+
+    #[test]
+    fn no_flags_is_one_node_in_stave_data_on_7070() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.node_id, 1);
+        assert_eq!(config.data_dir, PathBuf::from("./stave-data"));
+        assert_eq!(config.listen, "127.0.0.1:7070");
+        assert!(config.peers.is_empty());
+    }
+
+    #[test]
+    fn flags_override_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(
+            &path,
+            "node_id = 2\ndata_dir = \"/var/stave\"\nlisten = \"127.0.0.1:7071\"\n\
+             [peers]\n1 = \"127.0.0.1:7070\"\n2 = \"127.0.0.1:7071\"\n",
+        )
+        .unwrap();
+        let path = path.to_str().unwrap();
+        let from_file = config(&["--config", path]).unwrap();
+        assert_eq!(from_file.node_id, 2);
+        assert_eq!(from_file.peers.len(), 2);
+        let overridden = config(&["--config", path, "--data-dir", "/tmp/x"]).unwrap();
+        assert_eq!(overridden.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(overridden.listen, "127.0.0.1:7071");
+    }
+
+    #[test]
+    fn peers_must_include_this_node() {
+        let err = config(&[
+            "--node-id",
+            "3",
+            "--peers",
+            "1=127.0.0.1:7070,2=127.0.0.1:7071",
+        ]);
+        assert!(err.is_err());
+        let ok = config(&[
+            "--node-id",
+            "2",
+            "--peers",
+            "1=127.0.0.1:7070,2=127.0.0.1:7071",
+        ]);
+        assert_eq!(ok.unwrap().peers.len(), 2);
+    }
+}

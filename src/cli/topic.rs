@@ -1,0 +1,104 @@
+//! `stave topic create|list|describe|delete`.
+
+use clap::Subcommand;
+use stave_client::{Client, NewTopic, PartitionInfo, TopicDescription};
+
+use super::args::parse_key_value;
+use super::error::CliError;
+use super::output::{Table, ids};
+
+#[derive(Debug, Subcommand)]
+pub enum TopicCommand {
+    /// Create a topic.
+    Create {
+        /// Topic name: letters, digits, `.`, `_`, `-` (e.g. v1.user.signedup).
+        name: String,
+        /// Number of partitions.
+        #[arg(long, default_value_t = 3, value_name = "N")]
+        partitions: u32,
+        /// Replicas per partition [default: the smaller of 3 and the node count].
+        #[arg(long, value_name = "R")]
+        replication_factor: Option<u32>,
+        /// A topic setting, repeatable: retention.ms, retention.bytes, segment.bytes,
+        /// segment.ms, max.message.bytes, flush (always | never | interval:<ms>).
+        #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        configs: Vec<(String, String)>,
+    },
+    /// List topic names.
+    List,
+    /// Show a topic's partitions, leaders, replicas and settings.
+    Describe { name: String },
+    /// Delete a topic and its data.
+    Delete { name: String },
+}
+
+pub async fn run(client: &Client, command: TopicCommand) -> Result<(), CliError> {
+    let admin = client.admin();
+    match command {
+        TopicCommand::Create {
+            name,
+            partitions,
+            replication_factor,
+            configs,
+        } => {
+            if partitions == 0 {
+                return Err(CliError::Usage("--partitions must be at least 1".into()));
+            }
+            let mut topic = NewTopic::new(name.clone(), partitions);
+            topic.replication_factor = replication_factor.unwrap_or(0);
+            topic.configs = configs;
+            admin.create_topic(topic).await?;
+            println!("created topic {name} ({partitions} partitions)");
+        }
+        TopicCommand::List => {
+            for name in admin.list_topics().await? {
+                println!("{name}");
+            }
+        }
+        TopicCommand::Describe { name } => {
+            let topic = admin.describe_topic(&name).await?;
+            print!("{}", describe(&topic));
+        }
+        TopicCommand::Delete { name } => {
+            admin.delete_topic(&name).await?;
+            println!("deleted topic {name}");
+        }
+    }
+    Ok(())
+}
+
+fn describe(topic: &TopicDescription) -> String {
+    let mut out = String::new();
+    out.push_str(&format!("topic               {}\n", topic.name));
+    out.push_str(&format!("partitions          {}\n", topic.partitions.len()));
+    out.push_str(&format!(
+        "replication factor  {}\n",
+        topic.replication_factor()
+    ));
+    for (index, (key, value)) in topic.configs.iter().enumerate() {
+        let label = if index == 0 { "config" } else { "" };
+        out.push_str(&format!("{label:<20}{key}={value}\n"));
+    }
+    out.push('\n');
+    let mut table = Table::new(["PARTITION", "LEADER", "REPLICAS", "IN-SYNC", ""]);
+    for p in &topic.partitions {
+        table.row([
+            p.partition.to_string(),
+            leader(p),
+            ids(&p.replicas),
+            ids(&p.in_sync),
+            if p.is_under_replicated() {
+                "under-replicated".to_string()
+            } else {
+                String::new()
+            },
+        ]);
+    }
+    out.push_str(&table.render());
+    out
+}
+
+fn leader(p: &PartitionInfo) -> String {
+    p.leader
+        .map_or_else(|| "none".to_string(), |id| id.to_string())
+}

@@ -1,0 +1,383 @@
+//! The `stave` binary against a `stave server` child process, as a user runs them: topics,
+//! produce from stdin, consume back (text and JSON), cluster status, and the one-line errors
+//! of bad input and unreachable brokers.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Long enough for a node's first elections on a loaded 2-core machine.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a command may take when it should fail at once.
+const FAIL_FAST: Duration = Duration::from_secs(3);
+
+const STAVE: &str = env!("CARGO_BIN_EXE_stave");
+
+/// A `stave server` child process on a reserved loopback port, killed (by PID) on drop.
+struct Server {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = reserve_port();
+        let child = Command::new(STAVE)
+            .args(["server", "--listen", &addr, "--data-dir"])
+            .arg(dir.path().join("data"))
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = Server {
+            child,
+            addr,
+            _dir: dir,
+        };
+        server.wait_ready();
+        server
+    }
+
+    /// Waits until the node serves metadata and has registered itself (a topic create
+    /// before that finds no node to place replicas on).
+    fn wait_ready(&self) {
+        let start = Instant::now();
+        loop {
+            let out = self.stave(&["cluster", "status", "--timeout", "1s"]);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            if out.status.success()
+                && stdout.contains("controller: node 1")
+                && stdout.contains(&self.addr)
+            {
+                return;
+            }
+            assert!(start.elapsed() < READY_TIMEOUT, "server not ready: {out:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Runs `stave ARGS --bootstrap ADDR`.
+    fn stave(&self, args: &[&str]) -> Output {
+        stave(args, &self.addr, None)
+    }
+
+    /// Runs `stave ARGS --bootstrap ADDR` with `input` on stdin.
+    fn stave_with_input(&self, args: &[&str], input: &str) -> Output {
+        stave(args, &self.addr, Some(input))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free loopback port: bound, read, released, for the server to bind.
+fn reserve_port() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+fn stave(args: &[&str], bootstrap: &str, input: Option<&str>) -> Output {
+    let mut child = Command::new(STAVE)
+        .args(args)
+        .args(["--bootstrap", bootstrap])
+        .env_remove("STAVE_BOOTSTRAP")
+        .env_remove("RUST_LOG")
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = input {
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "stave failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// A failure is exactly one line on stderr, a non-zero exit, and no panic.
+fn one_line_error(out: &Output) -> String {
+    assert!(!out.status.success(), "expected a failure: {out:?}");
+    let stderr = String::from_utf8(out.stderr.clone()).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "stderr: {stderr:?}");
+    assert!(stderr.starts_with("error: "), "stderr: {stderr:?}");
+    assert!(!stderr.contains("panicked"), "stderr: {stderr:?}");
+    stderr
+}
+
+/// A topic's life through the CLI: create, list, describe, produce lines from stdin (plain,
+/// keyed with a separator, with headers), consume them back as text and as JSON, from the
+/// beginning, from an offset, from a partition, and delete it.
+#[test]
+fn topic_produce_consume_round_trip() {
+    let server = Server::start();
+    let created = server.stave(&["topic", "create", "v1.user.signedup", "--partitions", "2"]);
+    assert!(stdout(&created).contains("created topic v1.user.signedup"));
+    assert_eq!(
+        stdout(&server.stave(&["topic", "list"])),
+        "v1.user.signedup\n"
+    );
+    let described = stdout(&server.stave(&["topic", "describe", "v1.user.signedup"]));
+    assert!(described.contains("partitions          2"), "{described}");
+    assert!(described.contains("retention.ms="), "{described}");
+
+    let lines = "ada\nbob\n\ncarol\r\n";
+    let produced =
+        server.stave_with_input(&["produce", "v1.user.signedup", "--partition", "0"], lines);
+    assert_eq!(stdout(&produced), "");
+    let text = stdout(&server.stave(&[
+        "consume",
+        "v1.user.signedup",
+        "--partition",
+        "0",
+        "--from-beginning",
+        "--max-messages",
+        "4",
+    ]));
+    assert_eq!(text, "ada\nbob\n\ncarol\n");
+
+    let keyed = server.stave_with_input(
+        &[
+            "produce",
+            "v1.user.signedup",
+            "--key-separator",
+            ":",
+            "--header",
+            "source=cli",
+        ],
+        "user-1:{\"plan\":\"pro\"}\nuser-3:x:y\n",
+    );
+    stdout(&keyed);
+    let json = stdout(&server.stave(&[
+        "consume",
+        "v1.user.signedup",
+        "--from-beginning",
+        "--max-messages",
+        "6",
+        "--format",
+        "json",
+    ]));
+    let records: Vec<serde_json::Value> = json
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(records.len(), 6);
+    let user_1 = records.iter().find(|r| r["key"] == "user-1").unwrap();
+    assert_eq!(user_1["value"], "{\"plan\":\"pro\"}");
+    assert_eq!(user_1["headers"]["source"], "cli");
+    assert_eq!(user_1["headers"]["id"].as_str().unwrap().len(), 36);
+    assert_eq!(user_1["topic"], "v1.user.signedup");
+    assert!(user_1["timestamp"].as_i64().unwrap() > 1_600_000_000_000);
+    // Kafka's murmur2 partitioning: "user-1" goes to partition 0 of 2, "user-3" to 1.
+    assert_eq!(user_1["partition"], 0);
+    let user_3 = records.iter().find(|r| r["key"] == "user-3").unwrap();
+    assert_eq!(
+        (&user_3["value"], &user_3["partition"]),
+        (&"x:y".into(), &1.into())
+    );
+    let partition_0: Vec<(u64, &str)> = records
+        .iter()
+        .filter(|r| r["partition"] == 0)
+        .map(|r| (r["offset"].as_u64().unwrap(), r["value"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        partition_0,
+        [
+            (0, "ada"),
+            (1, "bob"),
+            (2, ""),
+            (3, "carol"),
+            (4, "{\"plan\":\"pro\"}")
+        ]
+    );
+
+    let from_offset = stdout(&server.stave(&[
+        "consume",
+        "v1.user.signedup",
+        "--partition",
+        "0",
+        "--offset",
+        "3",
+        "--max-messages",
+        "1",
+    ]));
+    assert_eq!(from_offset, "carol\n");
+
+    let deleted = server.stave(&["topic", "delete", "v1.user.signedup"]);
+    assert!(stdout(&deleted).contains("deleted topic v1.user.signedup"));
+    assert_eq!(stdout(&server.stave(&["topic", "list"])), "");
+}
+
+/// A consumer started at the end (the default) sees only what is produced afterwards.
+#[test]
+fn consume_starts_at_the_end_unless_told() {
+    let server = Server::start();
+    stdout(&server.stave(&["topic", "create", "v1.orders", "--partitions", "1"]));
+    stdout(&server.stave_with_input(&["produce", "v1.orders"], "old\n"));
+    let consumer = Command::new(STAVE)
+        .args(["consume", "v1.orders", "--max-messages", "1"])
+        .args(["--bootstrap", &server.addr])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The consumer may not have found the end yet when the first record is written: keep
+    // writing until it has printed one.
+    let start = Instant::now();
+    let mut child = consumer;
+    loop {
+        stdout(&server.stave_with_input(&["produce", "v1.orders"], "new\n"));
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success());
+            break;
+        }
+        assert!(
+            start.elapsed() < READY_TIMEOUT,
+            "the consumer printed nothing"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "new\n");
+}
+
+/// `cluster status` names the node, what it leads, and the under-replicated partitions.
+#[test]
+fn cluster_status_shows_nodes_and_leaders() {
+    let server = Server::start();
+    stdout(&server.stave(&["topic", "create", "v1.audit", "--partitions", "2"]));
+    let start = Instant::now();
+    loop {
+        let status = stdout(&server.stave(&["cluster", "status"]));
+        if status.contains("under-replicated partitions: none") {
+            assert!(status.contains(&server.addr), "{status}");
+            assert!(status.contains("v1.audit/0  1"), "{status}");
+            assert!(status.contains("v1.audit/1  1"), "{status}");
+            break;
+        }
+        assert!(start.elapsed() < READY_TIMEOUT, "no leaders: {status}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Bad input: one line on stderr, a non-zero exit, and nothing changed.
+#[test]
+fn bad_input_fails_with_one_line() {
+    let server = Server::start();
+    let bad_name = one_line_error(&server.stave(&["topic", "create", "bad name!"]));
+    assert!(bad_name.contains("INVALID_TOPIC_NAME"), "{bad_name}");
+    let reserved = one_line_error(&server.stave(&["topic", "create", "__offsets"]));
+    assert!(reserved.contains("RESERVED_TOPIC_NAME"), "{reserved}");
+    let bad_config = one_line_error(&server.stave(&[
+        "topic",
+        "create",
+        "v1.x",
+        "--config",
+        "retention.ms=soon",
+    ]));
+    assert!(bad_config.contains("INVALID_CONFIG"), "{bad_config}");
+    assert_eq!(stdout(&server.stave(&["topic", "list"])), "");
+
+    let unknown = one_line_error(&server.stave_with_input(&["produce", "v1.nope"], "x\n"));
+    assert!(unknown.contains("unknown topic"), "{unknown}");
+    let described = one_line_error(&server.stave(&["topic", "describe", "v1.nope"]));
+    assert!(described.contains("unknown topic"), "{described}");
+
+    stdout(&server.stave(&["topic", "create", "v1.ok", "--partitions", "1"]));
+    let exists = one_line_error(&server.stave(&["topic", "create", "v1.ok"]));
+    assert!(exists.contains("TOPIC_EXISTS"), "{exists}");
+    let no_separator = one_line_error(&server.stave_with_input(
+        &["produce", "v1.ok", "--key-separator", ":"],
+        "k:v\nno separator here\n",
+    ));
+    assert!(
+        no_separator.contains("line 2 has no key separator"),
+        "{no_separator}"
+    );
+    let group = one_line_error(&server.stave(&["consume", "v1.ok", "--group", "g"]));
+    assert!(
+        group.contains("consumer groups are not available yet"),
+        "{group}"
+    );
+    let out_of_range = one_line_error(&server.stave(&[
+        "consume",
+        "v1.ok",
+        "--partition",
+        "0",
+        "--offset",
+        "1000",
+    ]));
+    assert!(out_of_range.contains("out of range"), "{out_of_range}");
+    let no_partition = one_line_error(&server.stave(&["consume", "v1.ok", "--partition", "7"]));
+    assert!(no_partition.contains("no partition 7"), "{no_partition}");
+
+    // A usage error is one line too (exit code 2, as clap's).
+    let usage = server.stave(&["topic", "create", "v1.y", "--partitions", "many"]);
+    assert_eq!(usage.status.code(), Some(2));
+    one_line_error(&usage);
+}
+
+/// Every bootstrap address refuses the connection: the command fails at once, in one line.
+#[test]
+fn unreachable_bootstrap_fails_fast() {
+    let closed = reserve_port();
+    let list = format!("{closed},{}", reserve_port());
+    for args in [
+        &["topic", "list"][..],
+        &["cluster", "status"],
+        &["consume", "v1.x"],
+    ] {
+        let start = Instant::now();
+        let out = stave(args, &list, None);
+        assert!(
+            start.elapsed() < FAIL_FAST,
+            "{args:?} took {:?}",
+            start.elapsed()
+        );
+        let line = one_line_error(&out);
+        assert!(line.contains("no broker reachable"), "{line}");
+        assert!(line.contains(&closed), "{line}");
+    }
+}
+
+/// `stave server` stops cleanly on SIGTERM.
+#[test]
+fn server_stops_on_sigterm() {
+    let mut server = Server::start();
+    let pid = server.child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let start = Instant::now();
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}");
+            break;
+        }
+        assert!(start.elapsed() < READY_TIMEOUT, "the server did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests: real `stave server` processes on loopback ports this harness reserved,
+//! killed with SIGKILL, restarted, wiped; spoken to through the public gRPC API.
+#![allow(clippy::unwrap_used)]
+
+mod cluster;
+mod crash;
+mod keyed;
+mod support;
