@@ -5,4 +5,5 @@
 mod cluster;
 mod crash;
 mod keyed;
+mod script;
 mod support;

@@ -168,17 +168,32 @@ where
         }
         let last = metrics.last_log_index.unwrap_or(0);
         let replication = metrics.replication.as_ref();
+        // In sync: close to the leader's log, and heard from within an election timeout
+        // (a dead follower's log stops falling behind while nothing is written).
+        let recent = std::time::Duration::from_millis(self.config().election_timeout_max);
+        let heard = |id: &u64| {
+            metrics
+                .heartbeat
+                .as_ref()
+                .and_then(|acks| acks.get(id).cloned().flatten())
+                .is_some_and(|at| {
+                    use openraft::Instant as _;
+                    (*at).elapsed() <= recent
+                })
+        };
         let in_sync = metrics
             .membership_config
             .membership()
             .voter_ids()
             .filter(|id| {
                 *id == metrics.id
-                    || replication
-                        .and_then(|r| r.get(id).cloned().flatten())
-                        .is_some_and(|matched| {
-                            last.saturating_sub(matched.index) <= crate::membership::CAUGHT_UP_LAG
-                        })
+                    || (heard(id)
+                        && replication
+                            .and_then(|r| r.get(id).cloned().flatten())
+                            .is_some_and(|matched| {
+                                last.saturating_sub(matched.index)
+                                    <= crate::membership::CAUGHT_UP_LAG
+                            }))
             })
             .collect();
         Some((metrics.current_term, in_sync))

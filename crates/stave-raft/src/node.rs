@@ -142,6 +142,12 @@ const REJOINING_FILE: &str = "rejoining";
 /// promotions of rejoined replicas, retries).
 const RECHECK: Duration = Duration::from_secs(2);
 
+/// A new partition's group is initialized by the first replica of its assignment; a replica
+/// still pristine this long after it started initializes it too, with the same membership
+/// (openraft allows that: identical configurations elect one leader), so a first replica that
+/// died before reaching the others does not leave the partition without a group.
+const INITIALIZE_FALLBACK: Duration = Duration::from_secs(5);
+
 /// `{data}/node`: which node the directory belongs to, its cluster, and what a wiped node
 /// still has to finish.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -241,6 +247,9 @@ struct RunningPartition {
     /// While a rejoined replica waits for its promotion: its learner entry's log index
     /// (it votes only once promoted).
     learner_since: Option<u64>,
+    /// When this replica started (a pristine one initializes its new group after
+    /// [`INITIALIZE_FALLBACK`] if the first replica has not reached it).
+    started: std::time::Instant,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -802,10 +811,14 @@ impl RaftNode {
     ) -> Result<(), NodeError> {
         let inner = &self.inner;
         let group = wanted.group;
-        let running = lock(&inner.partitions)
-            .get(&group)
-            .map(|running| (running.replica.clone(), running.learner_since));
-        let Some((replica, learner_since)) = running else {
+        let running = lock(&inner.partitions).get(&group).map(|running| {
+            (
+                running.replica.clone(),
+                running.learner_since,
+                running.started,
+            )
+        });
+        let Some((replica, learner_since, started)) = running else {
             if lock(&inner.rejoining).contains(&group) {
                 return Ok(()); // Its rejoin is under way.
             }
@@ -838,9 +851,11 @@ impl RaftNode {
             if !self.register(&wanted, replica.clone(), None).await {
                 return Ok(());
             }
-            return self.after_start(metadata, &wanted, &replica, None).await;
+            return self
+                .after_start(metadata, &wanted, &replica, None, std::time::Instant::now())
+                .await;
         };
-        self.after_start(metadata, &wanted, &replica, learner_since)
+        self.after_start(metadata, &wanted, &replica, learner_since, started)
             .await
     }
 
@@ -883,6 +898,7 @@ impl RaftNode {
                         replica: replica.clone(),
                         dir: wanted.dir.clone(),
                         learner_since,
+                        started: std::time::Instant::now(),
                     },
                 );
                 true
@@ -934,6 +950,7 @@ impl RaftNode {
         wanted: &Partition,
         replica: &PartitionReplica,
         learner_since: Option<u64>,
+        started: std::time::Instant,
     ) -> Result<(), NodeError> {
         let inner = &self.inner;
         let me = inner.config.id;
@@ -956,9 +973,10 @@ impl RaftNode {
                 }),
             )
         };
+        let first = wanted.replicas.first() == Some(&me);
         if wanted.may_initialize
             && learner_since.is_none()
-            && wanted.replicas.first() == Some(&me)
+            && (first || started.elapsed() >= INITIALIZE_FALLBACK)
             && maybe_pristine
             && !raft.is_initialized().await.unwrap_or(true)
         {

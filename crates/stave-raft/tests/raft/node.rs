@@ -439,3 +439,21 @@ async fn restarted_nodes_resume_from_their_data_directories() {
     assert_eq!(cluster.write(group, 80..100).await, 20);
     assert!(cluster.converged(group).await >= 100);
 }
+
+/// A new partition whose first replica is down: the other replicas, still pristine after a
+/// while, initialize the group themselves (same membership), elect a leader and take writes;
+/// the first replica joins when it comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_partition_forms_without_its_first_replica() {
+    let mut cluster = Cluster::new(3, 3).await;
+    cluster.cluster_id().await;
+    cluster.stop(1).await;
+    let incarnation = cluster.create_topic("v1.fallback", &[&[1, 2, 3]]).await;
+    let group = partition_group_id(incarnation, 0);
+    let all = BTreeSet::from([1, 2, 3]);
+    cluster.wait_group(2, group, &all).await;
+    assert_eq!(cluster.write(group, 0..30).await, 30);
+    cluster.start(1).await;
+    cluster.wait_group(1, group, &all).await;
+    assert!(cluster.converged(group).await >= 30);
+}
