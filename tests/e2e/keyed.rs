@@ -39,16 +39,21 @@ async fn keyed_records_survive_a_killed_leader_in_order_and_once() {
         .unwrap();
 
     // The leader of partition 0 dies a third of the way in, and comes back at two thirds.
-    let metadata = client(&bootstrap[0])
-        .metadata(pb::MetadataRequest {
-            topics: vec!["v1.orders".into()],
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let victim = metadata.topics[0].partitions[0]
-        .leader
-        .expect("partition 0 has a leader");
+    let started = Instant::now();
+    let victim = loop {
+        let metadata = client(&bootstrap[0])
+            .metadata(pb::MetadataRequest {
+                topics: vec!["v1.orders".into()],
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if let Some(leader) = metadata.topics[0].partitions[0].leader {
+            break leader;
+        }
+        assert!(started.elapsed() < WAIT, "partition 0 has no leader");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let victim = servers.iter().position(|s| s.id == victim).unwrap();
 
     let mut deliveries = Vec::with_capacity(RECORDS as usize);

@@ -183,8 +183,13 @@ pub async fn create_topic(addr: &str, name: &str, partitions: u32, configs: &[(&
 
 /// A batch whose single record's key is `seed` and whose value names it.
 pub fn seed_batch(seed: u64) -> Bytes {
+    seed_batch_from(seed, ProducerFields::NONE)
+}
+
+/// [`seed_batch`] from an idempotent producer (its retries are written once).
+pub fn seed_batch_from(seed: u64, producer: ProducerFields) -> Bytes {
     let mut builder = BatchBuilder::new();
-    builder.producer(ProducerFields::NONE);
+    builder.producer(producer);
     let value = format!("record-{seed:08}-{}", "x".repeat((seed % 200) as usize));
     builder.push(&Record {
         timestamp: now_ms() + seed as i64 % 1000,

@@ -169,6 +169,30 @@ impl LogStore {
             .map_err(io::Error::other)?
     }
 
+    /// Seeds a pristine replica (no vote, no log) of a new group with the group's initial
+    /// membership at log id (term 0, index 0), synced, before its Raft starts: what
+    /// `Raft::initialize` would append, written on every replica alike, so each can campaign
+    /// from the start and no replica's death leaves the others without a membership. Returns
+    /// whether it seeded (false: the replica holds state already).
+    pub fn seed_membership(&self, membership: &crate::types::MembershipOf) -> io::Result<bool> {
+        if lock(&self.shared.vote_value).is_some() {
+            return Ok(false);
+        }
+        let entry = openraft::Entry {
+            log_id: from_log_id(stave_log::LogId::new(0, 0)),
+            payload: openraft::EntryPayload::Membership(membership.clone()),
+        };
+        let frame = to_frame(&entry)?;
+        let mut log = lock(&self.shared.log);
+        if log.next_index().0 != 0 || log.first_index().0 != 0 {
+            return Ok(false);
+        }
+        log.append(&frame, stave_log::LogId::new(0, 0))
+            .map_err(io_error)?;
+        log.flush().map_err(io_error)?;
+        Ok(true)
+    }
+
     /// The log's first and next record offsets: `[start, end)` is what it holds.
     pub async fn offsets(&self) -> io::Result<(u64, u64)> {
         self.with_log(|log| Ok((log.log_start_offset().0, log.log_end_offset().0)))

@@ -19,8 +19,10 @@
 //!   `rejoining` file in a partition directory).
 //! - **Partition groups** follow the metadata: a node runs a replica of every partition
 //!   assigned to it (in `{data}/partitions/{topic}-{incarnation}-{partition}`, so a recreated
-//!   topic never meets an old group's data); the first replica of the assignment initializes
-//!   group when the topic is created (never after a reassignment: the group exists); the
+//!   topic never meets an old group's data); every replica of a new partition starts from the
+//!   creation assignment as its initial membership, written into its empty log at log id
+//!   (0, 0) (what `Raft::initialize` writes, on all replicas alike: none waits for another, so
+//!   one dying early leaves no replica without a membership; never after a reassignment); the
 //!   leader of a group whose assignment changed adds replicas (as learners, promoted once
 //!   caught up) and removes the ones no longer assigned; a replica moved away runs until its
 //!   group's committed membership no longer holds it; replicas of deleted topics stop and
@@ -45,7 +47,7 @@ use crate::controller::{
 };
 use crate::group::{CONTROLLER_GROUP, GroupHandle, GroupId, Groups, Rejoined, incarnation_of};
 use crate::membership;
-use crate::replica::{PartitionReplica, start_partition};
+use crate::replica::PartitionReplica;
 use crate::state_machine::PartitionSnapshot;
 use crate::transport::{NodeIdentity, RaftClients, TransportConfig};
 use crate::types::TypeConfig;
@@ -141,12 +143,6 @@ const REJOINING_FILE: &str = "rejoining";
 /// How often a node looks at its groups again without a metadata change (leader changes,
 /// promotions of rejoined replicas, retries).
 const RECHECK: Duration = Duration::from_secs(2);
-
-/// A new partition's group is initialized by the first replica of its assignment; a replica
-/// still pristine this long after it started initializes it too, with the same membership
-/// (openraft allows that: identical configurations elect one leader), so a first replica that
-/// died before reaching the others does not leave the partition without a group.
-const INITIALIZE_FALLBACK: Duration = Duration::from_secs(5);
 
 /// `{data}/node`: which node the directory belongs to, its cluster, and what a wiped node
 /// still has to finish.
@@ -247,9 +243,6 @@ struct RunningPartition {
     /// While a rejoined replica waits for its promotion: its learner entry's log index
     /// (it votes only once promoted).
     learner_since: Option<u64>,
-    /// When this replica started (a pristine one initializes its new group after
-    /// [`INITIALIZE_FALLBACK`] if the first replica has not reached it).
-    started: std::time::Instant,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -811,22 +804,19 @@ impl RaftNode {
     ) -> Result<(), NodeError> {
         let inner = &self.inner;
         let group = wanted.group;
-        let running = lock(&inner.partitions).get(&group).map(|running| {
-            (
-                running.replica.clone(),
-                running.learner_since,
-                running.started,
-            )
-        });
-        let Some((replica, learner_since, started)) = running else {
+        let running = lock(&inner.partitions)
+            .get(&group)
+            .map(|running| (running.replica.clone(), running.learner_since));
+        let Some((replica, learner_since)) = running else {
             if lock(&inner.rejoining).contains(&group) {
                 return Ok(()); // Its rejoin is under way.
             }
             let rejoin_mode = self.rejoin_mode(wanted.incarnation);
             let dir = wanted.dir.clone();
-            let rejoining = blocking(move || {
+            let (rejoining, fresh) = blocking(move || {
                 let marker = dir.join(REJOINING_FILE);
-                if !dir.exists() {
+                let fresh = !dir.exists();
+                if fresh {
                     std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
                     if rejoin_mode {
                         write_atomically(&dir, REJOINING_FILE, b"")?;
@@ -835,7 +825,7 @@ impl RaftNode {
                         .and_then(|parent| parent.sync_all())
                         .map_err(io_error(&dir))?;
                 }
-                Ok(marker.exists())
+                Ok((marker.exists(), fresh))
             })
             .await?;
             if rejoining {
@@ -847,27 +837,43 @@ impl RaftNode {
                 });
                 return Ok(());
             }
-            let replica = self.open_partition(&wanted).await?;
+            // A new partition's replicas all start from its initial membership (none waits for
+            // another to initialize the group); a wiped one rejoins instead (above).
+            let initial = if wanted.may_initialize {
+                membership_of(&node_addrs(metadata, &wanted.replicas), &wanted.replicas)
+            } else {
+                None
+            };
+            let seeded = fresh && initial.is_some();
+            let replica = self.open_partition(&wanted, initial).await?;
             if !self.register(&wanted, replica.clone(), None).await {
                 return Ok(());
             }
-            return self
-                .after_start(metadata, &wanted, &replica, None, std::time::Instant::now())
-                .await;
+            if seeded && wanted.replicas.first() == Some(&inner.config.id) {
+                // The first replica campaigns at once (the preferred leader; the others
+                // would wait an election timeout).
+                let _ = replica.raft.trigger().elect(false).await;
+            }
+            return self.after_start(metadata, &wanted, &replica, None).await;
         };
-        self.after_start(metadata, &wanted, &replica, learner_since, started)
+        self.after_start(metadata, &wanted, &replica, learner_since)
             .await
     }
 
-    async fn open_partition(&self, wanted: &Partition) -> Result<PartitionReplica, NodeError> {
+    async fn open_partition(
+        &self,
+        wanted: &Partition,
+        initial: Option<crate::types::MembershipOf>,
+    ) -> Result<PartitionReplica, NodeError> {
         let inner = &self.inner;
         let network = inner.clients.network::<PartitionSnapshot>(wanted.group);
-        start_partition(
+        crate::replica::start_partition_seeded(
             inner.config.id,
             &wanted.dir,
             wanted.log_config.clone(),
             inner.config.partition_raft.clone(),
             network,
+            initial,
         )
         .await
         .map_err(io_error(&wanted.dir))
@@ -898,7 +904,6 @@ impl RaftNode {
                         replica: replica.clone(),
                         dir: wanted.dir.clone(),
                         learner_since,
-                        started: std::time::Instant::now(),
                     },
                 );
                 true
@@ -934,7 +939,7 @@ impl RaftNode {
             tracing::error!(group = wanted.group, %err, "cannot record the rejoin");
             return;
         }
-        match self.open_partition(&wanted).await {
+        match self.open_partition(&wanted, None).await {
             Ok(replica) => {
                 self.register(&wanted, replica, Some(since)).await;
             }
@@ -950,19 +955,17 @@ impl RaftNode {
         wanted: &Partition,
         replica: &PartitionReplica,
         learner_since: Option<u64>,
-        started: std::time::Instant,
     ) -> Result<(), NodeError> {
         let inner = &self.inner;
         let me = inner.config.id;
         let group = wanted.group;
         let raft = &replica.raft;
         // One look at the metrics: this pass runs every few seconds for every partition.
-        let (maybe_pristine, promoted, voters) = {
+        let (promoted, voters) = {
             let metrics = raft.metrics();
             let metrics = metrics.borrow_watched();
             let leads = metrics.current_leader == Some(me);
             (
-                metrics.vote.leader_id.term == 0 && metrics.last_log_index.is_none(),
                 learner_since.is_some_and(|since| promoted_since(&metrics, me, since)),
                 leads.then(|| {
                     metrics
@@ -973,24 +976,6 @@ impl RaftNode {
                 }),
             )
         };
-        let first = wanted.replicas.first() == Some(&me);
-        if wanted.may_initialize
-            && learner_since.is_none()
-            && (first || started.elapsed() >= INITIALIZE_FALLBACK)
-            && maybe_pristine
-            && !raft.is_initialized().await.unwrap_or(true)
-        {
-            let addrs = node_addrs(metadata, &wanted.replicas);
-            if addrs.len() == wanted.replicas.len() {
-                let members: BTreeMap<u64, BasicNode> = addrs
-                    .iter()
-                    .map(|(id, addr)| (*id, BasicNode::new(addr)))
-                    .collect();
-                if let Err(err) = raft.initialize(members).await {
-                    tracing::debug!(group, %err, "partition group not initialized");
-                }
-            }
-        }
         if promoted {
             // A rejoined replica votes again once promoted.
             let dir = wanted.dir.clone();
@@ -1168,6 +1153,22 @@ struct Partition {
     may_initialize: bool,
     replicas: Vec<u64>,
     dir: PathBuf,
+}
+
+/// A new group's initial membership: every replica a voter (none if an address is unknown).
+fn membership_of(
+    addrs: &BTreeMap<u64, String>,
+    replicas: &[u64],
+) -> Option<crate::types::MembershipOf> {
+    if addrs.len() != replicas.len() {
+        return None;
+    }
+    let voters: BTreeSet<u64> = replicas.iter().copied().collect();
+    let nodes: BTreeMap<u64, BasicNode> = addrs
+        .iter()
+        .map(|(id, addr)| (*id, BasicNode::new(addr)))
+        .collect();
+    crate::types::MembershipOf::new(vec![voters], nodes).ok()
 }
 
 fn node_addrs(metadata: &ClusterMetadata, replicas: &[u64]) -> BTreeMap<u64, String> {

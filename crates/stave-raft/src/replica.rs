@@ -32,12 +32,32 @@ where
     N: RaftNetworkFactory<TypeConfig>,
     N::Network: NetSnapshot<TypeConfig, SnapshotData = PartitionSnapshot>,
 {
+    start_partition_seeded(id, dir, log_config, raft_config, network, None).await
+}
+
+/// [`start_partition`], first seeding a pristine replica of a new group with its initial
+/// membership ([`LogStore::seed_membership`]).
+pub async fn start_partition_seeded<N>(
+    id: u64,
+    dir: &Path,
+    log_config: stave_log::LogConfig,
+    raft_config: Arc<openraft::Config>,
+    network: N,
+    initial: Option<crate::types::MembershipOf>,
+) -> std::io::Result<PartitionReplica>
+where
+    N: RaftNetworkFactory<TypeConfig>,
+    N::Network: NetSnapshot<TypeConfig, SnapshotData = PartitionSnapshot>,
+{
     // Opening recovers the log's tail and replays the producer table: blocking work.
     let owned = dir.to_path_buf();
     let (sm, store) = tokio::task::spawn_blocking(move || {
         let storage: Arc<dyn stave_log::storage::Storage> = Arc::new(stave_log::storage::FsStorage);
         let sm = PartitionStateMachine::open(&owned)?;
         let store = LogStore::open(storage, &owned, log_config, sm.installed_snapshots())?;
+        if let Some(membership) = &initial {
+            store.seed_membership(membership)?;
+        }
         Ok::<_, std::io::Error>((sm, store))
     })
     .await
