@@ -24,6 +24,7 @@ pub mod group;
 mod log_store;
 pub mod membership;
 pub mod node;
+pub mod offsets;
 mod producers;
 pub mod replica;
 pub mod sim_network;
@@ -38,5 +39,7 @@ pub use producers::{
     ProducerTable, Producers, Reservation, ReservationId, Verdict, Written, sequence_add,
 };
 pub use replica::{PartitionRaft, PartitionReplica, partition_raft_config, start_partition};
-pub use state_machine::{InstalledSnapshots, PartitionSnapshot, PartitionStateMachine};
+pub use state_machine::{
+    InstalledSnapshots, PartitionKind, PartitionSnapshot, PartitionStateMachine,
+};
 pub use types::{Applied, FramePayload, LogIdOf, SnapshotCodec, TypeConfig};

@@ -770,8 +770,14 @@ impl RaftNode {
                     Some(config_for) => (config_for.0)(topic),
                     None => inner.config.partition_log.clone(),
                 };
+                let kind = if name == crate::controller::OFFSETS_TOPIC {
+                    crate::PartitionKind::Offsets
+                } else {
+                    crate::PartitionKind::Data
+                };
                 let wanted = Partition {
                     group,
+                    kind,
                     log_config,
                     incarnation: topic.incarnation(),
                     may_initialize: !topic.is_reassigned(partition),
@@ -874,6 +880,7 @@ impl RaftNode {
             inner.config.partition_raft.clone(),
             network,
             initial,
+            wanted.kind,
         )
         .await
         .map_err(io_error(&wanted.dir))
@@ -1146,6 +1153,7 @@ impl RaftNode {
 /// A partition replica this node should run, as the metadata says.
 struct Partition {
     group: GroupId,
+    kind: crate::PartitionKind,
     log_config: stave_log::LogConfig,
     incarnation: u64,
     /// Only the creation assignment's first replica initializes a group, and only if the

@@ -32,7 +32,16 @@ where
     N: RaftNetworkFactory<TypeConfig>,
     N::Network: NetSnapshot<TypeConfig, SnapshotData = PartitionSnapshot>,
 {
-    start_partition_seeded(id, dir, log_config, raft_config, network, None).await
+    start_partition_seeded(
+        id,
+        dir,
+        log_config,
+        raft_config,
+        network,
+        None,
+        crate::PartitionKind::Data,
+    )
+    .await
 }
 
 /// [`start_partition`], first seeding a pristine replica of a new group with its initial
@@ -44,6 +53,7 @@ pub async fn start_partition_seeded<N>(
     raft_config: Arc<openraft::Config>,
     network: N,
     initial: Option<crate::types::MembershipOf>,
+    kind: crate::PartitionKind,
 ) -> std::io::Result<PartitionReplica>
 where
     N: RaftNetworkFactory<TypeConfig>,
@@ -53,7 +63,11 @@ where
     let owned = dir.to_path_buf();
     let (sm, store) = tokio::task::spawn_blocking(move || {
         let storage: Arc<dyn stave_log::storage::Storage> = Arc::new(stave_log::storage::FsStorage);
-        let sm = PartitionStateMachine::open(&owned)?;
+        let sm = PartitionStateMachine::open_kind(
+            &owned,
+            crate::producers::ProducerConfig::default(),
+            kind,
+        )?;
         let store = LogStore::open(storage, &owned, log_config, sm.installed_snapshots())?;
         if let Some(membership) = &initial {
             store.seed_membership(membership)?;

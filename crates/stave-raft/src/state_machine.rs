@@ -20,6 +20,7 @@ use stave_log::frame::{BodyHeader, HEADER_LEN};
 use serde::{Deserialize, Serialize};
 
 use crate::entry::{decode_membership, encode_membership};
+use crate::offsets::OffsetsTable;
 use crate::producers::{ProducerConfig, ProducerSnapshot, Producers};
 use crate::types::{
     Applied, FramePayload, LogIdOf, SnapshotCodec, StoredMembershipOf, TypeConfig, from_log_id,
@@ -35,6 +36,19 @@ pub struct PartitionSnapshot {
     pub next_offset: u64,
     #[serde(default)]
     pub producers: ProducerSnapshot,
+    /// An `__offsets` partition's committed offsets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offsets: Option<OffsetsTable>,
+}
+
+/// What a partition's records mean to its state machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PartitionKind {
+    /// A user topic's: the state machine only counts them.
+    #[default]
+    Data,
+    /// `__offsets`: committed offsets, applied to an [`OffsetsTable`].
+    Offsets,
 }
 
 impl SnapshotCodec for PartitionSnapshot {
@@ -80,6 +94,8 @@ struct StoredSnapshot {
     next_offset: u64,
     #[serde(default)]
     producers: ProducerSnapshot,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    offsets: Option<OffsetsTable>,
 }
 
 fn log_id_parts(id: &Option<LogIdOf>) -> Option<(u64, u64)> {
@@ -100,6 +116,7 @@ fn write_snapshot(dir: &Path, meta: &SnapshotMetaOf, data: PartitionSnapshot) ->
             .map_err(io::Error::other)?,
         next_offset: data.next_offset,
         producers: data.producers,
+        offsets: data.offsets,
     };
     let bytes = serde_json::to_vec(&stored).map_err(io::Error::other)?;
     let temporary = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
@@ -127,6 +144,7 @@ fn read_snapshot(dir: &Path) -> io::Result<Option<(SnapshotMetaOf, PartitionSnap
         PartitionSnapshot {
             next_offset: stored.next_offset,
             producers: stored.producers,
+            offsets: stored.offsets,
         },
     )))
 }
@@ -189,6 +207,8 @@ struct State {
     /// The high watermark: the offset after the last applied record.
     next_offset: u64,
     current_snapshot: Option<(SnapshotMetaOf, PartitionSnapshot)>,
+    /// `__offsets` partitions: the committed offsets as of `applied`.
+    offsets: Option<OffsetsTable>,
 }
 
 impl PartitionStateMachine {
@@ -200,13 +220,28 @@ impl PartitionStateMachine {
 
     /// [`PartitionStateMachine::open`], with the producer table's settings.
     pub fn open_with(dir: &Path, producers: ProducerConfig) -> io::Result<PartitionStateMachine> {
+        PartitionStateMachine::open_kind(dir, producers, PartitionKind::Data)
+    }
+
+    /// [`PartitionStateMachine::open_with`], for a partition of `kind`.
+    pub fn open_kind(
+        dir: &Path,
+        producers: ProducerConfig,
+        kind: PartitionKind,
+    ) -> io::Result<PartitionStateMachine> {
         let sm = PartitionStateMachine {
             dir: Some(dir.to_path_buf()),
             installed: InstalledSnapshots::with_producers(Producers::new(producers)),
             ..Default::default()
         };
+        if kind == PartitionKind::Offsets {
+            sm.lock().offsets = Some(OffsetsTable::default());
+        }
         if let Some((meta, snapshot)) = read_snapshot(dir)? {
             let mut state = sm.lock();
+            if let (Some(table), Some(saved)) = (state.offsets.as_mut(), &snapshot.offsets) {
+                *table = saved.clone();
+            }
             let last = meta.last_log_id.map(|id| id.index);
             sm.installed
                 .producers
@@ -247,6 +282,20 @@ impl PartitionStateMachine {
         self.lock().next_offset
     }
 
+    /// An `__offsets` partition's committed offsets, as of the applied index (none for other
+    /// partitions).
+    pub fn offsets(&self) -> Option<OffsetsTable> {
+        self.lock().offsets.clone()
+    }
+
+    /// One committed offset of an `__offsets` partition.
+    pub fn committed(&self, key: &crate::offsets::OffsetKey) -> Option<crate::offsets::Committed> {
+        self.lock()
+            .offsets
+            .as_ref()
+            .and_then(|t| t.get(key).cloned())
+    }
+
     /// A receiver that sees the high watermark move (fetches waiting for data).
     pub fn subscribe_high_watermark(&self) -> tokio::sync::watch::Receiver<u64> {
         self.high_watermark.0.subscribe()
@@ -284,6 +333,7 @@ impl RaftSnapshotBuilder<TypeConfig> for PartitionStateMachine {
                 PartitionSnapshot {
                     next_offset: state.next_offset,
                     producers: self.installed.producers.snapshot_at(last)?,
+                    offsets: state.offsets.clone(),
                 },
             )
         };
@@ -322,6 +372,9 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(frame) => {
                     state.next_offset += u64::from(record_count(frame)?);
+                    if let Some(table) = state.offsets.as_mut() {
+                        table.apply_frame(&frame.0);
+                    }
                 }
                 EntryPayload::Membership(membership) => {
                     state.membership =
@@ -370,6 +423,9 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
         state.membership = meta.last_membership.clone();
         state.next_offset = snapshot.next_offset;
         let next_offset = snapshot.next_offset;
+        if let Some(table) = state.offsets.as_mut() {
+            *table = snapshot.offsets.clone().unwrap_or_default();
+        }
         state.current_snapshot = Some((meta.clone(), snapshot));
         drop(state);
         self.high_watermark.0.send_replace(next_offset);

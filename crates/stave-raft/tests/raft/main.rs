@@ -6,6 +6,7 @@ mod failover;
 mod grpc;
 mod membership;
 mod node;
+mod offsets;
 mod producers;
 mod random;
 mod replication;
