@@ -46,6 +46,13 @@ pub enum BrokerError {
     NotEnoughNodes { asked: u32, nodes: usize },
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("this node does not coordinate group {group:?}")]
+    NotCoordinator {
+        group: String,
+        coordinator: Option<(u64, String)>,
+    },
+    #[error("group {0:?} has no coordinator yet")]
+    CoordinatorNotAvailable(String),
     #[error(transparent)]
     Node(#[from] stave_raft::node::NodeError),
     #[error("cannot serve on {addr}: {source}")]
@@ -80,6 +87,8 @@ impl BrokerError {
             BrokerError::DuplicateInFlight => C::DuplicateInFlight,
             BrokerError::Timeout(_) => C::RequestTimedOut,
             BrokerError::NotEnoughNodes { .. } => C::NotEnoughNodes,
+            BrokerError::NotCoordinator { .. } => C::NotCoordinator,
+            BrokerError::CoordinatorNotAvailable(_) => C::CoordinatorNotAvailable,
             BrokerError::Internal(_)
             | BrokerError::Node(_)
             | BrokerError::Listen { .. }
@@ -88,6 +97,10 @@ impl BrokerError {
         let (leader_id, leader_addr) = match self {
             BrokerError::NotLeader {
                 leader: Some((id, addr)),
+                ..
+            }
+            | BrokerError::NotCoordinator {
+                coordinator: Some((id, addr)),
                 ..
             } => (Some(*id), addr.clone()),
             _ => (None, String::new()),

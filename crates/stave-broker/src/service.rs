@@ -241,6 +241,38 @@ impl Broker {
         leaders
     }
 
+    /// The leader of `group` as this node or the cluster's leaderships know it.
+    pub(crate) async fn leader_of(&self, group: GroupId) -> Option<u64> {
+        if let Some(replica) = self.node.partition(group)
+            && let Some(leader) = replica.raft.metrics().borrow_watched().current_leader
+        {
+            return Some(leader);
+        }
+        self.leaders().await.get(&group).map(|leader| leader.node)
+    }
+
+    /// Proposes a batch the broker built itself (an internal topic's) to `replica`, which
+    /// leads; answered once committed.
+    pub(crate) async fn propose_internal(
+        &self,
+        replica: &PartitionReplica,
+        topic: &str,
+        group: GroupId,
+        batch: Bytes,
+    ) -> Result<(), BrokerError> {
+        let target = Target {
+            topic: topic.to_string(),
+            partition: stave_raft::group::partition_of(group),
+            group,
+            config: TopicConfig::default(),
+        };
+        let deadline = Instant::now() + self.config.produce_timeout();
+        let receiver = self.submit(replica, batch.clone()).await?;
+        self.await_commit(replica, &target, batch, receiver, deadline)
+            .await
+            .map(|_| ())
+    }
+
     fn order_lock(&self, group: GroupId) -> Arc<tokio::sync::Mutex<()>> {
         lock(&self.order).entry(group).or_default().clone()
     }
@@ -614,7 +646,10 @@ impl Broker {
     }
 
     /// Proposes a controller command here (this node leads the controller).
-    async fn command(&self, command: cproto::Command) -> Result<cproto::CommandReply, BrokerError> {
+    pub(crate) async fn command(
+        &self,
+        command: cproto::Command,
+    ) -> Result<cproto::CommandReply, BrokerError> {
         self.node
             .controller()
             .propose(command)
@@ -836,6 +871,20 @@ fn command_result(reply: cproto::CommandReply, name: &str) -> Result<(), BrokerE
         }),
         Some(_) => Ok(()),
         None => Err(internal("an empty controller reply")),
+    }
+}
+
+fn coordinator_answer(found: Result<(u64, String), BrokerError>) -> pb::FindCoordinatorResponse {
+    match found {
+        Ok((node_id, addr)) => pb::FindCoordinatorResponse {
+            error: None,
+            node_id,
+            addr,
+        },
+        Err(err) => pb::FindCoordinatorResponse {
+            error: error(&err),
+            ..Default::default()
+        },
     }
 }
 
@@ -1128,6 +1177,63 @@ impl pb::stave_server::Stave for Broker {
             });
         }
         Ok(Response::new(pb::DescribeTopicsResponse { topics }))
+    }
+
+    async fn find_coordinator(
+        &self,
+        request: Request<pb::FindCoordinatorRequest>,
+    ) -> Result<Response<pb::FindCoordinatorResponse>, Status> {
+        let offsets_exist = self
+            .node
+            .controller()
+            .metadata()
+            .topic(stave_raft::controller::OFFSETS_TOPIC)
+            .is_some();
+        if !offsets_exist {
+            // `__offsets` is created on first use, by the controller leader.
+            via_controller!(
+                self,
+                request,
+                find_coordinator,
+                |message: pb::FindCoordinatorRequest| async move {
+                    let found = match self.ensure_offsets_topic().await {
+                        Ok(()) => self.coordinator(&message.group).await,
+                        Err(err) => Err(err),
+                    };
+                    Ok(Response::new(coordinator_answer(found)))
+                }
+            )
+        } else {
+            let found = self.coordinator(&request.into_inner().group).await;
+            Ok(Response::new(coordinator_answer(found)))
+        }
+    }
+
+    async fn commit_offsets(
+        &self,
+        request: Request<pb::CommitOffsetsRequest>,
+    ) -> Result<Response<pb::CommitOffsetsResponse>, Status> {
+        let outcome = self.commit_offsets(request.into_inner()).await;
+        Ok(Response::new(pb::CommitOffsetsResponse {
+            error: outcome.err().as_ref().and_then(error),
+        }))
+    }
+
+    async fn fetch_offsets(
+        &self,
+        request: Request<pb::FetchOffsetsRequest>,
+    ) -> Result<Response<pb::FetchOffsetsResponse>, Status> {
+        let response = match self.fetch_offsets(&request.into_inner().group).await {
+            Ok(offsets) => pb::FetchOffsetsResponse {
+                error: None,
+                offsets,
+            },
+            Err(err) => pb::FetchOffsetsResponse {
+                error: error(&err),
+                offsets: vec![],
+            },
+        };
+        Ok(Response::new(response))
     }
 
     async fn alter_topic_config(

@@ -195,6 +195,9 @@ pub async fn retention_loop(broker: Arc<Broker>) {
         if let Err(err) = apply_retention(&broker).await {
             tracing::warn!(%err, "retention pass failed");
         }
+        if let Err(err) = crate::groups::compact(&broker).await {
+            tracing::warn!(%err, "__offsets compaction failed");
+        }
     }
 }
 

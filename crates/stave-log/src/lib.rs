@@ -33,6 +33,7 @@ mod config;
 mod error;
 mod flush;
 pub mod frame;
+pub mod hash;
 mod index;
 mod log;
 mod meta;

@@ -4,4 +4,5 @@
 
 mod api;
 mod cluster;
+mod offsets;
 mod support;

@@ -55,7 +55,10 @@ pub(crate) fn classify(result: Result<ProduceResponse, ClientError>) -> Outcome 
         | ErrorCode::InvalidRequest
         | ErrorCode::InvalidConfig
         | ErrorCode::ProducerFenced
-        | ErrorCode::NotEnoughNodes => Outcome::Fail(err),
+        | ErrorCode::NotEnoughNodes
+        // Group coordination errors never answer a produce.
+        | ErrorCode::NotCoordinator
+        | ErrorCode::CoordinatorNotAvailable => Outcome::Fail(err),
     }
 }
 

@@ -1,0 +1,248 @@
+//! Consumer groups' committed offsets (so far: coordinator lookup, commit, fetch). A group's
+//! coordinator is the leader of its `__offsets` partition (`murmur2(group) % 16`, as DESIGN
+//! says); commits are records proposed to that partition, and its state machine keeps the
+//! table (`stave_raft::offsets`). `__offsets` is created on first use by the controller
+//! leader; its log is compacted by snapshot + purge ([`compact`]).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use stave_log::batch::BatchBuilder;
+use stave_proto::internal::controller as cproto;
+use stave_proto::v1 as pb;
+use stave_raft::PartitionReplica;
+use stave_raft::controller::{OFFSETS_PARTITION_COUNT, OFFSETS_TOPIC};
+use stave_raft::offsets::{Committed, OffsetKey, as_record, commit_record};
+
+use crate::error::BrokerError;
+use crate::service::Broker;
+use crate::topics::assign;
+
+/// An `__offsets` partition is compacted once this many entries follow its last snapshot.
+const COMPACT_AFTER_ENTRIES: u64 = 1000;
+
+/// The `__offsets` partition that holds `group`'s offsets.
+pub fn offsets_partition(group: &str) -> u32 {
+    stave_log::hash::partition_for_key(group.as_bytes(), OFFSETS_PARTITION_COUNT)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn check_group(group: &str) -> Result<(), BrokerError> {
+    if group.is_empty() || group.len() > 255 {
+        return Err(BrokerError::InvalidRequest(
+            "a group name has 1 to 255 bytes".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl Broker {
+    /// Creates `__offsets` (on the controller leader) if it does not exist yet.
+    pub(crate) async fn ensure_offsets_topic(&self) -> Result<(), BrokerError> {
+        let metadata = self.node().controller().metadata();
+        if metadata.topic(OFFSETS_TOPIC).is_some() {
+            return Ok(());
+        }
+        let nodes: Vec<u64> = metadata.nodes().keys().copied().collect();
+        if nodes.is_empty() {
+            return Err(BrokerError::CoordinatorNotAvailable(
+                "(the cluster is forming)".into(),
+            ));
+        }
+        let replication = 3.min(nodes.len() as u32);
+        let assignment = assign(&nodes, OFFSETS_PARTITION_COUNT, replication, 0)?;
+        let command = cproto::Command {
+            command: Some(cproto::command::Command::CreateTopic(cproto::CreateTopic {
+                name: OFFSETS_TOPIC.into(),
+                partitions: (0u32..)
+                    .zip(assignment)
+                    .map(|(partition, replicas)| cproto::Partition {
+                        partition,
+                        replicas,
+                    })
+                    .collect(),
+                configs: vec![
+                    // Compaction, not retention, bounds `__offsets`.
+                    cproto::ConfigEntry {
+                        key: "retention.ms".into(),
+                        value: "-1".into(),
+                    },
+                    cproto::ConfigEntry {
+                        key: "segment.bytes".into(),
+                        value: (4u64 << 20).to_string(),
+                    },
+                ],
+            })),
+        };
+        let reply = self.command(command).await?;
+        match reply.result {
+            Some(cproto::command_reply::Result::Error(error))
+                if error.code != cproto::ErrorCode::TopicExists as i32 =>
+            {
+                Err(BrokerError::Internal(format!(
+                    "cannot create {OFFSETS_TOPIC}: {}",
+                    error.message
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Where `group`'s coordinator runs (after `__offsets` exists).
+    pub(crate) async fn coordinator(&self, group: &str) -> Result<(u64, String), BrokerError> {
+        check_group(group)?;
+        let metadata = self.node().controller().metadata();
+        let topic = metadata
+            .topic(OFFSETS_TOPIC)
+            .ok_or_else(|| BrokerError::CoordinatorNotAvailable(group.to_string()))?;
+        let group_id = topic.group_id(offsets_partition(group));
+        let leader = self
+            .leader_of(group_id)
+            .await
+            .ok_or_else(|| BrokerError::CoordinatorNotAvailable(group.to_string()))?;
+        let addr = metadata
+            .node_addr(leader)
+            .ok_or_else(|| BrokerError::CoordinatorNotAvailable(group.to_string()))?;
+        Ok((leader, addr.to_string()))
+    }
+
+    /// This node's replica of `group`'s `__offsets` partition (and its Raft group), if this
+    /// node is the coordinator.
+    async fn coordinator_replica(
+        &self,
+        group: &str,
+    ) -> Result<(PartitionReplica, stave_raft::group::GroupId), BrokerError> {
+        check_group(group)?;
+        let metadata = self.node().controller().metadata();
+        let topic = metadata
+            .topic(OFFSETS_TOPIC)
+            .ok_or_else(|| BrokerError::CoordinatorNotAvailable(group.to_string()))?;
+        let group_id = topic.group_id(offsets_partition(group));
+        if let Some(replica) = self.node().partition(group_id)
+            && self.leads(&replica)
+        {
+            return Ok((replica, group_id));
+        }
+        let coordinator = self.coordinator(group).await.ok();
+        match coordinator {
+            Some(coordinator) => Err(BrokerError::NotCoordinator {
+                group: group.to_string(),
+                coordinator: Some(coordinator),
+            }),
+            None => Err(BrokerError::CoordinatorNotAvailable(group.to_string())),
+        }
+    }
+
+    /// Commits `offsets` for `group` (this node must coordinate it): one batch of records,
+    /// answered once committed.
+    pub(crate) async fn commit_offsets(
+        &self,
+        request: pb::CommitOffsetsRequest,
+    ) -> Result<(), BrokerError> {
+        let (replica, group_id) = self.coordinator_replica(&request.group).await?;
+        if request.offsets.is_empty() {
+            return Ok(());
+        }
+        let commit_ms = now_ms();
+        let records: Vec<(Vec<u8>, Option<Vec<u8>>)> = request
+            .offsets
+            .into_iter()
+            .map(|entry| {
+                let key = OffsetKey {
+                    group: request.group.clone(),
+                    topic: entry.topic,
+                    partition: entry.partition,
+                };
+                let committed = Committed {
+                    offset: entry.offset,
+                    commit_ms,
+                    metadata: entry.metadata,
+                };
+                commit_record(&key, Some(&committed))
+            })
+            .collect();
+        let mut builder = BatchBuilder::new();
+        for (key, value) in &records {
+            builder.push(&as_record(key, value.as_deref(), commit_ms));
+        }
+        let batch = Bytes::from(builder.finish());
+        self.propose_internal(&replica, OFFSETS_TOPIC, group_id, batch)
+            .await
+    }
+
+    /// `group`'s committed offsets (this node must coordinate it).
+    pub(crate) async fn fetch_offsets(
+        &self,
+        group: &str,
+    ) -> Result<Vec<pb::GroupOffset>, BrokerError> {
+        let (replica, _) = self.coordinator_replica(group).await?;
+        let table = replica.sm.offsets().unwrap_or_default();
+        Ok(table
+            .group(group)
+            .map(|(key, committed)| pb::GroupOffset {
+                topic: key.topic.clone(),
+                partition: key.partition,
+                offset: committed.offset,
+                metadata: committed.metadata.clone(),
+                commit_ms: committed.commit_ms,
+            })
+            .collect())
+    }
+}
+
+/// Compacts the `__offsets` partitions this node leads: once enough entries follow the
+/// last snapshot, a snapshot (the whole table), then a purge of what it covers.
+pub async fn compact(broker: &Broker) -> Result<(), BrokerError> {
+    use openraft::async_runtime::watch::WatchReceiver;
+    let metadata = broker.node().controller().metadata();
+    let Some(topic) = metadata.topic(OFFSETS_TOPIC) else {
+        return Ok(());
+    };
+    for (partition, _) in topic.partitions() {
+        let Some(replica) = broker.node().partition(topic.group_id(partition)) else {
+            continue;
+        };
+        if !broker.leads(&replica) {
+            continue;
+        }
+        let (applied, snapshot) = {
+            let metrics = replica.raft.metrics();
+            let metrics = metrics.borrow_watched();
+            (
+                metrics.last_applied.map_or(0, |id| id.index),
+                metrics.snapshot.map(|id| id.index),
+            )
+        };
+        if applied.saturating_sub(snapshot.unwrap_or(0)) < COMPACT_AFTER_ENTRIES {
+            continue;
+        }
+        let internal = |e: openraft::error::Fatal<stave_raft::TypeConfig>| {
+            BrokerError::Internal(e.to_string())
+        };
+        replica.raft.trigger().snapshot().await.map_err(internal)?;
+        let built = replica
+            .raft
+            .wait(Some(Duration::from_secs(10)))
+            .metrics(
+                |m| m.snapshot.is_some_and(|id| id.index >= applied),
+                "offsets snapshot",
+            )
+            .await;
+        if let Ok(metrics) = built
+            && let Some(at) = metrics.snapshot
+        {
+            replica
+                .raft
+                .trigger()
+                .purge_log(at.index)
+                .await
+                .map_err(internal)?;
+        }
+    }
+    Ok(())
+}
