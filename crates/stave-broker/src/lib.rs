@@ -5,9 +5,11 @@
 //!
 //! [`run`] is what `stave server` calls.
 
+pub mod assignor;
 pub mod config;
 mod error;
 mod groups;
+pub mod pattern;
 mod service;
 mod topics;
 
