@@ -9,6 +9,7 @@ pub mod assignor;
 pub mod config;
 mod error;
 mod groups;
+pub mod membership;
 pub mod pattern;
 mod service;
 mod topics;
