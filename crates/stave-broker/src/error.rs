@@ -54,6 +54,8 @@ pub enum BrokerError {
     #[error("group {0:?} has no coordinator yet")]
     CoordinatorNotAvailable(String),
     #[error(transparent)]
+    Membership(#[from] crate::membership::MembershipError),
+    #[error(transparent)]
     Node(#[from] stave_raft::node::NodeError),
     #[error("cannot serve on {addr}: {source}")]
     Listen {
@@ -89,6 +91,11 @@ impl BrokerError {
             BrokerError::NotEnoughNodes { .. } => C::NotEnoughNodes,
             BrokerError::NotCoordinator { .. } => C::NotCoordinator,
             BrokerError::CoordinatorNotAvailable(_) => C::CoordinatorNotAvailable,
+            BrokerError::Membership(err) => match err {
+                crate::membership::MembershipError::UnknownMember(_) => C::UnknownMemberId,
+                crate::membership::MembershipError::FencedEpoch { .. } => C::FencedMemberEpoch,
+                crate::membership::MembershipError::BadSubscription(_) => C::InvalidRequest,
+            },
             BrokerError::Internal(_)
             | BrokerError::Node(_)
             | BrokerError::Listen { .. }

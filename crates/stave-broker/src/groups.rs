@@ -14,9 +14,19 @@ use stave_raft::PartitionReplica;
 use stave_raft::controller::{OFFSETS_PARTITION_COUNT, OFFSETS_TOPIC};
 use stave_raft::offsets::{Committed, OffsetKey, as_record, commit_record};
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::assignor::TopicPartition;
 use crate::error::BrokerError;
+use crate::membership::Heartbeat;
 use crate::service::Broker;
 use crate::topics::assign;
+
+/// A member not heard from for this long leaves the group (Kafka's default is 45 s).
+pub const SESSION_TIMEOUT_MS: i64 = 10_000;
+
+/// How often members heartbeat.
+pub const HEARTBEAT_INTERVAL_MS: u32 = 1_000;
 
 /// An `__offsets` partition is compacted once this many entries follow its last snapshot.
 const COMPACT_AFTER_ENTRIES: u64 = 1000;
@@ -138,13 +148,71 @@ impl Broker {
         }
     }
 
+    /// A member's heartbeat (this node must coordinate the group).
+    pub(crate) async fn group_heartbeat(
+        &self,
+        request: pb::GroupHeartbeatRequest,
+    ) -> Result<pb::GroupHeartbeatResponse, BrokerError> {
+        self.coordinator_replica(&request.group).await?;
+        let metadata = self.node().controller().metadata();
+        let topics: BTreeMap<String, u32> = metadata
+            .topics()
+            .iter()
+            .filter(|(name, _)| !stave_raft::controller::is_internal_topic(name))
+            .map(|(name, topic)| (name.clone(), topic.partition_count()))
+            .collect();
+        let owned: BTreeSet<TopicPartition> = request
+            .owned
+            .iter()
+            .flat_map(|tp| tp.partitions.iter().map(|p| (tp.topic.clone(), *p)))
+            .collect();
+        let mut groups = self.groups_lock();
+        let group = groups.entry(request.group.clone()).or_default();
+        if request.leave {
+            group.leave(&request.member_id, &topics);
+            return Ok(pb::GroupHeartbeatResponse {
+                member_id: request.member_id,
+                ..Default::default()
+            });
+        }
+        let beat = Heartbeat {
+            member_id: &request.member_id,
+            member_epoch: request.member_epoch,
+            subscription: &request.subscription,
+            owned: &owned,
+        };
+        let reply = group.heartbeat(beat, &topics, now_ms(), SESSION_TIMEOUT_MS)?;
+        let mut assignment: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for (topic, partition) in reply.assignment {
+            assignment.entry(topic).or_default().push(partition);
+        }
+        Ok(pb::GroupHeartbeatResponse {
+            error: None,
+            member_id: reply.member_id,
+            member_epoch: reply.member_epoch,
+            assignment: assignment
+                .into_iter()
+                .map(|(topic, partitions)| pb::TopicPartitions { topic, partitions })
+                .collect(),
+            heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS,
+            session_timeout_ms: SESSION_TIMEOUT_MS as u32,
+        })
+    }
+
     /// Commits `offsets` for `group` (this node must coordinate it): one batch of records,
-    /// answered once committed.
+    /// answered once committed. A member's commit must carry its current epoch.
     pub(crate) async fn commit_offsets(
         &self,
         request: pb::CommitOffsetsRequest,
     ) -> Result<(), BrokerError> {
         let (replica, group_id) = self.coordinator_replica(&request.group).await?;
+        if !request.member_id.is_empty() {
+            let groups = self.groups_lock();
+            let group = groups.get(&request.group).ok_or_else(|| {
+                crate::membership::MembershipError::UnknownMember(request.member_id.clone())
+            })?;
+            group.validate_commit(&request.member_id, request.member_epoch)?;
+        }
         if request.offsets.is_empty() {
             return Ok(());
         }

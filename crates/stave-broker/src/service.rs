@@ -72,6 +72,9 @@ pub struct Broker {
     /// Public-API clients to other nodes (forwarding to the controller leader).
     peers: Mutex<HashMap<String, StaveClient<Channel>>>,
     leaders: Mutex<Option<(Instant, HashMap<GroupId, Leader>)>>,
+    /// Consumer groups this node coordinates: membership, in memory (members rejoin when
+    /// the coordinator moves; committed offsets are in `__offsets`).
+    groups: Mutex<HashMap<String, crate::membership::Group>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -118,6 +121,7 @@ impl Broker {
             order: Mutex::new(HashMap::new()),
             peers: Mutex::new(HashMap::new()),
             leaders: Mutex::new(None),
+            groups: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -271,6 +275,10 @@ impl Broker {
         self.await_commit(replica, &target, batch, receiver, deadline)
             .await
             .map(|_| ())
+    }
+
+    pub(crate) fn groups_lock(&self) -> MutexGuard<'_, HashMap<String, crate::membership::Group>> {
+        lock(&self.groups)
     }
 
     fn order_lock(&self, group: GroupId) -> Arc<tokio::sync::Mutex<()>> {
@@ -1233,6 +1241,20 @@ impl pb::stave_server::Stave for Broker {
                 offsets: vec![],
             },
         };
+        Ok(Response::new(response))
+    }
+
+    async fn group_heartbeat(
+        &self,
+        request: Request<pb::GroupHeartbeatRequest>,
+    ) -> Result<Response<pb::GroupHeartbeatResponse>, Status> {
+        let response = self
+            .group_heartbeat(request.into_inner())
+            .await
+            .unwrap_or_else(|err| pb::GroupHeartbeatResponse {
+                error: error(&err),
+                ..Default::default()
+            });
         Ok(Response::new(response))
     }
 

@@ -43,6 +43,8 @@ fn commit(group: &str, offsets: &[(&str, u32, u64)]) -> pb::CommitOffsetsRequest
                 metadata: String::new(),
             })
             .collect(),
+        member_id: String::new(),
+        member_epoch: 0,
     }
 }
 
@@ -108,4 +110,102 @@ async fn offsets_commit_to_the_coordinator_and_read_back() {
         .unwrap()
         .into_inner();
     assert!(metadata.topics.iter().all(|t| !t.name.starts_with("__")));
+}
+
+/// Three members join a group over a topic of 6 partitions and heartbeat in rounds,
+/// reporting what they were given: no partition is ever held by two of them, and they settle
+/// on 2 each. A commit with a stale epoch is fenced; a leaving member's partitions move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_split_the_partitions_without_overlap_and_stale_commits_are_fenced() {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    let nodes = cluster(1).await;
+    crate::support::create_topic(&nodes[0].addr, "v1.user.signedup", 6, 0, &[]).await;
+    let coordinator = find(&nodes[0].addr, "email").await;
+    let mut api = client(&coordinator.addr).await;
+    // member id -> (epoch, held)
+    let mut members: BTreeMap<String, (u64, BTreeSet<(String, u32)>)> = BTreeMap::new();
+    let owned = |held: &BTreeSet<(String, u32)>| -> Vec<pb::TopicPartitions> {
+        let mut by_topic: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for (topic, partition) in held {
+            by_topic.entry(topic.clone()).or_default().push(*partition);
+        }
+        by_topic
+            .into_iter()
+            .map(|(topic, partitions)| pb::TopicPartitions { topic, partitions })
+            .collect()
+    };
+    let held_of = |answer: &pb::GroupHeartbeatResponse| -> BTreeSet<(String, u32)> {
+        answer
+            .assignment
+            .iter()
+            .flat_map(|tp| tp.partitions.iter().map(|p| (tp.topic.clone(), *p)))
+            .collect()
+    };
+    let mut first_epoch = None;
+    for round in 0..8 {
+        if round < 3 {
+            let answer = api
+                .group_heartbeat(pb::GroupHeartbeatRequest {
+                    group: "email".into(),
+                    subscription: vec!["v1.user.*".into()],
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(code(&answer.error), pb::ErrorCode::None);
+            members.insert(
+                answer.member_id.clone(),
+                (answer.member_epoch, held_of(&answer)),
+            );
+        }
+        let ids: Vec<String> = members.keys().cloned().collect();
+        for id in ids {
+            let (epoch, held) = members[&id].clone();
+            first_epoch.get_or_insert((id.clone(), epoch));
+            let answer = api
+                .group_heartbeat(pb::GroupHeartbeatRequest {
+                    group: "email".into(),
+                    member_id: id.clone(),
+                    member_epoch: epoch,
+                    subscription: vec!["v1.user.*".into()],
+                    owned: owned(&held),
+                    leave: false,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(
+                code(&answer.error),
+                pb::ErrorCode::None,
+                "{:?}",
+                answer.error
+            );
+            members.insert(id, (answer.member_epoch, held_of(&answer)));
+            let mut seen = BTreeSet::new();
+            for (_, held) in members.values() {
+                for tp in held {
+                    assert!(seen.insert(tp.clone()), "{tp:?} held by two members");
+                }
+            }
+        }
+    }
+    let sizes: Vec<usize> = members.values().map(|(_, held)| held.len()).collect();
+    assert_eq!(sizes, vec![2, 2, 2]);
+
+    // The first member's first epoch is long gone: its commit is fenced.
+    let (id, stale) = first_epoch.unwrap();
+    let mut fenced = commit("email", &[("v1.user.signedup", 0, 5)]);
+    fenced.member_id = id.clone();
+    fenced.member_epoch = stale;
+    if members[&id].0 != stale {
+        let answer = api.commit_offsets(fenced).await.unwrap().into_inner();
+        assert_eq!(code(&answer.error), pb::ErrorCode::FencedMemberEpoch);
+    }
+    let mut current = commit("email", &[("v1.user.signedup", 0, 5)]);
+    current.member_id = id.clone();
+    current.member_epoch = members[&id].0;
+    let answer = api.commit_offsets(current).await.unwrap().into_inner();
+    assert_eq!(code(&answer.error), pb::ErrorCode::None);
 }

@@ -58,7 +58,9 @@ pub(crate) fn classify(result: Result<ProduceResponse, ClientError>) -> Outcome 
         | ErrorCode::NotEnoughNodes
         // Group coordination errors never answer a produce.
         | ErrorCode::NotCoordinator
-        | ErrorCode::CoordinatorNotAvailable => Outcome::Fail(err),
+        | ErrorCode::CoordinatorNotAvailable
+        | ErrorCode::FencedMemberEpoch
+        | ErrorCode::UnknownMemberId => Outcome::Fail(err),
     }
 }
 
