@@ -263,6 +263,17 @@ impl Broker {
     }
 }
 
+/// Expires the members of the groups this node coordinates that went silent, so their
+/// partitions move on even when nobody else heartbeats; drops groups left empty.
+pub fn expire_members(broker: &Broker) {
+    let now = now_ms();
+    let mut groups = broker.groups_lock();
+    for group in groups.values_mut() {
+        group.expire(now, SESSION_TIMEOUT_MS);
+    }
+    groups.retain(|_, group| !group.is_empty());
+}
+
 /// Compacts the `__offsets` partitions this node leads: once enough entries follow the
 /// last snapshot, a snapshot (the whole table), then a purge of what it covers.
 pub async fn compact(broker: &Broker) -> Result<(), BrokerError> {

@@ -198,6 +198,7 @@ pub async fn retention_loop(broker: Arc<Broker>) {
         if let Err(err) = crate::groups::compact(&broker).await {
             tracing::warn!(%err, "__offsets compaction failed");
         }
+        crate::groups::expire_members(&broker);
     }
 }
 
