@@ -263,6 +263,69 @@ impl Broker {
     }
 }
 
+fn topic_partitions(set: &BTreeSet<TopicPartition>) -> Vec<pb::TopicPartitions> {
+    let mut by_topic: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for (topic, partition) in set {
+        by_topic.entry(topic.clone()).or_default().push(*partition);
+    }
+    by_topic
+        .into_iter()
+        .map(|(topic, partitions)| pb::TopicPartitions { topic, partitions })
+        .collect()
+}
+
+impl Broker {
+    /// `group`'s members and committed offsets with lag (this node must coordinate it).
+    pub(crate) async fn describe_group(
+        &self,
+        group: &str,
+    ) -> Result<pb::DescribeGroupResponse, BrokerError> {
+        let committed = self.fetch_offsets(group).await?;
+        let members = self
+            .groups_lock()
+            .get(group)
+            .map(|g| g.describe())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|member| pb::GroupMember {
+                member_id: member.member_id,
+                member_epoch: member.member_epoch,
+                owned: topic_partitions(&member.owned),
+                target: topic_partitions(&member.target),
+            })
+            .collect();
+        let metadata = self.node().controller().metadata();
+        let mut offsets = Vec::with_capacity(committed.len());
+        for entry in committed {
+            let high_watermark = match metadata.topic(&entry.topic) {
+                Some(topic) if entry.partition < topic.partition_count() => {
+                    let group_id = topic.group_id(entry.partition);
+                    match self.node().partition(group_id) {
+                        Some(replica) if self.leads(&replica) => Some(replica.sm.high_watermark()),
+                        _ => {
+                            self.remote_high_watermark(&entry.topic, entry.partition, group_id)
+                                .await
+                        }
+                    }
+                }
+                _ => None,
+            };
+            offsets.push(pb::PartitionLag {
+                lag: high_watermark.map_or(0, |hwm| hwm.saturating_sub(entry.offset)),
+                high_watermark: high_watermark.unwrap_or(0),
+                committed: entry.offset,
+                topic: entry.topic,
+                partition: entry.partition,
+            });
+        }
+        Ok(pb::DescribeGroupResponse {
+            error: None,
+            members,
+            offsets,
+        })
+    }
+}
+
 /// Expires the members of the groups this node coordinates that went silent, so their
 /// partitions move on even when nobody else heartbeats; drops groups left empty.
 pub fn expire_members(broker: &Broker) {

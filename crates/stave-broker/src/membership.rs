@@ -25,6 +25,17 @@ pub struct Heartbeat<'a> {
     pub owned: &'a BTreeSet<TopicPartition>,
 }
 
+/// A member as [`Group::describe`] shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberView {
+    pub member_id: MemberId,
+    pub member_epoch: u64,
+    /// What it last reported holding.
+    pub owned: BTreeSet<TopicPartition>,
+    /// What the assignor wants it to hold.
+    pub target: BTreeSet<TopicPartition>,
+}
+
 /// What a heartbeat answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeartbeatReply {
@@ -191,12 +202,14 @@ impl Group {
     }
 
     /// Members with what they own (as last reported) and their target.
-    pub fn describe(&self) -> Vec<(MemberId, BTreeSet<TopicPartition>, BTreeSet<TopicPartition>)> {
+    pub fn describe(&self) -> Vec<MemberView> {
         self.members
             .iter()
-            .map(|(id, member)| {
-                let target = self.target.get(id).cloned().unwrap_or_default();
-                (id.clone(), member.owned.clone(), target)
+            .map(|(id, member)| MemberView {
+                member_id: id.clone(),
+                member_epoch: member.epoch,
+                owned: member.owned.clone(),
+                target: self.target.get(id).cloned().unwrap_or_default(),
             })
             .collect()
     }
@@ -354,7 +367,7 @@ mod tests {
                         now += SESSION + 1;
                         group.expire(now, SESSION);
                         let alive: BTreeSet<String> =
-                            group.describe().into_iter().map(|(id, _, _)| id).collect();
+                            group.describe().into_iter().map(|m| m.member_id).collect();
                         held.retain(|id, _| alive.contains(id));
                     }
                     (_, Some(name)) => {

@@ -634,23 +634,49 @@ impl Broker {
             .node_addr(leader)
             .ok_or_else(|| internal(format!("no address for controller leader {leader}")))?
             .to_string();
-        let client = {
-            let mut peers = lock(&self.peers);
-            match peers.get(&addr) {
-                Some(client) => client.clone(),
-                None => {
-                    let endpoint =
-                        tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-                            .map_err(internal)?
-                            .connect_timeout(Duration::from_secs(2))
-                            .tcp_nodelay(true);
-                    let client = StaveClient::new(endpoint.connect_lazy());
-                    peers.insert(addr, client.clone());
-                    client
-                }
-            }
-        };
-        Ok(Some(client))
+        Ok(Some(self.peer_client(&addr)?))
+    }
+
+    /// The public-API client of the node at `addr` (cached).
+    fn peer_client(&self, addr: &str) -> Result<StaveClient<Channel>, BrokerError> {
+        let mut peers = lock(&self.peers);
+        if let Some(client) = peers.get(addr) {
+            return Ok(client.clone());
+        }
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(internal)?
+            .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true);
+        let client = StaveClient::new(endpoint.connect_lazy());
+        peers.insert(addr.to_string(), client.clone());
+        Ok(client)
+    }
+
+    /// A partition's high watermark, asked of its leader on another node (none if unknown).
+    pub(crate) async fn remote_high_watermark(
+        &self,
+        topic: &str,
+        partition: u32,
+        group: GroupId,
+    ) -> Option<u64> {
+        let leader = self.leader_of(group).await?;
+        let addr = self
+            .node
+            .controller()
+            .metadata()
+            .node_addr(leader)?
+            .to_string();
+        let mut client = self.peer_client(&addr).ok()?;
+        let answer = client
+            .list_offsets(pb::ListOffsetsRequest {
+                topic: topic.to_string(),
+                partition,
+                spec: Some(pb::list_offsets_request::Spec::Latest(true)),
+            })
+            .await
+            .ok()?
+            .into_inner();
+        answer.error.is_none().then_some(answer.offset)
     }
 
     /// Proposes a controller command here (this node leads the controller).
@@ -1252,6 +1278,20 @@ impl pb::stave_server::Stave for Broker {
             .group_heartbeat(request.into_inner())
             .await
             .unwrap_or_else(|err| pb::GroupHeartbeatResponse {
+                error: error(&err),
+                ..Default::default()
+            });
+        Ok(Response::new(response))
+    }
+
+    async fn describe_group(
+        &self,
+        request: Request<pb::DescribeGroupRequest>,
+    ) -> Result<Response<pb::DescribeGroupResponse>, Status> {
+        let response = self
+            .describe_group(&request.into_inner().group)
+            .await
+            .unwrap_or_else(|err| pb::DescribeGroupResponse {
                 error: error(&err),
                 ..Default::default()
             });

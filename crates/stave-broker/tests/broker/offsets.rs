@@ -208,4 +208,35 @@ async fn members_split_the_partitions_without_overlap_and_stale_commits_are_fenc
     current.member_epoch = members[&id].0;
     let answer = api.commit_offsets(current).await.unwrap().into_inner();
     assert_eq!(code(&answer.error), pb::ErrorCode::None);
+
+    // Describe: the members with what they hold, and the lag behind the high watermark.
+    let values: Vec<String> = (0..8).map(|i| format!("r{i}")).collect();
+    let values: Vec<&str> = values.iter().map(String::as_str).collect();
+    crate::support::produce(
+        &nodes[0].addr,
+        "v1.user.signedup",
+        0,
+        crate::support::batch(&values, stave_log::batch::ProducerFields::NONE),
+    )
+    .await;
+    let described = api
+        .describe_group(pb::DescribeGroupRequest {
+            group: "email".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&described.error), pb::ErrorCode::None);
+    assert_eq!(described.members.len(), 3);
+    for member in &described.members {
+        let held: usize = member.owned.iter().map(|tp| tp.partitions.len()).sum();
+        assert_eq!(held, 2, "{member:?}");
+        assert_eq!(member.member_epoch, members[&member.member_id].0);
+    }
+    let lag: Vec<(u32, u64, u64, u64)> = described
+        .offsets
+        .iter()
+        .map(|o| (o.partition, o.committed, o.high_watermark, o.lag))
+        .collect();
+    assert_eq!(lag, [(0, 5, 8, 3)]);
 }
