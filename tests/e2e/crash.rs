@@ -16,13 +16,11 @@ async fn produce_until_killed(
     next: Arc<AtomicU64>,
     lanes: usize,
     acked: Arc<std::sync::Mutex<BTreeMap<u64, u64>>>,
-    count: Arc<tokio::sync::watch::Sender<usize>>,
 ) {
     let tasks = (0..lanes).map(|_| {
         let addr = addr.clone();
         let next = next.clone();
         let acked = acked.clone();
-        let count = count.clone();
         tokio::spawn(async move {
             let mut api = client(&addr);
             loop {
@@ -35,9 +33,10 @@ async fn produce_until_killed(
                 };
                 match api.produce(request).await {
                     Ok(response) if code(&response.get_ref().error) == pb::ErrorCode::None => {
-                        let mut acked = acked.lock().unwrap();
-                        acked.insert(seed, response.get_ref().base_offset);
-                        count.send_replace(acked.len());
+                        acked
+                            .lock()
+                            .unwrap()
+                            .insert(seed, response.get_ref().base_offset);
                     }
                     // The server is gone: this lane is done.
                     Err(_) => return,
@@ -60,27 +59,18 @@ async fn a_node_killed_mid_produce_keeps_every_acknowledged_record_once() {
     for round in 0..3 {
         let next = Arc::new(AtomicU64::new(1_000_000 * round));
         let acked = Arc::new(std::sync::Mutex::new(BTreeMap::new()));
-        let count = Arc::new(tokio::sync::watch::Sender::new(0usize));
-        let mut acknowledged = count.subscribe();
         let producing = tokio::spawn(produce_until_killed(
             addr.clone(),
             "v1.crash",
             next.clone(),
             8,
             acked.clone(),
-            count.clone(),
         ));
         // Kill once a few hundred writes were acknowledged.
-        let wanted = 200 + 100 * round as usize;
-        let reached = tokio::time::timeout(
-            crate::support::WAIT,
-            acknowledged.wait_for(|n| *n >= wanted),
-        )
-        .await;
-        assert!(
-            matches!(reached, Ok(Ok(_))),
-            "round {round}: {wanted} writes not acknowledged in time"
-        );
+        while acked.lock().unwrap().len() < 200 + 100 * round as usize {
+            tokio::task::yield_now().await;
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         servers[0].kill();
         producing.await.unwrap();
         servers[0].restart();
