@@ -53,6 +53,8 @@ pub enum BrokerError {
     },
     #[error("group {0:?} has no coordinator yet")]
     CoordinatorNotAvailable(String),
+    #[error("group {0:?} has members: stop its consumers before resetting its offsets")]
+    GroupNotEmpty(String),
     #[error(transparent)]
     Membership(#[from] crate::membership::MembershipError),
     #[error(transparent)]
@@ -91,6 +93,7 @@ impl BrokerError {
             BrokerError::NotEnoughNodes { .. } => C::NotEnoughNodes,
             BrokerError::NotCoordinator { .. } => C::NotCoordinator,
             BrokerError::CoordinatorNotAvailable(_) => C::CoordinatorNotAvailable,
+            BrokerError::GroupNotEmpty(_) => C::GroupNotEmpty,
             BrokerError::Membership(err) => match err {
                 crate::membership::MembershipError::UnknownMember(_) => C::UnknownMemberId,
                 crate::membership::MembershipError::FencedEpoch { .. } => C::FencedMemberEpoch,

@@ -14,11 +14,11 @@ use stave_raft::PartitionReplica;
 use stave_raft::controller::{OFFSETS_PARTITION_COUNT, OFFSETS_TOPIC};
 use stave_raft::offsets::{Committed, OffsetKey, as_record, commit_record};
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::assignor::TopicPartition;
 use crate::error::BrokerError;
-use crate::membership::Heartbeat;
+use crate::membership::{Group, Heartbeat};
 use crate::service::Broker;
 use crate::topics::assign;
 
@@ -136,6 +136,7 @@ impl Broker {
         if let Some(replica) = self.node().partition(group_id)
             && self.leads(&replica)
         {
+            self.note_coordinating(&replica, group_id);
             return Ok((replica, group_id));
         }
         let coordinator = self.coordinator(group).await.ok();
@@ -148,12 +149,61 @@ impl Broker {
         }
     }
 
+    /// Notes that this node leads `__offsets` partition `group_id`. In a new term, the groups
+    /// it held from an earlier term are dropped: their members moved on meanwhile.
+    fn note_coordinating(&self, replica: &PartitionReplica, group_id: stave_raft::group::GroupId) {
+        use openraft::async_runtime::watch::WatchReceiver;
+        let term = replica.raft.metrics().borrow_watched().current_term;
+        let fresh = {
+            let mut coordinating = self.coordinating_lock();
+            let entry = coordinating.entry(group_id).or_insert((term, now_ms()));
+            let fresh = entry.0 != term;
+            if fresh {
+                *entry = (term, now_ms());
+            }
+            fresh
+        };
+        if fresh {
+            let partition = stave_raft::group::partition_of(group_id);
+            self.groups_lock()
+                .retain(|name, _| offsets_partition(name) != partition);
+        }
+    }
+
+    /// The state of `group` on this coordinator, made on first use. A group with committed
+    /// offsets, met by a coordinator that took over less than a session timeout ago, may
+    /// have members of the previous coordinator still holding partitions: it hands out
+    /// nothing new until that session timeout has passed.
+    fn group_state<'a>(
+        &self,
+        groups: &'a mut HashMap<String, Group>,
+        group: &str,
+        replica: &PartitionReplica,
+        group_id: stave_raft::group::GroupId,
+    ) -> &'a mut Group {
+        groups.entry(group.to_string()).or_insert_with(|| {
+            let since = self
+                .coordinating_lock()
+                .get(&group_id)
+                .map_or(0, |(_, since)| *since);
+            let known = replica
+                .sm
+                .offsets()
+                .is_some_and(|table| table.group(group).next().is_some());
+            if known && now_ms() - since < SESSION_TIMEOUT_MS {
+                Group::holding(since + SESSION_TIMEOUT_MS)
+            } else {
+                Group::default()
+            }
+        })
+    }
+
     /// A member's heartbeat (this node must coordinate the group).
     pub(crate) async fn group_heartbeat(
         &self,
         request: pb::GroupHeartbeatRequest,
     ) -> Result<pb::GroupHeartbeatResponse, BrokerError> {
-        self.coordinator_replica(&request.group).await?;
+        let (replica, group_id) = self.coordinator_replica(&request.group).await?;
         let metadata = self.node().controller().metadata();
         let topics: BTreeMap<String, u32> = metadata
             .topics()
@@ -167,7 +217,7 @@ impl Broker {
             .flat_map(|tp| tp.partitions.iter().map(|p| (tp.topic.clone(), *p)))
             .collect();
         let mut groups = self.groups_lock();
-        let group = groups.entry(request.group.clone()).or_default();
+        let group = self.group_state(&mut groups, &request.group, &replica, group_id);
         if request.leave {
             group.leave(&request.member_id, &topics);
             return Ok(pb::GroupHeartbeatResponse {
@@ -323,6 +373,194 @@ impl Broker {
             members,
             offsets,
         })
+    }
+}
+
+impl Broker {
+    /// The groups this node coordinates: those with committed offsets in the `__offsets`
+    /// partitions it leads, and those with members here.
+    pub(crate) fn local_groups(&self) -> Vec<pb::ListedGroup> {
+        let metadata = self.node().controller().metadata();
+        let Some(topic) = metadata.topic(OFFSETS_TOPIC) else {
+            return Vec::new();
+        };
+        let mut found: BTreeMap<String, u32> = BTreeMap::new();
+        let mut led = BTreeSet::new();
+        for (partition, _) in topic.partitions() {
+            let Some(replica) = self.node().partition(topic.group_id(partition)) else {
+                continue;
+            };
+            if !self.leads(&replica) {
+                continue;
+            }
+            led.insert(partition);
+            for group in replica.sm.offsets().unwrap_or_default().groups() {
+                found.insert(group, 0);
+            }
+        }
+        for (name, group) in self.groups_lock().iter() {
+            if led.contains(&offsets_partition(name)) {
+                found.insert(name.clone(), group.describe().len() as u32);
+            }
+        }
+        found
+            .into_iter()
+            .map(|(group, members)| pb::ListedGroup {
+                group,
+                coordinator: self.node().id(),
+                members,
+            })
+            .collect()
+    }
+
+    /// Every group in the cluster: this node's, and each other node's (asked in parallel).
+    pub(crate) async fn list_groups_everywhere(&self) -> pb::ListGroupsResponse {
+        let metadata = self.node().controller().metadata();
+        let mut groups = self.local_groups();
+        let mut unreachable = Vec::new();
+        let mut asks = tokio::task::JoinSet::new();
+        for (&id, addr) in metadata.nodes() {
+            if id == self.node().id() {
+                continue;
+            }
+            let Ok(mut client) = self.peer_client(addr) else {
+                unreachable.push(id);
+                continue;
+            };
+            asks.spawn(async move {
+                let request = crate::service::forward_request(pb::ListGroupsRequest {});
+                let answer =
+                    tokio::time::timeout(Duration::from_secs(5), client.list_groups(request)).await;
+                match answer {
+                    Ok(Ok(answer)) => Ok(answer.into_inner().groups),
+                    _ => Err(id),
+                }
+            });
+        }
+        while let Some(answer) = asks.join_next().await {
+            match answer {
+                Ok(Ok(found)) => groups.extend(found),
+                Ok(Err(id)) => unreachable.push(id),
+                Err(_) => {}
+            }
+        }
+        // During a leadership change two nodes may both still claim a partition: keep the
+        // entry with members.
+        groups.sort_by(|a, b| a.group.cmp(&b.group).then(b.members.cmp(&a.members)));
+        groups.dedup_by(|later, earlier| later.group == earlier.group);
+        unreachable.sort_unstable();
+        pb::ListGroupsResponse {
+            error: None,
+            groups,
+            unreachable,
+        }
+    }
+
+    /// Moves `group`'s committed offsets for one topic (this node must coordinate it, and the
+    /// group must have no members); answers the offsets committed.
+    pub(crate) async fn reset_offsets(
+        &self,
+        request: pb::ResetOffsetsRequest,
+    ) -> Result<Vec<pb::GroupOffset>, BrokerError> {
+        use pb::list_offsets_request::Spec;
+        use pb::reset_offsets_request::To;
+        self.coordinator_replica(&request.group).await?;
+        self.check_no_members(&request.group)?;
+        let metadata = self.node().controller().metadata();
+        let topic = metadata
+            .topic(&request.topic)
+            .filter(|_| !stave_raft::controller::is_internal_topic(&request.topic))
+            .ok_or_else(|| BrokerError::UnknownTopic(request.topic.clone()))?;
+        let count = topic.partition_count();
+        let partitions: Vec<u32> = if request.partitions.is_empty() {
+            (0..count).collect()
+        } else {
+            request.partitions.clone()
+        };
+        if let Some(&partition) = partitions.iter().find(|&&p| p >= count) {
+            return Err(BrokerError::UnknownPartition {
+                topic: request.topic.clone(),
+                partition,
+            });
+        }
+        let Some(to) = request.to else {
+            return Err(BrokerError::InvalidRequest(
+                "say earliest, latest, offset or timestamp_ms".into(),
+            ));
+        };
+        let ask = |partition: u32, spec: Spec| pb::ListOffsetsRequest {
+            topic: request.topic.clone(),
+            partition,
+            spec: Some(spec),
+        };
+        let mut offsets = Vec::with_capacity(partitions.len());
+        for partition in partitions {
+            let offset = match to {
+                To::Earliest(_) => {
+                    self.list_offsets_anywhere(ask(partition, Spec::Earliest(true)))
+                        .await?
+                }
+                To::Latest(_) => {
+                    self.list_offsets_anywhere(ask(partition, Spec::Latest(true)))
+                        .await?
+                }
+                To::TimestampMs(ms) => {
+                    self.list_offsets_anywhere(ask(partition, Spec::TimestampMs(ms)))
+                        .await?
+                }
+                To::Offset(offset) => {
+                    let start = self
+                        .list_offsets_anywhere(ask(partition, Spec::Earliest(true)))
+                        .await?;
+                    let end = self
+                        .list_offsets_anywhere(ask(partition, Spec::Latest(true)))
+                        .await?;
+                    offset.clamp(start, end)
+                }
+            };
+            offsets.push(pb::OffsetCommit {
+                topic: request.topic.clone(),
+                partition,
+                offset,
+                metadata: String::new(),
+            });
+        }
+        // A consumer may have joined while the offsets were looked up.
+        self.check_no_members(&request.group)?;
+        let committed: Vec<pb::GroupOffset> = offsets
+            .iter()
+            .map(|entry| pb::GroupOffset {
+                topic: entry.topic.clone(),
+                partition: entry.partition,
+                offset: entry.offset,
+                metadata: String::new(),
+                commit_ms: now_ms(),
+            })
+            .collect();
+        self.commit_offsets(pb::CommitOffsetsRequest {
+            group: request.group,
+            offsets,
+            member_id: String::new(),
+            member_epoch: 0,
+        })
+        .await?;
+        Ok(committed)
+    }
+
+    fn check_no_members(&self, group: &str) -> Result<(), BrokerError> {
+        let now = now_ms();
+        let mut groups = self.groups_lock();
+        match groups.get_mut(group) {
+            Some(state) => {
+                state.expire(now, SESSION_TIMEOUT_MS);
+                if state.is_empty() {
+                    Ok(())
+                } else {
+                    Err(BrokerError::GroupNotEmpty(group.to_string()))
+                }
+            }
+            None => Ok(()),
+        }
     }
 }
 

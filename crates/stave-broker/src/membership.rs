@@ -82,9 +82,22 @@ pub struct Group {
     /// The topics and partition counts the target was computed over.
     topics: BTreeMap<String, u32>,
     next_member: u64,
+    /// Until then (ms) a member is handed only what it reports owning: a coordinator that
+    /// just took over does not know who holds what, and waits out the session timeout of
+    /// members of the previous one.
+    hold_until_ms: i64,
 }
 
 impl Group {
+    /// A group whose members may still hold partitions given by a previous coordinator,
+    /// until `hold_until_ms`.
+    pub fn holding(hold_until_ms: i64) -> Group {
+        Group {
+            hold_until_ms,
+            ..Group::default()
+        }
+    }
+
     /// A member's heartbeat. `topics`: every topic with its partition count, for resolving
     /// patterns.
     pub fn heartbeat(
@@ -138,7 +151,10 @@ impl Group {
             member_id.to_string()
         };
         self.retarget(topics);
-        let assignment = self.handout(&member_id);
+        let mut assignment = self.handout(&member_id);
+        if now_ms < self.hold_until_ms {
+            assignment.retain(|tp| owned.contains(tp));
+        }
         let member = self
             .members
             .get_mut(&member_id)
@@ -286,6 +302,35 @@ mod tests {
             subscription: sub(),
             owned,
         }
+    }
+
+    #[test]
+    fn a_coordinator_that_took_over_hands_out_only_what_members_report_until_the_hold_ends() {
+        let mut group = Group::holding(5_000);
+        let none = BTreeSet::new();
+        let reply = group
+            .heartbeat(beat("", 0, &none), &topics(), 0, SESSION)
+            .unwrap();
+        assert!(reply.assignment.is_empty());
+        let held: BTreeSet<TopicPartition> = [("v1.orders".to_string(), 3)].into();
+        let reply = group
+            .heartbeat(
+                beat(&reply.member_id, reply.member_epoch, &held),
+                &topics(),
+                1_000,
+                SESSION,
+            )
+            .unwrap();
+        assert_eq!(reply.assignment, held);
+        let reply = group
+            .heartbeat(
+                beat(&reply.member_id, reply.member_epoch, &held),
+                &topics(),
+                5_000,
+                SESSION,
+            )
+            .unwrap();
+        assert_eq!(reply.assignment.len(), 6);
     }
 
     #[test]

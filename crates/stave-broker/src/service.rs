@@ -75,6 +75,9 @@ pub struct Broker {
     /// Consumer groups this node coordinates: membership, in memory (members rejoin when
     /// the coordinator moves; committed offsets are in `__offsets`).
     groups: Mutex<HashMap<String, crate::membership::Group>>,
+    /// Per `__offsets` partition this node leads: the term it leads in and since when (ms),
+    /// as first seen here.
+    coordinating: Mutex<HashMap<GroupId, (u64, i64)>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -122,6 +125,7 @@ impl Broker {
             peers: Mutex::new(HashMap::new()),
             leaders: Mutex::new(None),
             groups: Mutex::new(HashMap::new()),
+            coordinating: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -279,6 +283,10 @@ impl Broker {
 
     pub(crate) fn groups_lock(&self) -> MutexGuard<'_, HashMap<String, crate::membership::Group>> {
         lock(&self.groups)
+    }
+
+    pub(crate) fn coordinating_lock(&self) -> MutexGuard<'_, HashMap<GroupId, (u64, i64)>> {
+        lock(&self.coordinating)
     }
 
     fn order_lock(&self, group: GroupId) -> Arc<tokio::sync::Mutex<()>> {
@@ -547,6 +555,53 @@ impl Broker {
         }
     }
 
+    /// ListOffsets answered here if this node leads the partition, else by its leader.
+    pub(crate) async fn list_offsets_anywhere(
+        &self,
+        request: pb::ListOffsetsRequest,
+    ) -> Result<u64, BrokerError> {
+        let target = self.target(&request.topic, request.partition)?;
+        let local = self
+            .node
+            .partition(target.group)
+            .is_some_and(|replica| self.leads(&replica));
+        if local {
+            return Ok(self.list_offsets_one(request).await?.offset);
+        }
+        let leader =
+            self.leader_of(target.group)
+                .await
+                .ok_or_else(|| BrokerError::LeaderNotAvailable {
+                    topic: target.topic.clone(),
+                    partition: target.partition,
+                })?;
+        let addr = self
+            .node
+            .controller()
+            .metadata()
+            .node_addr(leader)
+            .ok_or_else(|| internal(format!("no address for node {leader}")))?
+            .to_string();
+        let answer = self
+            .peer_client(&addr)?
+            .list_offsets(request)
+            .await
+            .map_err(|status| BrokerError::LeaderNotAvailable {
+                topic: format!("{} ({status})", target.topic),
+                partition: target.partition,
+            })?
+            .into_inner();
+        match answer.error {
+            Some(error) if error.code != pb::ErrorCode::None as i32 => {
+                Err(BrokerError::LeaderNotAvailable {
+                    topic: format!("{} ({})", target.topic, error.message),
+                    partition: target.partition,
+                })
+            }
+            _ => Ok(answer.offset),
+        }
+    }
+
     async fn list_offsets_one(
         &self,
         request: pb::ListOffsetsRequest,
@@ -638,7 +693,7 @@ impl Broker {
     }
 
     /// The public-API client of the node at `addr` (cached).
-    fn peer_client(&self, addr: &str) -> Result<StaveClient<Channel>, BrokerError> {
+    pub(crate) fn peer_client(&self, addr: &str) -> Result<StaveClient<Channel>, BrokerError> {
         let mut peers = lock(&self.peers);
         if let Some(client) = peers.get(addr) {
             return Ok(client.clone());
@@ -930,7 +985,7 @@ fn forwarded<T>(request: &Request<T>) -> bool {
     request.metadata().contains_key(FORWARDED)
 }
 
-fn forward_request<T>(message: T) -> Request<T> {
+pub(crate) fn forward_request<T>(message: T) -> Request<T> {
     let mut request = Request::new(message);
     request
         .metadata_mut()
@@ -1295,6 +1350,38 @@ impl pb::stave_server::Stave for Broker {
                 error: error(&err),
                 ..Default::default()
             });
+        Ok(Response::new(response))
+    }
+
+    async fn list_groups(
+        &self,
+        request: Request<pb::ListGroupsRequest>,
+    ) -> Result<Response<pb::ListGroupsResponse>, Status> {
+        let response = if forwarded(&request) {
+            pb::ListGroupsResponse {
+                groups: self.local_groups(),
+                ..Default::default()
+            }
+        } else {
+            self.list_groups_everywhere().await
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn reset_offsets(
+        &self,
+        request: Request<pb::ResetOffsetsRequest>,
+    ) -> Result<Response<pb::ResetOffsetsResponse>, Status> {
+        let response = match self.reset_offsets(request.into_inner()).await {
+            Ok(offsets) => pb::ResetOffsetsResponse {
+                error: None,
+                offsets,
+            },
+            Err(err) => pb::ResetOffsetsResponse {
+                error: error(&err),
+                offsets: vec![],
+            },
+        };
         Ok(Response::new(response))
     }
 

@@ -240,3 +240,140 @@ async fn members_split_the_partitions_without_overlap_and_stale_commits_are_fenc
         .collect();
     assert_eq!(lag, [(0, 5, 8, 3)]);
 }
+
+/// ListGroups from any node shows every group with its coordinator; ResetOffsets is refused
+/// while the group has a member, then moves the committed offsets to the earliest, the
+/// latest, a clamped offset, or the first record at or after a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_are_listed_everywhere_and_reset_only_when_empty() {
+    use stave_log::batch::{BatchBuilder, Record};
+
+    let nodes = cluster(3).await;
+    crate::support::create_topic(&nodes[0].addr, "v1.orders", 2, 0, &[]).await;
+    // Partition 0: 3 records at t=1000, 3 at t=2000 (offsets 0..6).
+    let mut builder = BatchBuilder::new();
+    for (i, timestamp) in [1000, 1000, 1000, 2000, 2000, 2000].into_iter().enumerate() {
+        let value = format!("r{i}");
+        builder.push(&Record {
+            timestamp,
+            key: None,
+            value: Some(value.as_bytes()),
+            headers: &[],
+        });
+    }
+    crate::support::produce(
+        &nodes[0].addr,
+        "v1.orders",
+        0,
+        bytes::Bytes::from(builder.finish()),
+    )
+    .await;
+
+    let mut coordinators = std::collections::BTreeMap::new();
+    for group in ["email", "audit"] {
+        let coordinator = find(&nodes[0].addr, group).await;
+        let answer = client(&coordinator.addr)
+            .await
+            .commit_offsets(commit(group, &[("v1.orders", 0, 4)]))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(code(&answer.error), pb::ErrorCode::None);
+        coordinators.insert(group.to_string(), coordinator);
+    }
+    for node in &nodes {
+        let listed = client(&node.addr)
+            .await
+            .list_groups(pb::ListGroupsRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(listed.unreachable.is_empty(), "{listed:?}");
+        let seen: Vec<(String, u64)> = listed
+            .groups
+            .iter()
+            .map(|g| (g.group.clone(), g.coordinator))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("audit".to_string(), coordinators["audit"].node_id),
+                ("email".to_string(), coordinators["email"].node_id),
+            ]
+        );
+    }
+
+    let mut api = client(&coordinators["email"].addr).await;
+    let reset = |to: pb::reset_offsets_request::To| pb::ResetOffsetsRequest {
+        group: "email".into(),
+        topic: "v1.orders".into(),
+        partitions: vec![0],
+        to: Some(to),
+    };
+    use pb::reset_offsets_request::To;
+    // A member in the group: refused.
+    let joined = api
+        .group_heartbeat(pb::GroupHeartbeatRequest {
+            group: "email".into(),
+            subscription: vec!["v1.orders".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&joined.error), pb::ErrorCode::None);
+    let refused = api
+        .reset_offsets(reset(To::Earliest(true)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&refused.error), pb::ErrorCode::GroupNotEmpty);
+    let left = api
+        .group_heartbeat(pb::GroupHeartbeatRequest {
+            group: "email".into(),
+            member_id: joined.member_id,
+            leave: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&left.error), pb::ErrorCode::None);
+
+    for (to, expected) in [
+        (To::Earliest(true), 0),
+        (To::Latest(true), 6),
+        (To::Offset(2), 2),
+        (To::Offset(99), 6),
+        (To::TimestampMs(1500), 3),
+        (To::TimestampMs(500), 0),
+    ] {
+        let answer = api.reset_offsets(reset(to)).await.unwrap().into_inner();
+        assert_eq!(code(&answer.error), pb::ErrorCode::None, "{to:?}");
+        assert_eq!(answer.offsets.len(), 1);
+        assert_eq!(answer.offsets[0].offset, expected, "{to:?}");
+        let fetched = api
+            .fetch_offsets(pb::FetchOffsetsRequest {
+                group: "email".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let committed: Vec<(u32, u64)> = fetched
+            .offsets
+            .iter()
+            .map(|o| (o.partition, o.offset))
+            .collect();
+        assert_eq!(committed, [(0, expected)], "{to:?}");
+    }
+    // Every partition when none is named; an unknown topic is refused.
+    let mut all = reset(To::Earliest(true));
+    all.partitions.clear();
+    let answer = api.reset_offsets(all).await.unwrap().into_inner();
+    assert_eq!(code(&answer.error), pb::ErrorCode::None);
+    assert_eq!(answer.offsets.len(), 2);
+    let mut unknown = reset(To::Earliest(true));
+    unknown.topic = "v1.nothing".into();
+    let answer = api.reset_offsets(unknown).await.unwrap().into_inner();
+    assert_eq!(code(&answer.error), pb::ErrorCode::UnknownTopic);
+}
