@@ -6,6 +6,7 @@ mod args;
 mod cluster;
 mod consume;
 pub mod error;
+mod group;
 mod output;
 mod produce;
 mod server;
@@ -69,6 +70,9 @@ enum Command {
     /// Inspect the cluster.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// List consumer groups, show their lag, and reset their committed offsets.
+    #[command(subcommand)]
+    Group(group::GroupCommand),
 }
 
 impl Cli {
@@ -93,6 +97,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Produce(args) => produce::run(&client, args, cli.timeout).await,
         Command::Consume(args) => consume::run(&client, args, cli.timeout).await,
         Command::Cluster(command) => cluster::run(&client, command).await,
+        Command::Group(command) => group::run(&client, command).await,
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod cluster;
 mod crash;
+mod group_cli;
 mod keyed;
 mod script;
 mod support;

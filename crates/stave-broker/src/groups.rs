@@ -170,9 +170,9 @@ impl Broker {
         }
     }
 
-    /// The state of `group` on this coordinator, made on first use. A group with committed
-    /// offsets, met by a coordinator that took over less than a session timeout ago, may
-    /// have members of the previous coordinator still holding partitions: it hands out
+    /// The state of `group` on this coordinator, made on first use. A group that committed
+    /// under a previous coordinator, met by one that took over less than a session timeout
+    /// ago, may have members of the previous one still holding partitions: it hands out
     /// nothing new until that session timeout has passed.
     fn group_state<'a>(
         &self,
@@ -186,11 +186,14 @@ impl Broker {
                 .coordinating_lock()
                 .get(&group_id)
                 .map_or(0, |(_, since)| *since);
-            let known = replica
+            // Committed before this node took over: members of the previous coordinator
+            // were reading. (A commit since then came from a member known here.)
+            let last_commit = replica
                 .sm
                 .offsets()
-                .is_some_and(|table| table.group(group).next().is_some());
-            if known && now_ms() - since < SESSION_TIMEOUT_MS {
+                .and_then(|table| table.group(group).map(|(_, c)| c.commit_ms).max());
+            let before = last_commit.is_some_and(|at| at < since);
+            if before && now_ms() - since < SESSION_TIMEOUT_MS {
                 Group::holding(since + SESSION_TIMEOUT_MS)
             } else {
                 Group::default()

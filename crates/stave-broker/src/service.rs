@@ -440,7 +440,7 @@ impl Broker {
         replica: &PartitionReplica,
         batch: Bytes,
     ) -> Result<WriteReceiver, BrokerError> {
-        let (responder, _log_id, receiver) = openraft::impls::ProgressResponder::new();
+        let (responder, receiver) = openraft::impls::ProgressResponder::complete_only();
         replica
             .raft
             .client_write_ff(FramePayload(batch), Some(responder))

@@ -68,7 +68,7 @@ impl TopicDescription {
 /// Administers topics and inspects the cluster.
 #[derive(Debug, Clone)]
 pub struct Admin {
-    client: Client,
+    pub(crate) client: Client,
 }
 
 impl Admin {

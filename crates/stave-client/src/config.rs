@@ -199,6 +199,13 @@ pub struct ConsumerConfig {
     /// How long a partition may keep failing with retriable errors (no leader, node down)
     /// before the consumer reports the error.
     pub retry_timeout: Duration,
+    /// Group members: how often positions are committed (also on revocation and close);
+    /// `None` commits only when told ([`Consumer::commit`](crate::Consumer::commit)).
+    pub auto_commit_interval: Option<Duration>,
+    /// Group members: where a partition the group never committed starts (Kafka's
+    /// `auto.offset.reset`): `Latest` (only new records) by default, `Earliest` for
+    /// everything retention kept.
+    pub start_without_commit: StartPosition,
 }
 
 impl Default for ConsumerConfig {
@@ -209,6 +216,8 @@ impl Default for ConsumerConfig {
             fetch_wait_max: Duration::from_millis(500),
             offset_reset: OffsetReset::default(),
             retry_timeout: Duration::from_secs(60),
+            auto_commit_interval: Some(Duration::from_secs(5)),
+            start_without_commit: StartPosition::Latest,
         }
     }
 }

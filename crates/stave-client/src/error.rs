@@ -345,6 +345,8 @@ pub(crate) fn is_retriable_code(code: ErrorCode) -> bool {
             | ErrorCode::LeaderNotAvailable
             | ErrorCode::RequestTimedOut
             | ErrorCode::DuplicateInFlight
+            | ErrorCode::NotCoordinator
+            | ErrorCode::CoordinatorNotAvailable
     )
 }
 

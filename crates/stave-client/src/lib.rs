@@ -32,9 +32,11 @@
 //! ```
 
 mod admin;
+mod admin_groups;
 mod client;
 mod config;
 mod consumer;
+mod coordinator;
 mod error;
 mod metadata;
 mod partitioner;
@@ -42,12 +44,15 @@ mod producer;
 mod record;
 
 pub use admin::{Admin, NewTopic, TopicDescription};
+pub use admin_groups::{
+    GroupDescription, GroupListing, GroupPartitionLag, GroupSummary, MemberDescription, ResetTo,
+};
 pub use client::Client;
 pub use config::{
     ClientConfig, ConsumerConfig, DEFAULT_PORT, IN_FLIGHT_LIMIT, OffsetReset, ProducerConfig,
     StartPosition, parse_bootstrap,
 };
-pub use consumer::Consumer;
+pub use consumer::{AssignmentChange, Consumer};
 pub use error::{ClientError, display_chain};
 pub use metadata::{ClusterMetadata, PartitionInfo, TopicInfo};
 pub use partitioner::{murmur2, partition_for_key, to_positive};

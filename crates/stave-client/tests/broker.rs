@@ -8,94 +8,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use stave_broker::{BrokerConfig, Running};
 use stave_client::{
     Client, ClientConfig, ClientError, ConsumerConfig, ErrorCode, NewTopic, OffsetReset,
     ProducerConfig, ProducerRecord, StartPosition, partition_for_key,
 };
-use tempfile::TempDir;
-use tokio::net::TcpListener;
 use tokio::time::Instant;
 
-/// Long enough for a node's first elections on a loaded 2-core machine.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
-
-struct Node {
-    running: Option<Running>,
-    addr: String,
-    dir: TempDir,
-}
-
-impl Node {
-    async fn start() -> Node {
-        let dir = tempfile::tempdir().unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let running = serve(listener, &dir, &addr);
-        Node {
-            running: Some(running),
-            addr,
-            dir,
-        }
-    }
-
-    async fn stop(&mut self) {
-        if let Some(running) = self.running.take() {
-            running.stop().await.unwrap();
-        }
-    }
-
-    /// Starts the node again on the same port and data.
-    async fn restart(&mut self) {
-        self.stop().await;
-        let listener = TcpListener::bind(&self.addr).await.unwrap();
-        self.running = Some(serve(listener, &self.dir, &self.addr));
-    }
-}
-
-fn serve(listener: TcpListener, dir: &TempDir, addr: &str) -> Running {
-    let mut config = BrokerConfig::single_node(dir.path().join("data"), addr.to_string());
-    config.retention_check_ms = 200;
-    stave_broker::spawn(listener, config)
-}
-
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_test_writer()
-        .try_init();
-}
-
-/// A client of `node`, once the node has registered itself with the controller (before,
-/// a topic create finds no node to place replicas on).
-async fn connect(node: &Node) -> Client {
-    let mut config = ClientConfig::new(&node.addr).unwrap();
-    config.retry_timeout = READY_TIMEOUT;
-    let client = Client::connect(config).await.unwrap();
-    let start = Instant::now();
-    loop {
-        let cluster = client.admin().cluster().await.unwrap();
-        if cluster.controller_id.is_some() && !cluster.nodes.is_empty() {
-            return client;
-        }
-        assert!(
-            start.elapsed() < READY_TIMEOUT,
-            "the node never registered: {cluster:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn topic(client: &Client, name: &str, partitions: u32) {
-    let admin = client.admin();
-    admin
-        .create_topic(NewTopic::new(name, partitions))
-        .await
-        .unwrap();
-    admin.wait_for_leaders(name, READY_TIMEOUT).await.unwrap();
-}
+mod support;
+use support::{Node, READY_TIMEOUT, connect, init_tracing, topic};
 
 /// Keyed records land on Kafka's partition for their key (murmur2), come back in send order
 /// per key with their key, value, timestamp and a unique `id` header, and each once.

@@ -1,4 +1,5 @@
-//! [`Consumer`]: reads explicitly assigned partitions (consumer groups come later).
+//! [`Consumer`]: reads explicitly assigned partitions, or the partitions a consumer group
+//! gives it ([`Consumer::subscribe`]).
 //!
 //! Each assigned partition has a fetch task (`fetcher.rs`) one fetch ahead of the consumer.
 //! [`Consumer::next`] takes records from the partitions in turn, a fetch's worth at a time,
@@ -10,20 +11,35 @@
 //! ([`OffsetReset::Error`](crate::OffsetReset::Error)) `next` returns
 //! [`ClientError::OffsetOutOfRange`] with the partition's current range, and the partition
 //! stops until [`Consumer::seek`] moves it; `Earliest`/`Latest` move on and log a warning.
+//!
+//! In a group (`group.rs`), a heartbeat task keeps the membership; `next` applies assignment
+//! changes as they come (commit and release what was revoked, start what was given, at the
+//! group's committed offset or [`ConsumerConfig::start_without_commit`]), tells the
+//! [`Consumer::on_assignment_change`] callback, and commits positions every
+//! [`ConsumerConfig::auto_commit_interval`]. Delivery is at least once: a record handed out
+//! counts as processed once `next` is called again, and after a consumer dies its partitions
+//! resume at the last commit.
 
 mod fetcher;
+mod group;
 
-use std::collections::VecDeque;
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use stave_proto::v1 as proto;
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::warn;
 
 use self::fetcher::{Chunk, Fetcher};
+use self::group::{CommitJob, GroupShared, Membership, TopicPartition};
 use crate::client::Client;
 use crate::config::{ConsumerConfig, StartPosition};
+use crate::coordinator::Coordinator;
 use crate::error::ClientError;
 use crate::record::ConsumerRecord;
 
@@ -38,6 +54,56 @@ pub struct Consumer {
     buffered_from: usize,
     /// Where the next round of `next` starts looking (round robin).
     turn: usize,
+    /// Set once the consumer subscribed as a group member.
+    group: Option<GroupMember>,
+}
+
+/// A change of the partitions a group member reads, as [`Consumer::on_assignment_change`]
+/// reports it: revocations just *before* the partitions are released (after their positions
+/// were committed), assignments just *after* reading starts, so between the two calls
+/// nobody else reads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssignmentChange {
+    /// These partitions are about to be released (positions committed, with auto-commit on).
+    Revoked {
+        member_id: String,
+        member_epoch: u64,
+        partitions: Vec<(Arc<str>, u32)>,
+    },
+    /// The membership was lost (expired, fenced, or the coordinator moved): these were
+    /// dropped without a commit, since they may already be another member's.
+    Lost { partitions: Vec<(Arc<str>, u32)> },
+    /// These partitions are read now, each from the offset given.
+    Assigned {
+        member_id: String,
+        member_epoch: u64,
+        partitions: Vec<(Arc<str>, u32, u64)>,
+    },
+}
+
+/// Behind a mutex so the consumer stays `Sync` (its futures hold `&self` across awaits).
+type Listener = Mutex<Box<dyn FnMut(&AssignmentChange) + Send>>;
+
+struct GroupMember {
+    shared: Arc<GroupShared>,
+    membership: watch::Receiver<Membership>,
+    /// The membership the partitions follow now.
+    applied: Membership,
+    commits: mpsc::UnboundedSender<CommitJob>,
+    stop: Option<oneshot::Sender<()>>,
+    heartbeat: JoinHandle<()>,
+    listener: Option<Listener>,
+    next_auto_commit: Option<Instant>,
+}
+
+impl std::fmt::Debug for GroupMember {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupMember")
+            .field("group", &self.shared.coordinator.group())
+            .field("member_id", &self.applied.member_id)
+            .field("member_epoch", &self.applied.member_epoch)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -67,12 +133,36 @@ impl Consumer {
             buffered: VecDeque::new(),
             buffered_from: 0,
             turn: 0,
+            group: None,
+        }
+    }
+
+    fn refuse_in_group(&self, what: &str) -> Result<(), ClientError> {
+        match &self.group {
+            Some(group) => Err(ClientError::InvalidArgument {
+                message: format!(
+                    "the consumer is a member of group {:?}: the group assigns its \
+                     partitions ({what} is for consumers outside a group)",
+                    group.shared.coordinator.group()
+                ),
+            }),
+            None => Ok(()),
         }
     }
 
     /// Starts reading `topic`/`partition` at `start`; returns the offset it starts at.
-    /// Reassigning a partition moves it (as [`Consumer::seek`]).
+    /// Reassigning a partition moves it (as [`Consumer::seek`]). Not for group members.
     pub async fn assign(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        start: StartPosition,
+    ) -> Result<u64, ClientError> {
+        self.refuse_in_group("assign")?;
+        self.start_partition(topic, partition, start).await
+    }
+
+    async fn start_partition(
         &mut self,
         topic: &str,
         partition: u32,
@@ -119,6 +209,7 @@ impl Consumer {
         topic: &str,
         start: StartPosition,
     ) -> Result<Vec<(u32, u64)>, ClientError> {
+        self.refuse_in_group("assign")?;
         let partitions = self.client.partition_count(topic).await?;
         let mut started = Vec::with_capacity(partitions as usize);
         for partition in 0..partitions {
@@ -127,14 +218,20 @@ impl Consumer {
         Ok(started)
     }
 
-    /// Moves `topic`/`partition` to `start` (records fetched ahead are dropped).
+    /// Moves `topic`/`partition` to `start` (records fetched ahead are dropped). A group
+    /// member may seek only partitions it holds.
     pub async fn seek(
         &mut self,
         topic: &str,
         partition: u32,
         start: StartPosition,
     ) -> Result<u64, ClientError> {
-        self.assign(topic, partition, start).await
+        if self.group.is_some() && self.index_of(topic, partition).is_none() {
+            return Err(ClientError::InvalidArgument {
+                message: format!("the group has not given this consumer {topic}/{partition}"),
+            });
+        }
+        self.start_partition(topic, partition, start).await
     }
 
     /// Stops reading `topic`/`partition`.
@@ -177,11 +274,20 @@ impl Consumer {
     /// batch. The failed partition stops (others go on); `seek` restarts it.
     pub async fn next(&mut self) -> Result<ConsumerRecord, ClientError> {
         loop {
+            if self.group.is_some() {
+                self.group_step().await?;
+            }
             if let Some(record) = self.buffered.pop_front() {
                 if let Some(assigned) = self.partitions.get_mut(self.buffered_from) {
                     assigned.position = record.offset + 1;
                 }
                 return Ok(record);
+            }
+            if self.group.is_some() {
+                if let Some((index, chunk)) = self.wait_in_group().await? {
+                    self.take_chunk(index, chunk)?;
+                }
+                continue;
             }
             if !self.partitions.iter().any(|p| !p.stopped) {
                 return Err(ClientError::InvalidArgument {
@@ -193,16 +299,24 @@ impl Consumer {
                 });
             }
             let (index, chunk) = self.next_chunk().await;
-            match chunk {
-                Some(Ok(records)) => {
-                    self.buffered = records.into();
-                    self.buffered_from = index;
-                }
-                Some(Err(err)) => {
-                    self.partitions[index].stopped = true;
-                    return Err(err);
-                }
-                None => self.partitions[index].stopped = true,
+            self.take_chunk(index, chunk)?;
+        }
+    }
+
+    fn take_chunk(&mut self, index: usize, chunk: Option<Chunk>) -> Result<(), ClientError> {
+        match chunk {
+            Some(Ok(records)) => {
+                self.buffered = records.into();
+                self.buffered_from = index;
+                Ok(())
+            }
+            Some(Err(err)) => {
+                self.partitions[index].stopped = true;
+                Err(err)
+            }
+            None => {
+                self.partitions[index].stopped = true;
+                Ok(())
             }
         }
     }
@@ -219,9 +333,16 @@ impl Consumer {
 
     /// The next fetch of any running partition, taking turns.
     async fn next_chunk(&mut self) -> (usize, Option<Chunk>) {
-        let start = self.turn;
-        let partitions = &mut self.partitions;
-        let (index, chunk) = std::future::poll_fn(|cx| {
+        let (index, chunk) = next_chunk(&mut self.partitions, self.turn).await;
+        self.turn = index + 1;
+        (index, chunk)
+    }
+}
+
+/// The next fetch of any running partition, starting the round at `start`.
+async fn next_chunk(partitions: &mut [Assigned], start: usize) -> (usize, Option<Chunk>) {
+    {
+        std::future::poll_fn(|cx| {
             let count = partitions.len();
             for step in 0..count {
                 let index = (start + step) % count;
@@ -235,8 +356,425 @@ impl Consumer {
             }
             Poll::Pending
         })
-        .await;
-        self.turn = index + 1;
-        (index, chunk)
+        .await
+    }
+}
+
+/// Group membership.
+impl Consumer {
+    /// Joins consumer group `group` with `subscription`: topic names or patterns (`v1.user.*`
+    /// one word, `v1.#` any number; internal topics never match). From then on the group
+    /// decides which partitions this consumer reads; topics created later that match join
+    /// without a restart. Returns once the coordinator has answered the join (a refused
+    /// subscription is an error here).
+    pub async fn subscribe(
+        &mut self,
+        group: &str,
+        subscription: &[&str],
+    ) -> Result<(), ClientError> {
+        if self.group.is_some() {
+            return Err(ClientError::InvalidArgument {
+                message: "the consumer already subscribed".into(),
+            });
+        }
+        if !self.partitions.is_empty() {
+            return Err(ClientError::InvalidArgument {
+                message: "the consumer has partitions assigned by hand: a group member reads \
+                          only what the group gives it"
+                    .into(),
+            });
+        }
+        if group.is_empty() || subscription.is_empty() {
+            return Err(ClientError::InvalidArgument {
+                message: "a group name and at least one topic or pattern are needed".into(),
+            });
+        }
+        let shared = Arc::new(GroupShared {
+            coordinator: Coordinator::new(self.client.clone(), group),
+            subscription: subscription.iter().map(|s| s.to_string()).collect(),
+            owned: Mutex::new(BTreeSet::new()),
+            wake: Notify::new(),
+            committed: Mutex::new(HashMap::new()),
+        });
+        let (membership_tx, mut membership) = watch::channel(Membership::default());
+        let (stop, stopped) = oneshot::channel();
+        let heartbeat = tokio::spawn(group::heartbeat_loop(
+            self.client.clone(),
+            shared.clone(),
+            membership_tx,
+            stopped,
+        ));
+        let (commits, jobs) = mpsc::unbounded_channel();
+        tokio::spawn(group::commit_loop(
+            self.client.clone(),
+            shared.clone(),
+            membership.clone(),
+            jobs,
+        ));
+        // Wait for the join's answer (or the reason there is none).
+        let timeout = self.client.config().retry_timeout;
+        let joined = tokio::time::timeout(
+            timeout,
+            membership.wait_for(|m| m.generation > 0 || m.failed.is_some()),
+        )
+        .await
+        .map(|answer| answer.map(|m| m.failed.clone()));
+        let failed = match joined {
+            Ok(Ok(failed)) => failed,
+            Ok(Err(_)) => None,
+            Err(_) => {
+                heartbeat.abort();
+                return Err(ClientError::Timeout {
+                    what: format!("joining group {group:?}"),
+                    elapsed: timeout,
+                    last: None,
+                });
+            }
+        };
+        if let Some(err) = failed {
+            heartbeat.abort();
+            return Err(err.replicate());
+        }
+        self.group = Some(GroupMember {
+            shared,
+            membership,
+            applied: Membership::default(),
+            commits,
+            stop: Some(stop),
+            heartbeat,
+            listener: None,
+            next_auto_commit: self.config.auto_commit_interval.map(|i| Instant::now() + i),
+        });
+        Ok(())
+    }
+
+    /// Calls `listener` after every change of the partitions the group gives this consumer
+    /// (from the next call of `next` on).
+    pub fn on_assignment_change(
+        &mut self,
+        listener: impl FnMut(&AssignmentChange) + Send + 'static,
+    ) {
+        if let Some(group) = &mut self.group {
+            group.listener = Some(Mutex::new(Box::new(listener)));
+        }
+    }
+
+    /// The member id and epoch this consumer reads as (after its first assignment).
+    pub fn member(&self) -> Option<(String, u64)> {
+        let group = self.group.as_ref()?;
+        (!group.applied.member_id.is_empty())
+            .then(|| (group.applied.member_id.clone(), group.applied.member_epoch))
+    }
+
+    /// Commits the position of every partition read (the offset after the last record
+    /// handed out) and waits for the coordinator's answer. Commits are sent in order, after
+    /// any [`Consumer::commit_async`] asked for before.
+    pub async fn commit(&mut self) -> Result<(), ClientError> {
+        let done = self.queue_commit(None)?;
+        match done.await {
+            Ok(result) => result,
+            Err(_) => Err(ClientError::Closed {
+                what: "the committer",
+            }),
+        }
+    }
+
+    /// Commits as [`Consumer::commit`] does without waiting: the returned future (which
+    /// may be dropped) says how it went.
+    pub fn commit_async(
+        &mut self,
+    ) -> Result<impl Future<Output = Result<(), ClientError>> + Send + 'static, ClientError> {
+        let done = self.queue_commit(None)?;
+        Ok(async move {
+            match done.await {
+                Ok(result) => result,
+                Err(_) => Err(ClientError::Closed {
+                    what: "the committer",
+                }),
+            }
+        })
+    }
+
+    /// Queues a commit of the positions that moved since the last commit (of `only` when
+    /// given).
+    fn queue_commit(
+        &mut self,
+        only: Option<&BTreeSet<TopicPartition>>,
+    ) -> Result<oneshot::Receiver<Result<(), ClientError>>, ClientError> {
+        let Some(group) = &self.group else {
+            return Err(ClientError::InvalidArgument {
+                message: "only a group member commits offsets (see Consumer::subscribe)".into(),
+            });
+        };
+        let committed = group
+            .shared
+            .committed
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default();
+        let offsets: Vec<(TopicPartition, u64)> = self
+            .partitions
+            .iter()
+            .map(|p| ((p.topic.to_string(), p.partition), p.position))
+            .filter(|(tp, position)| {
+                only.is_none_or(|only| only.contains(tp)) && committed.get(tp) != Some(position)
+            })
+            .collect();
+        let (done, answer) = oneshot::channel();
+        if offsets.is_empty() {
+            let _ = done.send(Ok(()));
+            return Ok(answer);
+        }
+        let job = CommitJob {
+            member_id: group.applied.member_id.clone(),
+            offsets,
+            done: Some(done),
+        };
+        group.commits.send(job).map_err(|_| ClientError::Closed {
+            what: "the committer",
+        })?;
+        Ok(answer)
+    }
+
+    /// Commits (with auto-commit on) and leaves the group, so its partitions move to the
+    /// other members at once; a consumer outside a group just stops.
+    pub async fn close(mut self) -> Result<(), ClientError> {
+        let Some(mut group) = self.group.take() else {
+            return Ok(());
+        };
+        let committed = if self.config.auto_commit_interval.is_some() {
+            self.group = Some(group);
+            let result = self.commit().await;
+            group = match self.group.take() {
+                Some(group) => group,
+                None => return result,
+            };
+            result
+        } else {
+            Ok(())
+        };
+        let held = self.assignment();
+        if !held.is_empty()
+            && let Some(listener) = &mut group.listener
+            && let Ok(listener) = listener.get_mut()
+        {
+            listener(&AssignmentChange::Revoked {
+                member_id: group.applied.member_id.clone(),
+                member_epoch: group.applied.member_epoch,
+                partitions: held,
+            });
+        }
+        self.partitions.clear();
+        if let Some(stop) = group.stop.take() {
+            let _ = stop.send(());
+        }
+        let limit = self.client.config().request_timeout * 2;
+        let _ = tokio::time::timeout(limit, &mut group.heartbeat).await;
+        committed
+    }
+
+    /// Applies a new membership, and commits when auto-commit is due.
+    async fn group_step(&mut self) -> Result<(), ClientError> {
+        let Some(group) = &mut self.group else {
+            return Ok(());
+        };
+        let latest = group.membership.borrow_and_update().clone();
+        if latest.generation != group.applied.generation {
+            self.apply(latest).await?;
+        }
+        let Some(group) = &mut self.group else {
+            return Ok(());
+        };
+        if let (Some(due), Some(interval)) =
+            (group.next_auto_commit, self.config.auto_commit_interval)
+            && Instant::now() >= due
+        {
+            group.next_auto_commit = Some(Instant::now() + interval);
+            // Not waited for: the committer reports failures in its log, and the next
+            // commit carries the positions again.
+            drop(self.queue_commit(None)?);
+        }
+        Ok(())
+    }
+
+    /// Moves the partitions read to `latest`'s assignment: releases (committing first, with
+    /// auto-commit on, unless the membership was lost) what it no longer has, then starts
+    /// what it gained. Safe to run again after an interruption: it works from what is read
+    /// now.
+    async fn apply(&mut self, latest: Membership) -> Result<(), ClientError> {
+        let Some(group) = &self.group else {
+            return Ok(());
+        };
+        if let Some(err) = &latest.failed {
+            return Err(err.replicate());
+        }
+        let shared = group.shared.clone();
+        let held: BTreeSet<TopicPartition> = self
+            .partitions
+            .iter()
+            .map(|p| (p.topic.to_string(), p.partition))
+            .collect();
+        let revoked: BTreeSet<TopicPartition> = if latest.lost {
+            held.clone()
+        } else {
+            held.difference(&latest.assignment).cloned().collect()
+        };
+        if !revoked.is_empty() {
+            if !latest.lost && self.config.auto_commit_interval.is_some() {
+                let done = self.queue_commit(Some(&revoked))?;
+                match done.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(err)) => {
+                        warn!(error = %err, "commit of revoked partitions failed: they resume at the previous commit");
+                    }
+                    Err(_) => {
+                        return Err(ClientError::Closed {
+                            what: "the committer",
+                        });
+                    }
+                }
+            }
+            let partitions = revoked
+                .iter()
+                .map(|(topic, partition)| (Arc::from(topic.as_str()), *partition))
+                .collect();
+            self.tell(if latest.lost {
+                AssignmentChange::Lost { partitions }
+            } else {
+                AssignmentChange::Revoked {
+                    member_id: self
+                        .group
+                        .as_ref()
+                        .map(|g| g.applied.member_id.clone())
+                        .unwrap_or_default(),
+                    member_epoch: latest.member_epoch,
+                    partitions,
+                }
+            });
+            for (topic, partition) in &revoked {
+                self.unassign(topic, *partition);
+            }
+            if let Ok(mut committed) = shared.committed.lock() {
+                committed.retain(|tp, _| !revoked.contains(tp));
+            }
+            shared.set_owned(self.held());
+            // The coordinator hands them on once it hears they are free.
+            shared.wake.notify_one();
+        }
+        let gained: Vec<TopicPartition> = latest
+            .assignment
+            .difference(&self.held())
+            .cloned()
+            .collect();
+        let mut assigned = Vec::with_capacity(gained.len());
+        if !gained.is_empty() {
+            let committed = self.committed_offsets(&shared).await?;
+            for (topic, partition) in gained {
+                let key = (topic, partition);
+                let start = match committed.get(&key) {
+                    Some(offset) => StartPosition::Offset(*offset),
+                    None => self.config.start_without_commit,
+                };
+                let offset = self.start_partition(&key.0, key.1, start).await?;
+                if let Ok(mut known) = shared.committed.lock()
+                    && let Some(offset) = committed.get(&key)
+                {
+                    known.insert(key.clone(), *offset);
+                }
+                shared.set_owned(self.held());
+                assigned.push((Arc::from(key.0.as_str()), key.1, offset));
+            }
+        }
+        let (member_id, member_epoch) = (latest.member_id.clone(), latest.member_epoch);
+        if let Some(group) = &mut self.group {
+            group.applied = latest;
+        }
+        if !assigned.is_empty() {
+            self.tell(AssignmentChange::Assigned {
+                member_id,
+                member_epoch,
+                partitions: assigned,
+            });
+        }
+        Ok(())
+    }
+
+    fn tell(&mut self, change: AssignmentChange) {
+        if let Some(listener) = self.group.as_mut().and_then(|g| g.listener.as_mut())
+            && let Ok(listener) = listener.get_mut()
+        {
+            listener(&change);
+        }
+    }
+
+    fn held(&self) -> BTreeSet<TopicPartition> {
+        self.partitions
+            .iter()
+            .map(|p| (p.topic.to_string(), p.partition))
+            .collect()
+    }
+
+    /// The group's committed offsets, from its coordinator.
+    async fn committed_offsets(
+        &self,
+        shared: &GroupShared,
+    ) -> Result<HashMap<TopicPartition, u64>, ClientError> {
+        let client = &self.client;
+        let request = proto::FetchOffsetsRequest {
+            group: shared.coordinator.group().to_string(),
+        };
+        let answer = shared
+            .coordinator
+            .call(
+                "fetch committed offsets",
+                client.config().retry_timeout,
+                |addr, mut node| {
+                    let request = request.clone();
+                    async move {
+                        let answer = client.unary(&addr, node.fetch_offsets(request)).await?;
+                        ClientError::check(answer.error.clone())?;
+                        Ok(answer)
+                    }
+                },
+            )
+            .await?;
+        Ok(answer
+            .offsets
+            .into_iter()
+            .map(|o| ((o.topic, o.partition), o.offset))
+            .collect())
+    }
+
+    /// Waits, as a group member, for a fetch, a membership change or the auto-commit time.
+    async fn wait_in_group(&mut self) -> Result<Option<(usize, Option<Chunk>)>, ClientError> {
+        let Consumer {
+            partitions,
+            turn,
+            group,
+            ..
+        } = self;
+        let Some(group) = group else {
+            return Ok(None);
+        };
+        let running = partitions.iter().any(|p| !p.stopped);
+        let due = group.next_auto_commit;
+        tokio::select! {
+            (index, chunk) = next_chunk(partitions, *turn), if running => {
+                *turn = index + 1;
+                Ok(Some((index, chunk)))
+            }
+            changed = group.membership.changed() => match changed {
+                Ok(()) => Ok(None),
+                Err(_) => Err(ClientError::Closed { what: "the group membership" }),
+            },
+            () = sleep_until(due) => Ok(None),
+        }
+    }
+}
+
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
     }
 }

@@ -60,7 +60,8 @@ pub(crate) fn classify(result: Result<ProduceResponse, ClientError>) -> Outcome 
         | ErrorCode::NotCoordinator
         | ErrorCode::CoordinatorNotAvailable
         | ErrorCode::FencedMemberEpoch
-        | ErrorCode::UnknownMemberId => Outcome::Fail(err),
+        | ErrorCode::UnknownMemberId
+        | ErrorCode::GroupNotEmpty => Outcome::Fail(err),
     }
 }
 

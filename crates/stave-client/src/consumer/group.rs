@@ -1,0 +1,342 @@
+//! Group membership for [`Consumer::subscribe`](super::Consumer::subscribe): the heartbeat
+//! task and the committer task.
+//!
+//! The heartbeat task talks to the group's coordinator (KIP-848 style): it joins, then every
+//! heartbeat interval (and at once when the consumer releases partitions) reports the
+//! subscription and the partitions the consumer holds, and publishes the coordinator's answer
+//! — member id, member epoch and the partitions the member may hold — on a watch channel.
+//! The consumer applies it in `next`: it commits and releases what was revoked, then starts
+//! what was assigned. The coordinator gives a partition to a new owner only after the old
+//! owner reported it released, so two members never read a partition at once.
+//!
+//! The membership is *lost* when the coordinator no longer knows the member (it expired, or
+//! the coordinator moved), when the member's epoch was fenced, or when no heartbeat got
+//! through for a session timeout: its partitions may already be someone else's, so the
+//! consumer drops them without committing, and the task joins again as a new member.
+//!
+//! Commits go through one committer task, in order, so an older commit never lands after a
+//! newer one; each carries the member id and epoch current when it is sent (a commit fenced
+//! by an epoch that moved on meanwhile is retried with the new one).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use stave_proto::v1 as proto;
+use stave_proto::v1::ErrorCode;
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::client::Client;
+use crate::coordinator::Coordinator;
+use crate::error::ClientError;
+
+/// A topic and partition.
+pub(crate) type TopicPartition = (String, u32);
+
+/// What the coordinator last said about this member.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Membership {
+    /// Bumped on every change the consumer must act on.
+    pub(crate) generation: u64,
+    pub(crate) member_id: String,
+    pub(crate) member_epoch: u64,
+    /// What the member may hold now.
+    pub(crate) assignment: BTreeSet<TopicPartition>,
+    /// Set with a generation that lost the membership: drop everything without committing.
+    pub(crate) lost: bool,
+    /// The group cannot be served (a bad subscription, say): `next` reports it.
+    pub(crate) failed: Option<Arc<ClientError>>,
+}
+
+/// The shared state between the consumer and its tasks.
+#[derive(Debug)]
+pub(crate) struct GroupShared {
+    pub(crate) coordinator: Coordinator,
+    pub(crate) subscription: Vec<String>,
+    /// What the consumer holds now (reported in heartbeats).
+    pub(crate) owned: Mutex<BTreeSet<TopicPartition>>,
+    /// Asks for a heartbeat now (after releasing partitions).
+    pub(crate) wake: Notify,
+    /// The last offset committed per partition (by this consumer).
+    pub(crate) committed: Mutex<HashMap<TopicPartition, u64>>,
+}
+
+impl GroupShared {
+    pub(crate) fn set_owned(&self, owned: BTreeSet<TopicPartition>) {
+        if let Ok(mut current) = self.owned.lock() {
+            *current = owned;
+        }
+    }
+
+    fn owned(&self) -> BTreeSet<TopicPartition> {
+        self.owned.lock().map(|o| o.clone()).unwrap_or_default()
+    }
+}
+
+fn by_topic(set: &BTreeSet<TopicPartition>) -> Vec<proto::TopicPartitions> {
+    let mut grouped: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for (topic, partition) in set {
+        grouped.entry(topic).or_default().push(*partition);
+    }
+    grouped
+        .into_iter()
+        .map(|(topic, partitions)| proto::TopicPartitions {
+            topic: topic.to_string(),
+            partitions,
+        })
+        .collect()
+}
+
+fn flatten(list: &[proto::TopicPartitions]) -> BTreeSet<TopicPartition> {
+    list.iter()
+        .flat_map(|tp| tp.partitions.iter().map(|p| (tp.topic.clone(), *p)))
+        .collect()
+}
+
+/// The heartbeat task of one member. Ends (after leaving the group) when `stop` fires or is
+/// dropped, or when the group cannot be served.
+pub(crate) async fn heartbeat_loop(
+    client: Client,
+    shared: Arc<GroupShared>,
+    membership: watch::Sender<Membership>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let mut interval = Duration::from_secs(1);
+    let mut session = Duration::from_secs(10);
+    let mut last_ok = Instant::now();
+    let mut attempt = 0;
+    loop {
+        let (member_id, member_epoch) = {
+            let current = membership.borrow();
+            (current.member_id.clone(), current.member_epoch)
+        };
+        let request = proto::GroupHeartbeatRequest {
+            group: shared.coordinator.group().to_string(),
+            member_id: member_id.clone(),
+            member_epoch,
+            subscription: shared.subscription.clone(),
+            owned: by_topic(&shared.owned()),
+            leave: false,
+        };
+        let answer = beat(&client, &shared, request).await;
+        let mut pause = interval;
+        match answer {
+            Ok(answer) => {
+                last_ok = Instant::now();
+                attempt = 0;
+                if answer.heartbeat_interval_ms > 0 {
+                    interval = Duration::from_millis(answer.heartbeat_interval_ms.into());
+                    pause = interval;
+                }
+                if answer.session_timeout_ms > 0 {
+                    session = Duration::from_millis(answer.session_timeout_ms.into());
+                }
+                let assignment = flatten(&answer.assignment);
+                membership.send_if_modified(|current| {
+                    let changed = current.member_id != answer.member_id
+                        || current.member_epoch != answer.member_epoch
+                        || current.assignment != assignment;
+                    if changed {
+                        current.generation += 1;
+                        current.member_id = answer.member_id.clone();
+                        current.member_epoch = answer.member_epoch;
+                        current.assignment = assignment;
+                        current.lost = false;
+                    }
+                    changed
+                });
+            }
+            Err(err)
+                if matches!(
+                    err.code(),
+                    Some(ErrorCode::UnknownMemberId | ErrorCode::FencedMemberEpoch)
+                ) =>
+            {
+                info!(group = shared.coordinator.group(), member = %member_id, error = %err,
+                    "membership lost; joining again");
+                if err.code() == Some(ErrorCode::FencedMemberEpoch) {
+                    // Frees its partitions at once rather than after the session timeout.
+                    leave(&client, &shared, &member_id).await;
+                }
+                lose(&membership);
+                pause = Duration::ZERO;
+            }
+            Err(err) if !err.is_retriable() => {
+                warn!(group = shared.coordinator.group(), error = %err, "the group cannot be served");
+                membership.send_modify(|current| {
+                    current.generation += 1;
+                    current.failed = Some(Arc::new(err));
+                });
+                return;
+            }
+            Err(err) => {
+                debug!(group = shared.coordinator.group(), error = %err, "heartbeat failed");
+                shared.coordinator.forget();
+                if last_ok.elapsed() > session && !membership.borrow().member_id.is_empty() {
+                    // The coordinator has expired this member by now.
+                    info!(
+                        group = shared.coordinator.group(),
+                        "no heartbeat for a session timeout; joining again"
+                    );
+                    lose(&membership);
+                }
+                pause = client.config().backoff(attempt).min(interval);
+                attempt += 1;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = shared.wake.notified() => {}
+            _ = &mut stop => {
+                let member_id = membership.borrow().member_id.clone();
+                leave(&client, &shared, &member_id).await;
+                return;
+            }
+        }
+    }
+}
+
+/// One heartbeat, at the coordinator.
+async fn beat(
+    client: &Client,
+    shared: &GroupShared,
+    request: proto::GroupHeartbeatRequest,
+) -> Result<proto::GroupHeartbeatResponse, ClientError> {
+    let timeout = client.config().request_timeout;
+    shared
+        .coordinator
+        .call("heartbeat", timeout, |addr, mut node| {
+            let request = request.clone();
+            async move {
+                let answer = client.unary(&addr, node.group_heartbeat(request)).await?;
+                ClientError::check(answer.error.clone())?;
+                Ok(answer)
+            }
+        })
+        .await
+}
+
+/// Says the member leaves (best effort: otherwise it expires after the session timeout).
+async fn leave(client: &Client, shared: &GroupShared, member_id: &str) {
+    if member_id.is_empty() {
+        return;
+    }
+    let request = proto::GroupHeartbeatRequest {
+        group: shared.coordinator.group().to_string(),
+        member_id: member_id.to_string(),
+        leave: true,
+        ..Default::default()
+    };
+    if let Err(err) = beat(client, shared, request).await {
+        debug!(group = shared.coordinator.group(), error = %err, "leave failed");
+    }
+}
+
+fn lose(membership: &watch::Sender<Membership>) {
+    membership.send_modify(|current| {
+        current.generation += 1;
+        current.member_id.clear();
+        current.member_epoch = 0;
+        current.assignment.clear();
+        current.lost = true;
+    });
+}
+
+/// A commit for the committer task.
+pub(crate) struct CommitJob {
+    /// The member the consumer held the partitions as: a commit is never sent for another
+    /// (after the membership was lost, the partitions may be someone else's).
+    pub(crate) member_id: String,
+    pub(crate) offsets: Vec<(TopicPartition, u64)>,
+    pub(crate) done: Option<oneshot::Sender<Result<(), ClientError>>>,
+}
+
+/// Sends commits to the coordinator one at a time, in the order they were asked for.
+pub(crate) async fn commit_loop(
+    client: Client,
+    shared: Arc<GroupShared>,
+    mut membership: watch::Receiver<Membership>,
+    mut jobs: mpsc::UnboundedReceiver<CommitJob>,
+) {
+    while let Some(job) = jobs.recv().await {
+        let result = commit(&client, &shared, &mut membership, &job).await;
+        match &result {
+            Ok(()) => {
+                if let Ok(mut committed) = shared.committed.lock() {
+                    for (tp, offset) in &job.offsets {
+                        committed.insert(tp.clone(), *offset);
+                    }
+                }
+            }
+            Err(err) => debug!(group = shared.coordinator.group(), error = %err, "commit failed"),
+        }
+        if let Some(done) = job.done {
+            // The caller stopped waiting: the commit happened (or not) all the same.
+            let _ = done.send(result);
+        }
+    }
+}
+
+async fn commit(
+    client: &Client,
+    shared: &GroupShared,
+    membership: &mut watch::Receiver<Membership>,
+    job: &CommitJob,
+) -> Result<(), ClientError> {
+    let offsets = &job.offsets;
+    let timeout = client.config().retry_timeout;
+    let mut fenced = 0;
+    loop {
+        let (member_id, member_epoch) = {
+            let current = membership.borrow_and_update();
+            (current.member_id.clone(), current.member_epoch)
+        };
+        if member_id.is_empty() || member_id != job.member_id {
+            return Err(ClientError::Broker {
+                code: ErrorCode::UnknownMemberId,
+                message: format!(
+                    "member {:?} is no longer in the group: its commit is dropped",
+                    job.member_id
+                ),
+                leader_id: None,
+                leader_addr: None,
+            });
+        }
+        let request = proto::CommitOffsetsRequest {
+            group: shared.coordinator.group().to_string(),
+            offsets: offsets
+                .iter()
+                .map(|((topic, partition), offset)| proto::OffsetCommit {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    offset: *offset,
+                    metadata: String::new(),
+                })
+                .collect(),
+            member_id: member_id.clone(),
+            member_epoch,
+        };
+        let result = shared
+            .coordinator
+            .call("commit offsets", timeout, |addr, mut node| {
+                let request = request.clone();
+                async move {
+                    let answer = client.unary(&addr, node.commit_offsets(request)).await?;
+                    ClientError::check(answer.error)
+                }
+            })
+            .await;
+        match result {
+            // The epoch moved on (an assignment change the heartbeat task has not seen yet):
+            // wait for the new one and send again.
+            Err(err) if err.code() == Some(ErrorCode::FencedMemberEpoch) && fenced < 3 => {
+                fenced += 1;
+                shared.wake.notify_one();
+                let _ = tokio::time::timeout(Duration::from_secs(2), membership.changed()).await;
+            }
+            other => return other,
+        }
+    }
+}
