@@ -1,4 +1,7 @@
-//! `stave consume TOPIC`: prints records as they arrive, from every partition or one.
+//! `stave consume TOPIC_OR_PATTERN`: prints records as they arrive, from every partition or
+//! one, or — with `--group` — from the partitions a consumer group gives this consumer
+//! (topic names or patterns like `v1.user.#`; assignment changes are noted on standard
+//! error; positions are committed every 5 s, and on exit).
 //!
 //! Text: the value alone, one line per record. JSON: one object per line with topic,
 //! partition, offset, timestamp, key, value and headers (bytes that are not UTF-8 are
@@ -9,7 +12,9 @@ use std::io::Write;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use stave_client::{Client, ConsumerConfig, ConsumerRecord, OffsetReset, StartPosition};
+use stave_client::{
+    AssignmentChange, Client, Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, StartPosition,
+};
 
 use super::args::parse_time;
 use super::error::CliError;
@@ -24,22 +29,33 @@ pub enum Format {
 
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
-    /// Topic to read.
+    /// Topic to read; with --group also a pattern: `*` stands for one dot-separated word
+    /// (`v1.user.*`), `#` for any number of words (`v1.#`).
+    #[arg(value_name = "TOPIC_OR_PATTERN")]
     topic: String,
-    /// Read as a member of consumer group G (not available yet).
+    /// Read as a member of consumer group G: the group splits the partitions between its
+    /// members, and the consumer resumes at the group's committed offsets. It commits every
+    /// 5 s, and commits and leaves the group on SIGTERM/Ctrl-C and at --max-messages.
     #[arg(long, value_name = "G")]
     group: Option<String>,
     /// Read only this partition [default: every partition].
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", conflicts_with = "group")]
     partition: Option<u32>,
-    /// Start at the oldest record [default: only records written from now on].
+    /// Start at the oldest record [default: only records written from now on]. With
+    /// --group: for partitions the group never committed.
     #[arg(long, group = "start")]
     from_beginning: bool,
     /// Start at offset N (in each partition read).
-    #[arg(long, value_name = "N", group = "start")]
+    #[arg(long, value_name = "N", group = "start", conflicts_with = "group")]
     offset: Option<u64>,
     /// Start at the first record at or after T: RFC 3339 (2024-05-01T12:00:00Z) or epoch ms.
-    #[arg(long, value_name = "T", group = "start", value_parser = parse_time)]
+    #[arg(
+        long,
+        value_name = "T",
+        group = "start",
+        value_parser = parse_time,
+        conflicts_with = "group"
+    )]
     from_time: Option<i64>,
     /// Stop after N records.
     #[arg(long, value_name = "N")]
@@ -50,34 +66,19 @@ pub struct ConsumeArgs {
 }
 
 pub async fn run(client: &Client, args: ConsumeArgs, timeout: Duration) -> Result<(), CliError> {
-    if let Some(group) = &args.group {
-        return Err(CliError::Usage(format!(
-            "consumer groups are not available yet (--group {group}); without --group, \
-             stave consume reads every partition, or one with --partition"
-        )));
-    }
-    super::require_topic(client, &args.topic, timeout).await?;
-    let (start, offset_reset) = match (args.from_beginning, args.offset, args.from_time) {
-        // Retention may move the log start between ListOffsets and the first fetch.
-        (true, _, _) => (StartPosition::Earliest, OffsetReset::Earliest),
-        // An explicit offset that is not there is the user's to know about.
-        (_, Some(offset), _) => (StartPosition::Offset(offset), OffsetReset::Error),
-        (_, _, Some(time)) => (StartPosition::Timestamp(time), OffsetReset::Earliest),
-        _ => (StartPosition::Latest, OffsetReset::Earliest),
+    let pattern = args.topic.contains(['*', '#']);
+    let grouped = args.group.is_some();
+    let mut consumer = match &args.group {
+        Some(group) => join(client, group, &args, timeout).await?,
+        None if pattern => {
+            return Err(CliError::Usage(format!(
+                "{:?} is a pattern: patterns need --group (a consumer group follows the \
+                 topics that match, including ones created later)",
+                args.topic
+            )));
+        }
+        None => assign(client, &args, timeout).await?,
     };
-    let mut consumer = client.consumer(ConsumerConfig {
-        offset_reset,
-        retry_timeout: timeout,
-        ..ConsumerConfig::default()
-    });
-    match args.partition {
-        Some(partition) => {
-            consumer.assign(&args.topic, partition, start).await?;
-        }
-        None => {
-            consumer.assign_topic(&args.topic, start).await?;
-        }
-    }
     let max = args.max_messages.unwrap_or(u64::MAX);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -102,13 +103,97 @@ pub async fn run(client: &Client, args: ConsumeArgs, timeout: Duration) -> Resul
             };
             write_record(&mut out, &record, args.format)
                 .map_err(CliError::io("cannot write to standard output"))?;
+            if grouped {
+                // A group commits what was handed out: it must be out of this process first.
+                out.flush()
+                    .map_err(CliError::io("cannot write to standard output"))?;
+            }
             count += 1;
         }
         Ok(())
     }
     .await;
     out.flush().map_err(write_error)?;
-    result
+    // In a group: commit what was printed and leave, so the partitions move on at once.
+    let closed = consumer.close().await;
+    result?;
+    closed.map_err(CliError::from)
+}
+
+/// A consumer reading the partitions named on the command line.
+async fn assign(
+    client: &Client,
+    args: &ConsumeArgs,
+    timeout: Duration,
+) -> Result<Consumer, CliError> {
+    super::require_topic(client, &args.topic, timeout).await?;
+    let (start, offset_reset) = match (args.from_beginning, args.offset, args.from_time) {
+        // Retention may move the log start between ListOffsets and the first fetch.
+        (true, _, _) => (StartPosition::Earliest, OffsetReset::Earliest),
+        // An explicit offset that is not there is the user's to know about.
+        (_, Some(offset), _) => (StartPosition::Offset(offset), OffsetReset::Error),
+        (_, _, Some(time)) => (StartPosition::Timestamp(time), OffsetReset::Earliest),
+        _ => (StartPosition::Latest, OffsetReset::Earliest),
+    };
+    let mut consumer = client.consumer(ConsumerConfig {
+        offset_reset,
+        retry_timeout: timeout,
+        ..ConsumerConfig::default()
+    });
+    match args.partition {
+        Some(partition) => {
+            consumer.assign(&args.topic, partition, start).await?;
+        }
+        None => {
+            consumer.assign_topic(&args.topic, start).await?;
+        }
+    }
+    Ok(consumer)
+}
+
+/// A consumer in `group`, noting its assignment changes on standard error.
+async fn join(
+    client: &Client,
+    group: &str,
+    args: &ConsumeArgs,
+    timeout: Duration,
+) -> Result<Consumer, CliError> {
+    let mut consumer = client.consumer(ConsumerConfig {
+        // A committed offset retention has removed since: continue at the oldest record.
+        offset_reset: OffsetReset::Earliest,
+        start_without_commit: if args.from_beginning {
+            StartPosition::Earliest
+        } else {
+            StartPosition::Latest
+        },
+        retry_timeout: timeout.max(Duration::from_secs(30)),
+        ..ConsumerConfig::default()
+    });
+    consumer.subscribe(group, &[args.topic.as_str()]).await?;
+    consumer.on_assignment_change(|change| {
+        let list = |partitions: Vec<String>| partitions.join(" ");
+        let line = match change {
+            AssignmentChange::Assigned { partitions, .. } => format!(
+                "assigned: {}",
+                list(
+                    partitions
+                        .iter()
+                        .map(|(t, p, offset)| format!("{t}/{p}@{offset}"))
+                        .collect()
+                )
+            ),
+            AssignmentChange::Revoked { partitions, .. } => format!(
+                "revoked: {}",
+                list(partitions.iter().map(|(t, p)| format!("{t}/{p}")).collect())
+            ),
+            AssignmentChange::Lost { partitions } => format!(
+                "lost (the group moved on; rejoining): {}",
+                list(partitions.iter().map(|(t, p)| format!("{t}/{p}")).collect())
+            ),
+        };
+        eprintln!("{line}");
+    });
+    Ok(consumer)
 }
 
 fn write_record(

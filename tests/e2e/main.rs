@@ -5,6 +5,7 @@
 mod cluster;
 mod crash;
 mod group_cli;
+mod groups;
 mod keyed;
 mod script;
 mod support;

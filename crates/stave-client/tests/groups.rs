@@ -400,3 +400,64 @@ async fn fifty_members_converge_quickly() {
         member.close().await;
     }
 }
+
+/// Replay: after the group read everything and stopped, a reset to a time makes it read
+/// again from the first record at or after that time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_to_a_time_replays_from_the_first_record_at_or_after_it() {
+    init_tracing();
+    let node = Node::start().await;
+    let client = connect(&node).await;
+    topic(&client, "v1.payments", 2).await;
+    let producer = client.producer(ProducerConfig::default()).await.unwrap();
+    // Partition p, record i: timestamp 1_000_000 + i * 1000.
+    for partition in 0..2 {
+        for i in 0..5i64 {
+            producer
+                .send(
+                    ProducerRecord::new("v1.payments", format!("p{partition}-{i}"))
+                        .partition(partition)
+                        .timestamp(1_000_000 + i * 1000),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    producer.close().await;
+    let mut consumer = client.consumer(config());
+    consumer
+        .subscribe("ledger", &["v1.payments"])
+        .await
+        .unwrap();
+    for _ in 0..10 {
+        consumer.next().await.unwrap();
+    }
+    consumer.close().await.unwrap();
+
+    let admin = client.admin();
+    let moved = admin
+        .reset_offsets(
+            "ledger",
+            "v1.payments",
+            &[],
+            stave_client::ResetTo::Timestamp(1_002_500),
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved, [(0, 3), (1, 3)]);
+
+    let mut consumer = client.consumer(config());
+    consumer
+        .subscribe("ledger", &["v1.payments"])
+        .await
+        .unwrap();
+    let mut replayed = BTreeSet::new();
+    for _ in 0..4 {
+        let record = consumer.next().await.unwrap();
+        assert!(record.timestamp >= 1_002_500, "{record:?}");
+        replayed.insert(value(&record));
+    }
+    let expected: BTreeSet<String> = ["p0-3", "p0-4", "p1-3", "p1-4"].map(String::from).into();
+    assert_eq!(replayed, expected);
+    consumer.close().await.unwrap();
+}
