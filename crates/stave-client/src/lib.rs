@@ -5,8 +5,10 @@
 //!   after leader changes and lost connections).
 //! - [`Producer`] batches records per partition and pipelines them to the leaders;
 //!   idempotent, so retries never write a record twice.
-//! - [`Consumer`] reads explicitly assigned partitions with a fetch running ahead.
-//! - [`Admin`] creates, deletes, describes and configures topics, and reads cluster state.
+//! - [`Consumer`] reads explicitly assigned partitions with a fetch running ahead, or joins
+//!   a consumer group ([`Consumer::subscribe`]) that assigns them and keeps its offsets.
+//! - [`Admin`] creates, deletes, describes and configures topics, reads cluster state, and
+//!   lists, describes and resets consumer groups.
 //!
 //! ```no_run
 //! use stave_client::{Client, ClientConfig, ConsumerConfig, NewTopic, ProducerConfig,

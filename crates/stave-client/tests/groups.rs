@@ -233,6 +233,33 @@ async fn three_members_split_six_partitions_and_never_share_one() {
     let client = connect(&node).await;
     topic(&client, "v1.orders.placed", 6).await;
     let journal: Journal = Arc::default();
+    // The coordinator's side, sampled throughout: what each member reports holding, with
+    // its epoch; no partition in two members' hands in any sample.
+    let (stop_sampling, mut sampling_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin = client.admin();
+    let sampler = tokio::spawn(async move {
+        let mut samples = 0;
+        let mut every = tokio::time::interval(Duration::from_millis(20));
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = &mut sampling_stopped => return samples,
+            }
+            let Ok(group) = admin.describe_group("billing").await else {
+                continue;
+            };
+            let mut owner: BTreeMap<(String, u32), (String, u64)> = BTreeMap::new();
+            for member in &group.members {
+                for tp in &member.owned {
+                    let mine = (member.member_id.clone(), member.member_epoch);
+                    if let Some(other) = owner.insert(tp.clone(), mine.clone()) {
+                        panic!("{tp:?} owned by {other:?} and {mine:?} at once");
+                    }
+                }
+            }
+            samples += 1;
+        }
+    });
     let mut members = Vec::new();
     for index in 0..3 {
         members.push(
@@ -260,6 +287,12 @@ async fn three_members_split_six_partitions_and_never_share_one() {
     let refs: Vec<&Member> = members.iter().collect();
     wait_holdings(&refs, "rebalanced after a leave", |h| sizes(h) == [3, 3]).await;
     check_no_overlap(&journal.lock().unwrap(), Instant::now());
+    let _ = stop_sampling.send(());
+    let samples = sampler.await.unwrap();
+    assert!(
+        samples > 10,
+        "only {samples} samples of the coordinator's view"
+    );
 
     // Every record read at least once, by the three together.
     let mut seen: BTreeSet<String> = read_by_leaver.iter().map(value).collect();
