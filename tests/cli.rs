@@ -318,11 +318,12 @@ fn bad_input_fails_with_one_line() {
         no_separator.contains("line 2 has no key separator"),
         "{no_separator}"
     );
-    let group = one_line_error(&server.stave(&["consume", "v1.ok", "--group", "g"]));
-    assert!(
-        group.contains("consumer groups are not available yet"),
-        "{group}"
-    );
+    let pattern = one_line_error(&server.stave(&["consume", "v1.#"]));
+    assert!(pattern.contains("patterns need --group"), "{pattern}");
+    let bad_pattern = one_line_error(&server.stave(&["consume", "v1.#.x#", "--group", "g"]));
+    assert!(bad_pattern.contains("INVALID_REQUEST"), "{bad_pattern}");
+    let both = server.stave(&["consume", "v1.ok", "--group", "g", "--partition", "0"]);
+    assert_eq!(both.status.code(), Some(2));
     let out_of_range = one_line_error(&server.stave(&[
         "consume",
         "v1.ok",

@@ -26,7 +26,7 @@ use stave_proto::v1 as proto;
 use stave_proto::v1::ErrorCode;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::client::Client;
 use crate::coordinator::Coordinator;
@@ -164,7 +164,8 @@ pub(crate) async fn heartbeat_loop(
                 pause = Duration::ZERO;
             }
             Err(err) if !err.is_retriable() => {
-                warn!(group = shared.coordinator.group(), error = %err, "the group cannot be served");
+                // Reported to the caller by `subscribe` or `next`.
+                debug!(group = shared.coordinator.group(), error = %err, "the group cannot be served");
                 membership.send_modify(|current| {
                     current.generation += 1;
                     current.failed = Some(Arc::new(err));
