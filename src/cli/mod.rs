@@ -3,6 +3,7 @@
 //! prints as a single line.
 
 mod args;
+mod bench;
 mod cluster;
 mod consume;
 pub mod error;
@@ -73,6 +74,10 @@ enum Command {
     /// List consumer groups, show their lag, and reset their committed offsets.
     #[command(subcommand)]
     Group(group::GroupCommand),
+    /// Measure throughput and latency: produce, consume (a group from the beginning), or
+    /// end to end. Creates its topic if missing.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 impl Cli {
@@ -98,6 +103,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Consume(args) => consume::run(&client, args, cli.timeout).await,
         Command::Cluster(command) => cluster::run(&client, command).await,
         Command::Group(command) => group::run(&client, command).await,
+        Command::Bench(command) => bench::run(&client, command).await,
     }
 }
 

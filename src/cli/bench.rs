@@ -1,0 +1,775 @@
+//! `stave bench produce|consume|e2e`: the whole system measured through the client, the way
+//! Kafka's and NATS's perf tools measure theirs.
+//!
+//! - produce: records of `--size` bytes from `--producers` producers, as fast as the broker
+//!   acknowledges them or at `--rate`; latency is produce → acknowledgement.
+//! - consume: a consumer group of `--consumers` members reads the topic from the beginning.
+//! - e2e: consumers wait at the end of the topic, producers write at `--rate` (or
+//!   `--in-flight N` records at a time, 1 being Kafka's EndToEndLatency mode); latency is
+//!   produce → consume, carried in each record's first 8 bytes.
+//!
+//! Latency counts from when a record was *due* (its slot in the `--rate` schedule, or the
+//! moment the producer was ready for it), not from when it got sent, so a stall delays every
+//! record behind it in the figures too (no coordinated omission). Histograms are HDR
+//! (microseconds, 3 significant digits). MB/s are MiB (2^20 bytes) per second, as Kafka's
+//! tools print them.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use hdrhistogram::Histogram;
+use stave_client::{
+    AssignmentChange, Client, ClientError, ConsumerConfig, DeliveryFuture, NewTopic, OffsetReset,
+    ProducerConfig, ProducerRecord, StartPosition,
+};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::args::parse_duration;
+use super::error::CliError;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Write records as fast as they are acknowledged (or at --rate): throughput and
+    /// produce → acknowledgement latency.
+    Produce(BenchArgs),
+    /// Read the topic from the beginning as a consumer group: throughput.
+    Consume(BenchArgs),
+    /// Write at --rate (or --in-flight N at a time) while a group reads: produce → consume
+    /// latency.
+    E2e(BenchArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Topic to use; created (with --partitions, --replication-factor, --flush) if missing.
+    #[arg(long, default_value = "stave-bench", value_name = "T")]
+    topic: String,
+    /// Partitions of a topic the bench creates.
+    #[arg(long, default_value_t = 6, value_name = "N")]
+    partitions: u32,
+    /// Replicas per partition of a topic the bench creates [default: the smaller of 3 and
+    /// the number of nodes].
+    #[arg(long, value_name = "R")]
+    replication_factor: Option<u32>,
+    /// Records to write (produce, e2e) or read (consume) [default: 1,000,000 for produce;
+    /// everything in the topic for consume; e2e runs 30 s].
+    #[arg(long, value_name = "N", group = "amount")]
+    messages: Option<u64>,
+    /// Run this long instead of a record count (10s, 2m).
+    #[arg(long, value_name = "S", group = "amount", value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Bytes of each record's value.
+    #[arg(long, default_value_t = 1024, value_name = "BYTES")]
+    size: usize,
+    /// Producers, each with its own connection and batches.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    producers: usize,
+    /// Members of the consumer group (consume, e2e).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    consumers: usize,
+    /// A batch is sent once it holds this many bytes.
+    #[arg(long, default_value_t = 256 << 10, value_name = "B")]
+    batch_bytes: usize,
+    /// How long a batch waits for more records.
+    #[arg(long, default_value_t = 5, value_name = "L")]
+    linger_ms: u64,
+    /// Records per second over all producers; 0: as fast as possible.
+    #[arg(long, default_value_t = 0, value_name = "R")]
+    rate: u64,
+    /// e2e: at most N records written but not yet consumed (1: one at a time, as Kafka's
+    /// EndToEndLatency) [default: no limit].
+    #[arg(long, value_name = "N")]
+    in_flight: Option<usize>,
+    /// Flush policy of a topic the bench creates: always, never, interval:<ms> [default:
+    /// the broker's].
+    #[arg(long, value_name = "POLICY")]
+    flush: Option<String>,
+    /// Consumer group (consume, e2e) [default: a new one, reading from the beginning].
+    #[arg(long, value_name = "G")]
+    group: Option<String>,
+    /// Print one JSON object with the results on the last line.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What a run measured.
+struct Outcome {
+    workload: &'static str,
+    records: u64,
+    elapsed: Duration,
+    latency: Option<Histogram<u64>>,
+}
+
+pub async fn run(client: &Client, command: BenchCommand) -> Result<(), CliError> {
+    let (args, outcome) = match command {
+        BenchCommand::Produce(args) => {
+            check(&args)?;
+            let outcome = produce(client, &args).await?;
+            (args, outcome)
+        }
+        BenchCommand::Consume(args) => {
+            check(&args)?;
+            let outcome = consume(client, &args).await?;
+            (args, outcome)
+        }
+        BenchCommand::E2e(args) => {
+            check(&args)?;
+            let outcome = e2e(client, &args).await?;
+            (args, outcome)
+        }
+    };
+    let flush = topic_flush(client, &args.topic).await;
+    let replication = client
+        .admin()
+        .describe_topic(&args.topic)
+        .await
+        .map(|t| t.replication_factor())
+        .unwrap_or(0);
+    report(&args, &outcome, &flush, replication)
+}
+
+fn check(args: &BenchArgs) -> Result<(), CliError> {
+    if args.size < 8 {
+        return Err(CliError::Usage(
+            "--size must be at least 8 bytes (e2e carries a timestamp in them)".into(),
+        ));
+    }
+    if args.producers == 0 || args.consumers == 0 {
+        return Err(CliError::Usage(
+            "--producers and --consumers must be at least 1".into(),
+        ));
+    }
+    if args.in_flight == Some(0) {
+        return Err(CliError::Usage("--in-flight must be at least 1".into()));
+    }
+    Ok(())
+}
+
+/// Creates the topic unless it exists.
+async fn ensure_topic(client: &Client, args: &BenchArgs) -> Result<(), CliError> {
+    let admin = client.admin();
+    if admin.describe_topic(&args.topic).await.is_ok() {
+        return Ok(());
+    }
+    let mut topic = NewTopic::new(&args.topic, args.partitions);
+    if let Some(replication) = args.replication_factor {
+        topic = topic.replication_factor(replication);
+    }
+    if let Some(flush) = &args.flush {
+        topic = topic.config("flush", flush);
+    }
+    match admin.create_topic(topic).await {
+        Ok(()) => {}
+        Err(err) if err.code() == Some(stave_client::ErrorCode::TopicExists) => {}
+        Err(err) => return Err(err.into()),
+    }
+    admin
+        .wait_for_leaders(&args.topic, Duration::from_secs(30))
+        .await?;
+    Ok(())
+}
+
+async fn topic_flush(client: &Client, topic: &str) -> String {
+    match client.admin().describe_topic(topic).await {
+        Ok(description) => description
+            .configs
+            .iter()
+            .find(|(key, _)| key == "flush")
+            .map_or_else(|| "always".to_string(), |(_, value)| value.clone()),
+        Err(_) => "unknown".into(),
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    // 1 µs .. 10 min, 3 significant digits: bounds that are valid by construction.
+    Histogram::new_with_bounds(1, 600_000_000, 3).unwrap_or_else(|_| unreachable!())
+}
+
+fn micros(elapsed: Duration) -> u64 {
+    (elapsed.as_micros() as u64).clamp(1, 600_000_000)
+}
+
+fn producer_config(args: &BenchArgs) -> ProducerConfig {
+    ProducerConfig {
+        linger: Duration::from_millis(args.linger_ms),
+        batch_bytes: args.batch_bytes,
+        // Like Kafka's perf tools: records without headers.
+        message_ids: false,
+        ..ProducerConfig::default()
+    }
+}
+
+/// A progress line on standard error, when it is a terminal.
+struct Progress {
+    done: Arc<AtomicU64>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(
+        what: &'static str,
+        total: Option<u64>,
+        size: usize,
+        until: Option<Instant>,
+    ) -> Progress {
+        let done = Arc::new(AtomicU64::new(0));
+        let task = std::io::stderr().is_terminal().then(|| {
+            let done = done.clone();
+            tokio::spawn(async move {
+                let start = Instant::now();
+                let mut tick = tokio::time::interval(Duration::from_millis(250));
+                loop {
+                    tick.tick().await;
+                    let count = done.load(Ordering::Relaxed);
+                    let elapsed = start.elapsed().as_secs_f64().max(1e-9);
+                    let fraction = match (total, until) {
+                        (Some(total), _) if total > 0 => count as f64 / total as f64,
+                        (_, Some(until)) => {
+                            let whole = until.saturating_duration_since(start).as_secs_f64();
+                            if whole > 0.0 { elapsed / whole } else { 1.0 }
+                        }
+                        _ => 0.0,
+                    }
+                    .min(1.0);
+                    let filled = (fraction * 30.0) as usize;
+                    let rate = count as f64 / elapsed;
+                    eprint!(
+                        "\r{what} [{}{}] {:>3.0}%  {count} records  {:.0} records/s  {:.1} MB/s ",
+                        "#".repeat(filled),
+                        ".".repeat(30 - filled),
+                        fraction * 100.0,
+                        rate,
+                        rate * size as f64 / 1_048_576.0
+                    );
+                }
+            })
+        });
+        Progress { done, task }
+    }
+
+    fn finish(self) {
+        if let Some(task) = self.task {
+            task.abort();
+            eprintln!();
+        }
+    }
+}
+
+/// A record value: `size` bytes; e2e writes the due time into the first 8.
+fn payload(size: usize) -> Bytes {
+    Bytes::from(
+        (0..size)
+            .map(|i| b'a' + (i % 26) as u8)
+            .collect::<Vec<u8>>(),
+    )
+}
+
+/// Nanoseconds since the Unix epoch (e2e stamps; producers and consumers share the clock).
+fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// When record `index` (counted over all producers) is due: its slot at `rate`, or now.
+fn due(start: Instant, rate: u64, index: u64) -> Instant {
+    match index.saturating_mul(1_000_000_000).checked_div(rate) {
+        Some(nanos) => start + Duration::from_nanos(nanos),
+        None => Instant::now(),
+    }
+}
+
+async fn produce(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError> {
+    ensure_topic(client, args).await?;
+    let total = match (args.messages, args.duration) {
+        (Some(messages), _) => Some(messages),
+        (None, Some(_)) => None,
+        (None, None) => Some(1_000_000),
+    };
+    let start = Instant::now();
+    let until = args.duration.map(|d| start + d);
+    let progress = Progress::start("produce", total, args.size, until);
+    let value = payload(args.size);
+    let mut tasks = JoinSet::new();
+    for p in 0..args.producers {
+        let client = client.clone();
+        let args = args.clone();
+        let value = value.clone();
+        let done = progress.done.clone();
+        tasks.spawn(async move {
+            let producer = client.producer(producer_config(&args)).await?;
+            let (deliveries, mut delivered) =
+                mpsc::unbounded_channel::<(Instant, DeliveryFuture)>();
+            let collector = tokio::spawn(async move {
+                let mut latency = histogram();
+                let mut pending = FuturesUnordered::new();
+                let mut open = true;
+                let mut failure = None;
+                loop {
+                    tokio::select! {
+                        next = delivered.recv(), if open => match next {
+                            Some((due, future)) => pending.push(async move { (due, future.await) }),
+                            None => open = false,
+                        },
+                        Some((due, result)) = pending.next(), if !pending.is_empty() => {
+                            match result {
+                                Ok(_) => {
+                                    let _ = latency.record(micros(due.elapsed()));
+                                    done.fetch_add(1, Ordering::Relaxed);
+                                }
+                                Err(err) => { failure.get_or_insert(err); }
+                            }
+                        }
+                        else => break,
+                    }
+                }
+                match failure {
+                    Some(err) => Err(err),
+                    None => Ok(latency),
+                }
+            });
+            let share = total.map(|t| {
+                t / args.producers as u64 + u64::from((p as u64) < t % args.producers as u64)
+            });
+            let mut k = 0u64;
+            loop {
+                if share.is_some_and(|share| k >= share) {
+                    break;
+                }
+                let index = k * args.producers as u64 + p as u64;
+                let due = due(start, args.rate, index);
+                if until.is_some_and(|until| due >= until) {
+                    break;
+                }
+                if args.rate > 0 {
+                    tokio::time::sleep_until(due).await;
+                }
+                let record = ProducerRecord::new(args.topic.as_str(), value.clone());
+                let future = producer.enqueue(record).await?;
+                if deliveries.send((due, future)).is_err() {
+                    break;
+                }
+                k += 1;
+            }
+            drop(deliveries);
+            producer.flush().await;
+            let latency = collector.await.map_err(|_| ClientError::Closed {
+                what: "the bench collector",
+            })??;
+            producer.close().await;
+            Ok::<_, ClientError>((k, latency))
+        });
+    }
+    let mut records = 0;
+    let mut latency = histogram();
+    while let Some(joined) = tasks.join_next().await {
+        let (count, histogram) =
+            joined.map_err(|e| CliError::Usage(format!("a producer task failed: {e}")))??;
+        records += count;
+        let _ = latency.add(histogram);
+    }
+    let elapsed = start.elapsed();
+    progress.finish();
+    Ok(Outcome {
+        workload: "produce",
+        records,
+        elapsed,
+        latency: Some(latency),
+    })
+}
+
+/// Records in the topic now (high watermark minus log start, over its partitions).
+async fn records_in(client: &Client, topic: &str) -> Result<u64, CliError> {
+    let admin = client.admin();
+    let partitions = admin.describe_topic(topic).await?.partitions.len() as u32;
+    let mut total = 0;
+    for partition in 0..partitions {
+        let start = admin
+            .list_offsets(topic, partition, StartPosition::Earliest)
+            .await?;
+        let end = admin
+            .list_offsets(topic, partition, StartPosition::Latest)
+            .await?;
+        total += end.saturating_sub(start);
+    }
+    Ok(total)
+}
+
+fn fresh_group() -> String {
+    format!(
+        "stave-bench-{}-{}",
+        std::process::id(),
+        now_nanos() / 1_000_000
+    )
+}
+
+fn consumer_config(start: StartPosition) -> ConsumerConfig {
+    ConsumerConfig {
+        start_without_commit: start,
+        offset_reset: OffsetReset::Earliest,
+        ..ConsumerConfig::default()
+    }
+}
+
+async fn consume(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError> {
+    super::require_topic(client, &args.topic, Duration::from_secs(10)).await?;
+    let total = match (args.messages, args.duration) {
+        (Some(messages), _) => Some(messages),
+        (None, Some(_)) => None,
+        (None, None) => Some(records_in(client, &args.topic).await?),
+    };
+    let group = args.group.clone().unwrap_or_else(fresh_group);
+    let start = Instant::now();
+    let until = args.duration.map(|d| start + d);
+    let progress = Progress::start("consume", total, args.size, until);
+    let (stop_tx, stop) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    for _ in 0..args.consumers {
+        let client = client.clone();
+        let topic = args.topic.clone();
+        let group = group.clone();
+        let done = progress.done.clone();
+        let stop_tx = stop_tx.clone();
+        let mut stop = stop.clone();
+        tasks.spawn(async move {
+            let mut consumer = client.consumer(consumer_config(StartPosition::Earliest));
+            consumer.subscribe(&group, &[topic.as_str()]).await?;
+            let mut bytes = 0u64;
+            loop {
+                let record = tokio::select! {
+                    record = consumer.next() => record?,
+                    _ = stop.wait_for(|stop| *stop) => break,
+                    () = sleep_until(until) => break,
+                };
+                bytes += record.value.as_ref().map_or(0, |v| v.len() as u64);
+                let count = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if total.is_some_and(|total| count >= total) {
+                    let _ = stop_tx.send(true);
+                    break;
+                }
+            }
+            consumer.close().await?;
+            Ok::<u64, ClientError>(bytes)
+        });
+    }
+    let mut elapsed = None;
+    let mut stopped = stop.clone();
+    let records_done = progress.done.clone();
+    // The time is taken when the last record arrives, not after the consumers closed.
+    let mut result = Ok(());
+    tokio::select! {
+        _ = stopped.wait_for(|stop| *stop) => elapsed = Some(start.elapsed()),
+        () = sleep_until(until) => elapsed = Some(start.elapsed()),
+        () = async {
+            while let Some(joined) = tasks.join_next().await {
+                if let Ok(Err(err)) = joined {
+                    result = Err(err);
+                    return;
+                }
+            }
+        } => {}
+    }
+    let _ = stop_tx.send(true);
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok(Err(err)) = joined {
+            result = Err(err);
+        }
+    }
+    result?;
+    progress.finish();
+    let records = records_done.load(Ordering::Relaxed);
+    Ok(Outcome {
+        workload: "consume",
+        records,
+        elapsed: elapsed.unwrap_or_else(|| start.elapsed()),
+        latency: None,
+    })
+}
+
+async fn sleep_until(until: Option<Instant>) {
+    match until {
+        Some(until) => tokio::time::sleep_until(until).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn e2e(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError> {
+    ensure_topic(client, args).await?;
+    let (total, run_for) = match (args.messages, args.duration) {
+        (Some(messages), _) => (Some(messages), None),
+        (None, Some(duration)) => (None, Some(duration)),
+        (None, None) => (None, Some(Duration::from_secs(30))),
+    };
+    let partitions = client
+        .admin()
+        .describe_topic(&args.topic)
+        .await?
+        .partitions
+        .len();
+    let group = args.group.clone().unwrap_or_else(fresh_group);
+
+    // Consumers first, at the end of the topic; the run starts once they hold every
+    // partition.
+    let (held_tx, mut held) = watch::channel(0usize);
+    let held_tx = Arc::new(held_tx);
+    let in_flight = args.in_flight.map(|n| Arc::new(Semaphore::new(n)));
+    let (stop_tx, stop) = watch::channel(false);
+    let received = Arc::new(AtomicU64::new(0));
+    let mut consumers = JoinSet::new();
+    for _ in 0..args.consumers {
+        let client = client.clone();
+        let topic = args.topic.clone();
+        let group = group.clone();
+        let held_tx = held_tx.clone();
+        let mut stop = stop.clone();
+        let in_flight = in_flight.clone();
+        let received = received.clone();
+        consumers.spawn(async move {
+            let mut consumer = client.consumer(ConsumerConfig {
+                fetch_wait_max: Duration::from_millis(100),
+                ..consumer_config(StartPosition::Latest)
+            });
+            consumer.subscribe(&group, &[topic.as_str()]).await?;
+            consumer.on_assignment_change(move |change| {
+                held_tx.send_modify(|held| match change {
+                    AssignmentChange::Assigned { partitions, .. } => *held += partitions.len(),
+                    AssignmentChange::Revoked { partitions, .. }
+                    | AssignmentChange::Lost { partitions } => {
+                        *held = held.saturating_sub(partitions.len());
+                    }
+                });
+            });
+            let mut latency = histogram();
+            loop {
+                let record = tokio::select! {
+                    record = consumer.next() => record?,
+                    _ = stop.wait_for(|stop| *stop) => break,
+                };
+                let now = now_nanos();
+                if let Some(value) = &record.value
+                    && value.len() >= 8
+                {
+                    let mut stamp = [0u8; 8];
+                    stamp.copy_from_slice(&value[..8]);
+                    let due = u64::from_be_bytes(stamp);
+                    let _ = latency.record((now.saturating_sub(due) / 1000).clamp(1, 600_000_000));
+                }
+                received.fetch_add(1, Ordering::Relaxed);
+                if let Some(in_flight) = &in_flight {
+                    in_flight.add_permits(1);
+                }
+            }
+            consumer.close().await?;
+            Ok::<_, ClientError>(latency)
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while *held.borrow_and_update() < partitions {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if tokio::time::timeout(left, held.changed()).await.is_err() {
+            return Err(CliError::Usage(format!(
+                "the consumer group never took all {partitions} partitions of {}",
+                args.topic
+            )));
+        }
+    }
+
+    let start = Instant::now();
+    let until = run_for.map(|d| start + d);
+    let progress = Progress::start("e2e", total, args.size, until);
+    let mut producers = JoinSet::new();
+    let template = payload(args.size);
+    for p in 0..args.producers {
+        let client = client.clone();
+        let args = args.clone();
+        let template = template.clone();
+        let in_flight = in_flight.clone();
+        producers.spawn(async move {
+            let producer = client.producer(producer_config(&args)).await?;
+            let share = total.map(|t| {
+                t / args.producers as u64 + u64::from((p as u64) < t % args.producers as u64)
+            });
+            let mut k = 0u64;
+            let mut last = None;
+            loop {
+                if share.is_some_and(|share| k >= share) {
+                    break;
+                }
+                let index = k * args.producers as u64 + p as u64;
+                let due_at = due(start, args.rate, index);
+                if until.is_some_and(|until| due_at >= until) {
+                    break;
+                }
+                if let Some(in_flight) = &in_flight {
+                    // Released by a consumer once a record arrives.
+                    match in_flight.acquire().await {
+                        Ok(permit) => permit.forget(),
+                        Err(_) => break,
+                    }
+                }
+                if args.rate > 0 {
+                    tokio::time::sleep_until(due_at).await;
+                }
+                // The stamp is when the record was due, on the wall clock.
+                let lateness = Instant::now().saturating_duration_since(due_at);
+                let stamp = now_nanos().saturating_sub(lateness.as_nanos() as u64);
+                let mut value = template.to_vec();
+                value[..8].copy_from_slice(&stamp.to_be_bytes());
+                let record = ProducerRecord::new(args.topic.as_str(), value);
+                last = Some(producer.enqueue(record).await?);
+                if in_flight.is_some() {
+                    producer.flush().await;
+                }
+                k += 1;
+            }
+            if let Some(last) = last {
+                last.await?;
+            }
+            producer.close().await;
+            Ok::<u64, ClientError>(k)
+        });
+    }
+    let mut sent = 0;
+    let mut result = Ok(());
+    while let Some(joined) = producers.join_next().await {
+        match joined {
+            Ok(Ok(count)) => sent += count,
+            Ok(Err(err)) => result = Err(err),
+            Err(err) => {
+                result = Err(ClientError::InvalidArgument {
+                    message: format!("a producer task failed: {err}"),
+                })
+            }
+        }
+    }
+    // Wait for the consumers to see what was written (at most 30 s more).
+    let drain = Instant::now() + Duration::from_secs(30);
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    while received.load(Ordering::Relaxed) < sent && Instant::now() < drain {
+        progress
+            .done
+            .store(received.load(Ordering::Relaxed), Ordering::Relaxed);
+        tick.tick().await;
+    }
+    let elapsed = start.elapsed();
+    let _ = stop_tx.send(true);
+    let mut latency = histogram();
+    while let Some(joined) = consumers.join_next().await {
+        match joined {
+            Ok(Ok(histogram)) => {
+                let _ = latency.add(histogram);
+            }
+            Ok(Err(err)) => result = Err(err),
+            Err(_) => {}
+        }
+    }
+    result?;
+    progress.finish();
+    let records = received.load(Ordering::Relaxed);
+    if records < sent {
+        eprintln!("warning: {sent} records written, {records} consumed within 30 s of the end");
+    }
+    Ok(Outcome {
+        workload: "e2e",
+        records,
+        elapsed,
+        latency: Some(latency),
+    })
+}
+
+fn report(
+    args: &BenchArgs,
+    outcome: &Outcome,
+    flush: &str,
+    replication: usize,
+) -> Result<(), CliError> {
+    let seconds = outcome.elapsed.as_secs_f64().max(1e-9);
+    let bytes = outcome.records * args.size as u64;
+    let records_per_s = outcome.records as f64 / seconds;
+    let mb_per_s = bytes as f64 / 1_048_576.0 / seconds;
+    let quantile = |q: f64| {
+        outcome
+            .latency
+            .as_ref()
+            .filter(|h| !h.is_empty())
+            .map(|h| h.value_at_quantile(q))
+    };
+    let max = outcome
+        .latency
+        .as_ref()
+        .filter(|h| !h.is_empty())
+        .map(Histogram::max);
+    let ms = |us: Option<u64>| {
+        us.map_or_else(
+            || "-".to_string(),
+            |us| format!("{:.2} ms", us as f64 / 1000.0),
+        )
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let io = CliError::io("cannot write to standard output");
+    let mut lines = vec![
+        format!(
+            "{}: {} records of {} B in {:.2} s: {:.0} records/s, {:.1} MB/s",
+            outcome.workload, outcome.records, args.size, seconds, records_per_s, mb_per_s
+        ),
+        format!(
+            "topic {}: replication factor {replication}, flush={flush}",
+            args.topic
+        ),
+    ];
+    if outcome.latency.is_some() {
+        let what = if outcome.workload == "e2e" {
+            "produce → consume"
+        } else {
+            "produce → ack"
+        };
+        lines.insert(
+            1,
+            format!(
+                "latency ({what}): p50 {}, p90 {}, p99 {}, p99.9 {}, max {}",
+                ms(quantile(0.5)),
+                ms(quantile(0.9)),
+                ms(quantile(0.99)),
+                ms(quantile(0.999)),
+                ms(max)
+            ),
+        );
+    }
+    let text = lines.join("\n");
+    writeln!(out, "{text}").map_err(io)?;
+    if args.json {
+        let object = serde_json::json!({
+            "workload": outcome.workload,
+            "topic": args.topic,
+            "records": outcome.records,
+            "bytes": bytes,
+            "size": args.size,
+            "elapsed_s": seconds,
+            "records_per_s": records_per_s,
+            "mb_per_s": mb_per_s,
+            "p50_us": quantile(0.5),
+            "p90_us": quantile(0.9),
+            "p99_us": quantile(0.99),
+            "p999_us": quantile(0.999),
+            "max_us": max,
+            "flush": flush,
+            "partitions": args.partitions,
+            "replication_factor": replication,
+            "producers": args.producers,
+            "consumers": args.consumers,
+            "rate": args.rate,
+            "in_flight": args.in_flight,
+        });
+        writeln!(out, "{object}").map_err(CliError::io("cannot write to standard output"))?;
+    }
+    Ok(())
+}
