@@ -17,6 +17,8 @@
 #   W1_MESSAGES W1_ALWAYS_MESSAGES W2_MESSAGES W2_ALWAYS_MESSAGES
 #                      record counts (the same on both sides)
 #   W4_RATE W4_SECONDS W4_INFLIGHT_MESSAGES    W4's rate (records/s), duration, one-in-flight count
+#   KAFKA_BATCH_SIZE   ProducerPerformance's batch.size (default 262144, the batch_bytes default
+#                      of Stave's producer; Kafka's own default is 16384); linger.ms is 5 on both
 #   KAFKA_PRODUCER_PROPS  extra producer properties for ProducerPerformance ("k=v k=v")
 #   TOOL_TIMEOUT=S     longest a single tool run may take (default 900)
 #
@@ -61,6 +63,7 @@ WORKLOADS=${WORKLOADS:-"w1 w2 w3 w4"}
 KAFKA_ONLY=${KAFKA_ONLY:-0}
 KAFKA_VERSIONS=${KAFKA_VERSIONS:-"4.1.0 4.0.0"}
 KAFKA_PRODUCER_PROPS=${KAFKA_PRODUCER_PROPS:-}
+KAFKA_BATCH_SIZE=${KAFKA_BATCH_SIZE:-262144}
 TOOL_TIMEOUT=${TOOL_TIMEOUT:-900}
 PARTITIONS=6
 W4_RATE_MESSAGES=$((W4_RATE * W4_SECONDS))
@@ -276,7 +279,7 @@ kafka_topic() { # name [config...]
         >>"$RUN/raw/kafka-topics.log" 2>&1 || die 3 "could not create Kafka topic $name (see $RUN/raw/kafka-topics.log)"
 }
 kafka_producer_perf() { # wid round topic messages size throughput
-    local props=(bootstrap.servers="127.0.0.1:$KPORT" acks=all)
+    local props=(bootstrap.servers="127.0.0.1:$KPORT" acks=all batch.size="$KAFKA_BATCH_SIZE" linger.ms=5)
     # shellcheck disable=SC2206
     [[ -n $KAFKA_PRODUCER_PROPS ]] && props+=($KAFKA_PRODUCER_PROPS)
     measure kafka-producer "$1" kafka "$2" -- "${KJAVA_TOOL[@]}" org.apache.kafka.tools.ProducerPerformance \
@@ -418,7 +421,7 @@ want w4 && RUNLIST+=(w4-inflight1 w4-rate)
 export META_KAFKA_VERSION=$KAFKA_VERSION META_ROUNDS=$ROUNDS META_QUICK=$QUICK META_RUN="$RUN" \
     META_W1=$W1_MESSAGES META_W1A=$W1_ALWAYS_MESSAGES META_W2=$W2_MESSAGES META_W2A=$W2_ALWAYS_MESSAGES \
     META_W4_RATE=$W4_RATE META_W4_SECONDS=$W4_SECONDS META_W4_INFLIGHT=$W4_INFLIGHT_MESSAGES \
-    META_KAFKA_ONLY=$KAFKA_ONLY META_PROPS=$KAFKA_PRODUCER_PROPS META_WORKLOADS="${RUNLIST[*]}"
+    META_KAFKA_ONLY=$KAFKA_ONLY META_PROPS=$KAFKA_PRODUCER_PROPS META_BATCH=$KAFKA_BATCH_SIZE META_WORKLOADS="${RUNLIST[*]}"
 META_JAVA=$(java -version 2>&1 | head -1) META_STAVE_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown) \
     META_CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') \
     python3 - <<'PY'
@@ -448,9 +451,15 @@ meta = {
         "loopback, 6 partitions, records without keys, no compression.",
     ],
     "notes": [
-        "Kafka producer: ProducerPerformance with acks=all and the client's defaults otherwise "
-        "(Kafka 4.x: linger.ms=5, batch.size=16384, no compression, idempotence on)"
-        + (f"; extra: {e['META_PROPS']}" if e["META_PROPS"] else "") + ". Stave: `stave bench` defaults.",
+        f"Producers: Kafka ProducerPerformance with acks=all, batch.size={e['META_BATCH']}, "
+        "linger.ms=5 and the client's defaults otherwise (no compression, idempotence on)"
+        + (f", plus {e['META_PROPS']}" if e["META_PROPS"] else "")
+        + "; Stave `stave bench` with its defaults (--batch-bytes 262144, --linger-ms 5, one producer)."
+        + (" Kafka's batch.size default is 16384; 262144 matches Stave's batch size."
+           if e["META_BATCH"] == "262144" else ""),
+        "Latency clocks: Stave's bench times each record from when it was due (its --rate schedule, "
+        "no coordinated omission); ProducerPerformance from its send() call; EndToEndLatency from "
+        "just before send().",
         "Kafka broker: KRaft combined broker+controller, -Xmx1G -Xms1G G1 (the options of "
         "kafka-server-start.sh); tools run with -Xmx512M.",
         "W3 counts the group join in both rates; the next row gives Kafka's fetch-only rate.",

@@ -59,7 +59,9 @@ pub async fn serve(
     let api = StaveServer::from_arc(broker.clone())
         .max_decoding_message_size(CLIENT_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(CLIENT_MESSAGE_BYTES_MAX);
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // `Server::tcp_nodelay` covers only listeners tonic binds itself: set it on the accepted
+    // sockets here, or small answers wait out Nagle's algorithm and delayed ACKs (~40 ms).
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let (stopping, mut stopped) = tokio::sync::watch::channel(false);
     let server = tonic::transport::Server::builder()
         .tcp_nodelay(true)

@@ -268,31 +268,44 @@ LATENCY = [("p50_us", "p50 latency", "lat"), ("p99_us", "p99 latency", "lat"),
            ("p999_us", "p99.9 latency", "lat"), ("mean_us", "mean latency", "lat")]
 
 ROWS = [
-    ("w1-never", "W1 produce 1 KiB, acks=all: Stave flush=never | Kafka default (no fsync per message)",
-     ("produce", None), ("kafka-producer",), THROUGHPUT),
-    ("w1-always", "W1 produce 1 KiB, acks=all: Stave flush=always | Kafka flush.messages=1 (fsync per append)",
-     ("produce", None), ("kafka-producer",), THROUGHPUT),
-    ("w2-never", "W2 produce 100 B, acks=all: Stave flush=never | Kafka default",
-     ("produce", None), ("kafka-producer",), THROUGHPUT),
-    ("w2-always", "W2 produce 100 B, acks=all: Stave flush=always | Kafka flush.messages=1",
-     ("produce", None), ("kafka-producer",), THROUGHPUT),
-    ("w3", "W3 consume W1's data from the beginning, one consumer group "
-           "(Kafka ConsumerPerformance; its rate counts the group join)",
-     ("consume", None), ("kafka-consumer",), THROUGHPUT),
-    ("w3", "W3, Kafka fetch time only (ConsumerPerformance fetch.nMsg.sec, group join left out)",
-     ("consume", None), ("kafka-consumer", "fetch"), THROUGHPUT),
-    ("w4-inflight1", "W4a end to end, one record in flight: Stave `bench e2e --in-flight 1` | "
-                     "Kafka EndToEndLatency (whole ms)",
-     ("e2e", None), ("kafka-e2e",), LATENCY),
-    ("w4-inflight1", "W4a end to end, one record in flight: Stave `bench e2e --in-flight 1` | "
-                     "EndToEndLatency's loop timed in µs (E2eLatencyUs.java)",
-     ("e2e", None), ("kafka-e2e-us",), LATENCY),
-    ("w4-rate", "W4b 5,000/s, NOT like with like: Stave `bench e2e --rate` (produce to consume) | "
-                "Kafka ProducerPerformance --throughput (send to ack)",
-     ("e2e", None), ("kafka-producer",), LATENCY),
-    ("w4-rate", "W4c 5,000/s, like with like: Stave `bench produce --rate` (send to ack) | "
-                "Kafka ProducerPerformance --throughput (send to ack)",
-     ("produce", None), ("kafka-producer",), LATENCY),
+    # key, workload id, what is compared, stave selector (bench subcommand), kafka selector, metrics
+    ("W1 1KiB never", "w1-never",
+     "produce 1 KiB records as fast as possible, acks=all: Stave `bench produce --flush never` vs "
+     "Kafka ProducerPerformance, Kafka's default durability (no fsync per message)",
+     "produce", ("kafka-producer",), THROUGHPUT),
+    ("W1 1KiB always", "w1-always",
+     "the same with Stave `--flush always` vs Kafka topic flush.messages=1 (fsync per append)",
+     "produce", ("kafka-producer",), THROUGHPUT),
+    ("W2 100B never", "w2-never",
+     "produce 100 B records, acks=all: Stave `--flush never` vs Kafka's default durability",
+     "produce", ("kafka-producer",), THROUGHPUT),
+    ("W2 100B always", "w2-always",
+     "the same with Stave `--flush always` vs Kafka flush.messages=1",
+     "produce", ("kafka-producer",), THROUGHPUT),
+    ("W3 consume", "w3",
+     "consume W1-never's records from the beginning with one consumer group: Stave `bench consume "
+     "--group` vs Kafka ConsumerPerformance --group; both rates count the group join",
+     "consume", ("kafka-consumer",), THROUGHPUT),
+    ("W3 consume (Kafka fetch only)", "w3",
+     "the same Stave figure vs ConsumerPerformance's fetch.nMsg.sec / fetch.MB.sec (group join "
+     "time left out of Kafka's rate)",
+     "consume", ("kafka-consumer", "fetch"), THROUGHPUT),
+    ("W4a e2e 1-in-flight", "w4-inflight1",
+     "end-to-end latency, one 1 KiB record in flight (send, ack, read it back): Stave `bench e2e "
+     "--in-flight 1` vs Kafka's EndToEndLatency tool, which keeps whole milliseconds",
+     "e2e", ("kafka-e2e",), LATENCY),
+    ("W4a e2e 1-in-flight (µs loop)", "w4-inflight1",
+     "the same Stave figures vs EndToEndLatency's own loop timed in microseconds "
+     "(scripts/compare/kafka/E2eLatencyUs.java, same settings, same broker run)",
+     "e2e", ("kafka-e2e-us",), LATENCY),
+    ("W4b 5000/s e2e vs ack", "w4-rate",
+     "NOT like with like: Stave `bench e2e --rate 5000` end-to-end latency (produce to consume) vs "
+     "Kafka ProducerPerformance --throughput 5000 latency (send to ack only)",
+     "e2e", ("kafka-producer",), LATENCY),
+    ("W4c 5000/s ack vs ack", "w4-rate",
+     "like with like: Stave `bench produce --rate 5000` send-to-ack latency vs the same Kafka "
+     "ProducerPerformance --throughput 5000 run (send to ack)",
+     "produce", ("kafka-producer",), LATENCY),
 ]
 
 
@@ -331,12 +344,14 @@ def cmd_summary(a):
     lines.append("| workload | metric | Stave | Kafka | Stave/Kafka | runs S/K |")
     lines.append("|---|---|---:|---:|---:|---:|")
     any_failed = False
-    for wid, label, ssel, ksel, metrics in ROWS:
-        s_runs, s_fail = pick(runs, wid, "stave", "stave", ssel[0])
+    legend = []
+    for key, wid, label, ssel, ksel, metrics in ROWS:
+        s_runs, s_fail = pick(runs, wid, "stave", "stave", ssel)
         k_runs, k_fail = pick(runs, wid, "kafka", ksel[0])
         if not s_runs and not k_runs and not s_fail and not k_fail:
             continue
         any_failed = any_failed or s_fail > 0 or k_fail > 0
+        legend.append(f"- **{key}**: {label}")
         fetch_only = len(ksel) > 1 and ksel[1] == "fetch"
         for field, mlabel, kind in metrics:
             kfield = field
@@ -346,7 +361,10 @@ def cmd_summary(a):
             kv = median([r.get(kfield) for r in k_runs])
             if sv is None and kv is None:
                 continue
-            k_res = max([r.get("resolution_us", 1) for r in k_runs] or [1])
+            # Whole-ms tools: their percentiles are whole ms, their means are not.
+            k_res = 1
+            if field != "mean_us":
+                k_res = max([r.get("resolution_us", 1) for r in k_runs] or [1])
             if kind == "lat":
                 scell, kcell = fmt_us(sv), fmt_us(kv, k_res)
             else:
@@ -358,14 +376,16 @@ def cmd_summary(a):
             if not stave_present:
                 scell = "not run"
             rc = ratio_cell(sv, kv, kind, k_res)
-            lines.append(f"| {label} | {mlabel} | {scell} | {kcell} | {rc} | "
+            lines.append(f"| {key} | {mlabel} | {scell} | {kcell} | {rc} | "
                          f"{len(s_runs)}{'+' + str(s_fail) + ' failed' if s_fail else ''}/"
                          f"{len(k_runs)}{'+' + str(k_fail) + ' failed' if k_fail else ''} |")
-            table.append({"workload": wid, "row": label, "metric": mlabel, "field": field,
+            table.append({"workload": wid, "row": key, "compares": label, "metric": mlabel, "field": field,
                           "kafka_field": kfield, "stave": sv, "kafka": kv,
                           "ratio": (sv / kv) if (sv is not None and kv) else None,
                           "kafka_resolution_us": k_res, "stave_runs": len(s_runs),
                           "kafka_runs": len(k_runs), "stave_failed": s_fail, "kafka_failed": k_fail})
+    lines.append("")
+    lines.extend(legend)
     lines.append("")
     lines.append("Whole-ms Kafka latencies: EndToEndLatency keeps whole milliseconds (floor) and "
                  "ProducerPerformance times with a millisecond clock, so their percentiles are whole "
@@ -396,7 +416,7 @@ def cmd_summary(a):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub = ap.add_subparsers(dest="action", required=True)
     r = sub.add_parser("record")
     r.add_argument("--kind", required=True, choices=sorted(PARSERS))
     r.add_argument("--workload", required=True)
@@ -410,7 +430,7 @@ def main():
     s = sub.add_parser("summary")
     s.add_argument("rundir")
     a = ap.parse_args()
-    if a.cmd == "record":
+    if a.action == "record":
         return cmd_record(a)
     return cmd_summary(a)
 

@@ -41,7 +41,9 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let (control, data) = services(&groups, &identity, &config);
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // `Server::tcp_nodelay` covers only listeners tonic binds itself: set it on the accepted
+    // sockets here, or small answers wait out Nagle's algorithm and delayed ACKs (~40 ms).
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .initial_stream_window_size(4 << 20)
