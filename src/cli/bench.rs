@@ -431,11 +431,15 @@ async fn consume(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError>
     let until = args.duration.map(|d| start + d);
     let progress = Progress::start("consume", total, args.size, until);
     let (stop_tx, stop) = watch::channel(false);
+    // The clock runs from the first record, as Kafka's ConsumerPerformance reports its fetch
+    // rate without the group join (the first join also creates `__offsets`).
+    let first = Arc::new(std::sync::OnceLock::<Instant>::new());
     let mut tasks = JoinSet::new();
     for _ in 0..args.consumers {
         let client = client.clone();
         let topic = args.topic.clone();
         let group = group.clone();
+        let first = first.clone();
         let done = progress.done.clone();
         let stop_tx = stop_tx.clone();
         let mut stop = stop.clone();
@@ -449,6 +453,7 @@ async fn consume(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError>
                     _ = stop.wait_for(|stop| *stop) => break,
                     () = sleep_until(until) => break,
                 };
+                first.get_or_init(Instant::now);
                 bytes += record.value.as_ref().map_or(0, |v| v.len() as u64);
                 let count = done.fetch_add(1, Ordering::Relaxed) + 1;
                 if total.is_some_and(|total| count >= total) {
@@ -465,9 +470,14 @@ async fn consume(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError>
     let records_done = progress.done.clone();
     // The time is taken when the last record arrives, not after the consumers closed.
     let mut result = Ok(());
+    let since_first = || {
+        first
+            .get()
+            .map_or_else(|| start.elapsed(), |first| first.elapsed())
+    };
     tokio::select! {
-        _ = stopped.wait_for(|stop| *stop) => elapsed = Some(start.elapsed()),
-        () = sleep_until(until) => elapsed = Some(start.elapsed()),
+        _ = stopped.wait_for(|stop| *stop) => elapsed = Some(since_first()),
+        () = sleep_until(until) => elapsed = Some(since_first()),
         () = async {
             while let Some(joined) = tasks.join_next().await {
                 if let Ok(Err(err)) = joined {
@@ -489,7 +499,7 @@ async fn consume(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError>
     Ok(Outcome {
         workload: "consume",
         records,
-        elapsed: elapsed.unwrap_or_else(|| start.elapsed()),
+        elapsed: elapsed.unwrap_or_else(since_first),
         latency: None,
     })
 }

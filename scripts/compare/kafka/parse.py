@@ -315,11 +315,19 @@ def ratio_cell(s, k, kind, k_res):
         return "—"
     if kind == "lat" and k_res >= 1000:
         lo_k, hi_k = k, k + k_res
-        hi = "∞" if lo_k == 0 else f"{s / lo_k:.2f}"
-        return f"{s / hi_k:.2f}–{hi}"
+        if lo_k == 0:
+            return f"{fmt_ratio(s / hi_k)}–∞"
+        lo, hi = fmt_ratio(s / hi_k), fmt_ratio(s / lo_k)
+        return lo if lo == hi else f"{lo}–{hi}"
     if k == 0:
         return "—"
-    return f"{s / k:.2f}"
+    return fmt_ratio(s / k)
+
+
+def fmt_ratio(x):
+    if x < 1:
+        return f"{x:.2g}"
+    return f"{x:.2f}" if x < 100 else f"{x:,.0f}"
 
 
 def cmd_summary(a):
