@@ -141,15 +141,18 @@ command -v timeout >/dev/null || die 2 "coreutils' timeout is needed"
 
 # ------------------------------------------------------------------ Kafka's jars from Maven Central
 # One cached directory per version: target/compare/kafka-libs/<version>/ (kept between runs;
-# a .complete marker is written only after Maven copied everything).
+# a .complete marker, holding the checksum of kafka/pom.xml, is written only after Maven copied
+# everything).
 KAFKA_VERSION=
 KLIBS=
 fetch_kafka() {
-    local v dir log
+    local v dir log pom_sum
+    pom_sum=$(cksum <"$HERE/pom.xml")
     mkdir -p "$ROOT/target/compare"
     for v in $KAFKA_VERSIONS; do
         dir=$ROOT/target/compare/kafka-libs/$v
-        if [[ -f $dir/.complete && -f $dir/kafka_2.13-$v.jar && -f $dir/kafka-tools-$v.jar ]]; then
+        if [[ -f $dir/.complete && $(cat "$dir/.complete") == "$pom_sum" &&
+            -f $dir/kafka_2.13-$v.jar && -f $dir/kafka-tools-$v.jar ]]; then
             KAFKA_VERSION=$v KLIBS=$dir
             return 0
         fi
@@ -159,12 +162,12 @@ fetch_kafka() {
         if (cd "$HERE" && mvn -B -q -f "$HERE/pom.xml" -Dkafka.version="$v" \
             dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$dir") >"$log" 2>&1 &&
             [[ -f $dir/kafka_2.13-$v.jar && -f $dir/kafka-tools-$v.jar ]]; then
-            touch "$dir/.complete"
+            echo "$pom_sum" >"$dir/.complete"
             KAFKA_VERSION=$v KLIBS=$dir
             return 0
         fi
-        echo "kafka.sh: Maven could not fetch Kafka $v; the last lines it printed ($log):" >&2
-        sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -m3 'ERROR' | cut -c1-400 | sed 's/^/    /' >&2
+        echo "kafka.sh: Maven could not fetch Kafka $v; it said ($log):" >&2
+        sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -m3 -E 'ERROR\] +[^ ]' | cut -c1-400 | sed 's/^/    /' >&2
         rm -rf "$dir"
     done
     die 3 "cannot fetch Apache Kafka ($KAFKA_VERSIONS) from Maven Central: is Maven Central reachable from this machine? No figure was measured."
@@ -465,7 +468,9 @@ meta = {
         "just before send().",
         "Kafka broker: KRaft combined broker+controller, -Xmx1G -Xms1G G1 (the options of "
         "kafka-server-start.sh); tools run with -Xmx512M.",
-        "W3 counts the group join in both rates; the next row gives Kafka's fetch-only rate.",
+        "W3: Stave's consume bench starts its clock at the first record; Kafka's "
+        "ConsumerPerformance fetch rate starts once the group has assigned the partitions (so it "
+        "still holds the first fetch); its overall rate, also shown, includes the group join.",
         "W4b compares different things on purpose (the brief asked for it): Stave's end-to-end "
         "latency (produce to consume) against Kafka's producer send-to-ack latency; W4c is the "
         "like-with-like send-to-ack comparison at the same rate.",

@@ -104,6 +104,8 @@ pub struct BenchArgs {
 struct Outcome {
     workload: &'static str,
     records: u64,
+    /// Bytes of record values.
+    bytes: u64,
     elapsed: Duration,
     latency: Option<Histogram<u64>>,
 }
@@ -381,6 +383,7 @@ async fn produce(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError>
     Ok(Outcome {
         workload: "produce",
         records,
+        bytes: records * args.size as u64,
         elapsed,
         latency: Some(latency),
     })
@@ -470,6 +473,7 @@ async fn consume(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError>
     let records_done = progress.done.clone();
     // The time is taken when the last record arrives, not after the consumers closed.
     let mut result = Ok(());
+    let mut read_bytes = 0;
     let since_first = || {
         first
             .get()
@@ -480,17 +484,23 @@ async fn consume(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError>
         () = sleep_until(until) => elapsed = Some(since_first()),
         () = async {
             while let Some(joined) = tasks.join_next().await {
-                if let Ok(Err(err)) = joined {
-                    result = Err(err);
-                    return;
+                match joined {
+                    Ok(Ok(read)) => read_bytes += read,
+                    Ok(Err(err)) => {
+                        result = Err(err);
+                        return;
+                    }
+                    Err(_) => {}
                 }
             }
         } => {}
     }
     let _ = stop_tx.send(true);
     while let Some(joined) = tasks.join_next().await {
-        if let Ok(Err(err)) = joined {
-            result = Err(err);
+        match joined {
+            Ok(Ok(read)) => read_bytes += read,
+            Ok(Err(err)) => result = Err(err),
+            Err(_) => {}
         }
     }
     result?;
@@ -499,6 +509,7 @@ async fn consume(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError>
     Ok(Outcome {
         workload: "consume",
         records,
+        bytes: read_bytes,
         elapsed: elapsed.unwrap_or_else(since_first),
         latency: None,
     })
@@ -690,6 +701,7 @@ async fn e2e(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError> {
     Ok(Outcome {
         workload: "e2e",
         records,
+        bytes: records * args.size as u64,
         elapsed,
         latency: Some(latency),
     })
@@ -702,7 +714,10 @@ fn report(
     replication: usize,
 ) -> Result<(), CliError> {
     let seconds = outcome.elapsed.as_secs_f64().max(1e-9);
-    let bytes = outcome.records * args.size as u64;
+    let bytes = outcome.bytes;
+    let size = bytes
+        .checked_div(outcome.records)
+        .unwrap_or(args.size as u64);
     let records_per_s = outcome.records as f64 / seconds;
     let mb_per_s = bytes as f64 / 1_048_576.0 / seconds;
     let quantile = |q: f64| {
@@ -729,7 +744,7 @@ fn report(
     let mut lines = vec![
         format!(
             "{}: {} records of {} B in {:.2} s: {:.0} records/s, {:.1} MB/s",
-            outcome.workload, outcome.records, args.size, seconds, records_per_s, mb_per_s
+            outcome.workload, outcome.records, size, seconds, records_per_s, mb_per_s
         ),
         format!(
             "topic {}: replication factor {replication}, flush={flush}",
@@ -762,7 +777,7 @@ fn report(
             "topic": args.topic,
             "records": outcome.records,
             "bytes": bytes,
-            "size": args.size,
+            "size": size,
             "elapsed_s": seconds,
             "records_per_s": records_per_s,
             "mb_per_s": mb_per_s,
