@@ -21,8 +21,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use clap::{Args, Subcommand};
-use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use hdrhistogram::Histogram;
 use stave_client::{
     AssignmentChange, Client, ClientError, ConsumerConfig, DeliveryFuture, NewTopic, OffsetReset,
@@ -308,6 +308,7 @@ async fn produce(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError>
         let done = progress.done.clone();
         tasks.spawn(async move {
             let producer = client.producer(producer_config(&args)).await?;
+            let topic: Arc<str> = Arc::from(args.topic.as_str());
             let (deliveries, mut delivered) =
                 mpsc::unbounded_channel::<(Instant, DeliveryFuture)>();
             let collector = tokio::spawn(async move {
@@ -321,13 +322,20 @@ async fn produce(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError>
                             Some((due, future)) => pending.push(async move { (due, future.await) }),
                             None => open = false,
                         },
-                        Some((due, result)) = pending.next(), if !pending.is_empty() => {
-                            match result {
-                                Ok(_) => {
-                                    let _ = latency.record(micros(due.elapsed()));
-                                    done.fetch_add(1, Ordering::Relaxed);
+                        Some(first) = pending.next(), if !pending.is_empty() => {
+                            // Answers come a batch at a time: one clock reading for all
+                            // that are ready.
+                            let now = Instant::now();
+                            let mut ready = Some(first);
+                            while let Some((due, result)) = ready {
+                                match result {
+                                    Ok(_) => {
+                                        let _ = latency.record(micros(now.saturating_duration_since(due)));
+                                        done.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                    Err(err) => { failure.get_or_insert(err); }
                                 }
-                                Err(err) => { failure.get_or_insert(err); }
+                                ready = pending.next().now_or_never().flatten();
                             }
                         }
                         else => break,
@@ -354,7 +362,7 @@ async fn produce(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError>
                 if args.rate > 0 {
                     tokio::time::sleep_until(due).await;
                 }
-                let record = ProducerRecord::new(args.topic.as_str(), value.clone());
+                let record = ProducerRecord::new(topic.clone(), value.clone());
                 let future = producer.enqueue(record).await?;
                 if deliveries.send((due, future)).is_err() {
                     break;

@@ -119,7 +119,7 @@ fn record(
         ),
     };
     Ok(ProducerRecord {
-        topic: args.topic.clone(),
+        topic: args.topic.as_str().into(),
         partition: args.partition,
         key,
         value: Some(value),

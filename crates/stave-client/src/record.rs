@@ -14,7 +14,8 @@ pub const MESSAGE_ID_HEADER: &str = "id";
 /// A record to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerRecord {
-    pub topic: String,
+    /// Shared, so a producer writing many records to one topic clones a pointer, not the name.
+    pub topic: Arc<str>,
     /// `None`: by key, or the sticky partition for a keyless record.
     pub partition: Option<u32>,
     pub key: Option<Bytes>,
@@ -26,7 +27,7 @@ pub struct ProducerRecord {
 
 impl ProducerRecord {
     /// A keyless record with `value`.
-    pub fn new(topic: impl Into<String>, value: impl Into<Bytes>) -> Self {
+    pub fn new(topic: impl Into<Arc<str>>, value: impl Into<Bytes>) -> Self {
         ProducerRecord {
             topic: topic.into(),
             partition: None,

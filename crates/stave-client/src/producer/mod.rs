@@ -270,6 +270,16 @@ impl Producer {
         key: Option<&[u8]>,
         bytes: usize,
     ) -> Result<u32, ClientError> {
+        if partition.is_none() && key.is_none() {
+            // The common keyless case: one lock, one lookup.
+            let mut routes = lock(&self.shared.routes);
+            if let Some(route) = routes.get_mut(topic) {
+                let partitions = route.partitions;
+                return Ok(route
+                    .sticky
+                    .next(partitions, bytes, self.shared.config.batch_bytes));
+            }
+        }
         let partitions = self.partition_count(topic).await?;
         if let Some(partition) = partition {
             if partition >= partitions {
@@ -285,10 +295,14 @@ impl Producer {
             return Ok(partition_for_key(key, partitions));
         }
         let mut routes = lock(&self.shared.routes);
-        let route = routes.entry(topic.to_string()).or_insert_with(|| Route {
-            partitions,
-            sticky: StickyPartition::new(),
-        });
+        // Looked up before inserting: `entry` would allocate the key for every record.
+        let route = match routes.get_mut(topic) {
+            Some(route) => route,
+            None => routes.entry(topic.to_string()).or_insert_with(|| Route {
+                partitions,
+                sticky: StickyPartition::new(),
+            }),
+        };
         Ok(route
             .sticky
             .next(partitions, bytes, self.shared.config.batch_bytes))
