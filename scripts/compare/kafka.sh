@@ -3,7 +3,7 @@
 # 6 partitions, the same four workloads, Kafka driven by its own perf tools, the two sides
 # interleaved; prints the Stave/Kafka ratio of every figure. See scripts/compare/README.md.
 #
-#   scripts/compare/kafka.sh            full run (about 15-25 minutes with ROUNDS=2)
+#   scripts/compare/kafka.sh            full run (about 15-20 minutes with ROUNDS=2)
 #   QUICK=1 scripts/compare/kafka.sh    small counts, one round: checks that everything works
 #
 # Environment (all optional):
@@ -51,13 +51,14 @@ if [[ $QUICK == 1 ]]; then
     W4_INFLIGHT_MESSAGES=${W4_INFLIGHT_MESSAGES:-1000}
 else
     ROUNDS=${ROUNDS:-2}
-    # Sized so that each Kafka run takes about 20-30 s on a 2-core machine (Kafka 4.1, 2026-11:
-    # ~70k 1 KiB records/s without fsync, ~7k/s with flush.messages=1, ~2 ms per record one in
-    # flight); Stave runs the same counts.
-    W1_MESSAGES=${W1_MESSAGES:-1500000}
-    W1_ALWAYS_MESSAGES=${W1_ALWAYS_MESSAGES:-150000}
-    W2_MESSAGES=${W2_MESSAGES:-3000000}
-    W2_ALWAYS_MESSAGES=${W2_ALWAYS_MESSAGES:-200000}
+    # Sized so that each Kafka run takes about 10-30 s on a 2-core machine. Kafka 4.1 measured
+    # here (2026-11, batch.size 262144, a shared and noisy machine): 1 KiB records 95-180k/s
+    # without fsync and 30-85k/s with flush.messages=1; 100 B records 280-590k/s and
+    # 50-350k/s; one record in flight ~1-2 ms. Stave runs the same counts.
+    W1_MESSAGES=${W1_MESSAGES:-2000000}
+    W1_ALWAYS_MESSAGES=${W1_ALWAYS_MESSAGES:-1000000}
+    W2_MESSAGES=${W2_MESSAGES:-5000000}
+    W2_ALWAYS_MESSAGES=${W2_ALWAYS_MESSAGES:-3000000}
     W4_RATE=${W4_RATE:-5000}
     W4_SECONDS=${W4_SECONDS:-30}
     W4_INFLIGHT_MESSAGES=${W4_INFLIGHT_MESSAGES:-10000}
@@ -198,9 +199,16 @@ measure() {
     local out=$RUN/raw/$base.out err=$RUN/raw/$base.err rc=0
     local shown
     shown=$(printf '%q ' "$@")
-    shown=${shown//"$KCP"/"'target/compare/kafka-libs/$KAFKA_VERSION/*'"}
+    shown=${shown//"$(printf '%q' "$KCP")"/"'${KCP#"$ROOT"/}'"}
+    shown=${shown//"$ROOT/"/}
     say "[$wid r$round $side] $shown"
-    timeout --signal=TERM --kill-after=10 "$TOOL_TIMEOUT" "$@" >"$out" 2>"$err" </dev/null || rc=$?
+    # In the background and waited for, so that a signal to this script is handled at once
+    # (the EXIT trap then stops the tool too: timeout passes the TERM on to it).
+    timeout --signal=TERM --kill-after=10 "$TOOL_TIMEOUT" "$@" >"$out" 2>"$err" </dev/null &
+    local tpid=$!
+    PIDS+=("$tpid")
+    wait "$tpid" || rc=$?
+    forget_pid "$tpid"
     python3 "$HERE/parse.py" record --kind "$kind" --workload "$wid" --side "$side" --round "$round" \
         --cmd "$shown" --stdout "$out" --stderr "$err" --exit "$rc" --out "$RUN/runs/$base.json" ||
         FAILED=$((FAILED + 1))
@@ -471,6 +479,8 @@ meta = {
         "W3: Stave's consume bench starts its clock at the first record; Kafka's "
         "ConsumerPerformance fetch rate starts once the group has assigned the partitions (so it "
         "still holds the first fetch); its overall rate, also shown, includes the group join.",
+        "Kafka's tools run in a fresh JVM each time and have no warm-up option in 4.1, so JIT "
+        "warm-up is in their figures (mostly in the first seconds: W4's 5,000/s tail latencies).",
         "W4b compares different things on purpose (the brief asked for it): Stave's end-to-end "
         "latency (produce to consume) against Kafka's producer send-to-ack latency; W4c is the "
         "like-with-like send-to-ack comparison at the same rate.",

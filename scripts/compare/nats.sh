@@ -155,6 +155,11 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+if [[ $NATS_ONLY == 0 ]]; then
+    # The whole run uses one binary, even if target/release/stave is rebuilt meanwhile.
+    cp "$STAVE" "$WORK/stave"
+    STAVE=$WORK/stave
+fi
 
 python3 - "$OUT/env.json" <<PY
 import json, os, sys, subprocess
@@ -167,6 +172,9 @@ env = dict(
     stave_commit=sh("git rev-parse --short HEAD") + (" (dirty tree)" if sh("git status --porcelain --untracked-files=no") else ""),
     cpus=os.cpu_count(), cpu=sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"),
     kernel=sh("uname -r"), fs=sh("df -T '$WORK' | tail -1"),
+    stave_binary_sha256=None if $NATS_ONLY == 1 else sh("sha256sum '$STAVE' | cut -c1-16"),
+    stave_binary_built=None if $NATS_ONLY == 1 else sh("date -u -r '$ROOT/target/release/stave' +%FT%TZ"),
+    loadavg_start=sh("cat /proc/loadavg"),
     quick=$QUICK == 1, repeat=$REPEAT, modes="$MODES".split(), nats_pub_modes="$NATS_PUB_MODES".split(),
     w1_msgs=$W1_MSGS, w2_msgs=$W2_MSGS, always_msgs=$ALWAYS_MSGS, w4_rate=$W4_RATE, w4_secs=$W4_SECS,
     sync_mapping={"never": "sync_interval: 2m (default)", "always": "sync_interval: always"},

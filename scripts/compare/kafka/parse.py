@@ -223,10 +223,24 @@ def fmt_us(v, resolution_us=1):
     if v is None:
         return "—"
     if resolution_us >= 1000:
-        return f"{v / 1000:.0f} ms (whole ms)"
+        ms = v / 1000
+        # a median of two whole-ms figures may end in .5
+        return f"{ms:.0f} ms (whole ms)" if ms == int(ms) else f"{ms:.1f} ms (whole ms)"
     if v >= 10000:
         return f"{v / 1000:.1f} ms"
     return f"{v / 1000:.3f} ms"
+
+
+def compact(v, kind):
+    if v is None:
+        return "—"
+    if kind == "lat":
+        return f"{v / 1000:.3g}ms"
+    if v >= 1e6:
+        return f"{v / 1e6:.3g}M"
+    if v >= 1e3:
+        return f"{v / 1e3:.3g}k"
+    return f"{v:.3g}"
 
 
 def median(vals):
@@ -326,8 +340,10 @@ def ratio_cell(s, k, kind, k_res):
 
 
 def fmt_ratio(x):
-    if x < 1:
+    if x < 0.1:
         return f"{x:.2g}"
+    if x < 1:
+        return f"{x:.2f}"
     return f"{x:.2f}" if x < 100 else f"{x:,.0f}"
 
 
@@ -350,7 +366,7 @@ def cmd_summary(a):
                  "alternating. Ratio = Stave / Kafka: for records/s and MiB/s higher is better for "
                  "Stave (>1 = Stave faster); for latency lower is better for Stave (<1 = Stave lower).")
     lines.append("")
-    lines.append("| workload | metric | Stave | Kafka | Stave/Kafka | runs S/K |")
+    lines.append("| workload | metric | Stave | Kafka | Stave/Kafka | each run: Stave / Kafka |")
     lines.append("|---|---|---:|---:|---:|---:|")
     any_failed = False
     legend = []
@@ -372,7 +388,7 @@ def cmd_summary(a):
                 continue
             # Whole-ms tools: their percentiles are whole ms, their means are not.
             k_res = 1
-            if field != "mean_us":
+            if kind == "lat" and field != "mean_us":
                 k_res = max([r.get("resolution_us", 1) for r in k_runs] or [1])
             if kind == "lat":
                 scell, kcell = fmt_us(sv), fmt_us(kv, k_res)
@@ -385,12 +401,17 @@ def cmd_summary(a):
             if not stave_present:
                 scell = "not run"
             rc = ratio_cell(sv, kv, kind, k_res)
+            def each(rs, f, failed):
+                vals = [compact(r.get(f), kind) for r in rs]
+                vals += ["FAILED"] * failed
+                return ", ".join(vals) if vals else "—"
             lines.append(f"| {key} | {mlabel} | {scell} | {kcell} | {rc} | "
-                         f"{len(s_runs)}{'+' + str(s_fail) + ' failed' if s_fail else ''}/"
-                         f"{len(k_runs)}{'+' + str(k_fail) + ' failed' if k_fail else ''} |")
+                         f"{each(s_runs, field, s_fail)} / {each(k_runs, kfield, k_fail)} |")
             table.append({"workload": wid, "row": key, "compares": label, "metric": mlabel, "field": field,
                           "kafka_field": kfield, "stave": sv, "kafka": kv,
                           "ratio": (sv / kv) if (sv is not None and kv) else None,
+                          "stave_values": [r.get(field) for r in s_runs],
+                          "kafka_values": [r.get(kfield) for r in k_runs],
                           "kafka_resolution_us": k_res, "stave_runs": len(s_runs),
                           "kafka_runs": len(k_runs), "stave_failed": s_fail, "kafka_failed": k_fail})
     lines.append("")

@@ -220,6 +220,14 @@ SYNC_TEXT = {
 }
 
 
+def nats_sync(flush):
+    if flush == "never":
+        return "2m"
+    if flush.startswith("interval:"):
+        return flush[len("interval:"):] + "ms"
+    return flush
+
+
 def report(a):
     d = a.dir
     path = os.path.join(d, "results.jsonl")
@@ -280,7 +288,7 @@ def report(a):
                         "better": "higher" if kind == "rate" else "lower"})
 
     for fl in flushes:
-        sync = "2m" if fl == "never" else ("always" if fl == "always" else fl)
+        sync = nats_sync(fl)
         tag = f"flush={fl} / sync_interval={sync}"
         for w, size in (("W1", "1 KiB"), ("W2", "100 B")):
             s_rs = pick("stave", w, "produce", fl)
@@ -321,8 +329,8 @@ def report(a):
                "Latency: lower is better (below 1: Stave lower).")
     out.append("")
     out.append("Sync mapping (single node, R1): "
-               + "; ".join(f"Stave `flush={fl}` ↔ {SYNC_TEXT.get(fl, f'NATS `sync_interval: {fl}`')}" for fl in flushes)
-               + ". In both NATS settings an R1 file stream writes each message to its block file "
+               + "; ".join(f"Stave `flush={fl}` ↔ {SYNC_TEXT.get(fl, f'NATS `sync_interval: {nats_sync(fl)}` (fsync in the background at that interval)')}" for fl in flushes)
+               + ". In every NATS setting used here an R1 file stream writes each message to its block file "
                "before the ack (no `persist_mode: async`).")
     out.append("")
     out.append("Notes: NATS has no partitions: each workload is one stream with file storage over "
