@@ -382,3 +382,69 @@ fn server_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// `stave bench`: each workload creates its topic if needed, moves the records it says, and
+/// ends with one JSON object carrying the keys DESIGN's CLI contract names (figures are not
+/// checked: benchmarks are not tests).
+#[test]
+fn bench_reports_its_workloads_as_json() {
+    let server = Server::start();
+    let json = |out: &Output| -> serde_json::Value {
+        let text = stdout(out);
+        serde_json::from_str(text.lines().last().unwrap()).unwrap()
+    };
+    let produced = json(&server.stave(&[
+        "bench",
+        "produce",
+        "--topic",
+        "b",
+        "--partitions",
+        "2",
+        "--messages",
+        "2000",
+        "--size",
+        "100",
+        "--flush",
+        "never",
+        "--json",
+    ]));
+    for key in [
+        "records_per_s",
+        "mb_per_s",
+        "p50_us",
+        "p90_us",
+        "p99_us",
+        "p999_us",
+        "max_us",
+    ] {
+        assert!(produced[key].is_number(), "{key} in {produced}");
+    }
+    assert_eq!(produced["records"], 2000);
+    assert_eq!(produced["bytes"], 200_000);
+    assert_eq!(produced["flush"], "never");
+    assert!(produced["p50_us"].as_u64() <= produced["max_us"].as_u64());
+
+    let consumed = json(&server.stave(&["bench", "consume", "--topic", "b", "--json"]));
+    assert_eq!(consumed["records"], 2000);
+    assert_eq!(consumed["bytes"], 200_000);
+    assert!(consumed["p99_us"].is_null());
+
+    let e2e = json(&server.stave(&[
+        "bench",
+        "e2e",
+        "--topic",
+        "e",
+        "--partitions",
+        "1",
+        "--messages",
+        "50",
+        "--in-flight",
+        "1",
+        "--json",
+    ]));
+    assert_eq!(e2e["records"], 50);
+    assert!(e2e["p99_us"].is_number(), "{e2e}");
+
+    let usage = server.stave(&["bench", "produce", "--messages", "5", "--duration", "1s"]);
+    assert_eq!(usage.status.code(), Some(2));
+}
