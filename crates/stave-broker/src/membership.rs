@@ -389,14 +389,20 @@ mod tests {
             let mut group = Group::default();
             // What each member actually holds (only what a reply allowed).
             let mut held: BTreeMap<String, (u64, BTreeSet<TopicPartition>)> = BTreeMap::new();
+            // When each member last heard back from the coordinator.
+            let mut heard: BTreeMap<String, i64> = BTreeMap::new();
             let mut now = 0i64;
             for (action, pick) in steps {
                 now += 500;
+                // The client's side of the session contract: a member that has not heard
+                // back within its session stops reading (it may be expired).
+                held.retain(|id, _| now - heard[id] < SESSION);
                 let names: Vec<String> = held.keys().cloned().collect();
                 let chosen = names.get(pick % names.len().max(1)).cloned();
                 match (action, chosen) {
                     (0, _) | (_, None) => {
                         let reply = group.heartbeat(beat("", 0, &BTreeSet::new()), &topics(), now, SESSION).unwrap();
+                        heard.insert(reply.member_id.clone(), now);
                         held.insert(reply.member_id, (reply.member_epoch, reply.assignment));
                     }
                     (1, Some(name)) => {
@@ -419,6 +425,7 @@ mod tests {
                         let (epoch, owned) = held[&name].clone();
                         match group.heartbeat(beat(&name, epoch, &owned), &topics(), now, SESSION) {
                             Ok(reply) => {
+                                heard.insert(name.clone(), now);
                                 held.insert(name, (reply.member_epoch, reply.assignment));
                             }
                             Err(_) => {

@@ -120,7 +120,18 @@ pub(crate) async fn heartbeat_loop(
             owned: by_topic(&shared.owned()),
             leave: false,
         };
-        let answer = beat(&client, &shared, request).await;
+        // Bounded well inside the session, so the check below runs in time even when the
+        // coordinator does not answer at all.
+        let budget = session / 3;
+        let answer =
+            match tokio::time::timeout(budget, beat(&client, &shared, request, budget)).await {
+                Ok(answer) => answer,
+                Err(_) => Err(ClientError::Rpc {
+                    addr: "the coordinator".into(),
+                    code: tonic::Code::DeadlineExceeded,
+                    message: format!("no heartbeat answer within {} ms", budget.as_millis()),
+                }),
+            };
         let mut pause = interval;
         match answer {
             Ok(answer) => {
@@ -163,7 +174,8 @@ pub(crate) async fn heartbeat_loop(
                 lose(&membership);
                 pause = Duration::ZERO;
             }
-            Err(err) if !err.is_retriable() => {
+            // A timeout wraps retriable failures (no coordinator for a while): try again.
+            Err(err) if !err.is_retriable() && !matches!(err, ClientError::Timeout { .. }) => {
                 // Reported to the caller by `subscribe` or `next`.
                 debug!(group = shared.coordinator.group(), error = %err, "the group cannot be served");
                 membership.send_modify(|current| {
@@ -175,8 +187,12 @@ pub(crate) async fn heartbeat_loop(
             Err(err) => {
                 debug!(group = shared.coordinator.group(), error = %err, "heartbeat failed");
                 shared.coordinator.forget();
-                if last_ok.elapsed() > session && !membership.borrow().member_id.is_empty() {
-                    // The coordinator has expired this member by now.
+                if last_ok.elapsed() + interval > session
+                    && !membership.borrow().member_id.is_empty()
+                {
+                    // The coordinator expires this member any moment now, and may hand its
+                    // partitions on: stop reading them first (the client's side of the
+                    // session contract).
                     info!(
                         group = shared.coordinator.group(),
                         "no heartbeat for a session timeout; joining again"
@@ -204,8 +220,8 @@ async fn beat(
     client: &Client,
     shared: &GroupShared,
     request: proto::GroupHeartbeatRequest,
+    timeout: Duration,
 ) -> Result<proto::GroupHeartbeatResponse, ClientError> {
-    let timeout = client.config().request_timeout;
     shared
         .coordinator
         .call("heartbeat", timeout, |addr, mut node| {
@@ -230,7 +246,8 @@ async fn leave(client: &Client, shared: &GroupShared, member_id: &str) {
         leave: true,
         ..Default::default()
     };
-    if let Err(err) = beat(client, shared, request).await {
+    let timeout = client.config().request_timeout;
+    if let Err(err) = beat(client, shared, request, timeout).await {
         debug!(group = shared.coordinator.group(), error = %err, "leave failed");
     }
 }
