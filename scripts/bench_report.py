@@ -118,10 +118,14 @@ def bars(x, y, width, height, title, groups, value_label, log=False):
                 f"{v:,.0f}</text>" if v >= 10 else
                 f'<text x="{bx + bar / 2:.1f}" y="{by - 3:.1f}" text-anchor="middle" font-size="9">{v:.2f}</text>'
             )
-        out.append(
-            f'<text x="{left + i * slot + slot / 2:.1f}" y="{bottom + 14}" text-anchor="middle" '
-            f'font-size="10">{label}</text>'
-        )
+        # Two lines (split at the last space), so neighbouring labels do not overlap.
+        first, _, second = label.rpartition(" ")
+        lx = left + i * slot + slot / 2
+        for line, text in enumerate([first, second] if first else [second]):
+            out.append(
+                f'<text x="{lx:.1f}" y="{bottom + 14 + line * 12}" text-anchor="middle" '
+                f'font-size="10">{text}</text>'
+            )
     return out
 
 
