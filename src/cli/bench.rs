@@ -216,13 +216,14 @@ struct Progress {
 }
 
 impl Progress {
+    /// Shows `done` (records so far, counted by the caller) against `total` or `until`.
     fn start(
         what: &'static str,
+        done: Arc<AtomicU64>,
         total: Option<u64>,
         size: usize,
         until: Option<Instant>,
     ) -> Progress {
-        let done = Arc::new(AtomicU64::new(0));
         let task = std::io::stderr().is_terminal().then(|| {
             let done = done.clone();
             tokio::spawn(async move {
@@ -281,6 +282,13 @@ fn now_nanos() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
+/// Producer `p`'s part of `total` records split over `producers` (the first ones take the
+/// remainder).
+fn share(total: Option<u64>, producers: usize, p: usize) -> Option<u64> {
+    let producers = producers as u64;
+    total.map(|t| t / producers + u64::from((p as u64) < t % producers))
+}
+
 /// When record `index` (counted over all producers) is due: its slot at `rate`, or now.
 fn due(start: Instant, rate: u64, index: u64) -> Instant {
     match index.saturating_mul(1_000_000_000).checked_div(rate) {
@@ -298,7 +306,7 @@ async fn produce(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError>
     };
     let start = Instant::now();
     let until = args.duration.map(|d| start + d);
-    let progress = Progress::start("produce", total, args.size, until);
+    let progress = Progress::start("produce", Arc::default(), total, args.size, until);
     let value = payload(args.size);
     let mut tasks = JoinSet::new();
     for p in 0..args.producers {
@@ -346,9 +354,7 @@ async fn produce(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError>
                     None => Ok(latency),
                 }
             });
-            let share = total.map(|t| {
-                t / args.producers as u64 + u64::from((p as u64) < t % args.producers as u64)
-            });
+            let share = share(total, args.producers, p);
             let mut k = 0u64;
             loop {
                 if share.is_some_and(|share| k >= share) {
@@ -440,7 +446,7 @@ async fn consume(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError>
     let group = args.group.clone().unwrap_or_else(fresh_group);
     let start = Instant::now();
     let until = args.duration.map(|d| start + d);
-    let progress = Progress::start("consume", total, args.size, until);
+    let progress = Progress::start("consume", Arc::default(), total, args.size, until);
     let (stop_tx, stop) = watch::channel(false);
     // The clock runs from the first record, as Kafka's ConsumerPerformance reports its fetch
     // rate without the group join (the first join also creates `__offsets`).
@@ -627,7 +633,7 @@ async fn e2e(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError> {
 
     let start = Instant::now();
     let until = run_for.map(|d| start + d);
-    let progress = Progress::start("e2e", total, args.size, until);
+    let progress = Progress::start("e2e", received.clone(), total, args.size, until);
     let mut producers = JoinSet::new();
     let template = payload(args.size);
     for p in 0..args.producers {
@@ -637,9 +643,7 @@ async fn e2e(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError> {
         let in_flight = in_flight.clone();
         producers.spawn(async move {
             let producer = client.producer(producer_config(&args)).await?;
-            let share = total.map(|t| {
-                t / args.producers as u64 + u64::from((p as u64) < t % args.producers as u64)
-            });
+            let share = share(total, args.producers, p);
             let mut k = 0u64;
             let mut last = None;
             loop {
@@ -697,9 +701,6 @@ async fn e2e(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError> {
     let drain = Instant::now() + Duration::from_secs(30);
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     while received.load(Ordering::Relaxed) < sent && Instant::now() < drain {
-        progress
-            .done
-            .store(received.load(Ordering::Relaxed), Ordering::Relaxed);
         tick.tick().await;
     }
     let elapsed = start.elapsed();

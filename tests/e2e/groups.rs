@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use stave_client::{Client, ClientConfig, ProducerConfig, ProducerRecord};
 
-use crate::support::{WAIT, create_topic, start, wait_ready};
+use crate::support::{WAIT, create_topic, eventually, start, wait_ready};
 
 /// What a consumer process printed.
 #[derive(Debug)]
@@ -338,15 +338,14 @@ async fn the_group_carries_on_when_its_coordinator_s_node_is_killed() {
         })
     };
     // Auto-commit catches up with the 300 (every 5 s).
-    let deadline = Instant::now() + WAIT;
-    let before = loop {
-        let now = committed(admin.clone()).await.unwrap();
-        if now.len() == 3 && now.values().all(|(_, lag)| *lag == 0) {
-            break now;
+    let before = eventually("the first 300 committed", || {
+        let admin = admin.clone();
+        async move {
+            let now = committed(admin).await.ok()?;
+            (now.len() == 3 && now.values().all(|(_, lag)| *lag == 0)).then_some(now)
         }
-        assert!(Instant::now() < deadline, "never committed: {now:?}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    })
+    .await;
 
     let coordinator = client_coordinator(&bootstrap, "audit").await;
     let victim = servers.iter_mut().find(|s| s.addr == coordinator).unwrap();
@@ -362,9 +361,11 @@ async fn the_group_carries_on_when_its_coordinator_s_node_is_killed() {
         killed_at.elapsed()
     );
     // Committed offsets reach the new end, and never went below what they were.
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Ok(now) = committed(admin.clone()).await {
+    eventually("the commits after the kill", || {
+        let admin = admin.clone();
+        let before = &before;
+        async move {
+            let now = committed(admin).await.ok()?;
             for (partition, (offset, _)) in &now {
                 assert!(
                     *offset >= before[partition].0,
@@ -372,17 +373,14 @@ async fn the_group_carries_on_when_its_coordinator_s_node_is_killed() {
                     before[partition].0
                 );
             }
-            if now.len() == 3
+            let done = now.len() == 3
                 && now
                     .iter()
-                    .all(|(p, (offset, lag))| *lag == 0 && *offset >= before[p].0 + 100)
-            {
-                break;
-            }
+                    .all(|(p, (offset, lag))| *lag == 0 && *offset >= before[p].0 + 100);
+            done.then_some(())
         }
-        assert!(Instant::now() < deadline, "the new commits never came");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    })
+    .await;
 }
 
 /// The address of `group`'s coordinator.
