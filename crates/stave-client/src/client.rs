@@ -393,10 +393,9 @@ impl Client {
         F: FnMut(String, NodeClient) -> Fut,
         Fut: Future<Output = Result<T, ClientError>>,
     {
-        let start = Instant::now();
+        let mut retry = Retry::new(self, what, self.inner.config.retry_timeout);
         let mut redirect: Option<String> = None;
         let mut failed: HashSet<String> = HashSet::new();
-        let mut attempt = 0;
         loop {
             let result = match self.pick(redirect.take(), &mut failed).await {
                 Ok((addr, node)) => {
@@ -415,26 +414,12 @@ impl Client {
                 Err(err) if !err.is_retriable() => return Err(err),
                 Err(err) => err,
             };
-            debug!(what, error = %err, attempt, "retrying");
             if let Some((_, addr)) = err.leader_hint() {
                 redirect = Some(addr.to_string());
             } else if err.needs_metadata_refresh() {
                 let _ = self.refresh_metadata().await;
             }
-            let pause = if redirect.is_some() {
-                Duration::ZERO
-            } else {
-                self.inner.config.backoff(attempt)
-            };
-            if start.elapsed() + pause > self.inner.config.retry_timeout {
-                return Err(ClientError::Timeout {
-                    what: what.to_string(),
-                    elapsed: start.elapsed(),
-                    last: Some(Box::new(err)),
-                });
-            }
-            tokio::time::sleep(pause).await;
-            attempt += 1;
+            retry.again(err, redirect.is_some()).await?;
         }
     }
 
@@ -484,8 +469,7 @@ impl Client {
         F: FnMut(String, NodeClient) -> Fut,
         Fut: Future<Output = Result<T, ClientError>>,
     {
-        let start = Instant::now();
-        let mut attempt = 0;
+        let mut retry = Retry::new(self, what, timeout);
         loop {
             let err = match self.leader(topic, partition).await {
                 Ok((addr, node)) => match op(addr.clone(), node).await {
@@ -497,23 +481,8 @@ impl Client {
                 },
                 Err(err) => err,
             };
-            if !err.is_retriable() {
-                return Err(err);
-            }
-            let pause = if err.leader_hint().is_some() {
-                Duration::ZERO
-            } else {
-                self.inner.config.backoff(attempt)
-            };
-            if start.elapsed() + pause > timeout {
-                return Err(ClientError::Timeout {
-                    what: what.to_string(),
-                    elapsed: start.elapsed(),
-                    last: Some(Box::new(err)),
-                });
-            }
-            tokio::time::sleep(pause).await;
-            attempt += 1;
+            let redirected = err.leader_hint().is_some();
+            retry.again(err, redirected).await?;
         }
     }
 
@@ -547,5 +516,56 @@ impl Client {
             }
         })
         .await
+    }
+}
+
+/// The retry rule of requests that are not tied to one attempt: a retriable failure is tried
+/// again after a doubling backoff (at once when the answer named where to go), until
+/// `timeout`; then [`ClientError::Timeout`] carries the last failure.
+pub(crate) struct Retry<'a> {
+    client: &'a Client,
+    what: &'a str,
+    timeout: Duration,
+    start: Instant,
+    attempt: u32,
+}
+
+impl<'a> Retry<'a> {
+    pub(crate) fn new(client: &'a Client, what: &'a str, timeout: Duration) -> Retry<'a> {
+        Retry {
+            client,
+            what,
+            timeout,
+            start: Instant::now(),
+            attempt: 0,
+        }
+    }
+
+    /// After `err`: `Err` when it is final (not retriable, or out of time), else waits out
+    /// the pause before the next attempt.
+    pub(crate) async fn again(
+        &mut self,
+        err: ClientError,
+        redirected: bool,
+    ) -> Result<(), ClientError> {
+        if !err.is_retriable() {
+            return Err(err);
+        }
+        debug!(what = self.what, error = %err, attempt = self.attempt, "retrying");
+        let pause = if redirected {
+            Duration::ZERO
+        } else {
+            self.client.inner.config.backoff(self.attempt)
+        };
+        if self.start.elapsed() + pause > self.timeout {
+            return Err(ClientError::Timeout {
+                what: self.what.to_string(),
+                elapsed: self.start.elapsed(),
+                last: Some(Box::new(err)),
+            });
+        }
+        tokio::time::sleep(pause).await;
+        self.attempt += 1;
+        Ok(())
     }
 }

@@ -8,10 +8,8 @@ use std::time::Duration;
 
 use stave_proto::v1 as proto;
 use stave_proto::v1::ErrorCode;
-use tokio::time::Instant;
-use tracing::debug;
 
-use crate::client::{Client, NodeClient};
+use crate::client::{Client, NodeClient, Retry};
 use crate::error::ClientError;
 
 /// Routes one group's requests to its coordinator.
@@ -83,8 +81,7 @@ impl Coordinator {
         F: FnMut(String, NodeClient) -> Fut,
         Fut: Future<Output = Result<T, ClientError>>,
     {
-        let start = Instant::now();
-        let mut attempt = 0;
+        let mut retry = Retry::new(&self.client, what, timeout);
         loop {
             let err = match self.try_once(&mut op).await {
                 Ok(value) => return Ok(value),
@@ -104,24 +101,7 @@ impl Coordinator {
                     false
                 }
             };
-            if !err.is_retriable() {
-                return Err(err);
-            }
-            debug!(what, error = %err, attempt, "retrying at the coordinator");
-            let pause = if moved {
-                Duration::ZERO
-            } else {
-                self.client.config().backoff(attempt)
-            };
-            if start.elapsed() + pause > timeout {
-                return Err(ClientError::Timeout {
-                    what: what.to_string(),
-                    elapsed: start.elapsed(),
-                    last: Some(Box::new(err)),
-                });
-            }
-            tokio::time::sleep(pause).await;
-            attempt += 1;
+            retry.again(err, moved).await?;
         }
     }
 
