@@ -15,20 +15,18 @@
 //! tools print them.
 
 use std::io::{IsTerminal, Write};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use clap::{Args, Subcommand};
-use futures_util::stream::FuturesUnordered;
-use futures_util::{FutureExt, StreamExt};
 use hdrhistogram::Histogram;
 use stave_client::{
-    AssignmentChange, Client, ClientError, ConsumerConfig, DeliveryFuture, NewTopic, OffsetReset,
-    ProducerConfig, ProducerRecord, StartPosition,
+    AssignmentChange, Client, ClientError, ConsumerConfig, NewTopic, OffsetReset, ProducerConfig,
+    ProducerRecord, RecordMetadata, StartPosition,
 };
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -297,6 +295,28 @@ fn due(start: Instant, rate: u64, index: u64) -> Instant {
     }
 }
 
+/// What one producer's delivery callbacks have seen: produce→ack latencies, the first
+/// failure, and the records acknowledged (for the progress line).
+struct Tally {
+    counts: Mutex<(Histogram<u64>, Option<ClientError>)>,
+    done: Arc<AtomicU64>,
+}
+
+impl Tally {
+    fn count(&self, due: Instant, result: Result<RecordMetadata, ClientError>) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(_) => {
+                let _ = counts.0.record(micros(due.elapsed()));
+                self.done.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(err) => {
+                counts.1.get_or_insert(err);
+            }
+        }
+    }
+}
+
 async fn produce(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError> {
     ensure_topic(client, args).await?;
     let total = match (args.messages, args.duration) {
@@ -317,42 +337,11 @@ async fn produce(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError>
         tasks.spawn(async move {
             let producer = client.producer(producer_config(&args)).await?;
             let topic: Arc<str> = Arc::from(args.topic.as_str());
-            let (deliveries, mut delivered) =
-                mpsc::unbounded_channel::<(Instant, DeliveryFuture)>();
-            let collector = tokio::spawn(async move {
-                let mut latency = histogram();
-                let mut pending = FuturesUnordered::new();
-                let mut open = true;
-                let mut failure = None;
-                loop {
-                    tokio::select! {
-                        next = delivered.recv(), if open => match next {
-                            Some((due, future)) => pending.push(async move { (due, future.await) }),
-                            None => open = false,
-                        },
-                        Some(first) = pending.next(), if !pending.is_empty() => {
-                            // Answers come a batch at a time: one clock reading for all
-                            // that are ready.
-                            let now = Instant::now();
-                            let mut ready = Some(first);
-                            while let Some((due, result)) = ready {
-                                match result {
-                                    Ok(_) => {
-                                        let _ = latency.record(micros(now.saturating_duration_since(due)));
-                                        done.fetch_add(1, Ordering::Relaxed);
-                                    }
-                                    Err(err) => { failure.get_or_insert(err); }
-                                }
-                                ready = pending.next().now_or_never().flatten();
-                            }
-                        }
-                        else => break,
-                    }
-                }
-                match failure {
-                    Some(err) => Err(err),
-                    None => Ok(latency),
-                }
+            // Outcomes arrive through callbacks on the producer's tasks (as Kafka's
+            // ProducerPerformance): no future per record to poll.
+            let tally = Arc::new(Tally {
+                counts: Mutex::new((histogram(), None)),
+                done,
             });
             let share = share(total, args.producers, p);
             let mut k = 0u64;
@@ -369,18 +358,22 @@ async fn produce(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError>
                     sleep_precisely_until(due).await;
                 }
                 let record = ProducerRecord::new(topic.clone(), value.clone());
-                let future = producer.enqueue(record).await?;
-                if deliveries.send((due, future)).is_err() {
-                    break;
-                }
+                let tally = tally.clone();
+                producer
+                    .enqueue_with(record, move |result| tally.count(due, result))
+                    .await?;
                 k += 1;
             }
-            drop(deliveries);
+            // Every callback has run once the flush is answered.
             producer.flush().await;
-            let latency = collector.await.map_err(|_| ClientError::Closed {
-                what: "the bench collector",
-            })??;
             producer.close().await;
+            let (latency, failure) = std::mem::replace(
+                &mut *tally.counts.lock().unwrap_or_else(|p| p.into_inner()),
+                (histogram(), None),
+            );
+            if let Some(err) = failure {
+                return Err(err);
+            }
             Ok::<_, ClientError>((k, latency))
         });
     }

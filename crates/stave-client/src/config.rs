@@ -108,7 +108,8 @@ pub struct ProducerConfig {
     /// Batches in flight per partition (at most 5: the broker remembers a producer's last 5
     /// batches for duplicate detection).
     pub in_flight_max: usize,
-    /// How long a record may take from `send` to acknowledgement, retries included.
+    /// How long a record may take from being accepted by `send` (after any wait for room in
+    /// the buffer) to acknowledgement, retries included.
     pub delivery_timeout: Duration,
     /// Idempotent produce (a producer id and sequence numbers): retries never duplicate.
     pub idempotent: bool,

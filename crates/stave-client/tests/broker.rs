@@ -118,6 +118,100 @@ async fn keyless_records_stick_to_one_partition_per_batch() {
     );
 }
 
+/// `enqueue_with` hands each record's outcome to its callback exactly once, in write order
+/// within a partition, with the offset the record was read back at; a record refused at
+/// once never calls its callback, and one that cannot be delivered in time gets the error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_callbacks_run_once_each_in_write_order() {
+    init_tracing();
+    let mut node = Node::start().await;
+    let client = connect(&node).await;
+    topic(&client, "v1.order.placed", 2).await;
+    let producer = client
+        .producer(ProducerConfig {
+            delivery_timeout: Duration::from_secs(2),
+            ..ProducerConfig::default()
+        })
+        .await
+        .unwrap();
+    type Outcomes = Arc<std::sync::Mutex<Vec<(u64, Result<(u32, u64), ClientError>)>>>;
+    let outcomes: Outcomes = Arc::default();
+    let callback = |i: u64, outcomes: &Outcomes| {
+        let outcomes = outcomes.clone();
+        move |result: Result<stave_client::RecordMetadata, ClientError>| {
+            let result = result.map(|m| (m.partition, m.offset));
+            outcomes.lock().unwrap().push((i, result));
+        }
+    };
+    for i in 0..500u64 {
+        let record =
+            ProducerRecord::new("v1.order.placed", i.to_string()).key(format!("k{}", i % 7));
+        producer
+            .enqueue_with(record, callback(i, &outcomes))
+            .await
+            .unwrap();
+    }
+    let refused = ProducerRecord::new("v1.order.placed", "x").partition(2);
+    let err = producer
+        .enqueue_with(refused, callback(u64::MAX, &outcomes))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::UnknownPartition { .. }), "{err}");
+    producer.flush().await;
+
+    let written: Vec<(u64, (u32, u64))> = outcomes
+        .lock()
+        .unwrap()
+        .drain(..)
+        .map(|(i, result)| (i, result.unwrap()))
+        .collect();
+    let mut seen: Vec<u64> = written.iter().map(|(i, _)| *i).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..500).collect::<Vec<_>>(), "each callback once");
+    for partition in 0..2 {
+        let order: Vec<(u64, u64)> = written
+            .iter()
+            .filter(|(_, (p, _))| *p == partition)
+            .map(|(i, (_, offset))| (*i, *offset))
+            .collect();
+        assert!(
+            order.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1),
+            "partition {partition}: callbacks in write order"
+        );
+    }
+    let mut consumer = client.consumer(ConsumerConfig::default());
+    consumer
+        .assign_topic("v1.order.placed", StartPosition::Earliest)
+        .await
+        .unwrap();
+    let at: BTreeMap<(u32, u64), u64> = written.iter().map(|(i, at)| (*at, *i)).collect();
+    for _ in 0..500 {
+        let record = consumer.next().await.unwrap();
+        let value: u64 = String::from_utf8(record.value.unwrap().to_vec())
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(at[&(record.partition, record.offset)], value);
+    }
+
+    // The node is gone: the record is accepted, and its callback reports the timeout.
+    node.stop().await;
+    producer
+        .enqueue_with(
+            ProducerRecord::new("v1.order.placed", "late"),
+            callback(500, &outcomes),
+        )
+        .await
+        .unwrap();
+    producer.flush().await;
+    let late: Vec<_> = outcomes.lock().unwrap().drain(..).collect();
+    assert_eq!(late.len(), 1);
+    let (i, result) = late.into_iter().next().unwrap();
+    assert_eq!(i, 500);
+    let err = result.unwrap_err();
+    assert!(matches!(err, ClientError::Timeout { .. }), "{err}");
+}
+
 /// Start positions: latest sees only later records, a timestamp finds the first record at
 /// or after it, an explicit offset starts there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,14 +29,14 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use self::pipeline::{FRAME_OVERHEAD_BYTES, Identity, PendingRecord, Pipeline, PipelineConfig};
+use self::pipeline::{FRAME_OVERHEAD_BYTES, Identity, Pipeline, PipelineConfig, Reply};
 use self::session::Sessions;
-use self::worker::{Command, Worker};
+use self::worker::{Accepted, Command, Worker};
 use crate::client::Client;
 use crate::config::ProducerConfig;
 use crate::error::ClientError;
 use crate::partitioner::{StickyPartition, partition_for_key};
-use crate::record::{MESSAGE_ID_HEADER, ProducerRecord, RecordMetadata, message_id, now_ms};
+use crate::record::{MESSAGE_ID_HEADER, ProducerRecord, RecordMetadata, message_id};
 
 /// Sends records to a Stave cluster. Cheap to clone; clones share batches and workers.
 #[derive(Clone)]
@@ -57,16 +57,29 @@ struct Shared {
     config: ProducerConfig,
     identity: Identity,
     sessions: Arc<Sessions>,
-    routes: Mutex<HashMap<String, Route>>,
-    workers: Mutex<HashMap<Arc<str>, HashMap<u32, WorkerHandle>>>,
+    /// Per topic written to: its partition count, sticky partition and workers. One lock
+    /// and one lookup per record.
+    routes: Mutex<HashMap<Arc<str>, Route>>,
     buffer: Arc<Semaphore>,
     closed: AtomicBool,
 }
 
-/// What the producer knows of a topic: its partition count and its sticky partition.
+/// What the producer knows of a topic: its partition count, its sticky partition, and the
+/// workers of the partitions written to.
 struct Route {
     partitions: u32,
     sticky: StickyPartition,
+    workers: HashMap<u32, WorkerHandle>,
+}
+
+impl Route {
+    fn new(partitions: u32) -> Route {
+        Route {
+            partitions,
+            sticky: StickyPartition::new(),
+            workers: HashMap::new(),
+        }
+    }
 }
 
 struct WorkerHandle {
@@ -134,7 +147,6 @@ impl Producer {
                 identity,
                 sessions: Arc::new(Sessions::default()),
                 routes: Mutex::new(HashMap::new()),
-                workers: Mutex::new(HashMap::new()),
                 buffer: Arc::new(Semaphore::new(permits)),
                 closed: AtomicBool::new(false),
                 config,
@@ -157,13 +169,35 @@ impl Producer {
     /// future of its delivery. Records of one partition are written in the order they were
     /// enqueued.
     pub async fn enqueue(&self, record: ProducerRecord) -> Result<DeliveryFuture, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.accept(record, Reply::Future(reply)).await?;
+        Ok(DeliveryFuture { answer })
+    }
+
+    /// Like [`Producer::enqueue`], but hands the delivery's outcome to `on_delivery` instead
+    /// of returning a future: the cheapest way to keep many records in flight (Kafka's
+    /// `send(record, callback)`). `on_delivery` is called exactly once if this returns `Ok`
+    /// (never if it returns an error), on the producer's own task, in write order within a
+    /// partition: it must be quick and must not block.
+    pub async fn enqueue_with<F>(
+        &self,
+        record: ProducerRecord,
+        on_delivery: F,
+    ) -> Result<(), ClientError>
+    where
+        F: FnOnce(Result<RecordMetadata, ClientError>) + Send + 'static,
+    {
+        self.accept(record, Reply::Callback(Box::new(on_delivery)))
+            .await
+    }
+
+    async fn accept(&self, record: ProducerRecord, reply: Reply) -> Result<(), ClientError> {
         let shared = &self.shared;
         if shared.closed.load(Ordering::Acquire) {
             return Err(ClientError::Closed {
                 what: "the producer",
             });
         }
-        let deadline = Instant::now() + shared.config.delivery_timeout;
         let ProducerRecord {
             topic,
             partition,
@@ -182,9 +216,6 @@ impl Producer {
                 bytes_max: shared.config.request_bytes_max,
             });
         }
-        let partition = self
-            .partition_for(&topic, partition, key.as_deref(), bytes)
-            .await?;
         // `bytes` is at most `request_bytes_max`, which `validate` keeps within the buffer.
         let permit = shared
             .buffer
@@ -194,32 +225,35 @@ impl Producer {
             .map_err(|_| ClientError::Closed {
                 what: "the producer",
             })?;
-        let (reply, answer) = oneshot::channel();
-        let pending = PendingRecord {
+        let mut accepted = Accepted {
             key,
             value,
             headers,
-            timestamp: timestamp.unwrap_or_else(now_ms),
+            timestamp,
             bytes,
-            deadline,
             reply,
-            permit: Some(permit),
+            permit,
         };
-        self.submit(&topic, partition, Command::Record(pending))?;
-        Ok(DeliveryFuture { answer })
+        loop {
+            match self.submit(&topic, partition, accepted)? {
+                None => return Ok(()),
+                Some(back) => {
+                    // The first record to this topic: learn its partitions, then route.
+                    self.partition_count(&topic).await?;
+                    accepted = back;
+                }
+            }
+        }
     }
 
     /// Waits until every record enqueued before this call has been answered (written or
     /// failed: each delivery future tells which). Batches waiting for `linger` go at once.
     pub async fn flush(&self) {
         let waits: Vec<oneshot::Receiver<()>> = {
-            let workers = match self.shared.workers.lock() {
-                Ok(workers) => workers,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            workers
+            let routes = lock(&self.shared.routes);
+            routes
                 .values()
-                .flat_map(|partitions| partitions.values())
+                .flat_map(|route| route.workers.values())
                 .filter_map(|worker| {
                     let (done, wait) = oneshot::channel();
                     worker
@@ -241,13 +275,10 @@ impl Producer {
         self.shared.closed.store(true, Ordering::Release);
         self.flush().await;
         let workers: Vec<WorkerHandle> = {
-            let mut workers = match self.shared.workers.lock() {
-                Ok(workers) => workers,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            workers
-                .drain()
-                .flat_map(|(_, partitions)| partitions.into_values())
+            let mut routes = lock(&self.shared.routes);
+            routes
+                .values_mut()
+                .flat_map(|route| route.workers.drain().map(|(_, worker)| worker))
                 .collect()
         };
         let tasks: Vec<JoinHandle<()>> = workers
@@ -261,51 +292,6 @@ impl Producer {
             let _ = task.await;
         }
         self.shared.sessions.clear();
-    }
-
-    async fn partition_for(
-        &self,
-        topic: &str,
-        partition: Option<u32>,
-        key: Option<&[u8]>,
-        bytes: usize,
-    ) -> Result<u32, ClientError> {
-        if partition.is_none() && key.is_none() {
-            // The common keyless case: one lock, one lookup.
-            let mut routes = lock(&self.shared.routes);
-            if let Some(route) = routes.get_mut(topic) {
-                let partitions = route.partitions;
-                return Ok(route
-                    .sticky
-                    .next(partitions, bytes, self.shared.config.batch_bytes));
-            }
-        }
-        let partitions = self.partition_count(topic).await?;
-        if let Some(partition) = partition {
-            if partition >= partitions {
-                return Err(ClientError::UnknownPartition {
-                    topic: topic.to_string(),
-                    partition,
-                    partitions,
-                });
-            }
-            return Ok(partition);
-        }
-        if let Some(key) = key {
-            return Ok(partition_for_key(key, partitions));
-        }
-        let mut routes = lock(&self.shared.routes);
-        // Looked up before inserting: `entry` would allocate the key for every record.
-        let route = match routes.get_mut(topic) {
-            Some(route) => route,
-            None => routes.entry(topic.to_string()).or_insert_with(|| Route {
-                partitions,
-                sticky: StickyPartition::new(),
-            }),
-        };
-        Ok(route
-            .sticky
-            .next(partitions, bytes, self.shared.config.batch_bytes))
     }
 
     /// The topic's partition count, from the cluster's metadata the first time. A topic not
@@ -326,11 +312,8 @@ impl Producer {
             let err = match client.partition_count(topic).await {
                 Ok(partitions) if partitions > 0 => {
                     lock(&self.shared.routes)
-                        .entry(topic.to_string())
-                        .or_insert_with(|| Route {
-                            partitions,
-                            sticky: StickyPartition::new(),
-                        });
+                        .entry(Arc::from(topic))
+                        .or_insert_with(|| Route::new(partitions));
                     return Ok(partitions);
                 }
                 Ok(_) => ClientError::UnknownTopic {
@@ -361,34 +344,61 @@ impl Producer {
         }
     }
 
-    fn submit(&self, topic: &str, partition: u32, command: Command) -> Result<(), ClientError> {
+    /// Picks the record's partition (explicit; by key; sticky) and hands it to the
+    /// partition's worker, under one lock: records of one partition reach its worker in the
+    /// order their partition was picked. Gives the record back when the topic's partition
+    /// count is not known yet.
+    fn submit(
+        &self,
+        topic: &Arc<str>,
+        partition: Option<u32>,
+        accepted: Accepted,
+    ) -> Result<Option<Accepted>, ClientError> {
         let shared = &self.shared;
-        let mut workers = lock(&shared.workers);
+        let mut routes = lock(&shared.routes);
         if shared.closed.load(Ordering::Acquire) {
             return Err(ClientError::Closed {
                 what: "the producer",
             });
         }
-        let partitions = match workers.get_mut(topic) {
-            Some(partitions) => partitions,
-            None => workers.entry(Arc::from(topic)).or_default(),
+        let Some(route) = routes.get_mut(topic) else {
+            return Ok(Some(accepted));
         };
-        let worker = partitions
+        let partitions = route.partitions;
+        let partition = match (partition, accepted.key.as_deref()) {
+            (Some(partition), _) if partition >= partitions => {
+                return Err(ClientError::UnknownPartition {
+                    topic: topic.to_string(),
+                    partition,
+                    partitions,
+                });
+            }
+            (Some(partition), _) => partition,
+            (None, Some(key)) => partition_for_key(key, partitions),
+            (None, None) => {
+                route
+                    .sticky
+                    .next(partitions, accepted.bytes, shared.config.batch_bytes)
+            }
+        };
+        let worker = route
+            .workers
             .entry(partition)
             .or_insert_with(|| self.spawn_worker(topic, partition));
         worker
             .commands
-            .send(command)
+            .send(Command::Record(accepted))
             .map_err(|_| ClientError::Closed {
                 what: "the producer",
-            })
+            })?;
+        Ok(None)
     }
 
-    fn spawn_worker(&self, topic: &str, partition: u32) -> WorkerHandle {
+    fn spawn_worker(&self, topic: &Arc<str>, partition: u32) -> WorkerHandle {
         let shared = &self.shared;
         let config = &shared.config;
         let client_config = shared.client.config();
-        let topic: Arc<str> = Arc::from(topic);
+        let topic = topic.clone();
         let pipeline = Pipeline::new(
             topic.clone(),
             partition,
@@ -411,6 +421,7 @@ impl Producer {
             pipeline,
             config.idempotent,
             client_config.request_timeout,
+            config.delivery_timeout,
             receiver,
         );
         let task = tokio::spawn(worker.run());

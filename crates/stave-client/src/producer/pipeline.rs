@@ -86,10 +86,38 @@ pub(crate) struct PendingRecord {
     pub(crate) bytes: usize,
     /// When its delivery times out.
     pub(crate) deadline: Instant,
-    pub(crate) reply: oneshot::Sender<Result<RecordMetadata, ClientError>>,
+    pub(crate) reply: Reply,
     /// Its share of the producer's buffer, released when the record is dropped (answered).
     #[allow(dead_code, reason = "held for its drop")]
     pub(crate) permit: Option<OwnedSemaphorePermit>,
+}
+
+/// Where a record's outcome goes: its [`DeliveryFuture`](super::DeliveryFuture), or the
+/// callback given to [`Producer::enqueue_with`](super::Producer::enqueue_with).
+pub(crate) enum Reply {
+    Future(oneshot::Sender<Result<RecordMetadata, ClientError>>),
+    Callback(Box<dyn FnOnce(Result<RecordMetadata, ClientError>) + Send>),
+}
+
+impl Reply {
+    pub(crate) fn send(self, result: Result<RecordMetadata, ClientError>) {
+        match self {
+            // The caller may have stopped waiting; the outcome stands all the same.
+            Reply::Future(sender) => {
+                let _ = sender.send(result);
+            }
+            Reply::Callback(callback) => callback(result),
+        }
+    }
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Reply::Future(_) => "Reply::Future",
+            Reply::Callback(_) => "Reply::Callback",
+        })
+    }
 }
 
 /// A producer id and epoch; [`Identity::NONE`] for a producer that is not idempotent.
@@ -537,15 +565,14 @@ impl Pipeline {
                 offset: base_offset + index as u64,
                 timestamp: record.timestamp,
             };
-            // The caller may have stopped waiting; the record is written all the same.
-            let _ = record.reply.send(Ok(metadata));
+            record.reply.send(Ok(metadata));
         }
     }
 
     fn fail(&mut self, batch: Batch, err: &ClientError) {
         debug!(batch_id = batch.id, error = %err, "batch failed");
         for record in batch.records {
-            let _ = record.reply.send(Err(err.replicate()));
+            record.reply.send(Err(err.replicate()));
         }
     }
 
@@ -575,6 +602,27 @@ impl Pipeline {
             .chain(self.retry.iter())
             .map(|b| b.id)
             .min()
+    }
+}
+
+/// A pipeline dropped with records still waiting (its task was dropped: the runtime shut
+/// down) tells them the producer closed: a callback runs once whatever happens.
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        let batches = self
+            .open
+            .take()
+            .into_iter()
+            .chain(self.queued.drain(..))
+            .chain(self.in_flight.drain(..))
+            .chain(self.retry.drain(..));
+        for batch in batches {
+            for record in batch.records {
+                record.reply.send(Err(ClientError::Closed {
+                    what: "the producer",
+                }));
+            }
+        }
     }
 }
 

@@ -11,24 +11,59 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use stave_proto::v1::{ErrorCode, ProduceRequest, ProduceResponse};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span};
 
 use super::outcome::{Outcome, classify};
-use super::pipeline::{Identity, Next, PendingRecord, Pipeline};
+use super::pipeline::{Identity, Next, PendingRecord, Pipeline, Reply};
 use super::session::{Session, Sessions};
 use crate::client::Client;
 use crate::error::ClientError;
+use crate::record::now_ms;
 
 /// Commands from the producer to a partition's worker.
 #[derive(Debug)]
 pub(crate) enum Command {
-    Record(PendingRecord),
+    Record(Accepted),
     /// Answer once every record accepted before this command has been answered.
     Flush(oneshot::Sender<()>),
+}
+
+/// A record as `send` accepted it. The worker dates it when it takes it (the record's
+/// timestamp unless it has one, and its delivery deadline): one clock reading per wake-up
+/// rather than per record.
+#[derive(Debug)]
+pub(crate) struct Accepted {
+    pub(crate) key: Option<Bytes>,
+    pub(crate) value: Option<Bytes>,
+    pub(crate) headers: Vec<(String, Bytes)>,
+    pub(crate) timestamp: Option<i64>,
+    pub(crate) bytes: usize,
+    pub(crate) reply: Reply,
+    pub(crate) permit: OwnedSemaphorePermit,
+}
+
+/// The clock readings of one wake-up, the wall clock read only when a record needs it.
+struct Clock {
+    now: Instant,
+    wall_ms: Option<i64>,
+}
+
+impl Clock {
+    fn new() -> Clock {
+        Clock {
+            now: Instant::now(),
+            wall_ms: None,
+        }
+    }
+
+    fn wall_ms(&mut self) -> i64 {
+        *self.wall_ms.get_or_insert_with(now_ms)
+    }
 }
 
 /// How many queued commands one wake-up takes at most, so a busy producer does not starve
@@ -51,6 +86,7 @@ pub(crate) struct Worker {
     pipeline: Pipeline,
     idempotent: bool,
     request_timeout: Duration,
+    delivery_timeout: Duration,
     commands: mpsc::UnboundedReceiver<Command>,
     requests: VecDeque<InFlight>,
     /// Flushes waiting for every batch with an id below theirs.
@@ -67,6 +103,7 @@ impl Worker {
         pipeline: Pipeline,
         idempotent: bool,
         request_timeout: Duration,
+        delivery_timeout: Duration,
         commands: mpsc::UnboundedReceiver<Command>,
     ) -> Worker {
         Worker {
@@ -77,6 +114,7 @@ impl Worker {
             pipeline,
             idempotent,
             request_timeout,
+            delivery_timeout,
             commands,
             requests: VecDeque::new(),
             flushes: Vec::new(),
@@ -124,10 +162,11 @@ impl Worker {
                 }
                 command = self.commands.recv(), if commands_open => match command {
                     Some(command) => {
-                        self.handle(command);
+                        let mut clock = Clock::new();
+                        self.handle(command, &mut clock);
                         for _ in 0..COMMANDS_PER_WAKE_MAX {
                             match self.commands.try_recv() {
-                                Ok(command) => self.handle(command),
+                                Ok(command) => self.handle(command, &mut clock),
                                 Err(_) => break,
                             }
                         }
@@ -146,9 +185,25 @@ impl Worker {
         debug!("producer worker done");
     }
 
-    fn handle(&mut self, command: Command) {
+    fn handle(&mut self, command: Command, clock: &mut Clock) {
         match command {
-            Command::Record(record) => self.pipeline.push(record, Instant::now()),
+            Command::Record(accepted) => {
+                let timestamp = match accepted.timestamp {
+                    Some(timestamp) => timestamp,
+                    None => clock.wall_ms(),
+                };
+                let record = PendingRecord {
+                    key: accepted.key,
+                    value: accepted.value,
+                    headers: accepted.headers,
+                    timestamp,
+                    bytes: accepted.bytes,
+                    deadline: clock.now + self.delivery_timeout,
+                    reply: accepted.reply,
+                    permit: Some(accepted.permit),
+                };
+                self.pipeline.push(record, clock.now);
+            }
             Command::Flush(done) => {
                 self.pipeline.close_open();
                 self.flushes.push((self.pipeline.next_batch_id(), done));
@@ -212,6 +267,22 @@ impl Worker {
                 let _ = done.send(());
             } else {
                 index += 1;
+            }
+        }
+    }
+}
+
+/// A worker dropped before it ended (the runtime shut down) answers the records still in its
+/// queue; the pipeline answers those it took.
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.commands.close();
+        while let Ok(command) = self.commands.try_recv() {
+            match command {
+                Command::Record(accepted) => accepted.reply.send(Err(ClientError::Closed {
+                    what: "the producer",
+                })),
+                Command::Flush(_) => {}
             }
         }
     }

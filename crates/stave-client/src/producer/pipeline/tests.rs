@@ -47,7 +47,7 @@ fn record(value_len: usize, deadline: Instant) -> (PendingRecord, Answer) {
         timestamp: 1_000,
         bytes,
         deadline,
-        reply,
+        reply: Reply::Future(reply),
         permit: None,
     };
     (pending, answer)
