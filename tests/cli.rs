@@ -445,6 +445,28 @@ fn bench_reports_its_workloads_as_json() {
     assert_eq!(e2e["records"], 50);
     assert!(e2e["p99_us"].is_number(), "{e2e}");
 
+    // At a fixed rate (sent from the paced thread): every record, and not faster than asked.
+    for workload in ["produce", "e2e"] {
+        let paced = json(&server.stave(&[
+            "bench",
+            workload,
+            "--topic",
+            "p",
+            "--partitions",
+            "2",
+            "--messages",
+            "300",
+            "--rate",
+            "2000",
+            "--linger-ms",
+            "0",
+            "--json",
+        ]));
+        assert_eq!(paced["records"], 300, "{paced}");
+        let elapsed = paced["elapsed_s"].as_f64().unwrap();
+        assert!(elapsed >= 299.0 / 2000.0, "{workload} ran ahead of --rate: {paced}");
+    }
+
     let usage = server.stave(&["bench", "produce", "--messages", "5", "--duration", "1s"]);
     assert_eq!(usage.status.code(), Some(2));
 }

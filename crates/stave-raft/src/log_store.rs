@@ -54,6 +54,13 @@ fn io_error(err: stave_log::LogError) -> io::Error {
     io::Error::other(err)
 }
 
+/// Appends up to this many bytes run on the caller's thread when the log is free
+/// ([`LogStore::with_log_inline`]): a copy of this size into the page cache takes microseconds.
+const INLINE_APPEND_BYTES_MAX: usize = 64 << 10;
+
+/// Reads of up to this many entries run on the caller's thread when the log is free.
+const INLINE_READ_ENTRIES_MAX: u64 = 4;
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
@@ -169,6 +176,24 @@ impl LogStore {
             .map_err(io::Error::other)?
     }
 
+    /// Runs a short `op` (a small append or read: a copy to or from the page cache) on the caller's thread
+    /// when the log is free, else like [`LogStore::with_log`]. At low load a produce crosses
+    /// two threads fewer (the blocking pool's hand-off both ways), which is most of its
+    /// latency; a reader holding the log (CRC-checking a large fetch) is never waited for here.
+    async fn with_log_inline<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&mut PartitionLog) -> io::Result<T> + Send + 'static,
+    ) -> io::Result<T> {
+        match self.shared.log.try_lock() {
+            Ok(mut log) => return op(&mut log),
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => {
+                return op(&mut poisoned.into_inner());
+            }
+            Err(std::sync::TryLockError::WouldBlock) => {}
+        }
+        self.with_log(op).await
+    }
+
     /// Seeds a pristine replica (no vote, no log) of a new group with the group's initial
     /// membership at log id (term 0, index 0), synced, before its Raft starts: what
     /// `Raft::initialize` would append, written on every replica alike, so each can campaign
@@ -248,7 +273,7 @@ impl LogStore {
         end: u64,
         bytes_max: usize,
     ) -> io::Result<Vec<stave_log::StoredFrame>> {
-        self.with_log(move |log| {
+        let op = move |log: &mut PartitionLog| {
             let start = start.max(log.first_index().0);
             let end = end.min(log.next_index().0);
             if start >= end {
@@ -256,8 +281,14 @@ impl LogStore {
             }
             log.read_by_index(LogIndex(start), LogIndex(end), bytes_max)
                 .map_err(io_error)
-        })
-        .await
+        };
+        // A few entries (what the state machine applies at low load) are read from the
+        // mapped segments on the caller's thread.
+        if end.saturating_sub(start) <= INLINE_READ_ENTRIES_MAX {
+            self.with_log_inline(op).await
+        } else {
+            self.with_log(op).await
+        }
     }
 
     /// Entries with indexes in `[start, end)`, at most `bytes_max` of them (at least one).
@@ -343,16 +374,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let Some(committed) = committed else {
             return Ok(());
         };
-        let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || {
-            lock(&shared.committed)
-                .store(&encode_log_id(&committed), false)
-                .map_err(io_error)?;
-            *lock(&shared.committed_value) = Some(committed);
-            Ok(())
-        })
-        .await
-        .map_err(io::Error::other)?
+        // Not synced: a 64-byte write into the page cache, done here rather than on a
+        // blocking thread.
+        lock(&self.shared.committed)
+            .store(&encode_log_id(&committed), false)
+            .map_err(io_error)?;
+        *lock(&self.shared.committed_value) = Some(committed);
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogIdOf>, io::Error> {
@@ -373,7 +401,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map(|entry| Ok((to_frame(&entry)?, to_log_id(&entry.log_id))))
             .collect::<io::Result<_>>()?;
         let producers = self.shared.installed.producers().clone();
-        self.with_log(move |log| {
+        let bytes: usize = frames.iter().map(|(frame, _)| frame.len()).sum();
+        let op = move |log: &mut PartitionLog| {
             let Some(&(_, first)) = frames.first() else {
                 callback.io_completed(Ok(()));
                 return Ok(());
@@ -402,8 +431,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 Box::new(move |result| callback.io_completed(result.map_err(io_error))),
             );
             Ok(())
-        })
-        .await
+        };
+        if bytes <= INLINE_APPEND_BYTES_MAX {
+            self.with_log_inline(op).await
+        } else {
+            self.with_log(op).await
+        }
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogIdOf>) -> Result<(), io::Error> {

@@ -3,7 +3,9 @@
 //! broker. The worker (`worker.rs`) runs it against the network.
 //!
 //! A record joins the *open* batch; the batch closes when it reaches `batch_bytes`, when the
-//! next record would push its frame past `request_bytes_max`, after `linger`, or on flush.
+//! next record would push its frame past `request_bytes_max`, on flush, or when it is sent:
+//! after `linger`, at the first moment the window has room (records keep joining it until
+//! then).
 //! Closed batches wait in `queued`, are sent in order (at most `in_flight_max` at once) and
 //! answered in order.
 //!
@@ -300,18 +302,20 @@ impl Pipeline {
         }
     }
 
-    /// When the open batch's linger ends.
-    pub(crate) fn linger_deadline(&self) -> Option<Instant> {
-        self.open.as_ref().map(|b| b.opened + self.config.linger)
+    /// When the open batch's linger ends, if it has not ended by `now` (a batch that lingered
+    /// goes with the next send: no timer for it).
+    pub(crate) fn linger_deadline(&self, now: Instant) -> Option<Instant> {
+        self.open
+            .as_ref()
+            .map(|b| b.opened + self.config.linger)
+            .filter(|deadline| *deadline > now)
     }
 
-    pub(crate) fn on_linger(&mut self, now: Instant) {
-        if self
-            .linger_deadline()
-            .is_some_and(|deadline| deadline <= now)
-        {
-            self.close_open();
-        }
+    /// The open batch's linger has ended: it may be sent.
+    fn lingered(&self, now: Instant) -> bool {
+        self.open
+            .as_ref()
+            .is_some_and(|b| b.opened + self.config.linger <= now)
     }
 
     /// When the worker must wake up even if nothing happens: the end of a backoff, or the
@@ -332,18 +336,25 @@ impl Pipeline {
         }
     }
 
-    /// Whether a batch could be sent now (given a leader).
+    /// Whether a batch could be sent now (given a leader): a closed one, or the open one
+    /// once its linger ended. As Kafka's accumulator, a batch that lingered keeps taking
+    /// records until there is room to send it, so `linger` 0 sends a lone record at once
+    /// and still batches what arrives while the window is full.
     pub(crate) fn can_send(&self, now: Instant) -> bool {
         !self.window_failed
             && self.pause_until.is_none_or(|until| until <= now)
             && self.in_flight.len() < self.window_limit()
-            && !self.queued.is_empty()
+            && (!self.queued.is_empty() || self.lingered(now))
     }
 
     /// The next frame to send, built when needed, moved to the window.
     pub(crate) fn next_send(&mut self, now: Instant) -> Next {
         if !self.can_send(now) {
             return Next::Idle;
+        }
+        if self.queued.is_empty() {
+            // `can_send`: the open batch lingered.
+            self.close_open();
         }
         let needs_identity = self
             .queued

@@ -136,7 +136,7 @@ impl Worker {
                 break;
             }
             debug_assert_eq!(self.requests.len(), self.pipeline.in_flight_len());
-            let linger = self.pipeline.linger_deadline();
+            let linger = self.pipeline.linger_deadline(Instant::now());
             let wake = self.pipeline.wake_at();
             tokio::select! {
                 biased;
@@ -176,9 +176,8 @@ impl Worker {
                         self.pipeline.close_open();
                     }
                 },
-                () = sleep_until(linger), if linger.is_some() => {
-                    self.pipeline.on_linger(Instant::now());
-                }
+                // The open batch lingered: the next `pump` sends it.
+                () = sleep_until(linger), if linger.is_some() => {}
                 () = sleep_until(wake), if wake.is_some() => {}
             }
         }

@@ -169,12 +169,48 @@ fn a_batch_closes_when_it_reaches_batch_bytes() {
     assert_eq!(producer_fields(&frame).3, 3);
     p.on_response(first, Outcome::Written { base_offset: 0 }, now);
     assert_eq!(p.next_send(now), Next::Idle, "the rest waits for linger");
-    p.on_linger(now + Duration::from_millis(4));
-    assert_eq!(p.next_send(now), Next::Idle);
-    p.on_linger(now + Duration::from_millis(5));
-    let (second, frame) = sent(p.next_send(now));
+    assert_eq!(p.linger_deadline(now), Some(now + Duration::from_millis(5)));
+    assert_eq!(p.next_send(now + Duration::from_millis(4)), Next::Idle);
+    let (second, frame) = sent(p.next_send(now + Duration::from_millis(5)));
     assert_eq!(producer_fields(&frame).3, 2);
     assert!(second > first);
+}
+
+/// A batch whose linger ended goes at the next chance to send; while the window is full it
+/// keeps taking records (Kafka's accumulator), so `linger` 0 costs no timer and no batching.
+#[test]
+fn a_lingered_batch_takes_records_until_the_window_has_room() {
+    let now = Instant::now();
+    let mut p = Pipeline::new(
+        Arc::from("t"),
+        2,
+        PipelineConfig {
+            linger: Duration::ZERO,
+            ..config()
+        },
+        ID,
+    );
+    let (r, _a) = record(10, far());
+    p.push(r, now);
+    assert_eq!(
+        p.linger_deadline(now),
+        None,
+        "no timer for a lingered batch"
+    );
+    let (first, frame) = sent(p.next_send(now));
+    assert_eq!(producer_fields(&frame).3, 1, "a lone record goes at once");
+    // One batch in flight until the first is written: the next records wait together.
+    let mut answers = Vec::new();
+    for _ in 0..4 {
+        let (r, a) = record(10, far());
+        p.push(r, now);
+        answers.push(a);
+    }
+    assert_eq!(p.next_send(now), Next::Idle);
+    p.on_response(first, Outcome::Written { base_offset: 0 }, now);
+    let (_, frame) = sent(p.next_send(now));
+    assert_eq!(producer_fields(&frame).3, 4, "they went as one batch");
+    assert!(p.open.is_none());
 }
 
 /// A record that would push the frame past `request_bytes_max` starts a new batch.
