@@ -464,7 +464,10 @@ fn bench_reports_its_workloads_as_json() {
         ]));
         assert_eq!(paced["records"], 300, "{paced}");
         let elapsed = paced["elapsed_s"].as_f64().unwrap();
-        assert!(elapsed >= 299.0 / 2000.0, "{workload} ran ahead of --rate: {paced}");
+        assert!(
+            elapsed >= 299.0 / 2000.0,
+            "{workload} ran ahead of --rate: {paced}"
+        );
     }
 
     let usage = server.stave(&["bench", "produce", "--messages", "5", "--duration", "1s"]);
