@@ -43,16 +43,19 @@ fn main() -> ExitCode {
 /// Batches of several MiB (produced, fetched, replicated) and tonic's message buffers are
 /// allocated and freed all the time. glibc serves allocations above its mmap threshold
 /// (128 KiB at first, adapting up to 32 MiB) from fresh mappings: every use pays page faults
-/// and zeroing, every free an munmap. Up to 64 MiB they stay on the heap here, and up to
-/// 128 MiB of freed heap is kept for reuse (docs/performance.md, section 8). Settings given
-/// through `GLIBC_TUNABLES` win.
+/// and zeroing, every free an munmap. Up to 32 MiB (the most glibc documents) they stay on
+/// the heap here, and up to 128 MiB of freed heap is kept for reuse (docs/performance.md,
+/// section 8). Settings given through `GLIBC_TUNABLES` win.
 fn keep_large_buffers_on_the_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if !std::env::var("GLIBC_TUNABLES").is_ok_and(|tunables| tunables.contains("malloc.")) {
         // SAFETY: mallopt only sets allocator parameters; no other thread runs yet.
         unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
-            libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 20);
+            // The trim threshold only if the first took: setting it alone would freeze the
+            // mmap threshold at its 128 KiB default.
+            if libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20) == 1 {
+                libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 20);
+            }
         }
     }
 }

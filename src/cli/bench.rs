@@ -15,7 +15,7 @@
 //! tools print them.
 
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -534,6 +534,15 @@ fn least_timer_slack() {
     let _ = unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
 }
 
+/// Sets its flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// When each of one producer's records is due: its share of `total`, interleaved with the
 /// other producers' records on the `rate` schedule (or at once without a rate), until `until`.
 #[derive(Clone, Copy)]
@@ -581,10 +590,16 @@ impl Schedule {
             return Ok(k);
         }
         let handle = tokio::runtime::Handle::current();
+        // Set when this future is dropped (the run stopped early): the thread stops too.
+        let stop = Arc::new(AtomicBool::new(false));
+        let _stop_on_drop = StopOnDrop(stop.clone());
         let paced = tokio::task::spawn_blocking(move || {
             least_timer_slack();
             let mut k = 0;
             while let Some(due) = self.due(k) {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
                 let left = due.saturating_duration_since(Instant::now());
                 if !left.is_zero() {
                     std::thread::sleep(left);

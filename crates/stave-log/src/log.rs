@@ -573,6 +573,13 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Whether appending `bytes` of frames now would start a new segment (sealing the tail,
+    /// creating files, syncing the directory): a caller that appends from an async thread
+    /// hands such an append to a blocking one.
+    pub fn would_roll(&self, bytes: u64) -> bool {
+        self.should_roll(bytes)
+    }
+
     fn should_roll(&self, frame_len: u64) -> bool {
         let tail = self.tail();
         if tail.is_empty() {

@@ -180,18 +180,37 @@ impl LogStore {
     /// when the log is free, else like [`LogStore::with_log`]. At low load a produce crosses
     /// two threads fewer (the blocking pool's hand-off both ways), which is most of its
     /// latency; a reader holding the log (CRC-checking a large fetch) is never waited for here.
+    /// `inline` decides, with the log in hand, whether `op` is short enough.
     async fn with_log_inline<T: Send + 'static>(
         &self,
         op: impl FnOnce(&mut PartitionLog) -> io::Result<T> + Send + 'static,
+        inline: impl FnOnce(&PartitionLog) -> bool,
     ) -> io::Result<T> {
-        match self.shared.log.try_lock() {
-            Ok(mut log) => return op(&mut log),
-            Err(std::sync::TryLockError::Poisoned(poisoned)) => {
-                return op(&mut poisoned.into_inner());
-            }
-            Err(std::sync::TryLockError::WouldBlock) => {}
+        match self.try_inline(op, inline) {
+            Ok(result) => result,
+            Err(op) => self.with_log(op).await,
         }
-        self.with_log(op).await
+    }
+
+    /// Runs `op` here if the log is free and `inline` agrees; gives `op` back otherwise.
+    fn try_inline<T, Op>(
+        &self,
+        op: Op,
+        inline: impl FnOnce(&PartitionLog) -> bool,
+    ) -> Result<io::Result<T>, Op>
+    where
+        Op: FnOnce(&mut PartitionLog) -> io::Result<T>,
+    {
+        let mut log = match self.shared.log.try_lock() {
+            Ok(log) => log,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Err(op),
+        };
+        if inline(&log) {
+            Ok(op(&mut log))
+        } else {
+            Err(op)
+        }
     }
 
     /// Seeds a pristine replica (no vote, no log) of a new group with the group's initial
@@ -285,7 +304,7 @@ impl LogStore {
         // A few entries (what the state machine applies at low load) are read from the
         // mapped segments on the caller's thread.
         if end.saturating_sub(start) <= INLINE_READ_ENTRIES_MAX {
-            self.with_log_inline(op).await
+            self.with_log_inline(op, |_| true).await
         } else {
             self.with_log(op).await
         }
@@ -433,7 +452,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             Ok(())
         };
         if bytes <= INLINE_APPEND_BYTES_MAX {
-            self.with_log_inline(op).await
+            // Not when the append starts a segment (a seal, new files, a directory sync).
+            self.with_log_inline(op, |log| !log.would_roll(bytes as u64))
+                .await
         } else {
             self.with_log(op).await
         }

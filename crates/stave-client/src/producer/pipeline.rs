@@ -108,7 +108,15 @@ impl Reply {
             Reply::Future(sender) => {
                 let _ = sender.send(result);
             }
-            Reply::Callback(callback) => callback(result),
+            Reply::Callback(callback) => {
+                // A panicking callback must not take the partition's task (and the other
+                // records' callbacks) down with it.
+                let called =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(result)));
+                if called.is_err() {
+                    tracing::error!("a delivery callback panicked");
+                }
+            }
         }
     }
 }
@@ -319,10 +327,19 @@ impl Pipeline {
     }
 
     /// When the worker must wake up even if nothing happens: the end of a backoff, or the
-    /// delivery deadline of a waiting batch.
-    pub(crate) fn wake_at(&self) -> Option<Instant> {
-        let deadline = self.queued.iter().map(|b| b.deadline).min();
-        match (self.pause_until, deadline) {
+    /// delivery deadline of a waiting batch (the open one included). Only instants after
+    /// `now`: one already passed has been acted on (or waits for answers in flight), and
+    /// waking for it again would spin.
+    pub(crate) fn wake_at(&self, now: Instant) -> Option<Instant> {
+        let deadline = self
+            .open
+            .iter()
+            .chain(self.queued.iter())
+            .map(|b| b.deadline)
+            .filter(|deadline| *deadline > now)
+            .min();
+        let pause = self.pause_until.filter(|until| *until > now);
+        match (pause, deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -527,7 +544,14 @@ impl Pipeline {
     /// Fails waiting batches whose delivery deadline passed. One that may have been written
     /// takes with it the later batches of its identity that may have been written too.
     pub(crate) fn expire(&mut self, now: Instant) {
-        if self.window_failed || !self.queued.iter().any(|b| b.deadline <= now) {
+        if self.window_failed {
+            return;
+        }
+        if self.open.as_ref().is_some_and(|b| b.deadline <= now) {
+            // A batch that lingered stays open until it can be sent: it expires as well.
+            self.close_open();
+        }
+        if !self.queued.iter().any(|b| b.deadline <= now) {
             return;
         }
         let mut expired_in_doubt: Vec<(Identity, u64)> = Vec::new();
@@ -616,17 +640,19 @@ impl Pipeline {
     }
 }
 
-/// A pipeline dropped with records still waiting (its task was dropped: the runtime shut
-/// down) tells them the producer closed: a callback runs once whatever happens.
-impl Drop for Pipeline {
-    fn drop(&mut self) {
-        let batches = self
+impl Pipeline {
+    /// Answers every record still waiting, oldest batch first, with "the producer closed"
+    /// (its task is going away: the runtime shut down). A callback runs once whatever happens.
+    pub(crate) fn abandon(&mut self) {
+        let mut batches: Vec<Batch> = self
             .open
             .take()
             .into_iter()
             .chain(self.queued.drain(..))
             .chain(self.in_flight.drain(..))
-            .chain(self.retry.drain(..));
+            .chain(self.retry.drain(..))
+            .collect();
+        batches.sort_by_key(|batch| batch.id);
         for batch in batches {
             for record in batch.records {
                 record.reply.send(Err(ClientError::Closed {
@@ -634,6 +660,12 @@ impl Drop for Pipeline {
                 }));
             }
         }
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.abandon();
     }
 }
 

@@ -136,8 +136,14 @@ impl Worker {
                 break;
             }
             debug_assert_eq!(self.requests.len(), self.pipeline.in_flight_len());
-            let linger = self.pipeline.linger_deadline(Instant::now());
-            let wake = self.pipeline.wake_at();
+            let now = Instant::now();
+            if self.pipeline.can_send(now) {
+                // The open batch's linger ended since `pump` looked: send it now, as no
+                // timer will be set for it.
+                continue;
+            }
+            let linger = self.pipeline.linger_deadline(now);
+            let wake = self.pipeline.wake_at(now);
             tokio::select! {
                 biased;
                 (done, result) = next_answer(&mut self.requests),
@@ -271,10 +277,12 @@ impl Worker {
     }
 }
 
-/// A worker dropped before it ended (the runtime shut down) answers the records still in its
-/// queue; the pipeline answers those it took.
+/// A worker dropped before it ended (the runtime shut down) answers the records it holds and
+/// those still in its queue, in that order.
 impl Drop for Worker {
     fn drop(&mut self) {
+        // Oldest first: what the pipeline took, then what is still queued.
+        self.pipeline.abandon();
         self.commands.close();
         while let Ok(command) = self.commands.try_recv() {
             match command {

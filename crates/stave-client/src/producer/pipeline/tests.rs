@@ -213,6 +213,32 @@ fn a_lingered_batch_takes_records_until_the_window_has_room() {
     assert!(p.open.is_none());
 }
 
+/// A batch that lingered but cannot go (no leader) still expires at its delivery deadline.
+#[test]
+fn an_open_batch_that_cannot_go_expires() {
+    let now = Instant::now();
+    let mut p = Pipeline::new(
+        Arc::from("t"),
+        2,
+        PipelineConfig {
+            linger: Duration::ZERO,
+            ..config()
+        },
+        ID,
+    );
+    let (r, answer) = record(10, now + Duration::from_secs(2));
+    p.push(r, now);
+    p.on_send_failure(broker(ErrorCode::LeaderNotAvailable), now);
+    assert_eq!(
+        p.wake_at(now + Duration::from_secs(1)),
+        Some(now + Duration::from_secs(2))
+    );
+    p.expire(now + Duration::from_secs(2));
+    assert!(p.is_idle());
+    let err = { answer }.try_recv().unwrap().unwrap_err();
+    assert!(matches!(err, ClientError::Timeout { .. }), "{err}");
+}
+
 /// A record that would push the frame past `request_bytes_max` starts a new batch.
 #[test]
 fn a_record_that_would_overflow_the_request_starts_a_new_batch() {
@@ -407,7 +433,12 @@ fn batches_never_sent_expire_at_their_delivery_deadline() {
     p.push(r, now);
     p.close_open();
     p.on_send_failure(broker(ErrorCode::LeaderNotAvailable), now);
-    assert_eq!(p.wake_at(), Some(now + Duration::from_millis(100)));
+    assert_eq!(p.wake_at(now), Some(now + Duration::from_millis(100)));
+    assert_eq!(
+        p.wake_at(now + Duration::from_millis(100)),
+        Some(now + Duration::from_secs(2)),
+        "a backoff that ended is no reason to wake"
+    );
     p.expire(now + Duration::from_secs(1));
     assert!(!p.is_idle());
     p.expire(now + Duration::from_secs(2));
