@@ -178,7 +178,7 @@ impl Producer {
     /// of returning a future: the cheapest way to keep many records in flight (Kafka's
     /// `send(record, callback)`). `on_delivery` is called exactly once if this returns `Ok`
     /// (never if it returns an error), on the producer's own task, in write order within a
-    /// partition: it must be quick and must not block.
+    /// partition: it must be quick and must not block (a panic in it is caught and logged).
     pub async fn enqueue_with<F>(
         &self,
         record: ProducerRecord,
