@@ -12,6 +12,19 @@ use std::time::{Duration, Instant};
 /// Long enough for a node's first elections on a loaded 2-core machine.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Tries `attempt` every `every` until it gives a value, failing the test with its last
+/// reason after `READY_TIMEOUT`: for state another process holds, which announces nothing.
+fn until<T>(every: Duration, mut attempt: impl FnMut() -> Result<T, String>) -> T {
+    let start = Instant::now();
+    loop {
+        match attempt() {
+            Ok(value) => return value,
+            Err(why) => assert!(start.elapsed() < READY_TIMEOUT, "{why}"),
+        }
+        std::thread::sleep(every);
+    }
+}
+
 /// How long a command may take when it should fail at once.
 const FAIL_FAST: Duration = Duration::from_secs(3);
 
@@ -49,19 +62,17 @@ impl Server {
     /// Waits until the node serves metadata and has registered itself (a topic create
     /// before that finds no node to place replicas on).
     fn wait_ready(&self) {
-        let start = Instant::now();
-        loop {
+        until(Duration::from_millis(100), || {
             let out = self.stave(&["cluster", "status", "--timeout", "1s"]);
             let stdout = String::from_utf8_lossy(&out.stdout);
             if out.status.success()
                 && stdout.contains("controller: node 1")
                 && stdout.contains(&self.addr)
             {
-                return;
+                return Ok(());
             }
-            assert!(start.elapsed() < READY_TIMEOUT, "server not ready: {out:?}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            Err(format!("server not ready: {out:?}"))
+        })
     }
 
     /// Runs `stave ARGS --bootstrap ADDR`.
@@ -247,20 +258,15 @@ fn consume_starts_at_the_end_unless_told() {
         .unwrap();
     // The consumer may not have found the end yet when the first record is written: keep
     // writing until it has printed one.
-    let start = Instant::now();
     let mut child = consumer;
-    loop {
+    let status = until(Duration::from_millis(200), || {
         stdout(&server.stave_with_input(&["produce", "v1.orders"], "new\n"));
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success());
-            break;
-        }
-        assert!(
-            start.elapsed() < READY_TIMEOUT,
-            "the consumer printed nothing"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        child
+            .try_wait()
+            .unwrap()
+            .ok_or_else(|| "the consumer printed nothing".to_string())
+    });
+    assert!(status.success());
     let out = child.wait_with_output().unwrap();
     assert_eq!(String::from_utf8(out.stdout).unwrap(), "new\n");
 }
@@ -270,18 +276,17 @@ fn consume_starts_at_the_end_unless_told() {
 fn cluster_status_shows_nodes_and_leaders() {
     let server = Server::start();
     stdout(&server.stave(&["topic", "create", "v1.audit", "--partitions", "2"]));
-    let start = Instant::now();
-    loop {
+    let status = until(Duration::from_millis(100), || {
         let status = stdout(&server.stave(&["cluster", "status"]));
         if status.contains("under-replicated partitions: none") {
-            assert!(status.contains(&server.addr), "{status}");
-            assert!(status.contains("v1.audit/0  1"), "{status}");
-            assert!(status.contains("v1.audit/1  1"), "{status}");
-            break;
+            Ok(status)
+        } else {
+            Err(format!("no leaders: {status}"))
         }
-        assert!(start.elapsed() < READY_TIMEOUT, "no leaders: {status}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    });
+    assert!(status.contains(&server.addr), "{status}");
+    assert!(status.contains("v1.audit/0  1"), "{status}");
+    assert!(status.contains("v1.audit/1  1"), "{status}");
 }
 
 /// Bad input: one line on stderr, a non-zero exit, and nothing changed.
@@ -372,15 +377,14 @@ fn server_stops_on_sigterm() {
     let pid = server.child.id().to_string();
     let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(killed.success());
-    let start = Instant::now();
-    loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            assert!(status.success(), "{status:?}");
-            break;
-        }
-        assert!(start.elapsed() < READY_TIMEOUT, "the server did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let status = until(Duration::from_millis(50), || {
+        server
+            .child
+            .try_wait()
+            .unwrap()
+            .ok_or_else(|| "the server did not stop".to_string())
+    });
+    assert!(status.success(), "{status:?}");
 }
 
 /// `stave bench`: each workload creates its topic if needed, moves the records it says, and

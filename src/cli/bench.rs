@@ -343,14 +343,7 @@ async fn produce(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError>
                 counts: Mutex::new((histogram(), None)),
                 done,
             });
-            let schedule = Schedule {
-                start,
-                rate: args.rate,
-                until,
-                share: share(total, args.producers, p),
-                producers: args.producers,
-                producer: p,
-            };
+            let schedule = Schedule::new(&args, start, until, total, p);
             let k = schedule
                 .run({
                     let producer = producer.clone();
@@ -556,6 +549,24 @@ struct Schedule {
 }
 
 impl Schedule {
+    /// Producer `producer`'s part of a run of `args` that started at `start`.
+    fn new(
+        args: &BenchArgs,
+        start: Instant,
+        until: Option<Instant>,
+        total: Option<u64>,
+        producer: usize,
+    ) -> Schedule {
+        Schedule {
+            start,
+            rate: args.rate,
+            until,
+            share: share(total, args.producers, producer),
+            producers: args.producers,
+            producer,
+        }
+    }
+
     /// When record `k` of this producer is due, or `None` when it has no more.
     fn due(&self, k: u64) -> Option<Instant> {
         if self.share.is_some_and(|share| k >= share) {
@@ -717,14 +728,7 @@ async fn e2e(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError> {
         let in_flight = in_flight.clone();
         producers.spawn(async move {
             let producer = client.producer(producer_config(&args)).await?;
-            let schedule = Schedule {
-                start,
-                rate: args.rate,
-                until,
-                share: share(total, args.producers, p),
-                producers: args.producers,
-                producer: p,
-            };
+            let schedule = Schedule::new(&args, start, until, total, p);
             // The first failed delivery, reported when the run ends.
             let failure: Arc<Mutex<Option<ClientError>>> = Arc::default();
             let k = schedule

@@ -8,19 +8,21 @@ use stave_proto::v1 as pb;
 
 use crate::support::{client, code, create_topic, read_all, seed_batch, start, wait_ready};
 
-/// Produces seeds from `next` in `lanes` concurrent loops until stopped; returns what was
-/// acknowledged (seed → offset).
+/// Produces seeds from `next` in `lanes` concurrent loops until stopped; records what was
+/// acknowledged (seed → offset) and announces how many on `count`.
 async fn produce_until_killed(
     addr: String,
     topic: &'static str,
     next: Arc<AtomicU64>,
     lanes: usize,
     acked: Arc<std::sync::Mutex<BTreeMap<u64, u64>>>,
+    count: Arc<tokio::sync::watch::Sender<usize>>,
 ) {
     let tasks = (0..lanes).map(|_| {
         let addr = addr.clone();
         let next = next.clone();
         let acked = acked.clone();
+        let count = count.clone();
         tokio::spawn(async move {
             let mut api = client(&addr);
             loop {
@@ -33,10 +35,12 @@ async fn produce_until_killed(
                 };
                 match api.produce(request).await {
                     Ok(response) if code(&response.get_ref().error) == pb::ErrorCode::None => {
-                        acked
-                            .lock()
-                            .unwrap()
-                            .insert(seed, response.get_ref().base_offset);
+                        let acknowledged = {
+                            let mut acked = acked.lock().unwrap();
+                            acked.insert(seed, response.get_ref().base_offset);
+                            acked.len()
+                        };
+                        count.send_replace(acknowledged);
                     }
                     // The server is gone: this lane is done.
                     Err(_) => return,
@@ -59,18 +63,20 @@ async fn a_node_killed_mid_produce_keeps_every_acknowledged_record_once() {
     for round in 0..3 {
         let next = Arc::new(AtomicU64::new(1_000_000 * round));
         let acked = Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+        let (count, mut acknowledged) = tokio::sync::watch::channel(0);
         let producing = tokio::spawn(produce_until_killed(
             addr.clone(),
             "v1.crash",
             next.clone(),
             8,
             acked.clone(),
+            Arc::new(count),
         ));
         // Kill once a few hundred writes were acknowledged.
-        while acked.lock().unwrap().len() < 200 + 100 * round as usize {
-            tokio::task::yield_now().await;
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
+        acknowledged
+            .wait_for(|n| *n >= 200 + 100 * round as usize)
+            .await
+            .expect("the producers stopped before the kill");
         servers[0].kill();
         producing.await.unwrap();
         servers[0].restart();

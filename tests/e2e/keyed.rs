@@ -10,7 +10,7 @@ use stave_client::{
 };
 use stave_proto::v1 as pb;
 
-use crate::support::{WAIT, client, create_topic, start, wait_ready};
+use crate::support::{WAIT, client, create_topic, eventually, start, wait_ready};
 
 const RECORDS: u64 = 100_000;
 const KEYS: u64 = 1_000;
@@ -39,8 +39,7 @@ async fn keyed_records_survive_a_killed_leader_in_order_and_once() {
         .unwrap();
 
     // The leader of partition 0 dies a third of the way in, and comes back at two thirds.
-    let started = Instant::now();
-    let victim = loop {
+    let victim = eventually("a leader for partition 0", || async {
         let metadata = client(&bootstrap[0])
             .metadata(pb::MetadataRequest {
                 topics: vec!["v1.orders".into()],
@@ -48,12 +47,9 @@ async fn keyed_records_survive_a_killed_leader_in_order_and_once() {
             .await
             .unwrap()
             .into_inner();
-        if let Some(leader) = metadata.topics[0].partitions[0].leader {
-            break leader;
-        }
-        assert!(started.elapsed() < WAIT, "partition 0 has no leader");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        metadata.topics[0].partitions[0].leader
+    })
+    .await;
     let victim = servers.iter().position(|s| s.id == victim).unwrap();
 
     let mut deliveries = Vec::with_capacity(RECORDS as usize);

@@ -35,6 +35,15 @@ fn pipeline() -> Pipeline {
     Pipeline::new(Arc::from("t"), 2, config(), ID)
 }
 
+/// A pipeline with `linger` 0.
+fn lingerless() -> Pipeline {
+    let config = PipelineConfig {
+        linger: Duration::ZERO,
+        ..config()
+    };
+    Pipeline::new(Arc::from("t"), 2, config, ID)
+}
+
 /// A record with a `value_len`-byte value, due at `deadline`.
 fn record(value_len: usize, deadline: Instant) -> (PendingRecord, Answer) {
     let value = Bytes::from(vec![b'v'; value_len]);
@@ -181,15 +190,7 @@ fn a_batch_closes_when_it_reaches_batch_bytes() {
 #[test]
 fn a_lingered_batch_takes_records_until_the_window_has_room() {
     let now = Instant::now();
-    let mut p = Pipeline::new(
-        Arc::from("t"),
-        2,
-        PipelineConfig {
-            linger: Duration::ZERO,
-            ..config()
-        },
-        ID,
-    );
+    let mut p = lingerless();
     let (r, _a) = record(10, far());
     p.push(r, now);
     assert_eq!(
@@ -217,15 +218,7 @@ fn a_lingered_batch_takes_records_until_the_window_has_room() {
 #[test]
 fn an_open_batch_that_cannot_go_expires() {
     let now = Instant::now();
-    let mut p = Pipeline::new(
-        Arc::from("t"),
-        2,
-        PipelineConfig {
-            linger: Duration::ZERO,
-            ..config()
-        },
-        ID,
-    );
+    let mut p = lingerless();
     let (r, answer) = record(10, now + Duration::from_secs(2));
     p.push(r, now);
     p.on_send_failure(broker(ErrorCode::LeaderNotAvailable), now);
