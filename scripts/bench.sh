@@ -8,6 +8,9 @@
 #   W3  a consumer group reads W1's flush=never data from the beginning
 #   W4  1 KiB records at a fixed 5,000/s for 30 s: produce -> consume latency (flush=never)
 #
+# Run in the order W1 flush=always, W1 flush=never, W3, W2, W4, after a warm-up run that is not
+# measured; each topic is deleted once no later workload reads it (see drop below for why).
+#
 # Usage: scripts/bench.sh [single|cluster|all]     (default: all)
 #   QUICK=1    small counts (a smoke run, not figures to quote)
 #   PUBLISH=1  also copy the table and the chart to docs/bench/ (what the README shows)
@@ -94,6 +97,8 @@ stop_nodes() {
         wait "$pid" 2>/dev/null || true
     done
     pids=()
+    # Their data goes too (see drop below).
+    rm -rf "${work:?}"/n*
 }
 
 # run SETUP NAME ARGS...: one `stave bench` run; keeps its output and its JSON line.
@@ -105,15 +110,35 @@ run() {
     tail -n 1 "$out/$setup-$name.txt" >"$out/$setup-$name.json"
 }
 
+# drop TOPIC: deletes a topic no later workload reads. Its files go, and with them their
+# page-cache pages, which the next run's writes reuse. On a VM that hands idle guest memory
+# back to its host (virtio balloon, free page reporting), writing into pages the guest has
+# not touched lately runs at a fraction of the speed of reusing freed ones (here `dd` of
+# 3 GB: 0.43-0.65 GB/s into fresh memory, 2.4-3.1 GB/s right after deleting 3 GB); without
+# this, each run would pay for how much the runs before it kept, and the 3-node setup, which
+# writes every byte three times, most of all.
+drop() {
+    "$bin" --bootstrap "$bootstrap" --timeout 30s topic delete "$1" >&2
+}
+
 workloads() {
     local setup=$1 rf=$2
-    run "$setup" W1-never produce --topic w1 --partitions 6 --replication-factor "$rf" \
-        --size 1024 --messages "$w1" --flush never
+    # Not measured: writes and deletes as much as a W1 run, so that each setup's first
+    # measured run finds memory in the state the later ones do (see drop above).
+    echo "== $setup warm-up (not measured)" >&2
+    "$bin" --bootstrap "$bootstrap" --timeout 30s bench produce --topic warm-up --partitions 6 \
+        --replication-factor "$rf" --size 1024 --messages "$w1" --flush never >/dev/null
+    drop warm-up
     run "$setup" W1-always produce --topic w1a --partitions 6 --replication-factor "$rf" \
         --size 1024 --messages "$w1" --flush always
+    drop w1a
+    run "$setup" W1-never produce --topic w1 --partitions 6 --replication-factor "$rf" \
+        --size 1024 --messages "$w1" --flush never
+    run "$setup" W3 consume --topic w1
+    drop w1
     run "$setup" W2 produce --topic w2 --partitions 6 --replication-factor "$rf" \
         --size 100 --messages "$w2" --flush never
-    run "$setup" W3 consume --topic w1
+    drop w2
     run "$setup" W4 e2e --topic w4 --partitions 6 --replication-factor "$rf" \
         --size 1024 --rate 5000 --duration "${w4_secs}s" --linger-ms 0 --flush never
 }
