@@ -477,3 +477,66 @@ fn bench_reports_its_workloads_as_json() {
     let usage = server.stave(&["bench", "produce", "--messages", "5", "--duration", "1s"]);
     assert_eq!(usage.status.code(), Some(2));
 }
+
+/// `stave bench e2e --in-flight` against a broker that goes away mid-run: it ends with the
+/// producer's error within its --timeout, instead of waiting forever for consumers to hand
+/// back places in the in-flight window.
+#[test]
+fn bench_e2e_ends_with_an_error_when_the_broker_goes_away() {
+    let mut server = Server::start();
+    let bench = Command::new(STAVE)
+        .args(["bench", "e2e", "--topic", "gone", "--partitions", "1"])
+        .args(["--in-flight", "1", "--duration", "120s", "--size", "100"])
+        .args(["--timeout", "2s", "--bootstrap", &server.addr])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut bench = KillOnDrop(bench);
+    // Records are flowing: the topic holds one.
+    until(Duration::from_millis(100), || {
+        let out = server.stave(&[
+            "consume",
+            "gone",
+            "--from-beginning",
+            "--max-messages",
+            "1",
+            "--timeout",
+            "1s",
+        ]);
+        match out.status.success() && !out.stdout.is_empty() {
+            true => Ok(()),
+            false => Err(format!("no record written yet: {out:?}")),
+        }
+    });
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = bench.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "bench e2e still running 60 s after the broker went away"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut bench.0.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "stderr: {stderr}");
+    assert!(stderr.contains("error: "), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+}
+
+/// A child process killed (by PID) and reaped when the test ends, however it ends.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

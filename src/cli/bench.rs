@@ -96,6 +96,23 @@ pub struct BenchArgs {
     /// Print one JSON object with the results on the last line.
     #[arg(long)]
     json: bool,
+    /// How long a record may go unacknowledged: the CLI's --timeout.
+    #[arg(skip)]
+    delivery_timeout: Duration,
+}
+
+impl BenchCommand {
+    fn with_delivery_timeout(self, timeout: Duration) -> BenchCommand {
+        let set = |args: BenchArgs| BenchArgs {
+            delivery_timeout: timeout,
+            ..args
+        };
+        match self {
+            BenchCommand::Produce(args) => BenchCommand::Produce(set(args)),
+            BenchCommand::Consume(args) => BenchCommand::Consume(set(args)),
+            BenchCommand::E2e(args) => BenchCommand::E2e(set(args)),
+        }
+    }
 }
 
 /// What a run measured.
@@ -108,8 +125,12 @@ struct Outcome {
     latency: Option<Histogram<u64>>,
 }
 
-pub async fn run(client: &Client, command: BenchCommand) -> Result<(), CliError> {
-    let (args, outcome) = match command {
+pub async fn run(
+    client: &Client,
+    command: BenchCommand,
+    timeout: Duration,
+) -> Result<(), CliError> {
+    let (args, outcome) = match command.with_delivery_timeout(timeout) {
         BenchCommand::Produce(args) => {
             check(&args)?;
             let outcome = produce(client, &args).await?;
@@ -203,6 +224,8 @@ fn producer_config(args: &BenchArgs) -> ProducerConfig {
         batch_bytes: args.batch_bytes,
         // Like Kafka's perf tools: records without headers.
         message_ids: false,
+        // A broker that stays away ends the run with an error within --timeout.
+        delivery_timeout: args.delivery_timeout,
         ..ProducerConfig::default()
     }
 }
@@ -519,6 +542,15 @@ async fn consume(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError>
     })
 }
 
+/// Closes a semaphore when dropped: whoever waits on it gets an error instead of waiting on.
+struct CloseOnDrop(Arc<Semaphore>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 /// Linux lets a sleeping thread wake up to 50 µs past its deadline by default (timer slack,
 /// to batch wake-ups); the paced thread asks for 1 ns: its sleeps overshoot by ~26 µs
 /// instead of ~85 µs (median, this machine), which every record's latency would include.
@@ -667,6 +699,9 @@ async fn e2e(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError> {
         let in_flight = in_flight.clone();
         let received = received.clone();
         consumers.spawn(async move {
+            // However this consumer ends, producers waiting for it to release a record of
+            // the --in-flight window stop waiting.
+            let _release = in_flight.clone().map(CloseOnDrop);
             let mut consumer = client.consumer(ConsumerConfig {
                 fetch_wait_max: Duration::from_millis(100),
                 ..consumer_config(StartPosition::Latest)
@@ -729,6 +764,8 @@ async fn e2e(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError> {
         producers.spawn(async move {
             let producer = client.producer(producer_config(&args)).await?;
             let schedule = Schedule::new(&args, start, until, total, p);
+            // How long a record in flight may take to reach a consumer.
+            let patience = args.delivery_timeout;
             // The first failed delivery, reported when the run ends.
             let failure: Arc<Mutex<Option<ClientError>>> = Arc::default();
             let k = schedule
@@ -744,10 +781,20 @@ async fn e2e(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError> {
                         let topic = topic.clone();
                         async move {
                             if let Some(in_flight) = &in_flight {
-                                // Released by a consumer once a record arrives.
-                                match in_flight.acquire().await {
-                                    Ok(permit) => permit.forget(),
-                                    Err(_) => return Ok(false),
+                                // Released by a consumer once a record arrives; closed when
+                                // a consumer ends.
+                                let waited = Instant::now();
+                                match tokio::time::timeout(patience, in_flight.acquire()).await {
+                                    Ok(Ok(permit)) => permit.forget(),
+                                    Ok(Err(_)) => return Ok(false),
+                                    Err(_) => {
+                                        return Err(ClientError::Timeout {
+                                            what: "the consumers receiving the records in flight"
+                                                .into(),
+                                            elapsed: waited.elapsed(),
+                                            last: None,
+                                        });
+                                    }
                                 }
                             }
                             // The stamp is when the record was due, on the wall clock.
@@ -756,10 +803,11 @@ async fn e2e(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError> {
                             let mut value = template.to_vec();
                             value[..8].copy_from_slice(&stamp.to_be_bytes());
                             let record = ProducerRecord::new(topic, value);
+                            let failed = failure.clone();
                             producer
                                 .enqueue_with(record, move |result| {
                                     if let Err(err) = result {
-                                        failure
+                                        failed
                                             .lock()
                                             .unwrap_or_else(|p| p.into_inner())
                                             .get_or_insert(err);
@@ -768,6 +816,11 @@ async fn e2e(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError> {
                                 .await?;
                             if in_flight.is_some() {
                                 producer.flush().await;
+                                // A record that failed never reaches the consumers, nor
+                                // gives its place in the window back.
+                                if failure.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+                                    return Ok(false);
+                                }
                             }
                             Ok(true)
                         }
@@ -783,35 +836,49 @@ async fn e2e(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError> {
         });
     }
     let mut sent = 0;
+    // The first error is the one reported.
     let mut result = Ok(());
     while let Some(joined) = producers.join_next().await {
-        match joined {
-            Ok(Ok(count)) => sent += count,
-            Ok(Err(err)) => result = Err(err),
-            Err(err) => {
-                result = Err(ClientError::InvalidArgument {
-                    message: format!("a producer task failed: {err}"),
-                })
+        let failed = match joined {
+            Ok(Ok(count)) => {
+                sent += count;
+                continue;
             }
-        }
+            Ok(Err(err)) => err,
+            Err(err) => ClientError::InvalidArgument {
+                message: format!("a producer task failed: {err}"),
+            },
+        };
+        result = result.and(Err(failed));
     }
-    // Wait for the consumers to see what was written (at most 30 s more).
-    let drain = Instant::now() + Duration::from_secs(30);
+    // Wait for the consumers to see what was written: at most 30 s more, not after a
+    // producer failed, and not once a consumer has.
+    let drain = match result {
+        Ok(()) => Instant::now() + Duration::from_secs(30),
+        Err(_) => Instant::now(),
+    };
+    let mut latency = histogram();
+    let mut gather = |joined: Result<Result<Histogram<u64>, ClientError>, _>| match joined {
+        Ok(Ok(histogram)) => {
+            let _ = latency.add(histogram);
+        }
+        Ok(Err(err)) => result = std::mem::replace(&mut result, Ok(())).and(Err(err)),
+        Err(_) => {}
+    };
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     while received.load(Ordering::Relaxed) < sent && Instant::now() < drain {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            Some(joined) = consumers.join_next() => {
+                gather(joined);
+                break;
+            }
+        }
     }
     let elapsed = start.elapsed();
     let _ = stop_tx.send(true);
-    let mut latency = histogram();
     while let Some(joined) = consumers.join_next().await {
-        match joined {
-            Ok(Ok(histogram)) => {
-                let _ = latency.add(histogram);
-            }
-            Ok(Err(err)) => result = Err(err),
-            Err(_) => {}
-        }
+        gather(joined);
     }
     result?;
     progress.finish();

@@ -103,7 +103,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Consume(args) => consume::run(&client, args, cli.timeout).await,
         Command::Cluster(command) => cluster::run(&client, command).await,
         Command::Group(command) => group::run(&client, command).await,
-        Command::Bench(command) => bench::run(&client, command).await,
+        Command::Bench(command) => bench::run(&client, command, cli.timeout).await,
     }
 }
 
