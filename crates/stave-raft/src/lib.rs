@@ -20,6 +20,7 @@
 
 pub mod controller;
 mod entry;
+mod files;
 pub mod group;
 mod log_store;
 pub mod membership;

@@ -31,7 +31,6 @@
 //! The node does not serve: add [`RaftNode::services`] to the node's gRPC server.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -170,18 +169,9 @@ fn read_node_file(dir: &Path) -> Result<Option<NodeFile>, NodeError> {
     }
 }
 
-/// Replaces `dir/name` with `bytes` atomically (temporary file, sync, rename, directory sync).
+/// Replaces `dir/name` with `bytes` atomically ([`crate::files::replace_atomically`]).
 fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), NodeError> {
-    let path = dir.join(name);
-    let temporary = dir.join(format!("{name}.tmp"));
-    let write = || -> std::io::Result<()> {
-        let mut out = std::fs::File::create(&temporary)?;
-        out.write_all(bytes)?;
-        out.sync_all()?;
-        std::fs::rename(&temporary, &path)?;
-        std::fs::File::open(dir)?.sync_all()
-    };
-    write().map_err(io_error(&path))
+    crate::files::replace_atomically(dir, name, bytes).map_err(io_error(&dir.join(name)))
 }
 
 fn write_node_file(dir: &Path, file: &NodeFile) -> Result<(), NodeError> {

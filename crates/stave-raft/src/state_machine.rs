@@ -8,7 +8,7 @@
 //! the state machine owns it, hands it to the log store (through [`InstalledSnapshots`]),
 //! tells it the applied index, takes it into snapshots and restores it from them.
 
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -119,12 +119,7 @@ fn write_snapshot(dir: &Path, meta: &SnapshotMetaOf, data: PartitionSnapshot) ->
         offsets: data.offsets,
     };
     let bytes = serde_json::to_vec(&stored).map_err(io::Error::other)?;
-    let temporary = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
-    let mut file = std::fs::File::create(&temporary)?;
-    file.write_all(&bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, dir.join(SNAPSHOT_FILE))?;
-    std::fs::File::open(dir)?.sync_all()
+    crate::files::replace_atomically(dir, SNAPSHOT_FILE, &bytes)
 }
 
 fn read_snapshot(dir: &Path) -> io::Result<Option<(SnapshotMetaOf, PartitionSnapshot)>> {

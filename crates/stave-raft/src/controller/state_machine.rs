@@ -16,7 +16,7 @@
 //! ..  metadata   the prost `Metadata`, to the end of the file
 //! ```
 
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -391,12 +391,7 @@ fn write_snapshot(
     snapshot: &ControllerSnapshot,
 ) -> io::Result<()> {
     let bytes = encode_snapshot_file(meta, snapshot)?;
-    let temporary = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
-    let mut file = std::fs::File::create(&temporary)?;
-    file.write_all(&bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, dir.join(SNAPSHOT_FILE))?;
-    std::fs::File::open(dir)?.sync_all()
+    crate::files::replace_atomically(dir, SNAPSHOT_FILE, &bytes)
 }
 
 fn read_snapshot(dir: &Path) -> io::Result<Option<(SnapshotMetaOf, ControllerSnapshot)>> {
