@@ -849,7 +849,9 @@ async fn e2e(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError> {
                 message: format!("a producer task failed: {err}"),
             },
         };
-        result = result.and(Err(failed));
+        if result.is_ok() {
+            result = Err(failed);
+        }
     }
     // Wait for the consumers to see what was written: at most 30 s more, not after a
     // producer failed, and not once a consumer has.
@@ -862,7 +864,11 @@ async fn e2e(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError> {
         Ok(Ok(histogram)) => {
             let _ = latency.add(histogram);
         }
-        Ok(Err(err)) => result = std::mem::replace(&mut result, Ok(())).and(Err(err)),
+        Ok(Err(err)) => {
+            if result.is_ok() {
+                result = Err(err);
+            }
+        }
         Err(_) => {}
     };
     let mut tick = tokio::time::interval(Duration::from_millis(20));
