@@ -493,7 +493,10 @@ fn bench_e2e_ends_with_an_error_when_the_broker_goes_away() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut bench = KillOnDrop(bench);
+    // Killed (by PID) if the test ends before the bench does.
+    let mut guard = KillOnDrop(Some(bench.id()));
+    let (ended, end) = std::sync::mpsc::channel();
+    std::thread::spawn(move || ended.send(bench.wait_with_output()));
     // Records are flowing: the topic holds one.
     until(Duration::from_millis(100), || {
         let out = server.stave(&[
@@ -513,30 +516,25 @@ fn bench_e2e_ends_with_an_error_when_the_broker_goes_away() {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = bench.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "bench e2e still running 60 s after the broker went away"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut bench.0.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert!(!status.success(), "stderr: {stderr}");
+    let out = end
+        .recv_timeout(Duration::from_secs(60))
+        .expect("bench e2e still running 60 s after the broker went away")
+        .unwrap();
+    guard.0 = None;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "stderr: {stderr}");
     assert!(stderr.contains("error: "), "stderr: {stderr}");
     assert!(!stderr.contains("panicked"), "stderr: {stderr}");
 }
 
-/// A child process killed (by PID) and reaped when the test ends, however it ends.
-struct KillOnDrop(Child);
+/// Kills a child process by PID when dropped, unless it has been reaped (`None`).
+struct KillOnDrop(Option<u32>);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        if let Some(pid) = self.0 {
+            // SAFETY: kill(2) with a PID this test started and has not reaped.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
     }
 }
