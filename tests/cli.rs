@@ -467,6 +467,16 @@ fn bench_reports_its_workloads_as_json() {
             "--json",
         ]));
         assert_eq!(paced["records"], 300, "{paced}");
+        if workload == "produce" {
+            // Counted from each send, a record's latency is never more than from when it
+            // was due.
+            for (sent, due) in [("send_p50_us", "p50_us"), ("send_p99_us", "p99_us")] {
+                assert!(
+                    paced[sent].as_u64().unwrap() <= paced[due].as_u64().unwrap(),
+                    "{paced}"
+                );
+            }
+        }
         let elapsed = paced["elapsed_s"].as_f64().unwrap();
         assert!(
             elapsed >= 299.0 / 2000.0,

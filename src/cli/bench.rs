@@ -10,7 +10,9 @@
 //!
 //! Latency counts from when a record was *due* (its slot in the `--rate` schedule, or the
 //! moment the producer was ready for it), not from when it got sent, so a stall delays every
-//! record behind it in the figures too (no coordinated omission). Histograms are HDR
+//! record behind it in the figures too (no coordinated omission). A paced produce run also
+//! prints the latency counted from each send (`send_p50_us`, ... in `--json`), the figure
+//! tools without a schedule (`nats bench`, Kafka's ProducerPerformance) print. Histograms are HDR
 //! (microseconds, 3 significant digits). MB/s are MiB (2^20 bytes) per second, as Kafka's
 //! tools print them.
 
@@ -123,6 +125,9 @@ struct Outcome {
     bytes: u64,
     elapsed: Duration,
     latency: Option<Histogram<u64>>,
+    /// produce: latency counted from when each record was handed to the producer, as tools
+    /// without a schedule count it (`nats bench`, Kafka's ProducerPerformance).
+    from_send: Option<Histogram<u64>>,
 }
 
 pub async fn run(
@@ -318,23 +323,42 @@ fn due(start: Instant, rate: u64, index: u64) -> Instant {
     }
 }
 
-/// What one producer's delivery callbacks have seen: produce→ack latencies, the first
-/// failure, and the records acknowledged (for the progress line).
+/// What one producer's delivery callbacks have seen: produce→ack latencies (from when each
+/// record was due, and from when it was sent), the first failure, and the records
+/// acknowledged (for the progress line).
 struct Tally {
-    counts: Mutex<(Histogram<u64>, Option<ClientError>)>,
+    counts: Mutex<Counts>,
     done: Arc<AtomicU64>,
 }
 
+struct Counts {
+    from_due: Histogram<u64>,
+    from_send: Histogram<u64>,
+    failure: Option<ClientError>,
+}
+
+impl Default for Counts {
+    fn default() -> Self {
+        Counts {
+            from_due: histogram(),
+            from_send: histogram(),
+            failure: None,
+        }
+    }
+}
+
 impl Tally {
-    fn count(&self, due: Instant, result: Result<RecordMetadata, ClientError>) {
+    fn count(&self, due: Instant, sent: Instant, result: Result<RecordMetadata, ClientError>) {
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         match result {
             Ok(_) => {
-                let _ = counts.0.record(micros(due.elapsed()));
+                let now = Instant::now();
+                let _ = counts.from_due.record(micros(now - due));
+                let _ = counts.from_send.record(micros(now - sent));
                 self.done.fetch_add(1, Ordering::Relaxed);
             }
             Err(err) => {
-                counts.1.get_or_insert(err);
+                counts.failure.get_or_insert(err);
             }
         }
     }
@@ -363,7 +387,7 @@ async fn produce(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError>
             // Outcomes arrive through callbacks on the producer's tasks (as Kafka's
             // ProducerPerformance): no future per record to poll.
             let tally = Arc::new(Tally {
-                counts: Mutex::new((histogram(), None)),
+                counts: Mutex::default(),
                 done,
             });
             let schedule = Schedule::new(&args, start, until, total, p);
@@ -376,8 +400,9 @@ async fn produce(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError>
                         let tally = tally.clone();
                         let producer = producer.clone();
                         async move {
+                            let sent = Instant::now();
                             producer
-                                .enqueue_with(record, move |result| tally.count(due, result))
+                                .enqueue_with(record, move |result| tally.count(due, sent, result))
                                 .await?;
                             Ok(true)
                         }
@@ -387,23 +412,22 @@ async fn produce(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError>
             // Every callback has run once the flush is answered.
             producer.flush().await;
             producer.close().await;
-            let (latency, failure) = std::mem::replace(
-                &mut *tally.counts.lock().unwrap_or_else(|p| p.into_inner()),
-                (histogram(), None),
-            );
-            if let Some(err) = failure {
+            let counts =
+                std::mem::take(&mut *tally.counts.lock().unwrap_or_else(|p| p.into_inner()));
+            if let Some(err) = counts.failure {
                 return Err(err);
             }
-            Ok::<_, ClientError>((k, latency))
+            Ok::<_, ClientError>((k, counts.from_due, counts.from_send))
         });
     }
     let mut records = 0;
-    let mut latency = histogram();
+    let (mut latency, mut from_send) = (histogram(), histogram());
     while let Some(joined) = tasks.join_next().await {
-        let (count, histogram) =
+        let (count, due, sent) =
             joined.map_err(|e| CliError::Usage(format!("a producer task failed: {e}")))??;
         records += count;
-        let _ = latency.add(histogram);
+        let _ = latency.add(due);
+        let _ = from_send.add(sent);
     }
     let elapsed = start.elapsed();
     progress.finish();
@@ -413,6 +437,7 @@ async fn produce(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError>
         bytes: records * args.size as u64,
         elapsed,
         latency: Some(latency),
+        from_send: Some(from_send),
     })
 }
 
@@ -539,6 +564,7 @@ async fn consume(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError>
         bytes: read_bytes,
         elapsed: elapsed.unwrap_or_else(since_first),
         latency: None,
+        from_send: None,
     })
 }
 
@@ -898,6 +924,7 @@ async fn e2e(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError> {
         bytes: records * args.size as u64,
         elapsed,
         latency: Some(latency),
+        from_send: None,
     })
 }
 
@@ -914,13 +941,14 @@ fn report(
         .unwrap_or(args.size as u64);
     let records_per_s = outcome.records as f64 / seconds;
     let mb_per_s = bytes as f64 / 1_048_576.0 / seconds;
-    let quantile = |q: f64| {
-        outcome
-            .latency
+    let quantile_of = |latency: &Option<Histogram<u64>>, q: f64| {
+        latency
             .as_ref()
             .filter(|h| !h.is_empty())
             .map(|h| h.value_at_quantile(q))
     };
+    let quantile = |q: f64| quantile_of(&outcome.latency, q);
+    let from_send = |q: f64| quantile_of(&outcome.from_send, q);
     let max = outcome
         .latency
         .as_ref()
@@ -963,6 +991,20 @@ fn report(
             ),
         );
     }
+    if args.rate > 0 && outcome.from_send.is_some() {
+        // The same, counted from each send rather than from the schedule: the figure tools
+        // without a schedule print.
+        lines.insert(
+            2,
+            format!(
+                "latency (send → ack): p50 {}, p90 {}, p99 {}, p99.9 {}",
+                ms(from_send(0.5)),
+                ms(from_send(0.9)),
+                ms(from_send(0.99)),
+                ms(from_send(0.999)),
+            ),
+        );
+    }
     let text = lines.join("\n");
     writeln!(out, "{text}").map_err(io)?;
     if args.json {
@@ -981,6 +1023,9 @@ fn report(
             "p999_us": quantile(0.999),
             "max_us": max,
             "mean_us": outcome.latency.as_ref().filter(|h| !h.is_empty()).map(Histogram::mean),
+            "send_p50_us": from_send(0.5),
+            "send_p99_us": from_send(0.99),
+            "send_p999_us": from_send(0.999),
             "flush": flush,
             "partitions": args.partitions,
             "replication_factor": replication,
