@@ -114,11 +114,19 @@ run() {
 # page-cache pages, which the next run's writes reuse. On a VM that hands idle guest memory
 # back to its host (virtio balloon, free page reporting), writing into pages the guest has
 # not touched lately runs at a fraction of the speed of reusing freed ones (here `dd` of
-# 3 GB: 0.43-0.65 GB/s into fresh memory, 2.4-3.1 GB/s right after deleting 3 GB); without
+# 3 GB: 0.41-0.44 GB/s into untouched memory, 2.4-3.1 GB/s right after deleting 3 GB); without
 # this, each run would pay for how much the runs before it kept, and the 3-node setup, which
 # writes every byte three times, most of all.
 drop() {
     "$bin" --bootstrap "$bootstrap" --timeout 30s topic delete "$1" >&2
+    # The nodes remove the partitions' directories ({topic}-{incarnation}-{partition}) shortly
+    # after the controller commits the deletion: the next run starts once they are gone.
+    local _
+    for _ in $(seq 1 150); do
+        compgen -G "$work/n*/partitions/$1-*" >/dev/null || return 0
+        sleep 0.2
+    done
+    echo "warning: the files of topic $1 were still there 30 s after its deletion" >&2
 }
 
 workloads() {

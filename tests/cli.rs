@@ -548,3 +548,30 @@ impl Drop for KillOnDrop {
         }
     }
 }
+
+/// A consumer of `bench e2e` that cannot join says why at once, instead of the run waiting a
+/// minute for partitions nobody will take.
+#[test]
+fn bench_e2e_reports_a_consumer_that_cannot_join() {
+    let server = Server::start();
+    let started = Instant::now();
+    let out = server.stave(&[
+        "bench",
+        "e2e",
+        "--topic",
+        "nobody",
+        "--partitions",
+        "1",
+        "--messages",
+        "5",
+        "--group",
+        "",
+    ]);
+    let stderr = one_line_error(&out);
+    assert!(stderr.contains("group name"), "stderr: {stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+}

@@ -329,6 +329,8 @@ fn due(start: Instant, rate: u64, index: u64) -> Instant {
 struct Tally {
     counts: Mutex<Counts>,
     done: Arc<AtomicU64>,
+    /// A delivery failed: the run stops sending and reports it.
+    failed: AtomicBool,
 }
 
 struct Counts {
@@ -359,6 +361,7 @@ impl Tally {
             }
             Err(err) => {
                 counts.failure.get_or_insert(err);
+                self.failed.store(true, Ordering::Relaxed);
             }
         }
     }
@@ -389,6 +392,7 @@ async fn produce(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError>
             let tally = Arc::new(Tally {
                 counts: Mutex::default(),
                 done,
+                failed: AtomicBool::new(false),
             });
             let schedule = Schedule::new(&args, start, until, total, p);
             let k = schedule
@@ -400,6 +404,9 @@ async fn produce(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError>
                         let tally = tally.clone();
                         let producer = producer.clone();
                         async move {
+                            if tally.failed.load(Ordering::Relaxed) {
+                                return Ok(false);
+                            }
                             let sent = Instant::now();
                             producer
                                 .enqueue_with(record, move |result| tally.count(due, sent, result))
@@ -568,12 +575,19 @@ async fn consume(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError>
     })
 }
 
-/// Closes a semaphore when dropped: whoever waits on it gets an error instead of waiting on.
-struct CloseOnDrop(Arc<Semaphore>);
+/// Dropped when a consumer of `bench e2e` ends, however it ends: producers stop sending, and
+/// those waiting for a place in the --in-flight window stop waiting.
+struct ConsumerEnded {
+    halt: Arc<AtomicBool>,
+    window: Option<Arc<Semaphore>>,
+}
 
-impl Drop for CloseOnDrop {
+impl Drop for ConsumerEnded {
     fn drop(&mut self) {
-        self.0.close();
+        self.halt.store(true, Ordering::Relaxed);
+        if let Some(window) = &self.window {
+            window.close();
+        }
     }
 }
 
@@ -714,6 +728,8 @@ async fn e2e(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError> {
     let held_tx = Arc::new(held_tx);
     let in_flight = args.in_flight.map(|n| Arc::new(Semaphore::new(n)));
     let (stop_tx, stop) = watch::channel(false);
+    // Set by a failed delivery or a consumer that ends: producers stop sending.
+    let halt = Arc::new(AtomicBool::new(false));
     let received = Arc::new(AtomicU64::new(0));
     let mut consumers = JoinSet::new();
     for _ in 0..args.consumers {
@@ -724,10 +740,12 @@ async fn e2e(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError> {
         let mut stop = stop.clone();
         let in_flight = in_flight.clone();
         let received = received.clone();
+        let ended = ConsumerEnded {
+            halt: halt.clone(),
+            window: in_flight.clone(),
+        };
         consumers.spawn(async move {
-            // However this consumer ends, producers waiting for it to release a record of
-            // the --in-flight window stop waiting.
-            let _release = in_flight.clone().map(CloseOnDrop);
+            let _ended = ended;
             let mut consumer = client.consumer(ConsumerConfig {
                 fetch_wait_max: Duration::from_millis(100),
                 ..consumer_config(StartPosition::Latest)
@@ -769,11 +787,21 @@ async fn e2e(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while *held.borrow_and_update() < partitions {
         let left = deadline.saturating_duration_since(Instant::now());
-        if tokio::time::timeout(left, held.changed()).await.is_err() {
-            return Err(CliError::Usage(format!(
-                "the consumer group never took all {partitions} partitions of {}",
-                args.topic
-            )));
+        tokio::select! {
+            changed = tokio::time::timeout(left, held.changed()) => if changed.is_err() {
+                return Err(CliError::Usage(format!(
+                    "the consumer group never took all {partitions} partitions of {}",
+                    args.topic
+                )));
+            },
+            // A consumer ended before the run began: its error says why.
+            Some(joined) = consumers.join_next() => {
+                return Err(match joined {
+                    Ok(Err(err)) => err.into(),
+                    Ok(Ok(_)) => CliError::Usage("a consumer stopped before the run began".into()),
+                    Err(err) => CliError::Usage(format!("a consumer task failed: {err}")),
+                });
+            }
         }
     }
 
@@ -787,6 +815,7 @@ async fn e2e(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError> {
         let args = args.clone();
         let template = template.clone();
         let in_flight = in_flight.clone();
+        let halt = halt.clone();
         producers.spawn(async move {
             let producer = client.producer(producer_config(&args)).await?;
             let schedule = Schedule::new(&args, start, until, total, p);
@@ -802,10 +831,14 @@ async fn e2e(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError> {
                     move |due| {
                         let producer = producer.clone();
                         let failure = failure.clone();
+                        let halt = halt.clone();
                         let in_flight = in_flight.clone();
                         let template = template.clone();
                         let topic = topic.clone();
                         async move {
+                            if halt.load(Ordering::Relaxed) {
+                                return Ok(false);
+                            }
                             if let Some(in_flight) = &in_flight {
                                 // Released by a consumer once a record arrives; closed when
                                 // a consumer ends.
@@ -829,24 +862,23 @@ async fn e2e(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError> {
                             let mut value = template.to_vec();
                             value[..8].copy_from_slice(&stamp.to_be_bytes());
                             let record = ProducerRecord::new(topic, value);
-                            let failed = failure.clone();
+                            let halt = halt.clone();
                             producer
                                 .enqueue_with(record, move |result| {
                                     if let Err(err) = result {
-                                        failed
+                                        failure
                                             .lock()
                                             .unwrap_or_else(|p| p.into_inner())
                                             .get_or_insert(err);
+                                        halt.store(true, Ordering::Relaxed);
                                     }
                                 })
                                 .await?;
                             if in_flight.is_some() {
+                                // A record that fails never reaches the consumers, nor gives
+                                // its place in the window back: wait for its outcome (the
+                                // next call stops if it failed).
                                 producer.flush().await;
-                                // A record that failed never reaches the consumers, nor
-                                // gives its place in the window back.
-                                if failure.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
-                                    return Ok(false);
-                                }
                             }
                             Ok(true)
                         }
@@ -895,7 +927,13 @@ async fn e2e(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError> {
                 result = Err(err);
             }
         }
-        Err(_) => {}
+        Err(err) => {
+            if result.is_ok() {
+                result = Err(ClientError::InvalidArgument {
+                    message: format!("a consumer task failed: {err}"),
+                });
+            }
+        }
     };
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     while received.load(Ordering::Relaxed) < sent && Instant::now() < drain {

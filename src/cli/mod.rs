@@ -75,7 +75,8 @@ enum Command {
     #[command(subcommand)]
     Group(group::GroupCommand),
     /// Measure throughput and latency: produce, consume (a group from the beginning), or
-    /// end to end. Creates its topic if missing.
+    /// end to end. Creates its topic if missing. A record not acknowledged within --timeout
+    /// ends the run with an error.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
 }
