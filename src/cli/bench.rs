@@ -1011,36 +1011,34 @@ fn report(
             args.topic
         ),
     ];
+    let percentiles = |at: &dyn Fn(f64) -> Option<u64>| {
+        format!(
+            "p50 {}, p90 {}, p99 {}, p99.9 {}",
+            ms(at(0.5)),
+            ms(at(0.9)),
+            ms(at(0.99)),
+            ms(at(0.999))
+        )
+    };
     if outcome.latency.is_some() {
         let what = if outcome.workload == "e2e" {
             "produce → consume"
         } else {
             "produce → ack"
         };
-        lines.insert(
-            1,
-            format!(
-                "latency ({what}): p50 {}, p90 {}, p99 {}, p99.9 {}, max {}",
-                ms(quantile(0.5)),
-                ms(quantile(0.9)),
-                ms(quantile(0.99)),
-                ms(quantile(0.999)),
-                ms(max)
-            ),
+        let line = format!(
+            "latency ({what}): {}, max {}",
+            percentiles(&quantile),
+            ms(max)
         );
+        lines.insert(1, line);
     }
     if args.rate > 0 && outcome.from_send.is_some() {
         // The same, counted from each send rather than from the schedule: the figure tools
         // without a schedule print.
         lines.insert(
             2,
-            format!(
-                "latency (send → ack): p50 {}, p90 {}, p99 {}, p99.9 {}",
-                ms(from_send(0.5)),
-                ms(from_send(0.9)),
-                ms(from_send(0.99)),
-                ms(from_send(0.999)),
-            ),
+            format!("latency (send → ack): {}", percentiles(&from_send)),
         );
     }
     let text = lines.join("\n");

@@ -550,7 +550,7 @@ impl PartitionLog {
         let mut start = 0;
         while start < pending.len() {
             if self
-                .should_roll(pending[start].header.len() as u64 + pending[start].body.len() as u64)
+                .would_roll(pending[start].header.len() as u64 + pending[start].body.len() as u64)
             {
                 self.roll()?;
             }
@@ -577,15 +577,11 @@ impl PartitionLog {
     /// creating files, syncing the directory): a caller that appends from an async thread
     /// hands such an append to a blocking one.
     pub fn would_roll(&self, bytes: u64) -> bool {
-        self.should_roll(bytes)
-    }
-
-    fn should_roll(&self, frame_len: u64) -> bool {
         let tail = self.tail();
         if tail.is_empty() {
             return false;
         }
-        let full = tail.end + frame_len > self.config.segment_bytes;
+        let full = tail.end + bytes > self.config.segment_bytes;
         let old = self.config.segment_ms.is_some_and(|ms| {
             self.config
                 .clock

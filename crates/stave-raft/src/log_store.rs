@@ -176,11 +176,11 @@ impl LogStore {
             .map_err(io::Error::other)?
     }
 
-    /// Runs a short `op` (a small append or read: a copy to or from the page cache) on the caller's thread
-    /// when the log is free, else like [`LogStore::with_log`]. At low load a produce crosses
-    /// two threads fewer (the blocking pool's hand-off both ways), which is most of its
-    /// latency; a reader holding the log (CRC-checking a large fetch) is never waited for here.
-    /// `inline` decides, with the log in hand, whether `op` is short enough.
+    /// Runs a short `op` (a small append or read: a copy to or from the page cache) on the
+    /// caller's thread when the log is free, else like [`LogStore::with_log`]. At low load a
+    /// produce crosses two threads fewer (the blocking pool's hand-off both ways), which is
+    /// most of its latency; a reader holding the log (CRC-checking a large fetch) is never
+    /// waited for here. `inline` decides, with the log in hand, whether `op` is short enough.
     async fn with_log_inline<T: Send + 'static>(
         &self,
         op: impl FnOnce(&mut PartitionLog) -> io::Result<T> + Send + 'static,
