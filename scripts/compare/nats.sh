@@ -20,7 +20,9 @@
 # publisher spreads messages round-robin over 6 of them; Stave topics have 6 partitions.
 # `nats bench` has no end-to-end latency: W4 compares publish->ack latency (NATS `js pub sync`,
 # one message in flight, paced at the rate; Stave `bench produce --rate --linger-ms 0`) and
-# shows Stave's end-to-end latency (`bench e2e --rate`) without a NATS counterpart.
+# shows Stave's end-to-end latency (`bench e2e --rate`) without a NATS counterpart. Under
+# flush=never W4 also runs the gRPC floor (examples/grpc_floor.rs: a tonic echo server and a
+# paced client, no Stave code), what tonic alone costs per record, beside NATS's figure.
 #
 # Usage: scripts/compare/nats.sh [--nats-only] [--report DIR]
 #   --nats-only   skip Stave (no cargo build); the table then shows only NATS figures
@@ -125,12 +127,15 @@ NATS_SERVER_VERSION=$("$NATS_SERVER" --version | awk '{print $NF}')
 say "nats-server $NATS_SERVER_VERSION ($NATS_SERVER), nats $("$NATS_BIN" --version) ($NATS_BIN)"
 
 STAVE=$ROOT/target/release/stave
+FLOOR=$ROOT/target/release/examples/grpc_floor
 if [[ $NATS_ONLY == 0 ]]; then
     if [[ ${STAVE_NO_BUILD:-0} != 1 ]]; then
-        say "building stave: cargo build --release --bin stave"
-        cargo build --release --bin stave >&2 || die "cargo build --release --bin stave failed"
+        say "building stave: cargo build --release --bin stave --example grpc_floor"
+        cargo build --release --bin stave --example grpc_floor >&2 \
+            || die "cargo build --release --bin stave --example grpc_floor failed"
     fi
     [[ -x $STAVE ]] || die "$STAVE is missing"
+    [[ -x $FLOOR ]] || die "$FLOOR is missing (cargo build --release --example grpc_floor)"
     "$STAVE" bench --help >/dev/null 2>&1 || die "$STAVE has no 'bench' command"
 fi
 
@@ -160,7 +165,9 @@ trap 'exit 130' INT TERM
 if [[ $NATS_ONLY == 0 ]]; then
     # The whole run uses one binary, even if target/release/stave is rebuilt meanwhile.
     cp "$STAVE" "$WORK/stave"
+    cp "$FLOOR" "$WORK/grpc_floor"
     STAVE=$WORK/stave
+    FLOOR=$WORK/grpc_floor
 fi
 
 python3 - "$OUT/env.json" <<PY
@@ -371,6 +378,40 @@ stave_unit() { # UNIT MODE REP
                 produce --topic w4p "${topic[@]}" --duration "${W4_SECS}s" --rate "$W4_RATE" --size 1024 --linger-ms 0 || true ;;
     esac
     stave_stop "$label"
+    if [[ $unit == W4 && $mode == never ]]; then floor_bench "$label-grpc-floor" "$rep"; fi
+}
+
+# The floor under Stave's W4 figure: a tonic server that answers each request at once (no
+# Raft, no log) and a client sending from a paced thread straight into the stream
+# (examples/grpc_floor.rs). What gRPC over HTTP/2 and tokio cost on this machine before
+# Stave does anything; reported beside NATS's publish->ack latency.
+floor_bench() { # NAME REP
+    local name=$1 rep=$2 port pid status=0
+    port=$(free_port)
+    "$FLOOR" serve "127.0.0.1:$port" >"$RAW/$name-server.log" 2>&1 &
+    pid=$!
+    STAVE_PID=$pid # stopped by cleanup if the run is cut short
+    local cmd=(grpc_floor send "127.0.0.1:$port" "$W4_RATE" "$W4_SECS")
+    say "  floor W4: ${cmd[*]}"
+    local common=(--system stave --workload W4 --variant floor --flush never --rep "$rep" --size 1024
+        --expected-records "$W4_MSGS" --target-rate "$W4_RATE" --cmd "${cmd[*]}"
+        --raw "$RAW/$name.out" --raw "$RAW/$name.err" --loadavg-before "$(cut -d' ' -f1-3 /proc/loadavg)")
+    local tries=0
+    until "$FLOOR" send "127.0.0.1:$port" 1 0 >/dev/null 2>&1; do
+        tries=$((tries + 1))
+        (( tries < 50 )) && kill -0 "$pid" 2>/dev/null || { status=1; break; }
+        sleep 0.1
+    done
+    if [[ $status != 0 ]]; then
+        python3 "$HELPER" fail "$RESULTS" "${common[@]}" --error "grpc_floor serve did not answer; see $RAW/$name-server.log"
+    elif ! timeout --foreground "$RUN_TIMEOUT" "$FLOOR" "${cmd[@]:1}" >"$RAW/$name.out" 2>"$RAW/$name.err"; then
+        python3 "$HELPER" fail "$RESULTS" "${common[@]}" --error "grpc_floor send exited non-zero; see $RAW/$name.err"
+    else
+        python3 "$HELPER" stave "$RESULTS" "${common[@]}" --stdout "$RAW/$name.out"
+    fi
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    STAVE_PID=""
 }
 
 # ------------------------------------------------------------------------------- run

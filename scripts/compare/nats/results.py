@@ -317,6 +317,12 @@ def report(a):
                 row(f"W4 1 KiB @5k/s, {tag}", f"publish→ack {name}, both from the send", "lat",
                     s_pub, n_pub, key, n_key=key.replace("send_", ""))
             row(f"W4 1 KiB @5k/s, {tag}", "achieved records/s (publish→ack run)", "rate", s_pub, n_pub, "records_per_s")
+        # What tonic alone costs: an echo server and a paced client, no Stave code at all.
+        s_floor = pick("stave", "W4", "floor", fl)
+        if s_floor:
+            for key, name in (("send_p50_us", "p50"), ("send_p99_us", "p99")):
+                row(f"W4 1 KiB @5k/s, {tag}", f"gRPC floor {name}: tonic echo server, no broker "
+                    "(Stave column), from the send", "lat", s_floor, n_pub, key, n_key=key.replace("send_", ""))
 
     out = []
     out.append(f"## Stave vs NATS JetStream ({os.path.basename(os.path.normpath(d))})")
@@ -356,7 +362,11 @@ def report(a):
                "offset-based reader. W1/W2: NATS `js pub async` keeps 500 messages awaiting "
                "their acks per batch; `js pub fast` is the fast-batch publisher (nats-server "
                "2.14+, one cumulative ack per flow window); every message is stored before its ack. "
-               "W4 publish→ack: Stave `bench produce --rate 5000 --linger-ms 0`.")
+               "W4 publish→ack: Stave `bench produce --rate 5000 --linger-ms 0`. The \"gRPC "
+               "floor\" rows (examples/grpc_floor.rs) run no Stave code: a tonic server that "
+               "answers each ProduceStream request at once and a client that sends from a paced "
+               "thread straight into the stream; what any broker behind tonic pays per record "
+               "on this machine before doing any work.")
     text = "\n".join(out) + "\n"
     with open(os.path.join(d, "summary.md"), "w") as f:
         f.write(text)

@@ -1,0 +1,279 @@
+//! The latency floor of a lone produce over tonic on this machine, with no broker behind it.
+//!
+//! A server that answers each `ProduceStream` request at once (no Raft, no log) and a client
+//! that sends from a paced thread straight into the request stream (no producer pipeline):
+//! what gRPC over HTTP/2 and tokio cost before Stave does anything. `stave bench produce
+//! --rate` measures the same path with the broker and the client library added, so the two
+//! side by side say how much of a lone record's latency is Stave's own.
+//!
+//! ```text
+//! cargo run --release --example grpc_floor -- serve 127.0.0.1:7700 [inline|tasks]
+//! cargo run --release --example grpc_floor -- send 127.0.0.1:7700 [RATE] [SECS] [direct|hop] [TOPIC]
+//! ```
+//!
+//! With TOPIC, `send` writes real one-record batches to a Stave broker's TOPIC (6 partitions,
+//! round robin): the broker's cost with this bare client, without the producer library.
+//!
+//! `inline` answers from the stream hyper polls; `tasks` hands each request to a task of its
+//! own and the answer back through a channel, the way the broker's produce stream does.
+//! `direct` sends from the paced thread into the request stream; `hop` goes through a tokio
+//! task first, the way the producer's partition worker does. Latency counts from the send.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_util::{Stream, StreamExt};
+use stave_proto::v1::stave_client::StaveClient;
+use stave_proto::v1::{ProduceRequest, ProduceResponse};
+use tokio::sync::mpsc;
+use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
+use tonic::server::{NamedService, StreamingService};
+use tonic::{Request, Response, Status, Streaming};
+
+/// About what a batch frame of one 1 KiB record takes on the wire.
+const BATCH_BYTES: usize = 1100;
+
+type Answers = Pin<Box<dyn Stream<Item = Result<ProduceResponse, Status>> + Send>>;
+
+#[derive(Clone, Copy)]
+struct Echo {
+    tasks: bool,
+}
+
+impl NamedService for Echo {
+    const NAME: &'static str = "stave.v1.Stave";
+}
+
+impl<B> Service<http::Request<B>> for Echo
+where
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let echo = *self;
+        Box::pin(async move {
+            let codec = tonic_prost::ProstCodec::<ProduceResponse, ProduceRequest>::default();
+            Ok(tonic::server::Grpc::new(codec)
+                .streaming(echo, request)
+                .await)
+        })
+    }
+}
+
+fn answer(request: &ProduceRequest) -> ProduceResponse {
+    ProduceResponse {
+        sequence: request.sequence,
+        ..Default::default()
+    }
+}
+
+impl StreamingService<ProduceRequest> for Echo {
+    type Response = ProduceResponse;
+    type ResponseStream = Answers;
+    type Future = BoxFuture<Response<Answers>, Status>;
+
+    fn call(&mut self, request: Request<Streaming<ProduceRequest>>) -> Self::Future {
+        let tasks = self.tasks;
+        Box::pin(async move {
+            let mut incoming = request.into_inner();
+            if !tasks {
+                let answers = incoming.map(|request| request.map(|request| answer(&request)));
+                return Ok(Response::new(Box::pin(answers) as Answers));
+            }
+            let (sender, receiver) = mpsc::channel(1024);
+            tokio::spawn(async move {
+                while let Some(Ok(request)) = incoming.next().await {
+                    let sender = sender.clone();
+                    tokio::spawn(async move {
+                        let _ = sender.send(Ok(answer(&request))).await;
+                    });
+                }
+            });
+            let answers = tokio_stream::wrappers::ReceiverStream::new(receiver);
+            Ok(Response::new(Box::pin(answers) as Answers))
+        })
+    }
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: grpc_floor serve ADDR [inline|tasks] | send ADDR [RATE] [SECS] [direct|hop] [TOPIC]"
+    );
+    std::process::exit(2)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("serve") => {
+            let addr: std::net::SocketAddr = args.get(1).unwrap_or_else(|| usage()).parse()?;
+            let tasks = args.get(2).map(String::as_str) == Some("tasks");
+            // The broker's transport settings (crates/stave-broker/src/lib.rs).
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .initial_stream_window_size(4 << 20)
+                .initial_connection_window_size(32 << 20)
+                .add_service(Echo { tasks })
+                .serve_with_incoming(incoming)
+                .await?;
+            Ok(())
+        }
+        Some("send") => {
+            let addr = args.get(1).unwrap_or_else(|| usage());
+            let rate: u64 = args.get(2).map_or(Ok(5000), |r| r.parse())?;
+            if rate == 0 {
+                usage();
+            }
+            let secs: u64 = args.get(3).map_or(Ok(10), |s| s.parse())?;
+            let hop = args.get(4).map(String::as_str) == Some("hop");
+            send(addr, rate, secs, hop, args.get(5).cloned()).await
+        }
+        _ => usage(),
+    }
+}
+
+async fn send(
+    addr: &str,
+    rate: u64,
+    secs: u64,
+    hop: bool,
+    topic: Option<String>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    // The client's transport settings (crates/stave-client/src/client.rs).
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .tcp_nodelay(true)
+        .initial_stream_window_size(4 << 20)
+        .initial_connection_window_size(16 << 20)
+        .connect()
+        .await?;
+    let mut client = StaveClient::new(channel);
+    let (requests, outgoing) = mpsc::unbounded_channel::<ProduceRequest>();
+    let mut answers = client
+        .produce_stream(tokio_stream::wrappers::UnboundedReceiverStream::new(
+            outgoing,
+        ))
+        .await?
+        .into_inner();
+    let count = rate * secs;
+    let sent: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; count as usize]));
+    // `hop`: the paced thread hands each request to a task, which sends it on.
+    let (to_task, mut task_inbox) = mpsc::unbounded_channel::<ProduceRequest>();
+    if hop {
+        let requests = requests.clone();
+        tokio::spawn(async move {
+            while let Some(request) = task_inbox.recv().await {
+                let _ = requests.send(request);
+            }
+        });
+    }
+    let pacer_sent = sent.clone();
+    let started = Instant::now();
+    let pacer = std::thread::spawn(move || {
+        // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's timer slack.
+        let _ = unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+        let batch = match &topic {
+            None => bytes::Bytes::from(vec![7u8; BATCH_BYTES]),
+            Some(_) => {
+                let mut builder = stave_log::batch::BatchBuilder::new();
+                builder.push(&stave_log::batch::Record {
+                    timestamp: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |since| since.as_millis() as i64),
+                    key: None,
+                    value: Some(&[7u8; 1024]),
+                    headers: &[],
+                });
+                bytes::Bytes::from(builder.finish())
+            }
+        };
+        let topic = topic.unwrap_or_else(|| "floor".into());
+        let interval = Duration::from_nanos(1_000_000_000 / rate);
+        let start = Instant::now();
+        for sequence in 0..count {
+            let due = start + interval * sequence as u32;
+            if let Some(left) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(left);
+            }
+            let request = ProduceRequest {
+                sequence,
+                topic: topic.clone(),
+                partition: (sequence % 6) as u32,
+                batch: batch.clone(),
+            };
+            if let Ok(mut sent) = pacer_sent.lock() {
+                sent[sequence as usize] = Some(Instant::now());
+            }
+            let delivered = if hop {
+                to_task.send(request).is_ok()
+            } else {
+                requests.send(request).is_ok()
+            };
+            if !delivered {
+                break;
+            }
+        }
+    });
+    let mut histogram = hdrhistogram::Histogram::<u64>::new(3)?;
+    let mut answered = 0;
+    while answered < count {
+        let Some(answer) = answers.message().await? else {
+            break;
+        };
+        if let Some(error) = answer.error {
+            return Err(format!("the broker refused a batch: {error:?}").into());
+        }
+        let now = Instant::now();
+        let sent_at = sent
+            .lock()
+            .ok()
+            .and_then(|sent| sent.get(answer.sequence as usize).copied().flatten());
+        if let Some(sent_at) = sent_at {
+            histogram.record(now.duration_since(sent_at).as_micros() as u64)?;
+        }
+        answered += 1;
+    }
+    let _ = pacer.join();
+    let elapsed = started.elapsed().as_secs_f64();
+    let at = |q: f64| histogram.value_at_quantile(q);
+    eprintln!(
+        "answered {answered} of {count}: from send p50 {} p90 {} p99 {} p99.9 {} max {} us",
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        at(0.999),
+        histogram.max()
+    );
+    // The keys `stave bench --json` uses, so scripts read both alike (latency is from the
+    // send here: there is no due time to count from).
+    println!(
+        "{{\"workload\":\"grpc-floor\",\"records\":{answered},\"elapsed_s\":{elapsed:.3},\
+         \"records_per_s\":{:.1},\"mb_per_s\":{:.3},\"p50_us\":{},\"p90_us\":{},\"p99_us\":{},\
+         \"p999_us\":{},\"max_us\":{},\"send_p50_us\":{},\"send_p99_us\":{},\"send_p999_us\":{}}}",
+        answered as f64 / elapsed,
+        answered as f64 * BATCH_BYTES as f64 / elapsed / 1e6,
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        at(0.999),
+        histogram.max(),
+        at(0.5),
+        at(0.99),
+        at(0.999),
+    );
+    Ok(())
+}

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Splits a lone record's produce->ack latency at W4's rate into what gRPC alone costs, what the
+# broker adds, and what the client library adds. Three runs, alternated ROUNDS times:
+#
+#   tonic echo             examples/grpc_floor.rs: a tonic server answering each ProduceStream
+#                          request at once, and a client sending from a paced thread straight
+#                          into the stream. No Stave code.
+#   bare client + broker   the same client, sending real one-record batches to a fresh
+#                          single-node broker (6 partitions, RF 1, flush=never).
+#   stave client + broker  `stave bench produce --rate RATE --linger-ms 0` against that broker.
+#
+# Every figure counts from the send (the first two have no due time), p50 and p99 in µs, plus
+# the server's CPU time per record (utime + stime from /proc over the run).
+#
+# Usage: scripts/w4-split.sh [ROUNDS]   (default 3; RATE=5000 SECS=10 in the environment)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${1:-3}
+RATE=${RATE:-5000}
+SECS=${SECS:-10}
+say() { echo "$*" >&2; }
+die() { say "w4-split.sh: $*"; exit 1; }
+
+cargo build --release --bin stave --example grpc_floor >&2 || die "cargo build failed"
+STAVE=target/release/stave
+FLOOR=target/release/examples/grpc_floor
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/stave-w4-split.XXXXXX")
+BROKER_PID="" ECHO_PID=""
+cleanup() {
+    local pid
+    for pid in $BROKER_PID $ECHO_PID; do
+        kill -TERM "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+BROKER=127.0.0.1:$(free_port)
+ECHO=127.0.0.1:$(free_port)
+
+"$STAVE" server --data-dir "$WORK/data" --listen "$BROKER" >"$WORK/broker.log" 2>&1 &
+BROKER_PID=$!
+"$FLOOR" serve "$ECHO" >"$WORK/echo.log" 2>&1 &
+ECHO_PID=$!
+for _ in $(seq 150); do
+    "$STAVE" --bootstrap "$BROKER" topic list >/dev/null 2>&1 && break
+    kill -0 "$BROKER_PID" 2>/dev/null || break
+    sleep 0.2
+done
+"$STAVE" --bootstrap "$BROKER" topic list >/dev/null 2>&1 || { cat "$WORK/broker.log" >&2; die "the broker did not start"; }
+for topic in split-bare split-client; do
+    "$STAVE" --bootstrap "$BROKER" topic create "$topic" --partitions 6 --replication-factor 1 \
+        --config flush=never >/dev/null
+done
+# Unmeasured warm-up: every partition has its leader and every connection is open.
+for _ in $(seq 20); do
+    "$FLOOR" send "$BROKER" 1000 1 direct split-bare >/dev/null 2>&1 && break
+    sleep 0.5
+done
+"$STAVE" --bootstrap "$BROKER" bench produce --topic split-client --duration 1s --rate 1000 \
+    --size 1024 --linger-ms 0 >/dev/null
+"$FLOOR" send "$ECHO" 1000 1 >/dev/null 2>&1 || die "the echo server did not answer"
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# run LABEL SERVER_PID -- command...: prints "p50 p99 cpu_us_per_record"
+run() {
+    local pid=$2 before after out
+    shift 3
+    before=$(cpu_ticks "$pid")
+    out=$("$@" 2>"$WORK/err") || { cat "$WORK/err" >&2; die "$* failed"; }
+    after=$(cpu_ticks "$pid")
+    python3 - "$out" "$before" "$after" "$(getconf CLK_TCK)" <<'PY'
+import json, sys
+d = json.loads(sys.argv[1].splitlines()[-1])
+ticks = int(sys.argv[3]) - int(sys.argv[2])
+cpu_us = ticks / int(sys.argv[4]) * 1e6 / max(d["records"], 1)
+print(f"{d['send_p50_us']:>5} {d['send_p99_us']:>6} {cpu_us:>8.0f}")
+PY
+}
+
+printf '%-24s %5s %6s %8s\n' "from the send, µs" p50 p99 "cpu/rec" >&2
+for round in $(seq "$ROUNDS"); do
+    say "round $round/$ROUNDS"
+    printf '%-24s %s\n' "tonic echo" "$(run echo "$ECHO_PID" -- "$FLOOR" send "$ECHO" "$RATE" "$SECS")"
+    printf '%-24s %s\n' "bare client + broker" "$(run bare "$BROKER_PID" -- "$FLOOR" send "$BROKER" "$RATE" "$SECS" direct split-bare)"
+    printf '%-24s %s\n' "stave client + broker" "$(run client "$BROKER_PID" -- "$STAVE" --bootstrap "$BROKER" bench produce \
+        --topic split-client --duration "${SECS}s" --rate "$RATE" --size 1024 --linger-ms 0 --json)"
+done
