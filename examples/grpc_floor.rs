@@ -33,8 +33,8 @@ use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
 use tonic::server::{NamedService, StreamingService};
 use tonic::{Request, Response, Status, Streaming};
 
-/// About what a batch frame of one 1 KiB record takes on the wire.
-const BATCH_BYTES: usize = 1100;
+/// About what a batch frame of one 1 KiB record takes on the wire (the echo's payload).
+const ECHO_BATCH_BYTES: usize = 1100;
 
 type Answers = Pin<Box<dyn Stream<Item = Result<ProduceResponse, Status>> + Send>>;
 
@@ -108,18 +108,52 @@ impl StreamingService<ProduceRequest> for Echo {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: grpc_floor serve ADDR [inline|tasks] | send ADDR [RATE] [SECS] [direct|hop] [TOPIC]"
+        "usage: grpc_floor serve IP:PORT [inline|tasks]\n       \
+         grpc_floor send IP:PORT [RATE] [SECS] [direct|hop] [TOPIC]\n\
+         defaults: inline; RATE 5000 requests/s, SECS 10, direct; TOPIC (a Stave topic with\n\
+         6 partitions) needs the mode word before it"
     );
     std::process::exit(2)
 }
+
+/// `args[index]` parsed, `default` when absent; a bad value ends with a message naming it.
+fn arg<T: std::str::FromStr>(args: &[String], index: usize, what: &str, default: T) -> T {
+    match args.get(index) {
+        None => default,
+        Some(text) => text.parse().unwrap_or_else(|_| {
+            eprintln!("grpc_floor: {what} {text:?} is not valid");
+            usage()
+        }),
+    }
+}
+
+/// `args[index]` when it is one of `words` (`words[0]` when absent).
+fn mode<'a>(args: &'a [String], index: usize, words: &[&'a str]) -> &'a str {
+    match args.get(index) {
+        None => words[0],
+        Some(word) if words.contains(&word.as_str()) => word,
+        Some(word) => {
+            eprintln!("grpc_floor: mode {word:?} is not one of {words:?}");
+            usage()
+        }
+    }
+}
+
+/// At most this many requests per run (the send times are kept in memory).
+const REQUESTS_MAX: u64 = 100_000_000;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("serve") => {
-            let addr: std::net::SocketAddr = args.get(1).unwrap_or_else(|| usage()).parse()?;
-            let tasks = args.get(2).map(String::as_str) == Some("tasks");
+        Some("serve") if (2..=3).contains(&args.len()) => {
+            let addr: std::net::SocketAddr = arg(
+                &args,
+                1,
+                "address",
+                std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            );
+            let tasks = mode(&args, 2, &["inline", "tasks"]) == "tasks";
             // The broker's transport settings (crates/stave-broker/src/lib.rs).
             let listener = tokio::net::TcpListener::bind(addr).await?;
             let incoming =
@@ -133,24 +167,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .await?;
             Ok(())
         }
-        Some("send") => {
-            let addr = args.get(1).unwrap_or_else(|| usage());
-            let rate: u64 = args.get(2).map_or(Ok(5000), |r| r.parse())?;
-            if rate == 0 {
-                usage();
-            }
-            let secs: u64 = args.get(3).map_or(Ok(10), |s| s.parse())?;
-            let hop = args.get(4).map(String::as_str) == Some("hop");
-            send(addr, rate, secs, hop, args.get(5).cloned()).await
+        Some("send") if (2..=6).contains(&args.len()) => {
+            let addr: std::net::SocketAddr = arg(
+                &args,
+                1,
+                "address",
+                std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            );
+            let rate: u64 = arg(&args, 2, "rate", 5000);
+            let secs: u64 = arg(&args, 3, "seconds", 10);
+            let hop = mode(&args, 4, &["direct", "hop"]) == "hop";
+            let count = rate.checked_mul(secs).filter(|&n| n <= REQUESTS_MAX);
+            let Some(count) = count.filter(|_| rate > 0) else {
+                eprintln!(
+                    "grpc_floor: RATE must be at least 1 and RATE x SECS at most {REQUESTS_MAX}"
+                );
+                usage()
+            };
+            send(addr, rate, count, hop, args.get(5).cloned()).await
         }
         _ => usage(),
     }
 }
 
 async fn send(
-    addr: &str,
+    addr: std::net::SocketAddr,
     rate: u64,
-    secs: u64,
+    count: u64,
     hop: bool,
     topic: Option<String>,
 ) -> Result<(), Box<dyn std::error::Error>> {
@@ -169,7 +212,6 @@ async fn send(
         ))
         .await?
         .into_inner();
-    let count = rate * secs;
     let sent: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; count as usize]));
     // `hop`: the paced thread hands each request to a task, which sends it on.
     let (to_task, mut task_inbox) = mpsc::unbounded_channel::<ProduceRequest>();
@@ -183,29 +225,29 @@ async fn send(
     }
     let pacer_sent = sent.clone();
     let started = Instant::now();
+    let batch = match &topic {
+        None => bytes::Bytes::from(vec![7u8; ECHO_BATCH_BYTES]),
+        Some(_) => {
+            let mut builder = stave_log::batch::BatchBuilder::new();
+            builder.push(&stave_log::batch::Record {
+                timestamp: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |since| since.as_millis() as i64),
+                key: None,
+                value: Some(&[7u8; 1024]),
+                headers: &[],
+            });
+            bytes::Bytes::from(builder.finish())
+        }
+    };
+    let batch_bytes = batch.len();
     let pacer = std::thread::spawn(move || {
         // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's timer slack.
         let _ = unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
-        let batch = match &topic {
-            None => bytes::Bytes::from(vec![7u8; BATCH_BYTES]),
-            Some(_) => {
-                let mut builder = stave_log::batch::BatchBuilder::new();
-                builder.push(&stave_log::batch::Record {
-                    timestamp: std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |since| since.as_millis() as i64),
-                    key: None,
-                    value: Some(&[7u8; 1024]),
-                    headers: &[],
-                });
-                bytes::Bytes::from(builder.finish())
-            }
-        };
         let topic = topic.unwrap_or_else(|| "floor".into());
-        let interval = Duration::from_nanos(1_000_000_000 / rate);
         let start = Instant::now();
         for sequence in 0..count {
-            let due = start + interval * sequence as u32;
+            let due = start + Duration::from_nanos(sequence * 1_000_000_000 / rate);
             if let Some(left) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(left);
             }
@@ -265,7 +307,7 @@ async fn send(
          \"records_per_s\":{:.1},\"mb_per_s\":{:.3},\"p50_us\":{},\"p90_us\":{},\"p99_us\":{},\
          \"p999_us\":{},\"max_us\":{},\"send_p50_us\":{},\"send_p99_us\":{},\"send_p999_us\":{}}}",
         answered as f64 / elapsed,
-        answered as f64 * BATCH_BYTES as f64 / elapsed / 1e6,
+        answered as f64 * batch_bytes as f64 / elapsed / f64::from(1 << 20),
         at(0.5),
         at(0.9),
         at(0.99),

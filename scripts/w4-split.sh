@@ -15,6 +15,9 @@
 # Usage: scripts/w4-split.sh [ROUNDS]   (default 3; RATE=5000 SECS=10 in the environment)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mkdir -p target/compare
+exec 9>target/compare/.compare.lock
+flock -n 9 || { echo "w4-split.sh: another comparison holds target/compare/.compare.lock; run one at a time (2 cores)" >&2; exit 1; }
 
 ROUNDS=${1:-3}
 RATE=${RATE:-5000}
@@ -32,6 +35,8 @@ cleanup() {
     local pid
     for pid in $BROKER_PID $ECHO_PID; do
         kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+        kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
     rm -rf "$WORK"
@@ -58,13 +63,16 @@ for topic in split-bare split-client; do
         --config flush=never >/dev/null
 done
 # Unmeasured warm-up: every partition has its leader and every connection is open.
+# (A bare client's batch to a partition with no leader yet is refused: try again.)
+warm=0
 for _ in $(seq 20); do
-    "$FLOOR" send "$BROKER" 1000 1 direct split-bare >/dev/null 2>&1 && break
+    if timeout 30 "$FLOOR" send "$BROKER" 1000 1 direct split-bare >/dev/null 2>&1; then warm=1; break; fi
     sleep 0.5
 done
-"$STAVE" --bootstrap "$BROKER" bench produce --topic split-client --duration 1s --rate 1000 \
-    --size 1024 --linger-ms 0 >/dev/null
-"$FLOOR" send "$ECHO" 1000 1 >/dev/null 2>&1 || die "the echo server did not answer"
+[[ $warm == 1 ]] || die "the broker did not take a warm-up run on split-bare"
+timeout 60 "$STAVE" --bootstrap "$BROKER" bench produce --topic split-client --duration 1s --rate 1000 \
+    --size 1024 --linger-ms 0 >/dev/null || die "the warm-up bench produce failed"
+timeout 30 "$FLOOR" send "$ECHO" 1000 1 >/dev/null 2>&1 || die "the echo server did not answer"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # run LABEL SERVER_PID -- command...: prints "p50 p99 cpu_us_per_record"
@@ -72,7 +80,7 @@ run() {
     local pid=$2 before after out
     shift 3
     before=$(cpu_ticks "$pid")
-    out=$("$@" 2>"$WORK/err") || { cat "$WORK/err" >&2; die "$* failed"; }
+    out=$(timeout $((SECS * 3 + 60)) "$@" 2>"$WORK/err") || { cat "$WORK/err" >&2; die "$* failed (or timed out)"; }
     after=$(cpu_ticks "$pid")
     python3 - "$out" "$before" "$after" "$(getconf CLK_TCK)" <<'PY'
 import json, sys
@@ -83,11 +91,15 @@ print(f"{d['send_p50_us']:>5} {d['send_p99_us']:>6} {cpu_us:>8.0f}")
 PY
 }
 
-printf '%-24s %5s %6s %8s\n' "from the send, µs" p50 p99 "cpu/rec" >&2
+printf '%-24s %5s %6s %8s\n' "from the send, µs" p50 p99 "cpu/rec"
 for round in $(seq "$ROUNDS"); do
     say "round $round/$ROUNDS"
-    printf '%-24s %s\n' "tonic echo" "$(run echo "$ECHO_PID" -- "$FLOOR" send "$ECHO" "$RATE" "$SECS")"
-    printf '%-24s %s\n' "bare client + broker" "$(run bare "$BROKER_PID" -- "$FLOOR" send "$BROKER" "$RATE" "$SECS" direct split-bare)"
-    printf '%-24s %s\n' "stave client + broker" "$(run client "$BROKER_PID" -- "$STAVE" --bootstrap "$BROKER" bench produce \
-        --topic split-client --duration "${SECS}s" --rate "$RATE" --size 1024 --linger-ms 0 --json)"
+    # Captured first: a failure inside $(...) must stop the script, not print an empty row.
+    row=$(run echo "$ECHO_PID" -- "$FLOOR" send "$ECHO" "$RATE" "$SECS") || exit 1
+    printf '%-24s %s\n' "tonic echo" "$row"
+    row=$(run bare "$BROKER_PID" -- "$FLOOR" send "$BROKER" "$RATE" "$SECS" direct split-bare) || exit 1
+    printf '%-24s %s\n' "bare client + broker" "$row"
+    row=$(run client "$BROKER_PID" -- "$STAVE" --bootstrap "$BROKER" bench produce \
+        --topic split-client --duration "${SECS}s" --rate "$RATE" --size 1024 --linger-ms 0 --json) || exit 1
+    printf '%-24s %s\n' "stave client + broker" "$row"
 done

