@@ -61,6 +61,10 @@ const INLINE_APPEND_BYTES_MAX: usize = 64 << 10;
 /// Reads of up to this many entries run on the caller's thread when the log is free.
 const INLINE_READ_ENTRIES_MAX: u64 = 4;
 
+/// Reads of up to this many records ([`LogStore::read`], the fetch path) run on the caller's
+/// thread when the log is free: at most this many frames (a frame holds at least one record).
+const INLINE_READ_RECORDS_MAX: u64 = 4;
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
@@ -239,8 +243,12 @@ impl LogStore {
 
     /// The log's first and next record offsets: `[start, end)` is what it holds.
     pub async fn offsets(&self) -> io::Result<(u64, u64)> {
-        self.with_log(|log| Ok((log.log_start_offset().0, log.log_end_offset().0)))
-            .await
+        // Two numbers held in memory: read here unless another thread holds the log.
+        self.with_log_inline(
+            |log| Ok((log.log_start_offset().0, log.log_end_offset().0)),
+            |_| true,
+        )
+        .await
     }
 
     /// Data frames holding offsets in `[from, end)`, at most `max_bytes` of them (at least
@@ -252,11 +260,17 @@ impl LogStore {
         end: u64,
         max_bytes: usize,
     ) -> io::Result<stave_log::ReadFrames> {
-        self.with_log(move |log| {
+        let op = move |log: &mut PartitionLog| {
             log.read_until(stave_log::Offset(from), stave_log::Offset(end), max_bytes)
                 .map_err(io_error)
-        })
-        .await
+        };
+        // A fetch of the last few records (a consumer keeping up) is read on the caller's
+        // thread: at most that many frames to CRC-check, like the entries Raft reads inline.
+        if end.saturating_sub(from) <= INLINE_READ_RECORDS_MAX {
+            self.with_log_inline(op, |_| true).await
+        } else {
+            self.with_log(op).await
+        }
     }
 
     /// The first offset whose record timestamp is at or after `timestamp_ms`, if any.
