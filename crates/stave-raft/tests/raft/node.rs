@@ -202,7 +202,8 @@ impl Cluster {
             .unwrap_or_else(|_| panic!("node {id} does not run group {group}"))
             .unwrap();
         let raft = node.partition(group).unwrap().raft;
-        raft.wait(Some(WAIT))
+        let waited = raft
+            .wait(Some(WAIT))
             .metrics(
                 |m| {
                     m.current_leader.is_some()
@@ -214,8 +215,23 @@ impl Cluster {
                 },
                 "a leader and the assigned voters",
             )
-            .await
-            .unwrap();
+            .await;
+        if let Err(err) = waited {
+            // Every replica's view, the leader's replication state among them: what a rare
+            // timeout here needs to be understood.
+            let views: Vec<String> = self
+                .nodes()
+                .filter_map(|node| {
+                    let replica = node.partition(group)?;
+                    let metrics = replica.raft.metrics().borrow_watched().clone();
+                    Some(format!("node {}: {metrics}", node.id()))
+                })
+                .collect();
+            panic!(
+                "node {id}, group {group}: {err}\nreplicas:\n{}",
+                views.join("\n")
+            );
+        }
         raft
     }
 
