@@ -58,12 +58,10 @@ fn io_error(err: stave_log::LogError) -> io::Error {
 /// ([`LogStore::with_log_inline`]): a copy of this size into the page cache takes microseconds.
 const INLINE_APPEND_BYTES_MAX: usize = 64 << 10;
 
-/// Reads of up to this many entries run on the caller's thread when the log is free.
-const INLINE_READ_ENTRIES_MAX: u64 = 4;
-
-/// Reads of up to this many records ([`LogStore::read`], the fetch path) run on the caller's
-/// thread when the log is free: at most this many frames (a frame holds at least one record).
-const INLINE_READ_RECORDS_MAX: u64 = 4;
+/// Reads of at most this many frames run on the caller's thread when the log is free: Raft's
+/// reads of up to this many entries, and fetches of up to this many records (a frame holds
+/// at least one).
+const INLINE_READ_FRAMES_MAX: u64 = 4;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
@@ -266,7 +264,7 @@ impl LogStore {
         };
         // A fetch of the last few records (a consumer keeping up) is read on the caller's
         // thread: at most that many frames to CRC-check, like the entries Raft reads inline.
-        if end.saturating_sub(from) <= INLINE_READ_RECORDS_MAX {
+        if end.saturating_sub(from) <= INLINE_READ_FRAMES_MAX {
             self.with_log_inline(op, |_| true).await
         } else {
             self.with_log(op).await
@@ -317,7 +315,7 @@ impl LogStore {
         };
         // A few entries (what the state machine applies at low load) are read from the
         // mapped segments on the caller's thread.
-        if end.saturating_sub(start) <= INLINE_READ_ENTRIES_MAX {
+        if end.saturating_sub(start) <= INLINE_READ_FRAMES_MAX {
             self.with_log_inline(op, |_| true).await
         } else {
             self.with_log(op).await
