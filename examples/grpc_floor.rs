@@ -9,6 +9,8 @@
 //! ```text
 //! cargo run --release --example grpc_floor -- serve 127.0.0.1:7700 [inline|tasks]
 //! cargo run --release --example grpc_floor -- send 127.0.0.1:7700 [RATE] [SECS] [direct|hop] [TOPIC]
+//! cargo run --release --example grpc_floor -- serve-tcp 127.0.0.1:7701
+//! cargo run --release --example grpc_floor -- send-tcp 127.0.0.1:7701 [RATE] [SECS]
 //! ```
 //!
 //! With TOPIC, `send` writes real one-record batches to a Stave broker's TOPIC (6 partitions,
@@ -18,6 +20,10 @@
 //! own and the answer back through a channel, the way the broker's produce stream does.
 //! `direct` sends from the paced thread into the request stream; `hop` goes through a tokio
 //! task first, the way the producer's partition worker does. Latency counts from the send.
+//!
+//! `serve-tcp`/`send-tcp` are the same echo without HTTP/2 or gRPC: plain TCP on tokio, each
+//! request a length, a sequence number and the payload, each answer the sequence number. What
+//! a produce path beside gRPC (plain TCP framing, as Kafka and NATS have) could start from.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -28,6 +34,7 @@ use std::time::{Duration, Instant};
 use futures_util::{Stream, StreamExt};
 use stave_proto::v1::stave_client::StaveClient;
 use stave_proto::v1::{ProduceRequest, ProduceResponse};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
 use tonic::server::{NamedService, StreamingService};
@@ -109,7 +116,9 @@ impl StreamingService<ProduceRequest> for Echo {
 fn usage() -> ! {
     eprintln!(
         "usage: grpc_floor serve IP:PORT [inline|tasks]\n       \
-         grpc_floor send IP:PORT [RATE] [SECS] [direct|hop] [TOPIC]\n\
+         grpc_floor send IP:PORT [RATE] [SECS] [direct|hop] [TOPIC]\n       \
+         grpc_floor serve-tcp IP:PORT\n       \
+         grpc_floor send-tcp IP:PORT [RATE] [SECS]\n\
          defaults: inline; RATE 5000 requests/s, SECS 10, direct; TOPIC (a Stave topic with\n\
          6 partitions) needs the mode word before it"
     );
@@ -142,6 +151,24 @@ fn mode<'a>(args: &'a [String], index: usize, words: &[&'a str]) -> &'a str {
 /// At most this many requests per run (the send times are kept in memory).
 const REQUESTS_MAX: u64 = 100_000_000;
 
+/// A sender's `IP:PORT [RATE] [SECS]`: the address, the rate and the number of requests.
+fn target(args: &[String]) -> (std::net::SocketAddr, u64, u64) {
+    let addr = arg(
+        args,
+        1,
+        "address",
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+    );
+    let rate: u64 = arg(args, 2, "rate", 5000);
+    let secs: u64 = arg(args, 3, "seconds", 10);
+    let count = rate.checked_mul(secs).filter(|&n| n <= REQUESTS_MAX);
+    let Some(count) = count.filter(|_| rate > 0) else {
+        eprintln!("grpc_floor: RATE must be at least 1 and RATE x SECS at most {REQUESTS_MAX}");
+        usage()
+    };
+    (addr, rate, count)
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -168,23 +195,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         }
         Some("send") if (2..=6).contains(&args.len()) => {
+            let (addr, rate, count) = target(&args);
+            let hop = mode(&args, 4, &["direct", "hop"]) == "hop";
+            send(addr, rate, count, hop, args.get(5).cloned()).await
+        }
+        Some("serve-tcp") if args.len() == 2 => {
             let addr: std::net::SocketAddr = arg(
                 &args,
                 1,
                 "address",
                 std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             );
-            let rate: u64 = arg(&args, 2, "rate", 5000);
-            let secs: u64 = arg(&args, 3, "seconds", 10);
-            let hop = mode(&args, 4, &["direct", "hop"]) == "hop";
-            let count = rate.checked_mul(secs).filter(|&n| n <= REQUESTS_MAX);
-            let Some(count) = count.filter(|_| rate > 0) else {
-                eprintln!(
-                    "grpc_floor: RATE must be at least 1 and RATE x SECS at most {REQUESTS_MAX}"
-                );
-                usage()
-            };
-            send(addr, rate, count, hop, args.get(5).cloned()).await
+            serve_tcp(addr).await
+        }
+        Some("send-tcp") if (2..=4).contains(&args.len()) => {
+            let (addr, rate, count) = target(&args);
+            send_tcp(addr, rate, count).await
         }
         _ => usage(),
     }
@@ -212,7 +238,7 @@ async fn send(
         ))
         .await?
         .into_inner();
-    let sent: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; count as usize]));
+    let sent: SendTimes = Arc::new(Mutex::new(vec![None; count as usize]));
     // `hop`: the paced thread hands each request to a task, which sends it on.
     let (to_task, mut task_inbox) = mpsc::unbounded_channel::<ProduceRequest>();
     if hop {
@@ -223,8 +249,6 @@ async fn send(
             }
         });
     }
-    let pacer_sent = sent.clone();
-    let started = Instant::now();
     let batch = match &topic {
         None => bytes::Bytes::from(vec![7u8; ECHO_BATCH_BYTES]),
         Some(_) => {
@@ -241,81 +265,195 @@ async fn send(
         }
     };
     let batch_bytes = batch.len();
-    let pacer = std::thread::spawn(move || {
-        // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's timer slack.
-        let _ = unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
-        let topic = topic.unwrap_or_else(|| "floor".into());
-        let start = Instant::now();
-        for sequence in 0..count {
-            let due = start + Duration::from_nanos(sequence * 1_000_000_000 / rate);
-            if let Some(left) = due.checked_duration_since(Instant::now()) {
-                std::thread::sleep(left);
-            }
-            let request = ProduceRequest {
-                sequence,
-                topic: topic.clone(),
-                partition: (sequence % 6) as u32,
-                batch: batch.clone(),
-            };
-            if let Ok(mut sent) = pacer_sent.lock() {
-                sent[sequence as usize] = Some(Instant::now());
-            }
-            let delivered = if hop {
-                to_task.send(request).is_ok()
-            } else {
-                requests.send(request).is_ok()
-            };
-            if !delivered {
-                break;
-            }
+    let topic = topic.unwrap_or_else(|| "floor".into());
+    let mut latency = Latency::new(sent.clone())?;
+    let pacer = pace(rate, count, sent, move |sequence| {
+        let request = ProduceRequest {
+            sequence,
+            topic: topic.clone(),
+            partition: (sequence % 6) as u32,
+            batch: batch.clone(),
+        };
+        if hop {
+            to_task.send(request).is_ok()
+        } else {
+            requests.send(request).is_ok()
         }
     });
-    let mut histogram = hdrhistogram::Histogram::<u64>::new(3)?;
-    let mut answered = 0;
-    while answered < count {
+    while latency.answered < count {
         let Some(answer) = answers.message().await? else {
             break;
         };
         if let Some(error) = answer.error {
             return Err(format!("the broker refused a batch: {error:?}").into());
         }
-        let now = Instant::now();
-        let sent_at = sent
-            .lock()
-            .ok()
-            .and_then(|sent| sent.get(answer.sequence as usize).copied().flatten());
-        if let Some(sent_at) = sent_at {
-            histogram.record(now.duration_since(sent_at).as_micros() as u64)?;
-        }
-        answered += 1;
+        latency.answer(answer.sequence)?;
     }
     let _ = pacer.join();
-    let elapsed = started.elapsed().as_secs_f64();
-    let at = |q: f64| histogram.value_at_quantile(q);
-    eprintln!(
-        "answered {answered} of {count}: from send p50 {} p90 {} p99 {} p99.9 {} max {} us",
-        at(0.5),
-        at(0.9),
-        at(0.99),
-        at(0.999),
-        histogram.max()
-    );
-    // The keys `stave bench --json` uses, so scripts read both alike (latency is from the
-    // send here: there is no due time to count from).
-    println!(
-        "{{\"workload\":\"grpc-floor\",\"records\":{answered},\"elapsed_s\":{elapsed:.3},\
-         \"records_per_s\":{:.1},\"mb_per_s\":{:.3},\"p50_us\":{},\"p90_us\":{},\"p99_us\":{},\
-         \"p999_us\":{},\"max_us\":{},\"send_p50_us\":{},\"send_p99_us\":{},\"send_p999_us\":{}}}",
-        answered as f64 / elapsed,
-        answered as f64 * batch_bytes as f64 / elapsed / f64::from(1 << 20),
-        at(0.5),
-        at(0.9),
-        at(0.99),
-        at(0.999),
-        histogram.max(),
-        at(0.5),
-        at(0.99),
-        at(0.999),
-    );
+    latency.report("grpc-floor", count, batch_bytes);
+    Ok(())
+}
+
+/// Send times by sequence number, filled in by the pacer.
+type SendTimes = Arc<Mutex<Vec<Option<Instant>>>>;
+
+/// A thread that calls `send(sequence)` for `count` sequence numbers at `rate` a second,
+/// noting each send's time in `sent`; it stops early when `send` says the other side is gone.
+fn pace(
+    rate: u64,
+    count: u64,
+    sent: SendTimes,
+    mut send: impl FnMut(u64) -> bool + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's timer slack.
+        let _ = unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+        let start = Instant::now();
+        for sequence in 0..count {
+            let due = start + Duration::from_nanos(sequence * 1_000_000_000 / rate);
+            if let Some(left) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(left);
+            }
+            if let Ok(mut sent) = sent.lock() {
+                sent[sequence as usize] = Some(Instant::now());
+            }
+            if !send(sequence) {
+                break;
+            }
+        }
+    })
+}
+
+/// Latency from each request's send to its answer.
+struct Latency {
+    sent: SendTimes,
+    histogram: hdrhistogram::Histogram<u64>,
+    answered: u64,
+    started: Instant,
+}
+
+impl Latency {
+    fn new(sent: SendTimes) -> Result<Self, Box<dyn std::error::Error>> {
+        Ok(Self {
+            sent,
+            histogram: hdrhistogram::Histogram::new(3)?,
+            answered: 0,
+            started: Instant::now(),
+        })
+    }
+
+    fn answer(&mut self, sequence: u64) -> Result<(), hdrhistogram::RecordError> {
+        let now = Instant::now();
+        let sent_at = self
+            .sent
+            .lock()
+            .ok()
+            .and_then(|sent| sent.get(sequence as usize).copied().flatten());
+        if let Some(sent_at) = sent_at {
+            self.histogram
+                .record(now.duration_since(sent_at).as_micros() as u64)?;
+        }
+        self.answered += 1;
+        Ok(())
+    }
+
+    /// A line for people on stderr, and the keys `stave bench --json` uses on stdout, so
+    /// scripts read both alike (latency is from the send: there is no due time to count from).
+    fn report(&self, workload: &str, count: u64, request_bytes: usize) {
+        let (answered, histogram) = (self.answered, &self.histogram);
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let at = |q: f64| histogram.value_at_quantile(q);
+        eprintln!(
+            "answered {answered} of {count}: from send p50 {} p90 {} p99 {} p99.9 {} max {} us",
+            at(0.5),
+            at(0.9),
+            at(0.99),
+            at(0.999),
+            histogram.max()
+        );
+        println!(
+            "{{\"workload\":\"{workload}\",\"records\":{answered},\"elapsed_s\":{elapsed:.3},\
+             \"records_per_s\":{:.1},\"mb_per_s\":{:.3},\"p50_us\":{},\"p90_us\":{},\"p99_us\":{},\
+             \"p999_us\":{},\"max_us\":{},\"send_p50_us\":{},\"send_p99_us\":{},\"send_p999_us\":{}}}",
+            answered as f64 / elapsed,
+            answered as f64 * request_bytes as f64 / elapsed / f64::from(1 << 20),
+            at(0.5),
+            at(0.9),
+            at(0.99),
+            at(0.999),
+            histogram.max(),
+            at(0.5),
+            at(0.99),
+            at(0.999),
+        );
+    }
+}
+
+/// A plain-TCP request: payload length (u32), sequence (u64), payload; the answer is the
+/// sequence (u64). Big-endian.
+const TCP_HEADER_BYTES: usize = 12;
+
+async fn serve_tcp(addr: std::net::SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    loop {
+        let (socket, _) = listener.accept().await?;
+        socket.set_nodelay(true)?;
+        // Each connection answers its requests in order, from the task that reads them.
+        tokio::spawn(async move {
+            let (reader, mut writer) = socket.into_split();
+            let mut reader = tokio::io::BufReader::with_capacity(64 << 10, reader);
+            let mut payload = Vec::new();
+            loop {
+                let Ok(len) = reader.read_u32().await else {
+                    return;
+                };
+                let Ok(sequence) = reader.read_u64().await else {
+                    return;
+                };
+                payload.resize(len as usize, 0);
+                if reader.read_exact(&mut payload).await.is_err()
+                    || writer.write_all(&sequence.to_be_bytes()).await.is_err()
+                {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+async fn send_tcp(
+    addr: std::net::SocketAddr,
+    rate: u64,
+    count: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let socket = tokio::net::TcpStream::connect(addr).await?;
+    socket.set_nodelay(true)?;
+    let (reader, mut writer) = socket.into_split();
+    // The same shape as `send`: the paced thread hands each request to the task that owns
+    // the connection's write half.
+    let (requests, mut outgoing) = mpsc::unbounded_channel::<Vec<u8>>();
+    tokio::spawn(async move {
+        while let Some(request) = outgoing.recv().await {
+            if writer.write_all(&request).await.is_err() {
+                return;
+            }
+        }
+    });
+    let sent: SendTimes = Arc::new(Mutex::new(vec![None; count as usize]));
+    let mut latency = Latency::new(sent.clone())?;
+    let pacer = pace(rate, count, sent, move |sequence| {
+        let mut request = Vec::with_capacity(TCP_HEADER_BYTES + ECHO_BATCH_BYTES);
+        request.extend_from_slice(&(ECHO_BATCH_BYTES as u32).to_be_bytes());
+        request.extend_from_slice(&sequence.to_be_bytes());
+        request.resize(TCP_HEADER_BYTES + ECHO_BATCH_BYTES, 7);
+        requests.send(request).is_ok()
+    });
+    let mut reader = tokio::io::BufReader::new(reader);
+    while latency.answered < count {
+        let sequence = reader.read_u64().await?;
+        latency.answer(sequence)?;
+    }
+    let _ = pacer.join();
+    latency.report("tcp-floor", count, TCP_HEADER_BYTES + ECHO_BATCH_BYTES);
     Ok(())
 }
