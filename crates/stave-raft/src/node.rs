@@ -990,21 +990,34 @@ impl RaftNode {
                 }
             }
         }
-        let wanted_voters: BTreeSet<u64> = wanted.replicas.iter().copied().collect();
-        if let Some(voters) = voters
-            && voters != wanted_voters
-            && lock(&inner.converging).insert(group)
-        {
-            let raft = raft.clone();
-            let replicas = wanted.replicas.clone();
-            let addrs = node_addrs(metadata, &replicas);
-            self.spawn(|node| async move {
-                node.converge_membership(&raft, group, &replicas, &addrs)
-                    .await;
-                lock(&node.inner.converging).remove(&group);
-            });
+        if let Some(voters) = voters {
+            self.converge_unless_done(metadata, group, raft, &voters, &wanted.replicas);
         }
         Ok(())
+    }
+
+    /// On a group's leader whose voters are not the assigned `replicas`: converges the
+    /// membership in a task of its own, unless one is at it already.
+    fn converge_unless_done(
+        &self,
+        metadata: &ClusterMetadata,
+        group: GroupId,
+        raft: &crate::PartitionRaft,
+        voters: &BTreeSet<u64>,
+        replicas: &[u64],
+    ) {
+        let wanted: BTreeSet<u64> = replicas.iter().copied().collect();
+        if *voters == wanted || !lock(&self.inner.converging).insert(group) {
+            return;
+        }
+        let raft = raft.clone();
+        let replicas = replicas.to_vec();
+        let addrs = node_addrs(metadata, &replicas);
+        self.spawn(|node| async move {
+            node.converge_membership(&raft, group, &replicas, &addrs)
+                .await;
+            lock(&node.inner.converging).remove(&group);
+        });
     }
 
     /// On a group's leader: adds the assigned replicas it lacks (as learners, promoted once
@@ -1054,6 +1067,12 @@ impl RaftNode {
         for group in unassigned {
             let incarnation = incarnation_of(group);
             let deleted = !live.contains(&incarnation);
+            if !deleted {
+                // Moved away from this node while it leads the group: no assigned replica
+                // can change the membership, so this one must (it adds the new replicas,
+                // then removes itself, and openraft hands the leadership on).
+                self.converge_if_leading(metadata, group);
+            }
             if deleted || self.removed_from(metadata, group, me).await {
                 removed.insert(group);
             }
@@ -1113,15 +1132,37 @@ impl RaftNode {
 }
 
 impl RaftNode {
+    /// Converges the membership of `group`, a replica running here that the metadata no
+    /// longer assigns here, if this replica leads the group.
+    fn converge_if_leading(&self, metadata: &ClusterMetadata, group: GroupId) {
+        let Some(replicas) = assigned_replicas(metadata, group) else {
+            return;
+        };
+        let Some(raft) = lock(&self.inner.partitions)
+            .get(&group)
+            .map(|running| running.replica.raft.clone())
+        else {
+            return;
+        };
+        let voters = {
+            let metrics = raft.metrics();
+            let metrics = metrics.borrow_watched();
+            if metrics.current_leader != Some(self.inner.config.id) {
+                return;
+            }
+            metrics
+                .membership_config
+                .membership()
+                .voter_ids()
+                .collect::<BTreeSet<u64>>()
+        };
+        self.converge_unless_done(metadata, group, &raft, &voters, replicas);
+    }
+
     /// Whether the group's current replicas (as the metadata assigns them) have committed a
     /// membership without `me`: asks them, the leader's answer first.
     async fn removed_from(&self, metadata: &ClusterMetadata, group: GroupId, me: u64) -> bool {
-        let Some(replicas) = metadata
-            .topics()
-            .values()
-            .find(|topic| topic.incarnation() == incarnation_of(group))
-            .and_then(|topic| topic.replicas(crate::group::partition_of(group)))
-        else {
+        let Some(replicas) = assigned_replicas(metadata, group) else {
             return false;
         };
         let addrs = node_addrs(metadata, replicas);
@@ -1138,6 +1179,15 @@ impl RaftNode {
         }
         false
     }
+}
+
+/// The replicas the metadata assigns to `group` (none if its topic is gone).
+fn assigned_replicas(metadata: &ClusterMetadata, group: GroupId) -> Option<&[u64]> {
+    metadata
+        .topics()
+        .values()
+        .find(|topic| topic.incarnation() == incarnation_of(group))
+        .and_then(|topic| topic.replicas(crate::group::partition_of(group)))
 }
 
 /// A partition replica this node should run, as the metadata says.

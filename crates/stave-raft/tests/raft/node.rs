@@ -274,6 +274,34 @@ impl Cluster {
         }
     }
 
+    /// Hands the leadership of `group` to node `to` and waits until `to` leads (asking the
+    /// leader again every 2 s: a transfer waits for `to` to hold the leader's log).
+    async fn make_leader(&self, group: GroupId, to: u64) {
+        let target = self.node(to).partition(group).unwrap().raft;
+        let started = tokio::time::Instant::now();
+        loop {
+            let leader = self.nodes().find_map(|node| {
+                let replica = node.partition(group)?;
+                let metrics = replica.raft.metrics().borrow_watched().clone();
+                (metrics.current_leader == Some(node.id())).then_some(replica.raft)
+            });
+            if let Some(leader) = leader {
+                let _ = leader.trigger().transfer_leader(to).await;
+            }
+            let led = target
+                .wait(Some(Duration::from_secs(2)))
+                .metrics(|m| m.current_leader == Some(to), "the new leader")
+                .await;
+            if led.is_ok() {
+                return;
+            }
+            assert!(
+                started.elapsed() < WAIT,
+                "node {to} did not take over group {group}"
+            );
+        }
+    }
+
     /// Every running replica of `group` holds the same log.
     async fn converged(&self, group: GroupId) -> usize {
         let replicas: BTreeMap<u64, stave_raft::PartitionReplica> = self
@@ -375,8 +403,22 @@ async fn a_wiped_node_rejoins_as_a_learner_and_catches_up() {
     assert!(frames >= 200, "{frames} frames");
 }
 
+/// A partition moves from nodes 1, 2, 3 to 1, 2, 4: node 4 joins the group, node 3 leaves it
+/// and stops its replica, and every acknowledged write is on the new replicas.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_follows_its_new_assignment() {
+    move_partition_off_node_3(false).await;
+}
+
+/// The same move while node 3, the replica leaving, leads the group: no assigned replica
+/// leads, so node 3 itself must add node 4 and hand the group on (once, the move never
+/// happened: node 4's replica waited as a learner that nobody replicated to).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_moves_off_the_replica_that_leads_it() {
+    move_partition_off_node_3(true).await;
+}
+
+async fn move_partition_off_node_3(node_3_leads: bool) {
     // Four nodes in the cluster; the topic's partition starts on 1, 2, 3.
     let cluster = Cluster::new(4, 4).await;
     cluster.cluster_id().await;
@@ -386,6 +428,9 @@ async fn a_partition_follows_its_new_assignment() {
         .wait_group(1, group, &BTreeSet::from([1, 2, 3]))
         .await;
     assert_eq!(cluster.write(group, 0..100).await, 100);
+    if node_3_leads {
+        cluster.make_leader(group, 3).await;
+    }
 
     let reassign = proto::Command {
         command: Some(proto::command::Command::SetReplicas(proto::SetReplicas {
