@@ -1033,7 +1033,15 @@ impl RaftNode {
         let voters: BTreeSet<u64> = membership.membership().voter_ids().collect();
         let deadline = self.inner.config.catch_up_deadline;
         for id in replicas.iter().filter(|id| !voters.contains(id)) {
-            let Some(addr) = addrs.get(id) else { return };
+            let Some(addr) = addrs.get(id) else {
+                // A later pass retries, once the controller has the node's address.
+                tracing::warn!(
+                    group,
+                    node = id,
+                    "replica not added: its address is unknown"
+                );
+                return;
+            };
             if let Err(err) = membership::add_replica(raft, *id, addr, deadline).await {
                 // Not promoted: keep the old replicas until it is (a later pass retries).
                 tracing::warn!(group, node = id, %err, "replica not added");
