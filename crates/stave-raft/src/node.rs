@@ -348,10 +348,14 @@ impl RaftNode {
         F: FnOnce(RaftNode) -> Fut,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
-        let handle = tokio::spawn(task(self.clone()));
+        // Under the lock `shutdown` takes its tasks from, after it has said stop: a task is
+        // either awaited by `shutdown` or never started.
         let mut tasks = lock(&self.inner.tasks);
+        if self.stopped() {
+            return;
+        }
         tasks.retain(|task| !task.is_finished());
-        tasks.push(handle);
+        tasks.push(tokio::spawn(task(self.clone())));
     }
 
     pub fn id(&self) -> u64 {
@@ -1048,7 +1052,15 @@ impl RaftNode {
                 return;
             }
         }
-        for id in voters.iter().filter(|id| !replicas.contains(id)) {
+        // This node last, when it is one of them: once removed, it leads no more.
+        let me = self.inner.config.id;
+        let mut removing: Vec<u64> = voters
+            .iter()
+            .copied()
+            .filter(|id| !replicas.contains(id))
+            .collect();
+        removing.sort_by_key(|id| *id == me);
+        for id in &removing {
             if let Err(err) = membership::remove_replica(raft, *id).await {
                 tracing::warn!(group, node = id, %err, "replica not removed");
             }
@@ -1075,14 +1087,13 @@ impl RaftNode {
         for group in unassigned {
             let incarnation = incarnation_of(group);
             let deleted = !live.contains(&incarnation);
-            if !deleted {
-                // Moved away from this node while it leads the group: no assigned replica
-                // can change the membership, so this one must (it adds the new replicas,
-                // then removes itself, and openraft hands the leadership on).
-                self.converge_if_leading(metadata, group);
-            }
             if deleted || self.removed_from(metadata, group, me).await {
                 removed.insert(group);
+            } else {
+                // Moved away from this node while it leads the group: no assigned replica
+                // can change the membership, so this one must (it adds the new replicas,
+                // then removes itself last, and openraft hands the leadership on).
+                self.converge_if_leading(metadata, group);
             }
         }
         let stopping: Vec<(GroupId, RunningPartition)> = {
