@@ -151,14 +151,19 @@ fn mode<'a>(args: &'a [String], index: usize, words: &[&'a str]) -> &'a str {
 /// At most this many requests per run (the send times are kept in memory).
 const REQUESTS_MAX: u64 = 100_000_000;
 
-/// A sender's `IP:PORT [RATE] [SECS]`: the address, the rate and the number of requests.
-fn target(args: &[String]) -> (std::net::SocketAddr, u64, u64) {
-    let addr = arg(
+/// The `IP:PORT` after the command word.
+fn address(args: &[String]) -> std::net::SocketAddr {
+    arg(
         args,
         1,
         "address",
         std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-    );
+    )
+}
+
+/// A sender's `IP:PORT [RATE] [SECS]`: the address, the rate and the number of requests.
+fn target(args: &[String]) -> (std::net::SocketAddr, u64, u64) {
+    let addr = address(args);
     let rate: u64 = arg(args, 2, "rate", 5000);
     let secs: u64 = arg(args, 3, "seconds", 10);
     let count = rate.checked_mul(secs).filter(|&n| n <= REQUESTS_MAX);
@@ -174,12 +179,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("serve") if (2..=3).contains(&args.len()) => {
-            let addr: std::net::SocketAddr = arg(
-                &args,
-                1,
-                "address",
-                std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-            );
+            let addr = address(&args);
             let tasks = mode(&args, 2, &["inline", "tasks"]) == "tasks";
             // The broker's transport settings (crates/stave-broker/src/lib.rs).
             let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -199,15 +199,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let hop = mode(&args, 4, &["direct", "hop"]) == "hop";
             send(addr, rate, count, hop, args.get(5).cloned()).await
         }
-        Some("serve-tcp") if args.len() == 2 => {
-            let addr: std::net::SocketAddr = arg(
-                &args,
-                1,
-                "address",
-                std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-            );
-            serve_tcp(addr).await
-        }
+        Some("serve-tcp") if args.len() == 2 => serve_tcp(address(&args)).await,
         Some("send-tcp") if (2..=4).contains(&args.len()) => {
             let (addr, rate, count) = target(&args);
             send_tcp(addr, rate, count).await
@@ -393,6 +385,9 @@ impl Latency {
 /// sequence (u64). Big-endian.
 const TCP_HEADER_BYTES: usize = 12;
 
+/// The largest payload `serve-tcp` takes (ours are `ECHO_BATCH_BYTES`).
+const TCP_PAYLOAD_MAX: usize = 1 << 20;
+
 async fn serve_tcp(addr: std::net::SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     loop {
@@ -410,6 +405,9 @@ async fn serve_tcp(addr: std::net::SocketAddr) -> Result<(), Box<dyn std::error:
                 let Ok(sequence) = reader.read_u64().await else {
                     return;
                 };
+                if len as usize > TCP_PAYLOAD_MAX {
+                    return; // not a request of ours: drop the connection
+                }
                 payload.resize(len as usize, 0);
                 if reader.read_exact(&mut payload).await.is_err()
                     || writer.write_all(&sequence.to_be_bytes()).await.is_err()
@@ -454,6 +452,6 @@ async fn send_tcp(
         latency.answer(sequence)?;
     }
     let _ = pacer.join();
-    latency.report("tcp-floor", count, TCP_HEADER_BYTES + ECHO_BATCH_BYTES);
+    latency.report("tcp-floor", count, ECHO_BATCH_BYTES);
     Ok(())
 }
