@@ -578,54 +578,57 @@ pub fn expire_members(broker: &Broker) {
     groups.retain(|_, group| !group.is_empty());
 }
 
-/// Compacts the `__offsets` partitions this node leads: once enough entries follow the
-/// last snapshot, a snapshot (the whole table), then a purge of what it covers.
-pub async fn compact(broker: &Broker) -> Result<(), BrokerError> {
-    use openraft::async_runtime::watch::WatchReceiver;
+/// Compacts the `__offsets` partition replicas on this node, leader and followers alike
+/// (each its own log): once enough entries follow the last snapshot, a snapshot (the whole
+/// table), then a purge of what it covers. A partition that fails is reported and skipped.
+pub async fn compact(broker: &Broker) {
     let metadata = broker.node().controller().metadata();
     let Some(topic) = metadata.topic(OFFSETS_TOPIC) else {
-        return Ok(());
+        return;
     };
     for (partition, _) in topic.partitions() {
         let Some(replica) = broker.node().partition(topic.group_id(partition)) else {
             continue;
         };
-        if !broker.leads(&replica) {
-            continue;
+        if let Err(err) = compact_one(&replica).await {
+            tracing::warn!(partition, %err, "__offsets compaction failed");
         }
-        let (applied, snapshot) = {
-            let metrics = replica.raft.metrics();
-            let metrics = metrics.borrow_watched();
-            (
-                metrics.last_applied.map_or(0, |id| id.index),
-                metrics.snapshot.map(|id| id.index),
-            )
-        };
-        if applied.saturating_sub(snapshot.unwrap_or(0)) < COMPACT_AFTER_ENTRIES {
-            continue;
-        }
-        let internal = |e: openraft::error::Fatal<stave_raft::TypeConfig>| {
-            BrokerError::Internal(e.to_string())
-        };
-        replica.raft.trigger().snapshot().await.map_err(internal)?;
-        let built = replica
+    }
+}
+
+async fn compact_one(replica: &stave_raft::PartitionReplica) -> Result<(), BrokerError> {
+    use openraft::async_runtime::watch::WatchReceiver;
+    let (applied, snapshot) = {
+        let metrics = replica.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        (
+            metrics.last_applied.map_or(0, |id| id.index),
+            metrics.snapshot.map(|id| id.index),
+        )
+    };
+    if applied.saturating_sub(snapshot.unwrap_or(0)) < COMPACT_AFTER_ENTRIES {
+        return Ok(());
+    }
+    let internal =
+        |e: openraft::error::Fatal<stave_raft::TypeConfig>| BrokerError::Internal(e.to_string());
+    replica.raft.trigger().snapshot().await.map_err(internal)?;
+    let built = replica
+        .raft
+        .wait(Some(Duration::from_secs(10)))
+        .metrics(
+            |m| m.snapshot.is_some_and(|id| id.index >= applied),
+            "offsets snapshot",
+        )
+        .await;
+    if let Ok(metrics) = built
+        && let Some(at) = metrics.snapshot
+    {
+        replica
             .raft
-            .wait(Some(Duration::from_secs(10)))
-            .metrics(
-                |m| m.snapshot.is_some_and(|id| id.index >= applied),
-                "offsets snapshot",
-            )
-            .await;
-        if let Ok(metrics) = built
-            && let Some(at) = metrics.snapshot
-        {
-            replica
-                .raft
-                .trigger()
-                .purge_log(at.index)
-                .await
-                .map_err(internal)?;
-        }
+            .trigger()
+            .purge_log(at.index)
+            .await
+            .map_err(internal)?;
     }
     Ok(())
 }

@@ -185,25 +185,24 @@ pub fn assign(
         .collect())
 }
 
-/// Moves the log start of partitions this node leads as their topics' retention allows:
-/// a snapshot, then a purge through Raft (followers follow; one that falls behind the purged
-/// start catches up from the snapshot).
+/// Moves the log start of the partition replicas on this node as their topics' retention
+/// allows: a snapshot, then a purge of the log it covers. Every replica does this on its
+/// own log, leader and followers alike (openraft purges only the log of the replica it is
+/// asked on); a follower that falls behind its leader's log start catches up from the
+/// leader's snapshot.
 pub async fn retention_loop(broker: Arc<Broker>) {
     let period = Duration::from_millis(broker.config().retention_check_ms.max(10));
     loop {
         tokio::time::sleep(period).await;
-        if let Err(err) = apply_retention(&broker).await {
-            tracing::warn!(%err, "retention pass failed");
-        }
-        if let Err(err) = crate::groups::compact(&broker).await {
-            tracing::warn!(%err, "__offsets compaction failed");
-        }
+        apply_retention(&broker).await;
+        crate::groups::compact(&broker).await;
         crate::groups::expire_members(&broker);
     }
 }
 
-/// One retention pass over the partitions this node leads.
-pub async fn apply_retention(broker: &Broker) -> Result<(), BrokerError> {
+/// One retention pass over the partition replicas on this node. A partition that fails is
+/// reported and skipped; the others still get their pass.
+pub async fn apply_retention(broker: &Broker) {
     let node = broker.node();
     let metadata = node.controller().metadata();
     for topic in metadata.topics().values() {
@@ -215,69 +214,70 @@ pub async fn apply_retention(broker: &Broker) -> Result<(), BrokerError> {
             let Some(replica) = node.partition(topic.group_id(partition)) else {
                 continue;
             };
-            if !broker.leads(&replica) {
-                continue;
-            }
-            let point = replica
-                .store
-                .retention_point(policy)
-                .await
-                .map_err(|e| BrokerError::Internal(e.to_string()))?;
-            let Some(point) = point else { continue };
-            // Only what is applied (committed) can be in a snapshot.
-            let applied = {
-                use openraft::async_runtime::watch::WatchReceiver;
-                replica
-                    .raft
-                    .metrics()
-                    .borrow_watched()
-                    .last_applied
-                    .map_or(0, |id| id.index)
-            };
-            let upto = point.min(applied);
-            let snapshot_at = {
-                use openraft::async_runtime::watch::WatchReceiver;
-                replica
-                    .raft
-                    .metrics()
-                    .borrow_watched()
-                    .snapshot
-                    .map(|id| id.index)
-            };
-            if snapshot_at.is_none_or(|at| at < upto) {
-                replica
-                    .raft
-                    .trigger()
-                    .snapshot()
-                    .await
-                    .map_err(|e| BrokerError::Internal(e.to_string()))?;
-                let built = replica
-                    .raft
-                    .wait(Some(Duration::from_secs(10)))
-                    .metrics(
-                        |m| m.snapshot.is_some_and(|id| id.index >= upto),
-                        "retention snapshot",
+            let name = topic_name(&metadata, topic);
+            match retain(&replica, policy).await {
+                Ok(Some(upto)) => {
+                    tracing::info!(
+                        topic = name,
+                        partition,
+                        upto,
+                        "retention moved the log start"
                     )
-                    .await;
-                if built.is_err() {
-                    continue;
                 }
+                Ok(None) => {}
+                Err(err) => tracing::warn!(topic = name, partition, %err, "retention pass failed"),
             }
-            replica
-                .raft
-                .trigger()
-                .purge_log(upto)
-                .await
-                .map_err(|e| BrokerError::Internal(e.to_string()))?;
-            tracing::info!(
-                topic = topic_name(&metadata, topic),
-                partition,
-                upto,
-                "retention moved the log start"
-            );
         }
     }
-    Ok(())
+}
+
+/// Retention on one replica: the index its log start moved to, if it moved.
+async fn retain(
+    replica: &stave_raft::PartitionReplica,
+    policy: RetentionPolicy,
+) -> Result<Option<u64>, BrokerError> {
+    use openraft::async_runtime::watch::WatchReceiver;
+    let internal =
+        |e: openraft::error::Fatal<stave_raft::TypeConfig>| BrokerError::Internal(e.to_string());
+    let point = replica
+        .store
+        .retention_point(policy)
+        .await
+        .map_err(|e| BrokerError::Internal(e.to_string()))?;
+    let Some(point) = point else {
+        return Ok(None);
+    };
+    // Only what is applied (committed) can be in a snapshot.
+    let (applied, snapshot_at) = {
+        let metrics = replica.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        (
+            metrics.last_applied.map_or(0, |id| id.index),
+            metrics.snapshot.map(|id| id.index),
+        )
+    };
+    let upto = point.min(applied);
+    if snapshot_at.is_none_or(|at| at < upto) {
+        replica.raft.trigger().snapshot().await.map_err(internal)?;
+        let built = replica
+            .raft
+            .wait(Some(Duration::from_secs(10)))
+            .metrics(
+                |m| m.snapshot.is_some_and(|id| id.index >= upto),
+                "retention snapshot",
+            )
+            .await;
+        if built.is_err() {
+            return Ok(None);
+        }
+    }
+    replica
+        .raft
+        .trigger()
+        .purge_log(upto)
+        .await
+        .map_err(internal)?;
+    Ok(Some(upto))
 }
 
 fn topic_name<'a>(

@@ -153,3 +153,105 @@ async fn retention_moves_the_log_start_and_old_offsets_are_out_of_range() {
     );
     assert!(!values(&kept.batches).is_empty());
 }
+
+/// The segment files (`*.log`) of the partition directories of `topic` under a node's data
+/// directory.
+fn segments_of(data_dir: &std::path::Path, topic: &str) -> usize {
+    let Ok(partitions) = std::fs::read_dir(data_dir.join("partitions")) else {
+        return 0;
+    };
+    partitions
+        .flatten()
+        .filter(|dir| dir.file_name().to_string_lossy().starts_with(topic))
+        .flat_map(|dir| {
+            std::fs::read_dir(dir.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .filter(|file| file.file_name().to_string_lossy().ends_with(".log"))
+        .count()
+}
+
+/// Retention bounds every replica's disk, not only the leader's: each replica purges its
+/// own log (once, followers kept every segment however small the retention).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_bounds_every_replica() {
+    let nodes = cluster(3).await;
+    let addr = &nodes[0].addr;
+    create_topic(addr, "v1.gauges", 1, 3, &[("segment.bytes", "65536")]).await;
+    let leader = retry(|| {
+        let addr = addr.clone();
+        async move {
+            let topic = metadata(&addr, "v1.gauges").await;
+            let partition = topic.partitions.first().ok_or("no partition yet")?;
+            match partition.leader {
+                Some(leader) if partition.in_sync.len() == 3 => Ok(leader),
+                _ => Err(format!("{partition:?}")),
+            }
+        }
+    })
+    .await;
+    let leader_addr = &nodes[leader as usize - 1].addr;
+    let value = "g".repeat(1000);
+    for _ in 0..60 {
+        let values: Vec<&str> = std::iter::repeat_n(value.as_str(), 10).collect();
+        produce(
+            leader_addr,
+            "v1.gauges",
+            0,
+            batch(&values, ProducerFields::NONE),
+        )
+        .await;
+    }
+    // 600 KB in 64 KiB segments: about ten on every replica once each holds the writes.
+    let written = retry(|| async {
+        let counts: Vec<usize> = nodes
+            .iter()
+            .map(|node| segments_of(node._dir.path(), "v1.gauges"))
+            .collect();
+        if counts.iter().all(|&count| count >= 8) {
+            Ok(counts)
+        } else {
+            Err(format!("segments per node {counts:?}"))
+        }
+    })
+    .await;
+    let altered = client(addr)
+        .await
+        .alter_topic_config(pb::AlterTopicConfigRequest {
+            name: "v1.gauges".into(),
+            set: vec![pb::ConfigEntry {
+                key: "retention.bytes".into(),
+                value: "131072".into(),
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&altered.error), pb::ErrorCode::None);
+    // 128 KiB kept: a few segments left on each replica, the leader's and the followers'.
+    retry(|| async {
+        let counts: Vec<usize> = nodes
+            .iter()
+            .map(|node| segments_of(node._dir.path(), "v1.gauges"))
+            .collect();
+        if counts.iter().all(|&count| count <= 4) {
+            Ok(())
+        } else {
+            Err(format!(
+                "segments per node {counts:?} (after the writes: {written:?})"
+            ))
+        }
+    })
+    .await;
+    // Replication goes on past the purged followers' new log start.
+    let more = produce(
+        leader_addr,
+        "v1.gauges",
+        0,
+        batch(&["after"], ProducerFields::NONE),
+    )
+    .await;
+    assert_eq!(more.base_offset, 600);
+}

@@ -377,3 +377,48 @@ async fn groups_are_listed_everywhere_and_reset_only_when_empty() {
     let answer = api.reset_offsets(unknown).await.unwrap().into_inner();
     assert_eq!(code(&answer.error), pb::ErrorCode::UnknownTopic);
 }
+
+/// The `__offsets` partition replicas of a node's data directory that hold a snapshot.
+fn offsets_snapshots(data_dir: &std::path::Path) -> usize {
+    let Ok(partitions) = std::fs::read_dir(data_dir.join("partitions")) else {
+        return 0;
+    };
+    partitions
+        .flatten()
+        .filter(|dir| dir.file_name().to_string_lossy().starts_with("__offsets-"))
+        .filter(|dir| dir.path().join("snapshot").exists())
+        .count()
+}
+
+/// Compaction (a snapshot of the table, then a purge) runs on every replica of the group's
+/// `__offsets` partition, not only on its leader, so no replica's log grows without bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_compact_on_every_replica() {
+    let nodes = cluster(3).await;
+    let coordinator = find(&nodes[0].addr, "billing").await;
+    let mut api = client(&coordinator.addr).await;
+    // More commits than compaction waits for (1,000 entries past the last snapshot).
+    for offset in 0..1100 {
+        let answer = api
+            .commit_offsets(commit("billing", &[("v1.invoice.sent", 0, offset)]))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(code(&answer.error), pb::ErrorCode::None);
+    }
+    let started = Instant::now();
+    loop {
+        let snapshots: Vec<usize> = nodes
+            .iter()
+            .map(|node| offsets_snapshots(node._dir.path()))
+            .collect();
+        if snapshots.iter().all(|&count| count >= 1) {
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "replicas of __offsets with a snapshot, per node: {snapshots:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
