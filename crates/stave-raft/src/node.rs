@@ -830,7 +830,9 @@ impl RaftNode {
             .await?;
             if rejoining {
                 lock(&inner.rejoining).insert(group);
-                let addrs = node_addrs(metadata, &wanted.replicas);
+                // Every node's address, not only the assigned replicas': the group's leader
+                // may be a replica the partition is moving away from.
+                let addrs = metadata.nodes().clone();
                 self.spawn(|node| async move {
                     node.rejoin_partition(wanted, addrs).await;
                     lock(&node.inner.rejoining).remove(&group);
@@ -961,22 +963,8 @@ impl RaftNode {
         let me = inner.config.id;
         let group = wanted.group;
         let raft = &replica.raft;
-        // One look at the metrics: this pass runs every few seconds for every partition.
-        let (promoted, voters) = {
-            let metrics = raft.metrics();
-            let metrics = metrics.borrow_watched();
-            let leads = metrics.current_leader == Some(me);
-            (
-                learner_since.is_some_and(|since| promoted_since(&metrics, me, since)),
-                leads.then(|| {
-                    metrics
-                        .membership_config
-                        .membership()
-                        .voter_ids()
-                        .collect::<BTreeSet<u64>>()
-                }),
-            )
-        };
+        let promoted = learner_since
+            .is_some_and(|since| promoted_since(&raft.metrics().borrow_watched(), me, since));
         if promoted {
             // A rejoined replica votes again once promoted.
             let dir = wanted.dir.clone();
@@ -994,24 +982,32 @@ impl RaftNode {
                 }
             }
         }
-        if let Some(voters) = voters {
-            self.converge_unless_done(metadata, group, raft, &voters, &wanted.replicas);
-        }
+        self.converge_if_leads(metadata, group, raft, &wanted.replicas);
         Ok(())
     }
 
-    /// On a group's leader whose voters are not the assigned `replicas`: converges the
-    /// membership in a task of its own, unless one is at it already.
-    fn converge_unless_done(
+    /// If this node leads the group and its members are not the assigned `replicas` (voters
+    /// missing or left over, or a learner left over from a move that changed course),
+    /// converges the membership in a task of its own, unless one is at it already.
+    fn converge_if_leads(
         &self,
         metadata: &ClusterMetadata,
         group: GroupId,
         raft: &crate::PartitionRaft,
-        voters: &BTreeSet<u64>,
         replicas: &[u64],
     ) {
         let wanted: BTreeSet<u64> = replicas.iter().copied().collect();
-        if *voters == wanted || !lock(&self.inner.converging).insert(group) {
+        let done = {
+            let metrics = raft.metrics();
+            let metrics = metrics.borrow_watched();
+            if metrics.current_leader != Some(self.inner.config.id) {
+                return;
+            }
+            let membership = metrics.membership_config.membership();
+            membership.voter_ids().collect::<BTreeSet<u64>>() == wanted
+                && membership.learner_ids().all(|id| wanted.contains(&id))
+        };
+        if done || !lock(&self.inner.converging).insert(group) {
             return;
         }
         let raft = raft.clone();
@@ -1025,7 +1021,7 @@ impl RaftNode {
     }
 
     /// On a group's leader: adds the assigned replicas it lacks (as learners, promoted once
-    /// caught up), then removes the ones no longer assigned.
+    /// caught up), then removes the voters and learners no longer assigned.
     async fn converge_membership(
         &self,
         raft: &crate::PartitionRaft,
@@ -1057,6 +1053,7 @@ impl RaftNode {
         let mut removing: Vec<u64> = voters
             .iter()
             .copied()
+            .chain(membership.membership().learner_ids())
             .filter(|id| !replicas.contains(id))
             .collect();
         removing.sort_by_key(|id| *id == me);
@@ -1093,7 +1090,7 @@ impl RaftNode {
                 // Moved away from this node while it leads the group: no assigned replica
                 // can change the membership, so this one must (it adds the new replicas,
                 // then removes itself last, and openraft hands the leadership on).
-                self.converge_if_leading(metadata, group);
+                self.converge_moved_away(metadata, group);
             }
         }
         let stopping: Vec<(GroupId, RunningPartition)> = {
@@ -1153,7 +1150,7 @@ impl RaftNode {
 impl RaftNode {
     /// Converges the membership of `group`, a replica running here that the metadata no
     /// longer assigns here, if this replica leads the group.
-    fn converge_if_leading(&self, metadata: &ClusterMetadata, group: GroupId) {
+    fn converge_moved_away(&self, metadata: &ClusterMetadata, group: GroupId) {
         let Some(replicas) = assigned_replicas(metadata, group) else {
             return;
         };
@@ -1163,19 +1160,7 @@ impl RaftNode {
         else {
             return;
         };
-        let voters = {
-            let metrics = raft.metrics();
-            let metrics = metrics.borrow_watched();
-            if metrics.current_leader != Some(self.inner.config.id) {
-                return;
-            }
-            metrics
-                .membership_config
-                .membership()
-                .voter_ids()
-                .collect::<BTreeSet<u64>>()
-        };
-        self.converge_unless_done(metadata, group, &raft, &voters, replicas);
+        self.converge_if_leads(metadata, group, &raft, replicas);
     }
 
     /// Whether the group's current replicas (as the metadata assigns them) have committed a

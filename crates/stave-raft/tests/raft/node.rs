@@ -458,6 +458,51 @@ async fn move_partition_off_node_3(leader: u64) {
     assert!(cluster.converged(group).await >= 150);
 }
 
+/// A move that changes course: towards node 4, which is down (it stays a learner, never
+/// caught up), then back to 1, 2, 3. The leader drops the learner it no longer needs (once,
+/// it kept replicating to node 4 for good).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reverted_move_drops_the_learner_it_added() {
+    let mut cluster = Cluster::new(4, 4).await;
+    cluster.cluster_id().await;
+    let incarnation = cluster.create_topic("v1.prices", &[&[1, 2, 3]]).await;
+    let group = partition_group_id(incarnation, 0);
+    let first = BTreeSet::from([1, 2, 3]);
+    cluster.wait_group(1, group, &first).await;
+    cluster.make_leader(group, &first, 1).await;
+    cluster.stop(4).await;
+    let set_replicas = |replicas: Vec<u64>| proto::Command {
+        command: Some(proto::command::Command::SetReplicas(proto::SetReplicas {
+            name: "v1.prices".into(),
+            incarnation,
+            partition: 0,
+            replicas,
+        })),
+    };
+    let leader = cluster.node(1).partition(group).unwrap().raft;
+    let learners = |m: &openraft::RaftMetrics<stave_raft::TypeConfig>| {
+        m.membership_config
+            .membership()
+            .learner_ids()
+            .collect::<BTreeSet<u64>>()
+    };
+    cluster.propose(set_replicas(vec![1, 2, 4])).await;
+    leader
+        .wait(Some(WAIT))
+        .metrics(|m| learners(m).contains(&4), "node 4 added as a learner")
+        .await
+        .unwrap();
+    cluster.propose(set_replicas(vec![1, 2, 3])).await;
+    let settled = leader
+        .wait(Some(WAIT))
+        .metrics(|m| learners(m).is_empty(), "the learner removed")
+        .await
+        .unwrap();
+    let voters: BTreeSet<u64> = settled.membership_config.membership().voter_ids().collect();
+    assert_eq!(voters, first);
+    assert_eq!(cluster.write(group, 0..10).await, 10);
+}
+
 /// Restarts keep a node's place: one node, then the whole cluster, restart from their data
 /// directories; no replica goes through a rejoin (the memberships do not change), and the
 /// partition takes writes again.
