@@ -218,7 +218,8 @@ struct NodeInner {
     partitions: Mutex<BTreeMap<GroupId, RunningPartition>>,
     /// Partition groups whose replica is being created through a rejoin.
     rejoining: Mutex<BTreeSet<GroupId>>,
-    /// The groups whose membership this node (their leader) is converging.
+    /// The groups whose membership this node (their leader) is converging; the controller's
+    /// (`CONTROLLER_GROUP`) while it promotes the controller's learners.
     converging: Mutex<BTreeSet<GroupId>>,
     writing_cluster: std::sync::atomic::AtomicBool,
     /// The partition groups running here, for whoever waits on them.
@@ -729,6 +730,9 @@ impl RaftNode {
             .borrow_watched()
             .current_leader
             == Some(inner.config.id);
+        if leads_controller {
+            self.promote_controller_learners(metadata);
+        }
         if metadata.cluster_id().is_none()
             && leads_controller
             && !inner
@@ -784,6 +788,35 @@ impl RaftNode {
             }
         }
         self.stop_unassigned(&assigned, metadata).await;
+    }
+
+    /// On the controller's leader: promotes the controller's learners that are nodes of the
+    /// cluster (wiped nodes taken back) once they have caught up. The leader that took a
+    /// rejoin back promotes it too, but only while it leads; this finishes the job after a
+    /// leader change (else the node never votes again, and the controller has a voter less).
+    fn promote_controller_learners(&self, metadata: &ClusterMetadata) {
+        let raft = self.inner.controller.raft.clone();
+        let learners: Vec<u64> = raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .membership()
+            .learner_ids()
+            .filter(|id| metadata.nodes().contains_key(id))
+            .collect();
+        if learners.is_empty() || !lock(&self.inner.converging).insert(CONTROLLER_GROUP) {
+            return;
+        }
+        let deadline = self.inner.config.catch_up_deadline;
+        self.spawn(|node| async move {
+            for id in learners {
+                let promoted = membership::promote_when_caught_up(&raft, id, deadline).await;
+                if let Err(err) = promoted {
+                    tracing::warn!(node = id, %err, "controller learner not promoted yet");
+                }
+            }
+            lock(&node.inner.converging).remove(&CONTROLLER_GROUP);
+        });
     }
 
     /// Whether a replica of a topic of `incarnation` created empty here must rejoin.

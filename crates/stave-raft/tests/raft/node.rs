@@ -503,6 +503,56 @@ async fn a_reverted_move_drops_the_learner_it_added() {
     assert_eq!(cluster.write(group, 0..10).await, 10);
 }
 
+/// A learner of the controller group that is a node of the cluster (a wiped node taken
+/// back, whose promotion the leader that took it back did not finish) is promoted by the
+/// controller's leader once caught up, whichever node leads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_leader_promotes_a_caught_up_node_learner() {
+    let cluster = Cluster::new(4, 4).await;
+    cluster.cluster_id().await;
+    let all = BTreeSet::from([1, 2, 3, 4]);
+    let voters = |m: &openraft::RaftMetrics<stave_raft::TypeConfig>| {
+        m.membership_config
+            .membership()
+            .voter_ids()
+            .collect::<BTreeSet<u64>>()
+    };
+    let started = tokio::time::Instant::now();
+    // Node 4 made a learner, as a rejoin leaves it, on whichever node leads the controller.
+    let controller = loop {
+        let leader = cluster.nodes().find(|node| {
+            node.controller()
+                .raft
+                .metrics()
+                .borrow_watched()
+                .current_leader
+                == Some(node.id())
+        });
+        if let Some(leader) = leader {
+            let demoted = leader
+                .controller()
+                .raft
+                .change_membership(
+                    openraft::ChangeMembers::RemoveVoters(BTreeSet::from([4])),
+                    true,
+                )
+                .await;
+            if demoted.is_ok() {
+                // This replica applied the demotion: its view changes only forward now.
+                break leader.controller().raft.clone();
+            }
+        }
+        assert!(started.elapsed() < WAIT, "node 4 was not made a learner");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_ne!(voters(&controller.metrics().borrow_watched()), all);
+    controller
+        .wait(Some(WAIT))
+        .metrics(|m| voters(m) == all, "node 4 a voter again")
+        .await
+        .unwrap();
+}
+
 /// Restarts keep a node's place: one node, then the whole cluster, restart from their data
 /// directories; no replica goes through a rejoin (the memberships do not change), and the
 /// partition takes writes again.
