@@ -71,7 +71,9 @@ where
     }
 }
 
-/// Waits until `node` is within [`CAUGHT_UP_LAG`] entries of the leader, at most `deadline`.
+/// Waits until `node` is within [`CAUGHT_UP_LAG`] entries of the leader and has answered
+/// it within an election timeout (what the leader knows of a node that went silent, say
+/// wiped, may be stale), at most `deadline`.
 async fn wait_caught_up<SM>(
     raft: &openraft::Raft<TypeConfig, SM>,
     node: u64,
@@ -80,16 +82,27 @@ async fn wait_caught_up<SM>(
 where
     SM: RaftStateMachine<TypeConfig>,
 {
+    let recent = Duration::from_millis(raft.config().election_timeout_max);
     let caught_up = raft
         .wait(Some(deadline))
         .metrics(
             |m| {
                 let last = m.last_log_index.unwrap_or(0);
-                m.replication
+                let close = m
+                    .replication
                     .as_ref()
                     .and_then(|replication| replication.get(&node).cloned())
                     .flatten()
-                    .is_some_and(|matched| last.saturating_sub(matched.index) <= CAUGHT_UP_LAG)
+                    .is_some_and(|matched| last.saturating_sub(matched.index) <= CAUGHT_UP_LAG);
+                let heard = m
+                    .heartbeat
+                    .as_ref()
+                    .and_then(|acks| acks.get(&node).cloned().flatten())
+                    .is_some_and(|at| {
+                        use openraft::Instant as _;
+                        (*at).elapsed() <= recent
+                    });
+                close && heard
             },
             "learner caught up",
         )

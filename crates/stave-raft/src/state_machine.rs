@@ -71,6 +71,10 @@ pub struct PartitionStateMachine {
     high_watermark: Arc<HighWatermark>,
     /// Where the current snapshot is kept (`{dir}/snapshot`); none keeps it in memory only.
     dir: Option<PathBuf>,
+    /// Held while a snapshot is written and made current: a snapshot built here (retention,
+    /// on any replica) and one installed from the leader never interleave, and an older one
+    /// never replaces a newer one.
+    persisting: Arc<tokio::sync::Mutex<()>>,
 }
 
 const SNAPSHOT_FILE: &str = "snapshot";
@@ -314,6 +318,7 @@ impl RaftSnapshotBuilder<TypeConfig> for PartitionStateMachine {
     type SnapshotData = PartitionSnapshot;
 
     async fn build_snapshot(&mut self) -> Result<SnapshotOf, io::Error> {
+        let _persisting = self.persisting.lock().await;
         let (meta, data) = {
             // The state's lock is held while the table is read at the applied index: apply
             // tells the table an applied index only after setting it here.
@@ -332,6 +337,16 @@ impl RaftSnapshotBuilder<TypeConfig> for PartitionStateMachine {
                 },
             )
         };
+        // A snapshot installed from the leader while this one waited may be as new: keep it.
+        let current = self.lock().current_snapshot.clone();
+        if let Some((current_meta, current)) = current
+            && current_meta.last_log_id >= meta.last_log_id
+        {
+            return Ok(SnapshotOf {
+                meta: current_meta,
+                snapshot: current,
+            });
+        }
         self.persist(&meta, data.clone()).await?;
         self.lock().current_snapshot = Some((meta.clone(), data.clone()));
         Ok(SnapshotOf {
@@ -408,6 +423,7 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
         meta: &SnapshotMetaOf,
         snapshot: PartitionSnapshot,
     ) -> Result<(), io::Error> {
+        let _persisting = self.persisting.lock().await;
         self.persist(meta, snapshot.clone()).await?;
         let mut state = self.lock();
         let last = meta.last_log_id.map(|id| id.index);
