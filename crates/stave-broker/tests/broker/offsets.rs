@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use stave_proto::v1 as pb;
 
-use crate::support::{WAIT, client, cluster, code};
+use crate::support::{WAIT, client, cluster, code, retry};
 
 async fn find(addr: &str, group: &str) -> pb::FindCoordinatorResponse {
     let started = Instant::now();
@@ -370,14 +370,17 @@ async fn groups_are_listed_everywhere_and_reset_only_when_empty() {
     let mut all = reset(To::Earliest(true));
     all.partitions.clear();
     // Partition 1 took no writes: its leader may still be being elected.
-    let started = Instant::now();
-    let answer = loop {
-        let answer = api.reset_offsets(all.clone()).await.unwrap().into_inner();
-        if code(&answer.error) != pb::ErrorCode::LeaderNotAvailable || started.elapsed() > WAIT {
-            break answer;
+    let answer = retry(|| {
+        let (mut api, all) = (api.clone(), all.clone());
+        async move {
+            let answer = api.reset_offsets(all).await.unwrap().into_inner();
+            match code(&answer.error) {
+                pb::ErrorCode::LeaderNotAvailable => Err(format!("{answer:?}")),
+                _ => Ok(answer),
+            }
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     assert_eq!(code(&answer.error), pb::ErrorCode::None);
     assert_eq!(answer.offsets.len(), 2);
     let mut unknown = reset(To::Earliest(true));
@@ -422,8 +425,7 @@ async fn offsets_compact_on_every_replica() {
     }
     // `__offsets` has as many replicas as the cluster had nodes when it was created (up to
     // 3): every node holding them, followers included, compacts the group's partition.
-    let started = Instant::now();
-    loop {
+    retry(|| async {
         let replicas: Vec<(usize, usize)> = nodes
             .iter()
             .map(|node| offsets_replicas(node._dir.path()))
@@ -433,12 +435,12 @@ async fn offsets_compact_on_every_replica() {
             .iter()
             .all(|&(held, snapshots)| held == 0 || snapshots >= 1);
         if holders >= 2 && compacted {
-            break;
+            Ok(())
+        } else {
+            Err(format!(
+                "__offsets replicas and those with a snapshot, per node: {replicas:?}"
+            ))
         }
-        assert!(
-            started.elapsed() < WAIT,
-            "__offsets replicas and those with a snapshot, per node: {replicas:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
 }

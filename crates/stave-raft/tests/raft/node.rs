@@ -520,31 +520,33 @@ async fn the_controller_leader_promotes_a_caught_up_node_learner() {
     let started = tokio::time::Instant::now();
     // Node 4 made a learner, as a rejoin leaves it, on whichever node leads the controller.
     let controller = loop {
-        let leader = cluster.nodes().find(|node| {
-            node.controller()
-                .raft
-                .metrics()
-                .borrow_watched()
-                .current_leader
-                == Some(node.id())
-        });
-        if let Some(leader) = leader {
-            let demoted = leader
-                .controller()
-                .raft
-                .change_membership(
-                    openraft::ChangeMembers::RemoveVoters(BTreeSet::from([4])),
-                    true,
-                )
-                .await;
-            if let Ok(demoted) = demoted {
-                let membership = demoted.membership.expect("a membership change");
-                assert!(membership.learner_ids().any(|id| id == 4), "{membership:?}");
-                break leader.controller().raft.clone();
-            }
-        }
         assert!(started.elapsed() < WAIT, "node 4 was not made a learner");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // A leader with its lease (a change on a stale leader fails: ask the next one).
+        let leader_id = cluster
+            .node(1)
+            .controller()
+            .raft
+            .wait(Some(WAIT))
+            .metrics(|m| m.current_leader.is_some(), "a controller leader")
+            .await
+            .unwrap()
+            .current_leader;
+        let Some(leader) = cluster.nodes().find(|node| Some(node.id()) == leader_id) else {
+            continue;
+        };
+        let demoted = leader
+            .controller()
+            .raft
+            .change_membership(
+                openraft::ChangeMembers::RemoveVoters(BTreeSet::from([4])),
+                true,
+            )
+            .await;
+        if let Ok(demoted) = demoted {
+            let membership = demoted.membership.expect("a membership change");
+            assert!(membership.learner_ids().any(|id| id == 4), "{membership:?}");
+            break leader.controller().raft.clone();
+        }
     };
     controller
         .wait(Some(WAIT))
