@@ -597,38 +597,10 @@ pub async fn compact(broker: &Broker) {
 }
 
 async fn compact_one(replica: &stave_raft::PartitionReplica) -> Result<(), BrokerError> {
-    use openraft::async_runtime::watch::WatchReceiver;
-    let (applied, snapshot) = {
-        let metrics = replica.raft.metrics();
-        let metrics = metrics.borrow_watched();
-        (
-            metrics.last_applied.map_or(0, |id| id.index),
-            metrics.snapshot.map(|id| id.index),
-        )
-    };
+    let (applied, snapshot) = crate::topics::applied_and_snapshot(replica);
     if applied.saturating_sub(snapshot.unwrap_or(0)) < COMPACT_AFTER_ENTRIES {
         return Ok(());
     }
-    let internal =
-        |e: openraft::error::Fatal<stave_raft::TypeConfig>| BrokerError::Internal(e.to_string());
-    replica.raft.trigger().snapshot().await.map_err(internal)?;
-    let built = replica
-        .raft
-        .wait(Some(Duration::from_secs(10)))
-        .metrics(
-            |m| m.snapshot.is_some_and(|id| id.index >= applied),
-            "offsets snapshot",
-        )
-        .await;
-    if let Ok(metrics) = built
-        && let Some(at) = metrics.snapshot
-    {
-        replica
-            .raft
-            .trigger()
-            .purge_log(at.index)
-            .await
-            .map_err(internal)?;
-    }
+    crate::topics::purge_through_snapshot(replica, applied, "offsets snapshot").await?;
     Ok(())
 }

@@ -236,9 +236,6 @@ async fn retain(
     replica: &stave_raft::PartitionReplica,
     policy: RetentionPolicy,
 ) -> Result<Option<u64>, BrokerError> {
-    use openraft::async_runtime::watch::WatchReceiver;
-    let internal =
-        |e: openraft::error::Fatal<stave_raft::TypeConfig>| BrokerError::Internal(e.to_string());
     let point = replica
         .store
         .retention_point(policy)
@@ -248,27 +245,43 @@ async fn retain(
         return Ok(None);
     };
     // Only what is applied (committed) can be in a snapshot.
-    let (applied, snapshot_at) = {
-        let metrics = replica.raft.metrics();
-        let metrics = metrics.borrow_watched();
-        (
-            metrics.last_applied.map_or(0, |id| id.index),
-            metrics.snapshot.map(|id| id.index),
-        )
-    };
+    let (applied, _) = applied_and_snapshot(replica);
     let upto = point.min(applied);
+    Ok(purge_through_snapshot(replica, upto, "retention snapshot")
+        .await?
+        .then_some(upto))
+}
+
+/// A replica's applied index and the index its last snapshot covers.
+pub(crate) fn applied_and_snapshot(replica: &stave_raft::PartitionReplica) -> (u64, Option<u64>) {
+    use openraft::async_runtime::watch::WatchReceiver;
+    let metrics = replica.raft.metrics();
+    let metrics = metrics.borrow_watched();
+    (
+        metrics.last_applied.map_or(0, |id| id.index),
+        metrics.snapshot.map(|id| id.index),
+    )
+}
+
+/// Purges this replica's log up to `upto` (applied), first building a snapshot that covers
+/// it unless the last one does; false if the snapshot was not built within 10 s.
+pub(crate) async fn purge_through_snapshot(
+    replica: &stave_raft::PartitionReplica,
+    upto: u64,
+    what: &'static str,
+) -> Result<bool, BrokerError> {
+    let internal =
+        |e: openraft::error::Fatal<stave_raft::TypeConfig>| BrokerError::Internal(e.to_string());
+    let (_, snapshot_at) = applied_and_snapshot(replica);
     if snapshot_at.is_none_or(|at| at < upto) {
         replica.raft.trigger().snapshot().await.map_err(internal)?;
         let built = replica
             .raft
             .wait(Some(Duration::from_secs(10)))
-            .metrics(
-                |m| m.snapshot.is_some_and(|id| id.index >= upto),
-                "retention snapshot",
-            )
+            .metrics(|m| m.snapshot.is_some_and(|id| id.index >= upto), what)
             .await;
         if built.is_err() {
-            return Ok(None);
+            return Ok(false);
         }
     }
     replica
@@ -277,7 +290,7 @@ async fn retain(
         .purge_log(upto)
         .await
         .map_err(internal)?;
-    Ok(Some(upto))
+    Ok(true)
 }
 
 fn topic_name<'a>(

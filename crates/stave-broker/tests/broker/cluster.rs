@@ -82,19 +82,7 @@ async fn retention_moves_the_log_start_and_old_offsets_are_out_of_range() {
         produce(addr, "v1.metrics", 0, batch(&values, ProducerFields::NONE)).await;
     }
     // Retention set once the writes are done: one pass moves the log start, once.
-    let altered = client(addr)
-        .await
-        .alter_topic_config(pb::AlterTopicConfigRequest {
-            name: "v1.metrics".into(),
-            set: vec![pb::ConfigEntry {
-                key: "retention.bytes".into(),
-                value: "131072".into(),
-            }],
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(code(&altered.error), pb::ErrorCode::None);
+    keep_bytes(addr, "v1.metrics", 131072).await;
     // 400 KB written in 64 KiB segments, 128 KiB kept: the log start moves past 0.
     let start = retry(|| {
         let addr = addr.clone();
@@ -152,6 +140,23 @@ async fn retention_moves_the_log_start_and_old_offsets_are_out_of_range() {
         kept.error
     );
     assert!(!values(&kept.batches).is_empty());
+}
+
+/// Sets `topic`'s `retention.bytes`.
+async fn keep_bytes(addr: &str, topic: &str, bytes: u64) {
+    let altered = client(addr)
+        .await
+        .alter_topic_config(pb::AlterTopicConfigRequest {
+            name: topic.into(),
+            set: vec![pb::ConfigEntry {
+                key: "retention.bytes".into(),
+                value: bytes.to_string(),
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&altered.error), pb::ErrorCode::None);
 }
 
 /// The segment files (`*.log`) of the partition directories of `topic` under a node's data
@@ -217,19 +222,7 @@ async fn retention_bounds_every_replica() {
         }
     })
     .await;
-    let altered = client(addr)
-        .await
-        .alter_topic_config(pb::AlterTopicConfigRequest {
-            name: "v1.gauges".into(),
-            set: vec![pb::ConfigEntry {
-                key: "retention.bytes".into(),
-                value: "131072".into(),
-            }],
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(code(&altered.error), pb::ErrorCode::None);
+    keep_bytes(addr, "v1.gauges", 131072).await;
     // 128 KiB kept: a few segments left on each replica, the leader's and the followers'.
     retry(|| async {
         let counts: Vec<usize> = nodes

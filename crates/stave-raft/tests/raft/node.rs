@@ -235,16 +235,21 @@ impl Cluster {
         raft
     }
 
+    /// The replica of `group` that believes it leads, if any.
+    fn leader_raft(&self, group: GroupId) -> Option<PartitionRaft> {
+        self.nodes().find_map(|node| {
+            let replica = node.partition(group)?;
+            let leads = replica.raft.metrics().borrow_watched().current_leader == Some(node.id());
+            leads.then_some(replica.raft)
+        })
+    }
+
     /// Writes `count` batches to `group` through its leader; returns how many were
     /// acknowledged.
     async fn write(&self, group: GroupId, seeds: std::ops::Range<u64>) -> usize {
         let started = tokio::time::Instant::now();
         loop {
-            let leader = self.nodes().find_map(|node| {
-                let replica = node.partition(group)?;
-                let metrics = replica.raft.metrics().borrow_watched().clone();
-                (metrics.current_leader == Some(node.id())).then_some(replica.raft)
-            });
+            let leader = self.leader_raft(group);
             if let Some(raft) = leader {
                 // A fresh leader refuses writes until a quorum has acknowledged its lease.
                 let since = openraft::TokioInstant::now();
@@ -281,11 +286,7 @@ impl Cluster {
         let target = self.wait_group(to, group, voters).await;
         let started = tokio::time::Instant::now();
         loop {
-            let leader = self.nodes().find_map(|node| {
-                let replica = node.partition(group)?;
-                let metrics = replica.raft.metrics().borrow_watched().clone();
-                (metrics.current_leader == Some(node.id())).then_some(replica.raft)
-            });
+            let leader = self.leader_raft(group);
             match leader {
                 Some(leader) if leader.metrics().borrow_watched().id == to => {}
                 // (A transfer to the leader itself would start an election.)
