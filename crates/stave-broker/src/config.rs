@@ -34,6 +34,21 @@ pub struct BrokerConfig {
     pub retention_check_ms: u64,
 }
 
+/// Largest gRPC message a client may send or receive on the public API. Produce batches are
+/// capped lower (`max_message_bytes`), fetch answers at [`FETCH_BYTES_MAX`].
+pub(crate) const CLIENT_MESSAGE_BYTES_MAX: usize = 16 << 20;
+
+/// Room for a message's fields beside its batch bytes (topic name, offsets, an error).
+const ENVELOPE_BYTES_MAX: usize = 64 << 10;
+
+/// The most batch bytes one Fetch answer carries, whatever it asks: the answer must fit the
+/// message limit, or the client would get a transport error on every retry.
+pub(crate) const FETCH_BYTES_MAX: usize = CLIENT_MESSAGE_BYTES_MAX - ENVELOPE_BYTES_MAX;
+
+/// The largest `max_message_bytes` a node accepts: a batch that fits a Produce request and
+/// any Fetch answer.
+pub const MAX_MESSAGE_BYTES_LIMIT: usize = FETCH_BYTES_MAX;
+
 fn default_max_message_bytes() -> usize {
     1 << 20
 }
@@ -141,6 +156,13 @@ impl BrokerConfig {
                 "--peers lists {:?} but not this node ({})",
                 self.peers.keys().collect::<Vec<_>>(),
                 self.node_id
+            ));
+        }
+        let frame_bytes_min = stave_log::frame::FRAME_BYTES_MIN as usize;
+        if !(frame_bytes_min..=MAX_MESSAGE_BYTES_LIMIT).contains(&self.max_message_bytes) {
+            return fail(format!(
+                "max_message_bytes {} must be within [{frame_bytes_min}, {MAX_MESSAGE_BYTES_LIMIT}]",
+                self.max_message_bytes
             ));
         }
         if self.listen.parse::<std::net::SocketAddr>().is_err() {

@@ -21,9 +21,7 @@ pub use config::BrokerConfig;
 pub use error::BrokerError;
 use stave_proto::v1::stave_server::StaveServer;
 
-/// Largest message a client may send or receive (produce batches are capped lower, by
-/// `BrokerConfig::max_message_bytes`).
-const CLIENT_MESSAGE_BYTES_MAX: usize = 16 << 20;
+use config::CLIENT_MESSAGE_BYTES_MAX;
 
 /// How long a shutdown waits for connections to finish before it drops them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

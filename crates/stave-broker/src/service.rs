@@ -23,7 +23,7 @@ use openraft::Instant as _;
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::error::{ClientWriteError, ForwardToLeader};
 use stave_log::batch::BatchView;
-use stave_log::frame::FrameType;
+use stave_log::frame::FRAME_BYTES_LIMIT;
 use stave_proto::internal::controller as cproto;
 use stave_proto::v1 as pb;
 use stave_proto::v1::stave_client::StaveClient;
@@ -37,7 +37,7 @@ use tokio::sync::mpsc;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, FETCH_BYTES_MAX};
 use crate::error::BrokerError;
 use crate::topics::{TopicConfig, assign, topic_config};
 
@@ -47,8 +47,11 @@ const FORWARDED: &str = "stave-forwarded";
 /// How long Metadata reuses the leaderships it gathered.
 const LEADERS_TTL: Duration = Duration::from_millis(500);
 
-/// The longest a fetch long-polls, whatever it asks.
+/// The longest a fetch long-polls, whatever it asks (`FetchRequest.max_wait_ms`).
 const FETCH_WAIT_MAX: Duration = Duration::from_secs(30);
+
+/// What `FetchRequest.max_bytes = 0` means.
+const FETCH_BYTES_DEFAULT: usize = 1 << 20;
 
 /// Default partitions of a new topic.
 const DEFAULT_PARTITIONS: u32 = 3;
@@ -321,14 +324,10 @@ impl Broker {
                 max,
             });
         }
-        let view = BatchView::parse_unstamped(request.batch.clone())
-            .map_err(|err| BrokerError::CorruptBatch(err.to_string()))?;
-        if view.frame_type() != FrameType::Data || view.record_count() == 0 {
-            return Err(BrokerError::CorruptBatch(
-                "a produced batch holds data records".into(),
-            ));
-        }
-        view.validate_records()
+        // The whole buffer is checked here, before Raft sees it: one data frame filling it,
+        // every record decoding. The log accepts whatever passes (its bound is the format's),
+        // so no request can make a replica's log refuse an entry Raft already took.
+        let view = BatchView::parse_produced(request.batch.clone(), FRAME_BYTES_LIMIT)
             .map_err(|err| BrokerError::CorruptBatch(err.to_string()))?;
         let replica = self.leader_replica(&target).await?;
         let deadline = Instant::now() + self.config.produce_timeout();
@@ -516,9 +515,9 @@ impl Broker {
         let wait = Duration::from_millis(u64::from(request.max_wait_ms)).min(FETCH_WAIT_MAX);
         let deadline = Instant::now() + wait;
         let max_bytes = if request.max_bytes == 0 {
-            1 << 20
+            FETCH_BYTES_DEFAULT
         } else {
-            request.max_bytes as usize
+            (request.max_bytes as usize).min(FETCH_BYTES_MAX)
         };
         let min_bytes = (request.min_bytes as usize).max(1);
         let mut hwm_watch = replica.sm.subscribe_high_watermark();

@@ -143,7 +143,10 @@ impl TopicConfig {
             segment_ms: self.segment_ms,
             flush: self.flush,
             retention: self.retention(),
-            frame_bytes_max: self.max_message_bytes.max(8 << 20),
+            // The format's bound, not the topic's: `max.message.bytes` can be raised while a
+            // replica runs (or differ between nodes' configs), and a follower's log must
+            // never refuse a frame its leader accepted. The broker enforces the topic's limit.
+            frame_bytes_max: stave_log::frame::FRAME_BYTES_LIMIT,
             ..LogConfig::default()
         }
     }

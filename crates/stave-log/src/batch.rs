@@ -231,6 +231,35 @@ impl BatchView {
         Self::parse_inner(bytes, false)
     }
 
+    /// Checks a frame exactly as a producer must send it (one `ProduceRequest.batch`): one
+    /// unstamped data frame that fills `bytes` (nothing before or after it), at most
+    /// `frame_bytes_max` long, whose records all decode ([`BatchView::validate_records`]).
+    ///
+    /// Whatever passes here, [`crate::PartitionLog::append`] accepts given a log configured
+    /// with a `frame_bytes_max` at least as large. The broker relies on that: a frame the log
+    /// refused after Raft had taken it would stop the partition's group.
+    pub fn parse_produced(bytes: Bytes, frame_bytes_max: u64) -> Result<BatchView, LogError> {
+        let invalid = |reason| LogError::InvalidFrame { reason };
+        let len = bytes.len() as u64;
+        if len > frame_bytes_max {
+            return Err(invalid(CorruptReason::LengthOutOfBounds {
+                len,
+                min: crate::frame::FRAME_BYTES_MIN,
+                max: frame_bytes_max,
+            }));
+        }
+        let view = Self::parse_inner(bytes, false)?;
+        let trailing = len - view.frame.len() as u64;
+        if trailing != 0 {
+            return Err(invalid(CorruptReason::BytesAfterFrame(trailing)));
+        }
+        if !view.frame_type().is_data() {
+            return Err(invalid(CorruptReason::NotData(view.frame_type() as u8)));
+        }
+        view.validate_records()?;
+        Ok(view)
+    }
+
     fn parse_inner(bytes: Bytes, stamped: bool) -> Result<BatchView, LogError> {
         Self::parse_with(bytes, stamped, true)
     }

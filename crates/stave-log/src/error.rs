@@ -42,6 +42,10 @@ pub enum CorruptReason {
     ControlBodyHeader,
     #[error("{0} bytes left after the last record")]
     TrailingBytes(u64),
+    #[error("{0} bytes after the frame's end (one frame per produce request)")]
+    BytesAfterFrame(u64),
+    #[error("frame type {0} where a data frame was expected")]
+    NotData(u8),
     #[error("index {found} where {expected} was expected")]
     IndexOutOfSequence { expected: LogIndex, found: LogIndex },
     #[error("offset {found} where {expected} was expected")]

@@ -491,7 +491,7 @@ impl PartitionLog {
             }
             let (header, body) = check_frame(frame, false).map_err(invalid)?;
             if header.frame_len() != frame.len() {
-                return Err(invalid(CorruptReason::TrailingBytes(
+                return Err(invalid(CorruptReason::BytesAfterFrame(
                     (frame.len() - header.frame_len()) as u64,
                 )));
             }

@@ -281,3 +281,97 @@ async fn bad_input_gets_its_error_code_and_changes_nothing() {
     let names: Vec<&str> = metadata.topics.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["v1.user.signedup"]);
 }
+
+/// Issue 15's repro: a `ProduceRequest` whose `batch` holds one valid frame followed by
+/// anything (one zero byte, or two frames joined as a fetch returns them) is answered
+/// CORRUPT_BATCH, and the partition keeps taking writes. Before the fix the broker checked
+/// only the first frame, Raft took the whole buffer, the log refused it, and the partition's
+/// group stopped: every later produce failed with INTERNAL until the node restarted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_with_anything_after_it_is_refused_and_the_partition_keeps_working() {
+    let nodes = cluster(1).await;
+    let addr = &nodes[0].addr;
+    create_topic(addr, "v1.user.signup", 1, 0, &[]).await;
+    produce(addr, "v1.user.signup", 0, batch(&["first"], no_producer())).await;
+
+    let one = batch(&["one"], no_producer());
+    let plus_zero = [one.to_vec(), vec![0]].concat();
+    let joined = [one.to_vec(), batch(&["two"], no_producer()).to_vec()].concat();
+    let control = stave_log::frame::encode_control_frame(stave_log::frame::FrameType::Blank, b"");
+    for (what, bad) in [
+        ("one zero byte after", plus_zero),
+        ("two frames", joined),
+        ("a control frame", control),
+    ] {
+        let answer = try_produce(addr, "v1.user.signup", 0, bad.into())
+            .await
+            .unwrap();
+        assert_eq!(
+            code(&answer.error),
+            pb::ErrorCode::CorruptBatch,
+            "{what}: {answer:?}"
+        );
+        let next = produce(addr, "v1.user.signup", 0, batch(&[what], no_producer())).await;
+        assert!(
+            next.error.is_none(),
+            "{what}: the partition stopped taking writes"
+        );
+    }
+    let fetched = fetch(addr, "v1.user.signup", 0, 0, 0).await;
+    assert_eq!(
+        values(&fetched.batches),
+        [
+            "first",
+            "one zero byte after",
+            "two frames",
+            "a control frame"
+        ]
+    );
+}
+
+/// A fetch asking for more bytes than a gRPC message can carry is clamped, so a consumer
+/// behind a backlog larger than 16 MiB still progresses (before: OUT_OF_RANGE, "encoded
+/// message length too large", on every try).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_asking_for_more_than_a_message_holds_is_clamped() {
+    let nodes = cluster(1).await;
+    let addr = &nodes[0].addr;
+    create_topic(addr, "v1.backlog", 1, 0, &[("flush", "never")]).await;
+    let value = "v".repeat(100_000);
+    let values_per_batch = [value.as_str(); 10];
+    let batches = 18;
+    for _ in 0..batches {
+        produce(
+            addr,
+            "v1.backlog",
+            0,
+            batch(&values_per_batch, no_producer()),
+        )
+        .await;
+    }
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap();
+    let mut api = pb::stave_client::StaveClient::new(endpoint.connect_lazy())
+        .max_decoding_message_size(16 << 20);
+    let mut offset = 0;
+    let mut answers = 0;
+    while offset < batches * 10 {
+        let answer = api
+            .fetch(pb::FetchRequest {
+                topic: "v1.backlog".into(),
+                partition: 0,
+                offset,
+                max_bytes: u32::MAX,
+                min_bytes: 0,
+                max_wait_ms: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(code(&answer.error), pb::ErrorCode::None);
+        assert!(answer.batches.len() <= (16 << 20) - (64 << 10));
+        assert!(answer.next_offset > offset, "the consumer did not progress");
+        offset = answer.next_offset;
+        answers += 1;
+    }
+    assert!(answers >= 2, "more than 16 MiB came in {answers} answer(s)");
+}

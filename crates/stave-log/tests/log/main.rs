@@ -7,4 +7,5 @@ mod crash;
 mod edge_cases;
 mod model;
 mod power_cut;
+mod produced;
 mod support;

@@ -365,7 +365,7 @@ pub(super) fn assert_error(err: &LogError, expected: &Expected, what: &str) {
             matches!(reason, CorruptReason::CrcMismatch { .. })
         }
         (LogError::InvalidFrame { reason }, Expected::Trailing { extra }) => {
-            *reason == CorruptReason::TrailingBytes(*extra)
+            *reason == CorruptReason::BytesAfterFrame(*extra)
         }
         (
             LogError::AppendOutOfSequence {
