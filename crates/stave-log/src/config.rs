@@ -104,6 +104,11 @@ pub struct LogConfig {
     pub index_interval_bytes: u64,
     /// The largest frame accepted by `append`.
     pub frame_bytes_max: u64,
+    /// Free space that growing the log for appends must leave on the disk. Appends that would
+    /// dig into it are refused with `LogError::StorageFull`; what must not fail for lack of
+    /// space (recovery, a new log's first segment, snapshots and votes, the controller's log
+    /// with 0 here) may use it.
+    pub reserve_bytes: u64,
     pub flush: FlushPolicy,
     pub retention: RetentionPolicy,
     /// Run a flusher thread for `Always` and `Interval`. Without one, the owner calls
@@ -120,6 +125,7 @@ impl Default for LogConfig {
             extent_bytes: 16 << 20,
             index_interval_bytes: 4096,
             frame_bytes_max: 8 << 20,
+            reserve_bytes: 0,
             flush: FlushPolicy::Always,
             retention: RetentionPolicy::default(),
             background_flusher: true,

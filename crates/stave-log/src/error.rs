@@ -120,6 +120,20 @@ pub enum LogError {
         #[source]
         source: io::Error,
     },
+    /// The disk has no room for what an append needs, beyond the reserve kept for recovery,
+    /// snapshots and votes. An answer, not a failure: nothing was written, the log keeps
+    /// running, and the same append succeeds once space is freed.
+    #[error(
+        "no space for {needed_bytes} more bytes under {}: {available_bytes} bytes free, \
+         {reserve_bytes} kept in reserve",
+        .path.display()
+    )]
+    StorageFull {
+        path: PathBuf,
+        needed_bytes: u64,
+        available_bytes: u64,
+        reserve_bytes: u64,
+    },
     /// An earlier write or sync failed: the partition stops rather than guess what the disk
     /// holds (after a failed fsync the page cache may already have dropped the dirty pages).
     #[error("the log at {} stopped after an i/o failure", .path.display())]

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use crate::error::{LogError, Result};
 use crate::frame::{u32_at, u64_at};
+use crate::space::Space;
 use crate::storage::StorageFile;
 use crate::types::TimestampMs;
 
@@ -118,6 +119,27 @@ impl SparseIndex {
             .view((i * INDEX_ENTRY_LEN) as u64, INDEX_ENTRY_LEN)
             .map_err(LogError::io("map", &self.path))?;
         Ok(IndexEntry::decode(&view))
+    }
+
+    /// Reserves the space for `extra` more entries (a full disk refuses it with
+    /// `StorageFull`), so that a write of frames never fails halfway for its index.
+    pub fn reserve(&mut self, extra: usize, space: Space<'_>) -> Result<()> {
+        let end = ((self.count + extra) * INDEX_ENTRY_LEN) as u64;
+        if end <= self.allocated {
+            return Ok(());
+        }
+        let wanted = end.div_ceil(INDEX_EXTENT_BYTES) * INDEX_EXTENT_BYTES;
+        self.allocated = space.grow(self.file.as_ref(), &self.path, self.allocated, end, wanted)?;
+        Ok(())
+    }
+
+    /// Bytes the file must grow by to take `extra` more entries.
+    pub fn growth_for(&self, extra: usize) -> u64 {
+        let end = ((self.count + extra) * INDEX_ENTRY_LEN) as u64;
+        if end <= self.allocated {
+            return 0;
+        }
+        end.div_ceil(INDEX_EXTENT_BYTES) * INDEX_EXTENT_BYTES - self.allocated
     }
 
     /// Appends entries after the current ones.

@@ -39,6 +39,7 @@ mod log;
 mod meta;
 mod segment;
 pub mod slots;
+mod space;
 pub mod storage;
 mod types;
 mod varint;

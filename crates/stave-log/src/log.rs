@@ -34,6 +34,7 @@ use crate::flush::{Completion, Durability};
 use crate::frame::{FrameHeader, FrameType, HEADER_LEN, check_frame};
 use crate::meta::{LogMeta, META_FILE, MetaFile};
 use crate::segment::{PendingFrame, Segment, SegmentHeader};
+use crate::space::Space;
 use crate::storage::{Storage, StorageFile};
 use crate::types::{LogId, LogIndex, Offset, TimestampMs, WritePos};
 
@@ -339,7 +340,14 @@ impl PartitionLog {
                 prev_synced: false,
                 created_ms: config.clock.now_ms(),
             };
-            segments.push(Segment::create(storage, dir, header, config.extent_bytes)?);
+            let space = Space::unreserved(storage);
+            segments.push(Segment::create(
+                storage,
+                space,
+                dir,
+                header,
+                config.extent_bytes,
+            )?);
             storage
                 .sync_dir(dir)
                 .map_err(LogError::io("sync directory", dir))?;
@@ -437,12 +445,34 @@ impl PartitionLog {
         if let Err(err) = &result {
             if !matches!(
                 err,
-                LogError::InvalidFrame { .. } | LogError::IndexOutOfRange { .. }
+                LogError::InvalidFrame { .. }
+                    | LogError::IndexOutOfRange { .. }
+                    | LogError::StorageFull { .. }
             ) {
                 self.durability.stop();
             }
         }
         result
+    }
+
+    /// Where appends take their space from.
+    fn space_for_appends(&self) -> Space<'_> {
+        Space::for_appends(self.storage.as_ref(), self.config.reserve_bytes)
+    }
+
+    /// Whether an append of `bytes` of frames would find its space now, without digging
+    /// into the reserve; nothing is written. A leader asks before it proposes a batch, so a
+    /// write that cannot fit is refused up front (`StorageFull`) rather than once Raft holds
+    /// it. Free of system calls while the tail's reservation has room.
+    pub fn check_space(&self, bytes: u64) -> Result<()> {
+        let interval = self.config.index_interval_bytes;
+        let growth = if self.would_roll(bytes) {
+            let successor = crate::segment::first_extent_bytes(self.config.extent_bytes);
+            successor.max(bytes) + bytes / interval.max(1) * 32 + 4096
+        } else {
+            self.tail().growth_for(bytes, interval)
+        };
+        self.space_for_appends().check(&self.dir, growth)
     }
 
     /// Appends one frame (as a producer or leader sent it: the log stamps its offset, term and
@@ -461,7 +491,16 @@ impl PartitionLog {
     ) -> Result<Vec<Appended>> {
         self.ensure_running()?;
         let pending = self.stamp(frames)?;
-        self.or_stop(|log| log.write_pending(&pending))?;
+        let before = self.next_index();
+        match self.or_stop(|log| log.write_pending(&pending)) {
+            Err(full @ LogError::StorageFull { .. }) if self.next_index() != before => {
+                // A roll found no space after part of the append went in: take that part
+                // back, so an append is all or nothing and can simply be retried.
+                self.or_stop(|log| log.truncate_at(before))?;
+                return Err(full);
+            }
+            result => result?,
+        }
         let pos = self.durability.note_written();
         Ok(pending
             .iter()
@@ -566,8 +605,11 @@ impl PartitionLog {
                 size += len;
                 end += 1;
             }
-            self.tail_mut()
-                .write(&pending[start..end], interval, extent)?;
+            let space = Space::for_appends(self.storage.as_ref(), self.config.reserve_bytes);
+            self.segments
+                .last_mut()
+                .expect("a log always has a tail segment")
+                .write(&pending[start..end], interval, extent, space)?;
             start = end;
         }
         Ok(())
@@ -614,6 +656,7 @@ impl PartitionLog {
         let sealed_len = tail.end;
         let segment = Segment::create(
             self.storage.as_ref(),
+            self.space_for_appends(),
             &self.dir,
             header,
             self.config.extent_bytes,
@@ -928,8 +971,10 @@ impl PartitionLog {
             prev_synced: false,
             created_ms: self.config.clock.now_ms(),
         };
+        // A reset installs a snapshot: it may use the reserve.
         let segment = Segment::create(
             self.storage.as_ref(),
+            Space::unreserved(self.storage.as_ref()),
             &self.dir,
             header,
             self.config.extent_bytes,

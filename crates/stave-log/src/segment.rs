@@ -26,6 +26,7 @@ use crate::frame::{
     BodyHeader, FrameHeader, FrameType, HEADER_LEN, check_frame, u16_at, u32_at, u64_at,
 };
 use crate::index::{IndexEntry, SparseIndex};
+use crate::space::Space;
 use crate::storage::{Storage, StorageFile};
 use crate::types::{LogId, LogIndex, Offset, Term, TimestampMs};
 
@@ -95,6 +96,11 @@ fn next_allocation(allocated: u64, needed: u64, extent: u64) -> u64 {
     let step = extent.min(allocated.max(FIRST_EXTENT_BYTES));
     let target = needed.max(allocated + step);
     target.div_ceil(4096) * 4096
+}
+
+/// The space a new segment reserves at once.
+pub(crate) fn first_extent_bytes(extent: u64) -> u64 {
+    next_allocation(0, SEGMENT_HEADER_LEN, extent)
 }
 
 pub(crate) fn log_path(dir: &Path, base: LogIndex) -> PathBuf {
@@ -273,26 +279,50 @@ pub(crate) struct TailCut {
 impl Segment {
     /// Creates a segment file with its header (synced) and an empty index. The caller syncs
     /// the directory.
+    ///
+    /// Its space comes from `space`: a roll's from the space for appends, so a full disk
+    /// refuses it with `StorageFull`, and the files it created are removed again (the log
+    /// goes on with its old tail).
     pub fn create(
         storage: &dyn Storage,
+        space: Space<'_>,
+        dir: &Path,
+        header: SegmentHeader,
+        extent: u64,
+    ) -> Result<Segment> {
+        let created = Self::create_files(storage, space, dir, header, extent);
+        if let Err(LogError::StorageFull { .. }) = &created {
+            // Best effort: a leftover without a valid header is removed on open anyway.
+            let _ = remove_files(storage, dir, header.base_index);
+        }
+        created
+    }
+
+    fn create_files(
+        storage: &dyn Storage,
+        space: Space<'_>,
         dir: &Path,
         header: SegmentHeader,
         extent: u64,
     ) -> Result<Segment> {
         let path = log_path(dir, header.base_index);
         let index_path = index_path(dir, header.base_index);
-        let file = storage
-            .open(&path, true)
-            .map_err(LogError::io("create", &path))?;
-        let allocated = next_allocation(0, SEGMENT_HEADER_LEN, extent);
-        file.allocate(allocated)
-            .map_err(LogError::io("allocate", &path))?;
+        let first_extent = next_allocation(0, SEGMENT_HEADER_LEN, extent);
+        let file =
+            storage
+                .open(&path, true)
+                .map_err(space.io_error("create", &path, first_extent))?;
+        let allocated = match file.len().map_err(LogError::io("stat", &path))? {
+            len if len >= SEGMENT_HEADER_LEN => len,
+            len => space.grow(file.as_ref(), &path, len, SEGMENT_HEADER_LEN, first_extent)?,
+        };
         file.write_all_at(&[&header.encode()], 0)
-            .map_err(LogError::io("write", &path))?;
+            .map_err(space.io_error("write", &path, SEGMENT_HEADER_LEN))?;
         file.sync_data().map_err(LogError::io("sync", &path))?;
-        let index_file = storage
-            .open(&index_path, true)
-            .map_err(LogError::io("create", &index_path))?;
+        let index_file =
+            storage
+                .open(&index_path, true)
+                .map_err(space.io_error("create", &index_path, 0))?;
         let mut index = SparseIndex::new(index_file, index_path.clone())?;
         // An index left behind by a removal that a crash interrupted must not be reused.
         index.rewrite(&[])?;
@@ -546,17 +576,18 @@ impl Segment {
         self.end - SEGMENT_HEADER_LEN
     }
 
-    /// Writes `frames` after the last one, in one `pwritev`, and indexes them.
-    pub fn write(&mut self, frames: &[PendingFrame<'_>], interval: u64, extent: u64) -> Result<()> {
+    /// Writes `frames` after the last one, in one `pwritev`, and indexes them. The space for
+    /// the frames and their index entries is reserved first: a full disk refuses the write
+    /// (`StorageFull`) before a byte of it is written.
+    pub fn write(
+        &mut self,
+        frames: &[PendingFrame<'_>],
+        interval: u64,
+        extent: u64,
+        space: Space<'_>,
+    ) -> Result<()> {
         let total: u64 = frames.iter().map(PendingFrame::len).sum();
         let end = self.end + total;
-        if end > self.allocated {
-            let allocated = next_allocation(self.allocated, end, extent);
-            self.file
-                .allocate(allocated)
-                .map_err(LogError::io("allocate", &self.path))?;
-            self.allocated = allocated;
-        }
         let mut bufs: Vec<&[u8]> = Vec::with_capacity(frames.len() * 2);
         let mut entries = Vec::new();
         let mut state = ScanState {
@@ -592,12 +623,29 @@ impl Segment {
             bufs.push(&frame.header);
             bufs.push(frame.body);
         }
+        self.index.reserve(entries.len(), space)?;
+        if end > self.allocated {
+            let wanted = next_allocation(self.allocated, end, extent);
+            self.allocated =
+                space.grow(self.file.as_ref(), &self.path, self.allocated, end, wanted)?;
+        }
+        // A file system that cannot reserve space ahead grows the file here: a full disk then
+        // fails this write, past the log's end, which the next write overwrites.
         self.file
             .write_all_at(&bufs, self.end)
-            .map_err(LogError::io("write", &self.path))?;
+            .map_err(space.io_error("write", &self.path, total))?;
         self.index.push(&entries)?;
         self.apply(&state);
         Ok(())
+    }
+
+    /// Bytes this segment's files must grow by to take `bytes` more of frames: the data file
+    /// past its reservation, and the index (at most one entry per `interval`, plus one).
+    pub fn growth_for(&self, bytes: u64, interval: u64) -> u64 {
+        let data = (self.end + bytes).saturating_sub(self.allocated);
+        data + self
+            .index
+            .growth_for((bytes / interval.max(1)) as usize + 1)
     }
 
     pub fn sync(&self) -> Result<()> {

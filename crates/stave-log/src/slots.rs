@@ -76,7 +76,14 @@ impl SlotFile {
         let file = storage
             .open(path, true)
             .map_err(LogError::io("open", path))?;
-        let len = file.len().map_err(LogError::io("stat", path))?;
+        let mut len = file.len().map_err(LogError::io("stat", path))?;
+        if len < 2 * SLOT_LEN as u64 {
+            // Both slots' space is taken now, while the file is opened: a store then never
+            // needs a block, so a full disk cannot fail a vote (it would stop the group).
+            file.allocate(2 * SLOT_LEN as u64)
+                .map_err(LogError::io("allocate", path))?;
+            len = 2 * SLOT_LEN as u64;
+        }
         let mut bytes = vec![0u8; (len as usize).min(2 * SLOT_LEN)];
         file.read_exact_at(&mut bytes, 0)
             .map_err(LogError::io("read", path))?;
@@ -110,9 +117,19 @@ impl SlotFile {
         let seq = self.seq + 1;
         let slot = encode(self.magic, seq, payload);
         let position = (seq % 2) * SLOT_LEN as u64;
-        self.file
-            .write_all_at(&[&slot], position)
-            .map_err(LogError::io("write", &self.path))?;
+        // The slots' space was taken at open, so a full disk should never fail this; if a
+        // file system does anyway, nothing was stored and the caller may retry.
+        self.file.write_all_at(&[&slot], position).map_err(
+            |err| match crate::storage::is_no_space(&err) {
+                true => LogError::StorageFull {
+                    path: self.path.clone(),
+                    needed_bytes: SLOT_LEN as u64,
+                    available_bytes: 0,
+                    reserve_bytes: 0,
+                },
+                false => LogError::io("write", &self.path)(err),
+            },
+        )?;
         if sync {
             self.file
                 .sync_data()

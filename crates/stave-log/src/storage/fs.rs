@@ -54,6 +54,21 @@ impl Storage for FsStorage {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
     }
+
+    fn available_bytes(&self, path: &Path) -> io::Result<u64> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a path with a NUL byte"))?;
+        // SAFETY: `statvfs` writes only into the struct it is given, which outlives the call.
+        let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `path` is a NUL-terminated string alive for the call.
+        let rc = unsafe { libc::statvfs(path.as_ptr(), &mut stat) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let (blocks, block_bytes): (u64, u64) = (stat.f_bavail, stat.f_frsize);
+        Ok(blocks.saturating_mul(block_bytes))
+    }
 }
 
 #[derive(Debug)]

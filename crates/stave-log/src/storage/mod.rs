@@ -19,7 +19,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 pub use fs::FsStorage;
-pub use sim::{CrashMode, SimStorage};
+pub use sim::{CrashMode, SimOp, SimStorage};
 
 /// A directory tree of files.
 pub trait Storage: Send + Sync + fmt::Debug + 'static {
@@ -32,6 +32,17 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     /// Makes creations and removals in `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Bytes this process may still allocate on the file system holding `path` (an existing
+    /// file or directory): `statvfs`'s `f_bavail * f_frsize` for real files.
+    fn available_bytes(&self, path: &Path) -> io::Result<u64>;
+}
+
+/// Whether `err` says the disk (or the user's quota) is full: an answer the log gives back
+/// as `LogError::StorageFull`, not a failure that stops it.
+pub fn is_no_space(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+        || err.kind() == io::ErrorKind::StorageFull
+        || err.kind() == io::ErrorKind::QuotaExceeded
 }
 
 /// One open file.

@@ -12,6 +12,11 @@
 //! Unsynced directory operations survive as a random prefix (journaled metadata is ordered).
 //! Handles opened before a power cut fail afterwards. `view` past a file's end panics: on a
 //! real mmap it would be SIGBUS.
+//!
+//! A full disk is simulated too: with a capacity ([`SimStorage::set_capacity`]) a file that
+//! would grow past it fails with `ENOSPC` and is left as it was (files count in 4 KiB blocks),
+//! and [`SimStorage::fail_with_no_space`] makes chosen operations on chosen paths fail so,
+//! whatever the capacity.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -28,6 +33,19 @@ pub enum CrashMode {
     DropUnsynced,
     Reorder,
 }
+
+/// A mutating operation, as [`SimStorage::fail_with_no_space`] chooses which to fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimOp {
+    Create,
+    Allocate,
+    Write,
+}
+
+type NoSpaceFilter = Arc<dyn Fn(&Path, SimOp) -> bool + Send + Sync>;
+
+/// Files take space in blocks of this size.
+const BLOCK_BYTES: u64 = 4096;
 
 /// An in-memory disk shared by every handle cloned from it.
 #[derive(Clone, Default)]
@@ -55,6 +73,40 @@ struct SimState {
     /// Bumped by every power cut; handles from an older epoch fail.
     epoch: u64,
     syncs: u64,
+    /// Bytes the disk holds; none: unlimited.
+    capacity: Option<u64>,
+    /// Operations that fail with ENOSPC whatever the capacity.
+    no_space: Option<NoSpaceFilter>,
+}
+
+impl SimState {
+    /// Bytes taken by the files the directory tree names, in whole blocks.
+    fn used_bytes(&self) -> u64 {
+        let live: std::collections::HashSet<u64> = self.volatile_dir.values().copied().collect();
+        live.iter()
+            .filter_map(|inode| self.inodes.get(inode))
+            .map(|inode| blocks(inode.volatile.len() as u64))
+            .sum()
+    }
+
+    /// Fails with ENOSPC when `op` on `path` is to fail, or when growing a file from `from` to
+    /// `to` bytes does not fit the capacity.
+    fn check_space(&self, path: &Path, op: SimOp, from: u64, to: u64) -> io::Result<()> {
+        if self.no_space.as_ref().is_some_and(|fail| fail(path, op)) {
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        let growth = blocks(to).saturating_sub(blocks(from));
+        match self.capacity {
+            Some(capacity) if growth > 0 && self.used_bytes() + growth > capacity => {
+                Err(io::Error::from_raw_os_error(libc::ENOSPC))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn blocks(len: u64) -> u64 {
+    len.div_ceil(BLOCK_BYTES) * BLOCK_BYTES
 }
 
 #[derive(Default, Clone)]
@@ -158,6 +210,24 @@ impl SimStorage {
         self.lock().crashed
     }
 
+    /// Limits the disk to `capacity` bytes (none: unlimited). Files already larger stay.
+    pub fn set_capacity(&self, capacity: Option<u64>) {
+        self.lock().capacity = capacity;
+    }
+
+    /// Bytes the files take, in whole blocks.
+    pub fn used_bytes(&self) -> u64 {
+        self.lock().used_bytes()
+    }
+
+    /// Makes every operation `fail` picks fail with ENOSPC and change nothing (none: stop).
+    pub fn fail_with_no_space(
+        &self,
+        fail: Option<impl Fn(&Path, SimOp) -> bool + Send + Sync + 'static>,
+    ) {
+        self.lock().no_space = fail.map(|fail| Arc::new(fail) as NoSpaceFilter);
+    }
+
     /// Loses power: decides what reached the disk, and starts afresh from it. Handles opened
     /// before fail from now on.
     pub fn power_cut(&self, seed: u64, mode: CrashMode) {
@@ -253,6 +323,7 @@ impl Storage for SimStorage {
         let inode = match state.volatile_dir.get(path) {
             Some(&inode) => inode,
             None if create => {
+                state.check_space(path, SimOp::Create, 0, 0)?;
                 if SimStorage::tick(&mut state, epoch)? {
                     return Err(power_lost());
                 }
@@ -277,6 +348,7 @@ impl Storage for SimStorage {
         };
         Ok(Arc::new(SimFile {
             storage: self.clone(),
+            path: path.to_path_buf(),
             inode,
             epoch,
         }))
@@ -317,10 +389,19 @@ impl Storage for SimStorage {
         state.unsynced_dir_ops = pending;
         Ok(())
     }
+
+    fn available_bytes(&self, _path: &Path) -> io::Result<u64> {
+        let state = self.lock();
+        Ok(match state.capacity {
+            Some(capacity) => capacity.saturating_sub(state.used_bytes()),
+            None => u64::MAX / 2,
+        })
+    }
 }
 
 struct SimFile {
     storage: SimStorage,
+    path: PathBuf,
     inode: u64,
     epoch: u64,
 }
@@ -338,10 +419,20 @@ impl SimFile {
     /// leaves behind before the error.
     fn mutate(
         &self,
+        growth: Option<(SimOp, u64)>,
         op: impl FnOnce(&mut Inode),
         torn: impl FnOnce(&mut Inode, &mut SplitMix),
     ) -> io::Result<()> {
         let mut state = self.storage.lock();
+        if let Some((kind, to)) = growth
+            && state.epoch == self.epoch
+        {
+            let from = state
+                .inodes
+                .get(&self.inode)
+                .map_or(0, |i| i.volatile.len() as u64);
+            state.check_space(&self.path, kind, from, to)?;
+        }
         let crash_now = SimStorage::tick(&mut state, self.epoch)?;
         let seed = state.ops;
         let inode = state.inodes.get_mut(&self.inode).ok_or_else(power_lost)?;
@@ -379,13 +470,15 @@ impl StorageFile for SimFile {
                 inode.unsynced.push(Write::Len(len));
             }
         };
-        self.mutate(grow, |_, _| {})
+        self.mutate(Some((SimOp::Allocate, len)), grow, |_, _| {})
     }
 
     fn write_all_at(&self, bufs: &[&[u8]], pos: u64) -> io::Result<()> {
         let bytes: Vec<u8> = bufs.concat();
         let whole = bytes.clone();
+        let end = pos + bytes.len() as u64;
         self.mutate(
+            Some((SimOp::Write, end)),
             move |inode| record_write(inode, pos, whole),
             move |inode, rng| {
                 let kept = rng.below(bytes.len() as u64 + 1) as usize;
@@ -422,6 +515,7 @@ impl StorageFile for SimFile {
 
     fn sync_data(&self) -> io::Result<()> {
         self.mutate(
+            None,
             |inode| {
                 inode.durable = inode.volatile.clone();
                 inode.unsynced.clear();

@@ -5,6 +5,7 @@ mod basics;
 mod corruption;
 mod crash;
 mod edge_cases;
+mod full_disk;
 mod model;
 mod power_cut;
 mod produced;

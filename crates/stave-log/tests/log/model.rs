@@ -167,6 +167,7 @@ impl Harness {
             extent_bytes: 4096,
             index_interval_bytes: self.params.index_interval_bytes,
             frame_bytes_max: FRAME_BYTES_MAX,
+            reserve_bytes: 0,
             flush: self.params.flush,
             retention: self.retention,
             background_flusher: self.background_flusher,

@@ -273,6 +273,10 @@ impl Storage for TracedStorage {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         note(&self.failed, self.sim.sync_dir(dir), Call::SyncDir, dir)
     }
+
+    fn available_bytes(&self, path: &Path) -> io::Result<u64> {
+        self.sim.available_bytes(path)
+    }
 }
 
 #[derive(Debug)]
