@@ -23,7 +23,7 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
+            report(format_args!("error: cannot start the async runtime: {err}"));
             return ExitCode::FAILURE;
         }
     };
@@ -34,7 +34,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if err.is_broken_pipe() => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {}", stave_client::display_chain(&err));
+            report(format_args!("error: {}", stave_client::display_chain(&err)));
             ExitCode::FAILURE
         }
     }
@@ -86,11 +86,21 @@ fn usage_error(err: clap::Error) -> ExitCode {
     }
 }
 
+/// Writes one line to standard error, ignoring a failure to (`eprintln!` would panic).
+fn report(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 fn init_logging(default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    // A log line that cannot be written is dropped, never reported with `eprintln!` (which
+    // panics when standard error fails): a full disk often holds the server's log file too,
+    // and the server must not stop because its own output has nowhere to go.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .try_init();
 }

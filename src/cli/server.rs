@@ -36,6 +36,10 @@ pub struct ServerArgs {
     /// Every node of the cluster, this one included; the same list on every node.
     #[arg(long, env = "STAVE_PEERS", value_name = "ID=HOST:PORT,...", value_parser = parse_peers)]
     peers: Option<BTreeMap<u64, String>>,
+    /// Free disk space that topic writes leave alone, for recovery, votes, snapshots and
+    /// admin (deleting a topic on a full disk) [default: 1% of the disk, 4 MiB to 1 GiB].
+    #[arg(long, env = "STAVE_DISK_RESERVE_BYTES", value_name = "BYTES")]
+    disk_reserve_bytes: Option<u64>,
     /// A TOML file with node_id, data_dir, listen, advertised, [peers], ...; flags override it.
     #[arg(long, env = "STAVE_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
@@ -61,6 +65,9 @@ impl ServerArgs {
         }
         if let Some(peers) = self.peers {
             config.peers = peers;
+        }
+        if let Some(bytes) = self.disk_reserve_bytes {
+            config.disk_reserve_bytes = Some(bytes);
         }
         config.validate()?;
         Ok(config)

@@ -1,4 +1,4 @@
-//! `stave topic create|list|describe|delete`.
+//! `stave topic create|list|describe|alter|delete`.
 
 use clap::Subcommand;
 use stave_client::{Client, NewTopic, PartitionInfo, TopicDescription};
@@ -28,6 +28,14 @@ pub enum TopicCommand {
     List,
     /// Show a topic's partitions, leaders, replicas and settings.
     Describe { name: String },
+    /// Change a topic's settings (e.g. lower retention.bytes to free space on a full disk);
+    /// `KEY=` with no value resets a key to its default.
+    Alter {
+        name: String,
+        /// A topic setting, repeatable (the keys of `topic create --config`).
+        #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value, required = true)]
+        configs: Vec<(String, String)>,
+    },
     /// Delete a topic and its data.
     Delete { name: String },
 }
@@ -58,6 +66,17 @@ pub async fn run(client: &Client, command: TopicCommand) -> Result<(), CliError>
         TopicCommand::Describe { name } => {
             let topic = admin.describe_topic(&name).await?;
             print!("{}", describe(&topic));
+        }
+        TopicCommand::Alter { name, configs } => {
+            admin.alter_topic_config(&name, &configs).await?;
+            let changed: Vec<String> = configs
+                .iter()
+                .map(|(key, value)| match value.is_empty() {
+                    true => format!("{key} (default)"),
+                    false => format!("{key}={value}"),
+                })
+                .collect();
+            println!("altered topic {name}: {}", changed.join(", "));
         }
         TopicCommand::Delete { name } => {
             admin.delete_topic(&name).await?;

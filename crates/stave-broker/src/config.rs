@@ -32,6 +32,20 @@ pub struct BrokerConfig {
     /// How often retention runs.
     #[serde(default = "default_retention_check_ms")]
     pub retention_check_ms: u64,
+    /// Free disk space that writes to topics leave alone, for recovery, snapshots, votes and
+    /// the controller's metadata (so a topic can be deleted on a full disk). Default: 1% of
+    /// the data directory's file system, at least 4 MiB and at most 1 GiB.
+    #[serde(default)]
+    pub disk_reserve_bytes: Option<u64>,
+}
+
+/// The smallest and largest default reserve ([`BrokerConfig::disk_reserve_bytes`]).
+const DISK_RESERVE_BYTES_MIN: u64 = 4 << 20;
+const DISK_RESERVE_BYTES_MAX: u64 = 1 << 30;
+
+/// The default reserve on a file system of `total` bytes: 1%, within bounds.
+pub fn default_disk_reserve_bytes(total: u64) -> u64 {
+    (total / 100).clamp(DISK_RESERVE_BYTES_MIN, DISK_RESERVE_BYTES_MAX)
 }
 
 /// Largest gRPC message a client may send or receive on the public API. Produce batches are
@@ -75,6 +89,7 @@ impl BrokerConfig {
             max_message_bytes: default_max_message_bytes(),
             produce_timeout_ms: default_produce_timeout_ms(),
             retention_check_ms: default_retention_check_ms(),
+            disk_reserve_bytes: None,
         }
     }
 
@@ -105,6 +120,8 @@ impl BrokerConfig {
             produce_timeout_ms: u64,
             #[serde(default = "default_retention_check_ms")]
             retention_check_ms: u64,
+            #[serde(default)]
+            disk_reserve_bytes: Option<u64>,
         }
         let file: File = toml::from_str(&text).map_err(|err| BrokerError::Config {
             message: format!("{}: {err}", path.display()),
@@ -126,6 +143,7 @@ impl BrokerConfig {
             max_message_bytes: raw.max_message_bytes,
             produce_timeout_ms: raw.produce_timeout_ms,
             retention_check_ms: raw.retention_check_ms,
+            disk_reserve_bytes: raw.disk_reserve_bytes,
         };
         config.validate()?;
         Ok(config)

@@ -44,6 +44,19 @@ pub enum BrokerError {
     Timeout(String),
     #[error("replication factor {asked} is more than the {nodes} nodes")]
     NotEnoughNodes { asked: u32, nodes: usize },
+    #[error(
+        "node {node} has no disk space for {needed_bytes} more bytes under {}: \
+         {available_bytes} bytes free, {reserve_bytes} kept in reserve (retry once space \
+         is freed: lower a topic's retention or delete a topic)",
+        .path.display()
+    )]
+    StorageFull {
+        node: u64,
+        path: std::path::PathBuf,
+        needed_bytes: u64,
+        available_bytes: u64,
+        reserve_bytes: u64,
+    },
     #[error("internal error: {0}")]
     Internal(String),
     #[error("this node does not coordinate group {group:?}")]
@@ -70,6 +83,26 @@ pub enum BrokerError {
 }
 
 impl BrokerError {
+    /// The log's refusal of a write for lack of disk space, as node `node`'s answer; any
+    /// other log error is internal.
+    pub fn from_log(node: u64, err: stave_log::LogError) -> BrokerError {
+        match err {
+            stave_log::LogError::StorageFull {
+                path,
+                needed_bytes,
+                available_bytes,
+                reserve_bytes,
+            } => BrokerError::StorageFull {
+                node,
+                path,
+                needed_bytes,
+                available_bytes,
+                reserve_bytes,
+            },
+            other => BrokerError::Internal(other.to_string()),
+        }
+    }
+
     /// The typed error the API answers with.
     pub fn to_proto(&self) -> pb::Error {
         use pb::ErrorCode as C;
@@ -94,6 +127,7 @@ impl BrokerError {
             BrokerError::NotCoordinator { .. } => C::NotCoordinator,
             BrokerError::CoordinatorNotAvailable(_) => C::CoordinatorNotAvailable,
             BrokerError::GroupNotEmpty(_) => C::GroupNotEmpty,
+            BrokerError::StorageFull { .. } => C::StorageFull,
             BrokerError::Membership(err) => match err {
                 crate::membership::MembershipError::UnknownMember(_) => C::UnknownMemberId,
                 crate::membership::MembershipError::FencedEpoch { .. } => C::FencedMemberEpoch,

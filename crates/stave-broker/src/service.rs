@@ -99,6 +99,24 @@ fn internal(err: impl std::fmt::Display) -> BrokerError {
     BrokerError::Internal(err.to_string())
 }
 
+/// The reserve topic writes leave free on the data directory's disk: configured, or 1% of it.
+fn disk_reserve_bytes(config: &BrokerConfig) -> Result<u64, BrokerError> {
+    if let Some(bytes) = config.disk_reserve_bytes {
+        return Ok(bytes);
+    }
+    std::fs::create_dir_all(&config.data_dir).map_err(|err| BrokerError::Config {
+        message: format!("cannot create {}: {err}", config.data_dir.display()),
+    })?;
+    let disk =
+        stave_log::storage::disk_bytes(&config.data_dir).map_err(|err| BrokerError::Config {
+            message: format!(
+                "cannot read the size of {}'s disk: {err}",
+                config.data_dir.display()
+            ),
+        })?;
+    Ok(crate::config::default_disk_reserve_bytes(disk.total))
+}
+
 /// The topic and partition a request names, resolved against the metadata.
 struct Target {
     topic: String,
@@ -116,8 +134,13 @@ impl Broker {
             config.advertised().to_string(),
             config.cluster(),
         );
-        node_config.partition_log_for = Some(PartitionLogConfig(Arc::new(|topic| {
-            topic_config(topic).log_config()
+        let reserve_bytes = disk_reserve_bytes(&config)?;
+        tracing::info!(reserve_bytes, "disk space kept free of topic writes");
+        node_config.partition_log_for = Some(PartitionLogConfig(Arc::new(move |topic| {
+            stave_log::LogConfig {
+                reserve_bytes,
+                ..topic_config(topic).log_config()
+            }
         })));
         let node = RaftNode::start(node_config).await?;
         Ok(Arc::new_cyclic(|this| Broker {
@@ -277,6 +300,10 @@ impl Broker {
             group,
             config: TopicConfig::default(),
         };
+        replica
+            .store
+            .check_space(batch.len() as u64)
+            .map_err(|err| BrokerError::from_log(self.node.id(), err))?;
         let deadline = Instant::now() + self.config.produce_timeout();
         let receiver = self.submit(replica, batch.clone()).await?;
         self.await_commit(replica, &target, batch, receiver, deadline)
@@ -330,6 +357,11 @@ impl Broker {
         let view = BatchView::parse_produced(request.batch.clone(), FRAME_BYTES_LIMIT)
             .map_err(|err| BrokerError::CorruptBatch(err.to_string()))?;
         let replica = self.leader_replica(&target).await?;
+        // A write the disk has no room for is refused here, before Raft holds it.
+        replica
+            .store
+            .check_space(request.batch.len() as u64)
+            .map_err(|err| BrokerError::from_log(self.node.id(), err))?;
         let deadline = Instant::now() + self.config.produce_timeout();
         if view.body().producer_id < 0 {
             let receiver = self.submit(&replica, request.batch.clone()).await?;

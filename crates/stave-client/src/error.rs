@@ -347,6 +347,8 @@ pub(crate) fn is_retriable_code(code: ErrorCode) -> bool {
             | ErrorCode::DuplicateInFlight
             | ErrorCode::NotCoordinator
             | ErrorCode::CoordinatorNotAvailable
+            // The node's disk is full: writes resume by themselves once space is freed.
+            | ErrorCode::StorageFull
     )
 }
 

@@ -609,7 +609,7 @@ impl PartitionLog {
             self.segments
                 .last_mut()
                 .expect("a log always has a tail segment")
-                .write(&pending[start..end], interval, extent, space)?;
+                .write(&pending[start..end], interval, (extent, segment_bytes), space)?;
             start = end;
         }
         Ok(())

@@ -583,7 +583,7 @@ impl Segment {
         &mut self,
         frames: &[PendingFrame<'_>],
         interval: u64,
-        extent: u64,
+        (extent, segment_bytes): (u64, u64),
         space: Space<'_>,
     ) -> Result<()> {
         let total: u64 = frames.iter().map(PendingFrame::len).sum();
@@ -625,7 +625,10 @@ impl Segment {
         }
         self.index.reserve(entries.len(), space)?;
         if end > self.allocated {
-            let wanted = next_allocation(self.allocated, end, extent);
+            // Never past the segment's size (a sealed segment keeps its reservation), unless
+            // one frame needs it.
+            let cap = end.max(segment_bytes).div_ceil(4096) * 4096;
+            let wanted = next_allocation(self.allocated, end, extent).min(cap);
             self.allocated =
                 space.grow(self.file.as_ref(), &self.path, self.allocated, end, wanted)?;
         }

@@ -42,6 +42,8 @@ pub struct LogStore {
 
 #[derive(Debug)]
 struct Shared {
+    /// Set once the group stops: an append waiting for disk space gives up.
+    closing: tokio::sync::watch::Sender<bool>,
     log: Mutex<PartitionLog>,
     vote: Mutex<SlotFile>,
     committed: Mutex<SlotFile>,
@@ -53,6 +55,18 @@ struct Shared {
 fn io_error(err: stave_log::LogError) -> io::Error {
     io::Error::other(err)
 }
+
+/// Whether `err` is the log's `StorageFull`: an append to retry once space is freed.
+fn is_storage_full(err: &io::Error) -> bool {
+    err.get_ref()
+        .and_then(|inner| inner.downcast_ref::<stave_log::LogError>())
+        .is_some_and(|inner| matches!(inner, stave_log::LogError::StorageFull { .. }))
+}
+
+/// How long an append that found no disk space waits before it tries again: from the first
+/// to the last, doubling.
+const NO_SPACE_RETRY_MIN: std::time::Duration = std::time::Duration::from_millis(50);
+const NO_SPACE_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Appends up to this many bytes run on the caller's thread when the log is free
 /// ([`LogStore::with_log_inline`]): a copy of this size into the page cache takes microseconds.
@@ -157,6 +171,7 @@ impl LogStore {
         storage.sync_dir(dir)?;
         Ok(LogStore {
             shared: Arc::new(Shared {
+                closing: tokio::sync::watch::Sender::new(false),
                 log: Mutex::new(log),
                 vote: Mutex::new(vote),
                 committed: Mutex::new(committed),
@@ -237,6 +252,71 @@ impl LogStore {
             .map_err(io_error)?;
         log.flush().map_err(io_error)?;
         Ok(true)
+    }
+
+    /// The group is stopping: an append waiting for disk space gives up (with an error to
+    /// openraft, which is stopping anyway).
+    pub fn close(&self) {
+        self.shared.closing.send_replace(true);
+    }
+
+    /// Whether an append of `bytes` would find disk space now (see
+    /// [`PartitionLog::check_space`]): a leader asks before it proposes, so a write that
+    /// cannot fit is refused with `StorageFull` instead of waiting in Raft for space.
+    pub fn check_space(&self, bytes: u64) -> Result<(), stave_log::LogError> {
+        lock(&self.shared.log).check_space(bytes)
+    }
+
+    /// One try at an append: all of `frames` or none. `callback` is taken (and registered
+    /// for when the frames are durable) only when they went in.
+    async fn append_once(
+        &self,
+        frames: Arc<Vec<(Bytes, stave_log::LogId)>>,
+        callback: Arc<Mutex<Option<IOFlushed<TypeConfig>>>>,
+    ) -> io::Result<()> {
+        let producers = self.shared.installed.producers().clone();
+        let bytes: usize = frames.iter().map(|(frame, _)| frame.len()).sum();
+        let op = move |log: &mut PartitionLog| {
+            let Some(&(_, first)) = frames.first() else {
+                if let Some(callback) = lock(&callback).take() {
+                    callback.io_completed(Ok(()));
+                }
+                return Ok(());
+            };
+            // An empty log may start anywhere (openraft's own suite appends at index 2 to an
+            // empty store): start it right before the first entry.
+            if log.first_index() == log.next_index() && first.index > log.next_index() {
+                let before = stave_log::LogId::new(first.term.0, first.index.0 - 1);
+                let offset = log.log_end_offset();
+                log.reset_to(before, offset).map_err(io_error)?;
+            }
+            let appended = log
+                .append_all(frames.iter().map(|(frame, id)| (frame.as_ref(), *id)))
+                .map_err(io_error)?;
+            // Counted under the log's lock, so the table follows the log's order.
+            let counted = frames
+                .iter()
+                .map(|(frame, _)| frame.as_ref())
+                .zip(&appended);
+            producers.record_appended(counted, log.config().clock.now_ms())?;
+            let pos = appended.last().map(|a| a.pos).unwrap_or_default();
+            // The completion runs on the flusher once the flush policy is met; it only sends
+            // on openraft's channel, so it never blocks on this log's lock.
+            if let Some(callback) = lock(&callback).take() {
+                log.on_durable(
+                    pos,
+                    Box::new(move |result| callback.io_completed(result.map_err(io_error))),
+                );
+            }
+            Ok(())
+        };
+        if bytes <= INLINE_APPEND_BYTES_MAX {
+            // Not when the append starts a segment (a seal, new files, a directory sync).
+            self.with_log_inline(op, |log| !log.would_roll(bytes as u64))
+                .await
+        } else {
+            self.with_log(op).await
+        }
     }
 
     /// The log's first and next record offsets: `[start, end)` is what it holds.
@@ -431,44 +511,38 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .into_iter()
             .map(|entry| Ok((to_frame(&entry)?, to_log_id(&entry.log_id))))
             .collect::<io::Result<_>>()?;
-        let producers = self.shared.installed.producers().clone();
-        let bytes: usize = frames.iter().map(|(frame, _)| frame.len()).sum();
-        let op = move |log: &mut PartitionLog| {
-            let Some(&(_, first)) = frames.first() else {
-                callback.io_completed(Ok(()));
-                return Ok(());
-            };
-            // An empty log may start anywhere (openraft's own suite appends at index 2 to an
-            // empty store): start it right before the first entry.
-            if log.first_index() == log.next_index() && first.index > log.next_index() {
-                let before = stave_log::LogId::new(first.term.0, first.index.0 - 1);
-                let offset = log.log_end_offset();
-                log.reset_to(before, offset).map_err(io_error)?;
+        let frames = Arc::new(frames);
+        let callback = Arc::new(Mutex::new(Some(callback)));
+        let mut wait = NO_SPACE_RETRY_MIN;
+        let mut waiting_since = None;
+        loop {
+            match self.append_once(frames.clone(), callback.clone()).await {
+                Err(err) if is_storage_full(&err) => {}
+                result => {
+                    if let Some(since) = waiting_since {
+                        let waited_ms = std::time::Instant::elapsed(&since).as_millis() as u64;
+                        tracing::info!(waited_ms, "disk space found, appends resume");
+                    }
+                    return result;
+                }
             }
-            let appended = log
-                .append_all(frames.iter().map(|(frame, id)| (frame.as_ref(), *id)))
-                .map_err(io_error)?;
-            // Counted under the log's lock, so the table follows the log's order.
-            let counted = frames
-                .iter()
-                .map(|(frame, _)| frame.as_ref())
-                .zip(&appended);
-            producers.record_appended(counted, log.config().clock.now_ms())?;
-            let pos = appended.last().map(|a| a.pos).unwrap_or_default();
-            // The completion runs on the flusher once the flush policy is met; it only sends
-            // on openraft's channel, so it never blocks on this log's lock.
-            log.on_durable(
-                pos,
-                Box::new(move |result| callback.io_completed(result.map_err(io_error))),
-            );
-            Ok(())
-        };
-        if bytes <= INLINE_APPEND_BYTES_MAX {
-            // Not when the append starts a segment (a seal, new files, a directory sync).
-            self.with_log_inline(op, |log| !log.would_roll(bytes as u64))
-                .await
-        } else {
-            self.with_log(op).await
+            // No space on the disk: nothing was written. Openraft waits for this append, so a
+            // follower stops acknowledging (the others carry on) and catches up once space is
+            // freed. A leader asks `check_space` before it proposes a client's batch, so it
+            // gets here only through a race or with its own entries (a blank after election).
+            if waiting_since.is_none() {
+                waiting_since = Some(std::time::Instant::now());
+                let dir = lock(&self.shared.log).dir().display().to_string();
+                tracing::warn!(%dir, "no disk space for an append, waiting for space");
+            }
+            let mut closing = self.shared.closing.subscribe();
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = closing.wait_for(|closing| *closing) => {
+                    return Err(io::Error::other("the group stopped while an append waited for disk space"));
+                }
+            }
+            wait = (wait * 2).min(NO_SPACE_RETRY_MAX);
         }
     }
 

@@ -441,9 +441,10 @@ impl RaftNode {
                 .collect();
         for (group, partition) in running {
             self.inner.groups.remove(group);
-            let _ = partition.replica.raft.shutdown().await;
+            partition.replica.shutdown().await;
         }
         self.publish_partitions();
+        self.inner.controller.store.close();
         let _ = self.inner.controller.raft.shutdown().await;
     }
 
@@ -948,7 +949,7 @@ impl RaftNode {
         if registered {
             self.publish_partitions();
         } else {
-            let _ = replica.raft.shutdown().await;
+            replica.shutdown().await;
         }
         registered
     }
@@ -1136,7 +1137,7 @@ impl RaftNode {
         let stopped_any = !stopping.is_empty();
         for (group, partition) in stopping {
             self.inner.groups.remove(group);
-            let _ = partition.replica.raft.shutdown().await;
+            partition.replica.shutdown().await;
             let dir = partition.dir.clone();
             let cleared =
                 blocking(move || std::fs::remove_dir_all(&dir).map_err(io_error(&dir))).await;

@@ -20,6 +20,14 @@ pub struct PartitionReplica {
     pub sm: PartitionStateMachine,
 }
 
+impl PartitionReplica {
+    /// Stops the replica's `Raft`; an append waiting for disk space gives up first.
+    pub async fn shutdown(&self) {
+        self.store.close();
+        let _ = self.raft.shutdown().await;
+    }
+}
+
 /// Opens node `id`'s replica in `dir` (log, vote, snapshot) and starts its `Raft`.
 pub async fn start_partition<N>(
     id: u64,

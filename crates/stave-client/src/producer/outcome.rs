@@ -43,7 +43,9 @@ pub(crate) fn classify(result: Result<ProduceResponse, ClientError>) -> Outcome 
         // Metadata spreads to every node a moment after a topic is created: the delivery
         // timeout bounds how long a producer waits for a topic that never comes.
         | ErrorCode::UnknownTopic
-        | ErrorCode::UnknownPartition => Outcome::Retry(err),
+        | ErrorCode::UnknownPartition
+        // Nothing was written; the node takes writes again once space is freed.
+        | ErrorCode::StorageFull => Outcome::Retry(err),
         ErrorCode::OutOfOrderSequence => Outcome::OutOfOrder(err),
         ErrorCode::None
         | ErrorCode::OffsetOutOfRange

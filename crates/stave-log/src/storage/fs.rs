@@ -56,19 +56,35 @@ impl Storage for FsStorage {
     }
 
     fn available_bytes(&self, path: &Path) -> io::Result<u64> {
-        use std::os::unix::ffi::OsStrExt;
-        let path = std::ffi::CString::new(path.as_os_str().as_bytes())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a path with a NUL byte"))?;
-        // SAFETY: `statvfs` writes only into the struct it is given, which outlives the call.
-        let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-        // SAFETY: `path` is a NUL-terminated string alive for the call.
-        let rc = unsafe { libc::statvfs(path.as_ptr(), &mut stat) };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let (blocks, block_bytes): (u64, u64) = (stat.f_bavail, stat.f_frsize);
-        Ok(blocks.saturating_mul(block_bytes))
+        Ok(disk_bytes(path)?.available)
     }
+}
+
+/// The size of the file system holding a path, and what this process may still allocate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskBytes {
+    pub total: u64,
+    pub available: u64,
+}
+
+/// `statvfs` of the file system holding `path` (an existing file or directory).
+pub fn disk_bytes(path: &Path) -> io::Result<DiskBytes> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a path with a NUL byte"))?;
+    // SAFETY: `statvfs` writes only into the struct it is given, which outlives the call.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a NUL-terminated string alive for the call.
+    let rc = unsafe { libc::statvfs(path.as_ptr(), &mut stat) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let (total, available, block_bytes): (u64, u64, u64) =
+        (stat.f_blocks, stat.f_bavail, stat.f_frsize);
+    Ok(DiskBytes {
+        total: total.saturating_mul(block_bytes),
+        available: available.saturating_mul(block_bytes),
+    })
 }
 
 #[derive(Debug)]

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-pub use fs::FsStorage;
+pub use fs::{DiskBytes, FsStorage, disk_bytes};
 pub use sim::{CrashMode, SimOp, SimStorage};
 
 /// A directory tree of files.

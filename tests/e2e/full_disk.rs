@@ -1,0 +1,272 @@
+//! A full disk is an answer, not a death (issue 15), tried on a real one: a node whose data
+//! directory (and log file) sits on a small tmpfs. Mounting one needs root: elsewhere the
+//! tests say so and pass without running.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use stave_log::batch::{BatchBuilder, ProducerFields, Record};
+use stave_proto::v1 as pb;
+
+use crate::support::{
+    WAIT, client, code, create_topic, now_ms, read_all, reserve_port, seed_batch,
+};
+
+/// A tmpfs of a given size, unmounted when dropped.
+struct Tmpfs {
+    dir: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts one at `dir`, or says why it cannot.
+    fn mount(dir: &Path, bytes: u64) -> Result<Tmpfs, String> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err("not root".into());
+        }
+        std::fs::create_dir_all(dir).map_err(|err| err.to_string())?;
+        let output = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "stave-test"])
+            .arg(dir)
+            .output()
+            .map_err(|err| err.to_string())?;
+        if !output.status.success() {
+            return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+        }
+        Ok(Tmpfs {
+            dir: dir.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+}
+
+/// A `stave server` whose output goes to `log` (on the full disk too); killed when dropped.
+struct Node {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Node {
+    fn start(id: u64, data_dir: &Path, log: &Path, peers: &str, addr: &str) -> Node {
+        let output = std::fs::File::create(log).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_stave"));
+        command
+            .args(["server", "--node-id", &id.to_string()])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--listen", addr])
+            .args(["--disk-reserve-bytes", &(4 << 20).to_string()])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().unwrap())
+            .stderr(output);
+        if !peers.is_empty() {
+            command.args(["--peers", peers]);
+        }
+        Node {
+            child: command.spawn().unwrap(),
+            log: log.to_path_buf(),
+        }
+    }
+
+    fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One record of `bytes` bytes, keyed by `seed`.
+fn big_batch(seed: u64, bytes: usize) -> Bytes {
+    let mut builder = BatchBuilder::new();
+    builder.producer(ProducerFields::NONE);
+    let value = vec![b'f'; bytes];
+    builder.push(&Record {
+        timestamp: now_ms(),
+        key: Some(&seed.to_le_bytes()),
+        value: Some(&value),
+        headers: &[],
+    });
+    Bytes::from(builder.finish())
+}
+
+/// One produce, answered as it is; a transport failure is a failed test.
+async fn produce(addr: &str, topic: &str, batch: Bytes) -> pb::ProduceResponse {
+    tokio::time::timeout(
+        WAIT,
+        client(addr).produce(pb::ProduceRequest {
+            sequence: 0,
+            topic: topic.into(),
+            partition: 0,
+            batch,
+        }),
+    )
+    .await
+    .expect("a produce got no answer")
+    .expect("a produce failed at the transport")
+    .into_inner()
+}
+
+/// Produces `batch` until an answer is neither NONE's wait for an election nor STORAGE_FULL
+/// when `while_full`: the final answer.
+async fn produce_until(
+    addr: &str,
+    topic: &str,
+    batch: Bytes,
+    while_full: bool,
+) -> pb::ProduceResponse {
+    let started = Instant::now();
+    loop {
+        let answer = produce(addr, topic, batch.clone()).await;
+        let retry = match code(&answer.error) {
+            pb::ErrorCode::LeaderNotAvailable | pb::ErrorCode::NotLeader => true,
+            pb::ErrorCode::StorageFull => while_full,
+            _ => false,
+        };
+        if !retry {
+            return answer;
+        }
+        assert!(started.elapsed() < WAIT, "still {answer:?} after {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn mount_or_skip(root: &Path, bytes: u64) -> Option<Tmpfs> {
+    match Tmpfs::mount(&root.join("disk"), bytes) {
+        Ok(tmpfs) => Some(tmpfs),
+        Err(why) => {
+            eprintln!("skipped: cannot mount a tmpfs here ({})", why.trim());
+            None
+        }
+    }
+}
+
+/// A node whose disk (data and log file) fills up: writes are refused with STORAGE_FULL
+/// naming the node and the space, reads serve every acknowledged record, a topic created on
+/// the full disk starts (its writes get STORAGE_FULL, not LEADER_NOT_AVAILABLE), and once a
+/// topic is deleted, writes are taken again, by the same process, and every acknowledged
+/// record is there exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_writes_serves_reads_and_recovers_without_a_restart() {
+    let root = tempfile::tempdir().unwrap();
+    let Some(tmpfs) = mount_or_skip(root.path(), 40 << 20) else {
+        return;
+    };
+    let addr = format!("127.0.0.1:{}", reserve_port());
+    let mut node = Node::start(
+        1,
+        &tmpfs.dir.join("data"),
+        &tmpfs.dir.join("node.log"),
+        "",
+        &addr,
+    );
+    let small = [("segment.bytes", "1048576")];
+    create_topic(&addr, "v1.keep", 1, &small).await;
+    create_topic(&addr, "v1.filler", 1, &small).await;
+    let mut kept = Vec::new();
+    for seed in 0..20 {
+        let answer = produce_until(&addr, "v1.keep", seed_batch(seed), false).await;
+        assert_eq!(code(&answer.error), pb::ErrorCode::None, "{answer:?}");
+        kept.push(seed);
+    }
+
+    // Fill the disk.
+    let mut full = None;
+    let mut filled = 0;
+    for seed in 0..1_000 {
+        let answer = produce_until(&addr, "v1.filler", big_batch(seed, 200_000), false).await;
+        match code(&answer.error) {
+            pb::ErrorCode::None => filled += 1,
+            pb::ErrorCode::StorageFull => {
+                full = answer.error;
+                break;
+            }
+            other => panic!("filling: {other:?} {answer:?}\n{}", node.output()),
+        }
+    }
+    let full = full.expect("40 MiB never filled");
+    for part in ["node 1", "bytes free", "kept in reserve", "disk"] {
+        assert!(
+            full.message.contains(part),
+            "{part:?} missing from {:?}",
+            full.message
+        );
+    }
+
+    // Writes to the other topic: taken while its segment has room, then refused; never an
+    // internal error or a timeout.
+    for seed in 20..200 {
+        let answer = produce_until(&addr, "v1.keep", seed_batch(seed), false).await;
+        match code(&answer.error) {
+            pb::ErrorCode::None => kept.push(seed),
+            pb::ErrorCode::StorageFull => {}
+            other => panic!("keep: {other:?} {answer:?}"),
+        }
+    }
+    let read: Vec<u64> = read_all(&addr, "v1.keep", 0, 0)
+        .await
+        .into_iter()
+        .map(|(_, seed)| seed)
+        .collect();
+    assert_eq!(read, kept, "reads on the full disk");
+
+    // A topic created on the full disk starts: its partition answers.
+    create_topic(&addr, "v1.after", 1, &[]).await;
+    let answer = produce_until(&addr, "v1.after", seed_batch(0), false).await;
+    assert!(
+        matches!(
+            code(&answer.error),
+            pb::ErrorCode::None | pb::ErrorCode::StorageFull
+        ),
+        "{answer:?}"
+    );
+
+    // Free space: delete the filler. Writes resume by themselves.
+    let deleted = client(&addr)
+        .delete_topics(pb::DeleteTopicsRequest {
+            names: vec!["v1.filler".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        code(&deleted.results[0].error),
+        pb::ErrorCode::None,
+        "{deleted:?}"
+    );
+    for seed in 200..220 {
+        let answer = produce_until(&addr, "v1.keep", seed_batch(seed), true).await;
+        assert_eq!(code(&answer.error), pb::ErrorCode::None, "{answer:?}");
+        kept.push(seed);
+    }
+    assert!(node.alive(), "the node stopped:\n{}", node.output());
+    eprintln!(
+        "filled with {filled} batches of 200 kB; refused with {:?}; {} records kept",
+        full.message,
+        kept.len()
+    );
+    let read: Vec<u64> = read_all(&addr, "v1.keep", 0, 0)
+        .await
+        .into_iter()
+        .map(|(_, seed)| seed)
+        .collect();
+    assert_eq!(read, kept, "every acknowledged record, once, in order");
+    drop(node);
+    drop(tmpfs);
+}
