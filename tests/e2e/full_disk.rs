@@ -55,7 +55,12 @@ struct Node {
 
 impl Node {
     fn start(id: u64, data_dir: &Path, log: &Path, peers: &str, addr: &str) -> Node {
-        let output = std::fs::File::create(log).unwrap();
+        let output = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(log)
+            .unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_stave"));
         command
             .args(["server", "--node-id", &id.to_string()])
@@ -269,4 +274,33 @@ async fn a_full_disk_refuses_writes_serves_reads_and_recovers_without_a_restart(
     assert_eq!(read, kept, "every acknowledged record, once, in order");
     drop(node);
     drop(tmpfs);
+}
+
+/// A server whose output cannot be written (standard output and error on `/dev/full`, every
+/// write failing with ENOSPC, as when the log file shares the full disk) keeps serving: a
+/// log line that cannot be written is dropped. Before, tracing-subscriber reported the
+/// failure with `eprintln!`, which panics when standard error fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_whose_log_output_fails_keeps_serving() {
+    let root = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", reserve_port());
+    let mut node = Node::start(
+        1,
+        &root.path().join("data"),
+        Path::new("/dev/full"),
+        "",
+        &addr,
+    );
+    create_topic(&addr, "v1.quiet", 1, &[]).await;
+    for seed in 0..10 {
+        let answer = produce_until(&addr, "v1.quiet", seed_batch(seed), false).await;
+        assert_eq!(code(&answer.error), pb::ErrorCode::None, "{answer:?}");
+    }
+    let read: Vec<u64> = read_all(&addr, "v1.quiet", 0, 0)
+        .await
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect();
+    assert_eq!(read, (0..10).collect::<Vec<_>>());
+    assert!(node.alive(), "the server died writing its log");
 }

@@ -38,6 +38,10 @@ use crate::space::Space;
 use crate::storage::{Storage, StorageFile};
 use crate::types::{LogId, LogIndex, Offset, TimestampMs, WritePos};
 
+/// The free space beyond an append's own needs (and the reserve) that
+/// [`PartitionLog::check_space`] asks for when the log must grow.
+pub const CHECK_SPACE_HEADROOM_BYTES: u64 = 1 << 20;
+
 /// What `append` did with one frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
@@ -463,7 +467,10 @@ impl PartitionLog {
     /// Whether an append of `bytes` of frames would find its space now, without digging
     /// into the reserve; nothing is written. A leader asks before it proposes a batch, so a
     /// write that cannot fit is refused up front (`StorageFull`) rather than once Raft holds
-    /// it. Free of system calls while the tail's reservation has room.
+    /// it (where it would wait for space). Free of system calls while the tail's reservation
+    /// has room. When the files must grow, it also wants [`CHECK_SPACE_HEADROOM_BYTES`] more
+    /// free: other partitions and the server's own log file take space between this check
+    /// and the append.
     pub fn check_space(&self, bytes: u64) -> Result<()> {
         let interval = self.config.index_interval_bytes;
         let growth = if self.would_roll(bytes) {
@@ -472,7 +479,8 @@ impl PartitionLog {
         } else {
             self.tail().growth_for(bytes, interval)
         };
-        self.space_for_appends().check(&self.dir, growth)
+        self.space_for_appends()
+            .check(&self.dir, growth, CHECK_SPACE_HEADROOM_BYTES)
     }
 
     /// Appends one frame (as a producer or leader sent it: the log stamps its offset, term and
@@ -609,7 +617,12 @@ impl PartitionLog {
             self.segments
                 .last_mut()
                 .expect("a log always has a tail segment")
-                .write(&pending[start..end], interval, (extent, segment_bytes), space)?;
+                .write(
+                    &pending[start..end],
+                    interval,
+                    (extent, segment_bytes),
+                    space,
+                )?;
             start = end;
         }
         Ok(())

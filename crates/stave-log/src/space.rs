@@ -70,13 +70,14 @@ impl<'a> Space<'a> {
         Err(self.full(path, needed - current, available))
     }
 
-    /// Whether `bytes` more could be allocated now without digging into the reserve.
-    pub fn check(&self, path: &Path, bytes: u64) -> Result<()> {
+    /// Whether `bytes` more, and `headroom_bytes` beyond them, could be allocated now without
+    /// digging into the reserve.
+    pub fn check(&self, path: &Path, bytes: u64, headroom_bytes: u64) -> Result<()> {
         if bytes == 0 {
             return Ok(());
         }
         let available = self.available(path)?;
-        if available.saturating_sub(self.reserve_bytes) < bytes {
+        if available.saturating_sub(self.reserve_bytes) < bytes + headroom_bytes {
             return Err(self.full(path, bytes, available));
         }
         Ok(())
