@@ -304,3 +304,130 @@ async fn a_server_whose_log_output_fails_keeps_serving() {
     assert_eq!(read, (0..10).collect::<Vec<_>>());
     assert!(node.alive(), "the server died writing its log");
 }
+
+/// The leader and in-sync replicas of `topic`'s partitions, as node `addr` gathers them.
+async fn partitions(addr: &str, topic: &str) -> Vec<pb::PartitionMetadata> {
+    let answer = client(addr)
+        .metadata(pb::MetadataRequest {
+            topics: vec![topic.into()],
+        })
+        .await;
+    answer.map_or_else(
+        |_| Vec::new(),
+        |a| a.into_inner().topics.remove(0).partitions,
+    )
+}
+
+/// On a 3-node cluster, the disk of one follower fills up: it stops acknowledging, the
+/// leader and the other follower carry on (every write is taken), and once space is freed
+/// on its disk the follower catches up by itself (back in sync, same process). After the
+/// leader is killed, every acknowledged record is there exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_out_of_space_stops_acknowledging_and_catches_up() {
+    let root = tempfile::tempdir().unwrap();
+    // 32 MiB, less 12 MiB of ballast and the 4 MiB reserve: node 3 fills up before the
+    // 20 MB written have all reached it; without the ballast they all fit.
+    let Some(tmpfs) = mount_or_skip(root.path(), 32 << 20) else {
+        return;
+    };
+    // Ballast: what an operator deletes to free space.
+    let ballast = tmpfs.dir.join("ballast");
+    std::fs::write(&ballast, vec![1u8; 12 << 20]).unwrap();
+    let addrs: Vec<String> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", reserve_port()))
+        .collect();
+    let peers: String = (1..)
+        .zip(&addrs)
+        .map(|(id, a)| format!("{id}={a}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut nodes: Vec<Node> = (1..=3u64)
+        .map(|id| {
+            let (data, log) = match id {
+                3 => (tmpfs.dir.join("data"), tmpfs.dir.join("node-3.log")),
+                _ => (
+                    root.path().join(format!("node-{id}")),
+                    root.path().join(format!("node-{id}.log")),
+                ),
+            };
+            Node::start(id, &data, &log, &peers, &addrs[id as usize - 1])
+        })
+        .collect();
+    let addr = addrs[0].clone();
+    create_topic(&addr, "v1.repl", 3, &[("segment.bytes", "1048576")]).await;
+    let (partition, leader) = crate::support::eventually("a partition led off node 3", || {
+        let addr = addr.clone();
+        async move {
+            let all = partitions(&addr, "v1.repl").await;
+            all.iter()
+                .find(|p| p.leader.is_some_and(|l| l != 3) && p.in_sync.len() == 3)
+                .map(|p| (p.partition, p.leader.unwrap_or_default()))
+        }
+    })
+    .await;
+    let leader_addr = addrs[leader as usize - 1].clone();
+
+    let mut acknowledged = Vec::new();
+    for seed in 0..100u64 {
+        let answer = tokio::time::timeout(
+            WAIT,
+            client(&leader_addr).produce(pb::ProduceRequest {
+                sequence: 0,
+                topic: "v1.repl".into(),
+                partition,
+                batch: big_batch(seed, 200_000),
+            }),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .into_inner();
+        assert_eq!(
+            code(&answer.error),
+            pb::ErrorCode::None,
+            "write {seed}: {answer:?}"
+        );
+        acknowledged.push(seed);
+    }
+    let behind = crate::support::eventually("node 3 out of sync", || {
+        let addr = leader_addr.clone();
+        async move {
+            let all = partitions(&addr, "v1.repl").await;
+            let p = all.into_iter().find(|p| p.partition == partition)?;
+            (!p.in_sync.contains(&3)).then_some(p.in_sync)
+        }
+    })
+    .await;
+    assert!(nodes[2].alive(), "node 3 stopped:\n{}", nodes[2].output());
+
+    std::fs::remove_file(&ballast).unwrap();
+    crate::support::eventually("node 3 back in sync", || {
+        let addr = leader_addr.clone();
+        async move {
+            let all = partitions(&addr, "v1.repl").await;
+            let p = all.into_iter().find(|p| p.partition == partition)?;
+            p.in_sync.contains(&3).then_some(())
+        }
+    })
+    .await;
+    assert!(nodes[2].alive(), "node 3 restarted or stopped");
+    eprintln!("in sync while node 3 was full: {behind:?}");
+
+    // Node 3 holds the data: with the leader gone, the partition serves every record.
+    let leader_index = leader as usize - 1;
+    drop(nodes.remove(leader_index));
+    let other = addrs
+        .iter()
+        .enumerate()
+        .find(|(i, _)| *i != leader_index)
+        .map(|(_, a)| a.clone())
+        .unwrap();
+    let read: Vec<u64> = read_all(&other, "v1.repl", partition, 0)
+        .await
+        .into_iter()
+        .map(|(_, seed)| seed)
+        .collect();
+    assert_eq!(read, acknowledged);
+    drop(nodes);
+    drop(tmpfs);
+}

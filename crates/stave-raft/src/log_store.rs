@@ -290,16 +290,19 @@ impl LogStore {
                 let offset = log.log_end_offset();
                 log.reset_to(before, offset).map_err(io_error)?;
             }
-            let appended = log
-                .append_all(frames.iter().map(|(frame, id)| (frame.as_ref(), *id)))
-                .map_err(io_error)?;
-            // Counted under the log's lock, so the table follows the log's order.
-            let counted = frames
+            // Frames an earlier try wrote: it found room for them, not for all.
+            let done = frames
                 .iter()
-                .map(|(frame, _)| frame.as_ref())
-                .zip(&appended);
-            producers.record_appended(counted, log.config().clock.now_ms())?;
-            let pos = appended.last().map(|a| a.pos).unwrap_or_default();
+                .take_while(|(_, id)| id.index < log.next_index())
+                .count();
+            let pos = match append_counted(log, &frames[done..], &producers)? {
+                Some(pos) => pos,
+                // Every frame went in, but the try failed after: make them durable here.
+                None => {
+                    log.flush().map_err(io_error)?;
+                    log.durable_pos()
+                }
+            };
             // The completion runs on the flusher once the flush policy is met; it only sends
             // on openraft's channel, so it never blocks on this log's lock.
             if let Some(callback) = lock(&callback).take() {
@@ -412,6 +415,39 @@ impl LogStore {
         let frames = self.read_frames(start, end, bytes_max).await?;
         frames.into_iter().map(from_frame).collect()
     }
+}
+
+/// Appends `frames` (none of them in the log yet) and counts them in the producer table,
+/// under the log's lock so that the table follows the log's order. All of them at once; or,
+/// when the disk lacks room for all, as many as fit one by one, so that a long append (a
+/// follower catching up) progresses as space comes instead of waiting for room for all of
+/// it. Returns where the last one ends (none when there was none), `StorageFull` when some
+/// did not fit.
+fn append_counted(
+    log: &mut PartitionLog,
+    frames: &[(Bytes, stave_log::LogId)],
+    producers: &crate::producers::Producers,
+) -> io::Result<Option<stave_log::WritePos>> {
+    let now_ms = log.config().clock.now_ms();
+    match log.append_all(frames.iter().map(|(frame, id)| (frame.as_ref(), *id))) {
+        Ok(appended) => {
+            let counted = frames
+                .iter()
+                .map(|(frame, _)| frame.as_ref())
+                .zip(&appended);
+            producers.record_appended(counted, now_ms)?;
+            return Ok(appended.last().map(|a| a.pos));
+        }
+        Err(stave_log::LogError::StorageFull { .. }) if frames.len() > 1 => {}
+        Err(err) => return Err(io_error(err)),
+    }
+    let mut pos = None;
+    for (frame, id) in frames {
+        let appended = log.append(frame, *id).map_err(io_error)?;
+        producers.record_appended([(frame.as_ref(), &appended)], now_ms)?;
+        pos = Some(appended.pos);
+    }
+    Ok(pos)
 }
 
 fn bounds(range: &impl RangeBounds<u64>) -> (u64, u64) {
