@@ -64,6 +64,14 @@ pub enum CorruptReason {
     MissingMeta,
     #[error("segment ends at {found} where its successor expects {expected}")]
     SegmentGap { expected: LogIndex, found: LogIndex },
+    /// Recovery would have to drop entry `index` (for `why`), but entries up to `committed`
+    /// were committed: the log is not opened rather than lose them.
+    #[error("entry {index} is damaged ({why}) but entries up to {committed} were committed")]
+    CommittedEntryLost {
+        index: LogIndex,
+        committed: LogIndex,
+        why: Box<CorruptReason>,
+    },
 }
 
 /// Invalid configuration, caught when the log is opened.

@@ -130,6 +130,20 @@ impl PartitionLog {
         dir: impl Into<PathBuf>,
         config: LogConfig,
     ) -> Result<Self> {
+        Self::open_keeping(storage, dir, config, None)
+    }
+
+    /// [`PartitionLog::open`], keeping every entry up to `committed` (the Raft commit index
+    /// this replica persisted): recovery may cut a torn or corrupt tail only above it. A log
+    /// that would have to be cut at or below it, or that ends below it, is not opened
+    /// ([`CorruptReason::CommittedEntryLost`]): those entries were acknowledged, and this
+    /// replica must not serve or vote without them.
+    pub fn open_keeping(
+        storage: Arc<dyn Storage>,
+        dir: impl Into<PathBuf>,
+        config: LogConfig,
+        committed: Option<LogIndex>,
+    ) -> Result<Self> {
         config.validate()?;
         let dir = dir.into();
         storage
@@ -160,10 +174,25 @@ impl PartitionLog {
             found.push(Found { base, file, header });
         }
         let found = Self::discard_leftovers(storage.as_ref(), &dir, meta.get(), found)?;
-        let segments = Self::load_segments(storage.as_ref(), &dir, &config, meta.get(), found)?;
+        let keep = Keep { committed };
+        let segments =
+            Self::load_segments(storage.as_ref(), &dir, &config, meta.get(), found, keep)?;
         let tail = segments
             .last()
             .expect("load_segments returns at least the tail");
+        if let Some(committed) = committed.filter(|&c| tail.next_index <= c) {
+            // Whole entries up to the commit index are missing (the log's last writes were
+            // lost, not torn).
+            return Err(LogError::Corrupt {
+                path: tail.path.clone(),
+                position: tail.end,
+                reason: CorruptReason::CommittedEntryLost {
+                    index: tail.next_index,
+                    committed,
+                    why: Box::new(CorruptReason::Zeroed),
+                },
+            });
+        }
         let durability = Durability::new(
             config.flush,
             config.background_flusher,
@@ -249,6 +278,7 @@ impl PartitionLog {
         config: &LogConfig,
         meta: LogMeta,
         found: Vec<(SegmentHeader, Arc<dyn StorageFile>)>,
+        keep: Keep,
     ) -> Result<Vec<Segment>> {
         let interval = config.index_interval_bytes;
         let first_index = meta.first_index();
@@ -275,7 +305,7 @@ impl PartitionLog {
             let last_term = segments.last().and_then(|s| s.last_term);
             let Some(next) = found.peek().map(|(next, _)| *next) else {
                 segments.push(open_tail_logged(
-                    storage, dir, header, file, last_term, interval,
+                    storage, dir, header, file, last_term, interval, keep,
                 )?);
                 break;
             };
@@ -318,7 +348,7 @@ impl PartitionLog {
                             .sync_dir(dir)
                             .map_err(LogError::io("sync directory", dir))?;
                     }
-                    open_tail_logged(storage, dir, header, file, last_term, interval)?
+                    open_tail_logged(storage, dir, header, file, last_term, interval, keep)?
                 }
                 Err(err) => return Err(err),
             };
@@ -1055,6 +1085,12 @@ impl PartitionLog {
     }
 }
 
+/// What recovery must keep: entries up to the persisted Raft commit index.
+#[derive(Debug, Clone, Copy)]
+struct Keep {
+    committed: Option<LogIndex>,
+}
+
 /// Opens the tail segment, logging where recovery cut it, and syncs it.
 fn open_tail_logged(
     storage: &dyn Storage,
@@ -1063,8 +1099,17 @@ fn open_tail_logged(
     file: Arc<dyn StorageFile>,
     last_term: Option<crate::types::Term>,
     interval: u64,
+    keep: Keep,
 ) -> Result<Segment> {
-    let (segment, cut) = Segment::open_tail(storage, dir, header, file, last_term, interval)?;
+    let (segment, cut) = Segment::open_tail(
+        storage,
+        dir,
+        header,
+        file,
+        last_term,
+        interval,
+        keep.committed,
+    )?;
     if let Some(cut) = cut {
         warn!(
             segment = %segment.path.display(),

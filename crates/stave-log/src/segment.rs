@@ -437,6 +437,9 @@ impl Segment {
     /// Opens the tail segment: scans every frame from the start, cuts at the first torn,
     /// corrupt, out-of-sequence or zero frame (zeroing everything after it, synced), and
     /// rebuilds the index.
+    ///
+    /// A cut that would drop an entry at or below `committed` is refused before anything is
+    /// zeroed ([`CorruptReason::CommittedEntryLost`]).
     pub fn open_tail(
         storage: &dyn Storage,
         dir: &Path,
@@ -444,6 +447,7 @@ impl Segment {
         file: Arc<dyn StorageFile>,
         last_term: Option<Term>,
         interval: u64,
+        committed: Option<LogIndex>,
     ) -> Result<(Segment, Option<TailCut>)> {
         let mut segment = Self::from_parts(storage, dir, header, file)?;
         let limit = segment.allocated;
@@ -451,6 +455,18 @@ impl Segment {
         state.last_term = last_term;
         let mut entries = Vec::new();
         let stop = segment.scan(&mut state, limit, interval, &mut entries)?;
+        if let (Some((position, reason)), Some(committed)) = (&stop, committed) {
+            let damaged =
+                state.next_index <= committed && segment.holds_nonzero(*position, limit)?;
+            if damaged {
+                let lost = CorruptReason::CommittedEntryLost {
+                    index: state.next_index,
+                    committed,
+                    why: Box::new(reason.clone()),
+                };
+                return Err(segment.corrupt(*position, lost));
+            }
+        }
         segment.apply(&state);
         segment.index.rewrite(&entries)?;
         let mut cut = None;
@@ -546,6 +562,15 @@ impl Segment {
             self.apply(&state);
         }
         Ok(stop)
+    }
+
+    /// Whether any byte in `[from, to)` is non-zero.
+    fn holds_nonzero(&self, from: u64, to: u64) -> Result<bool> {
+        let view = self
+            .file
+            .view(from, (to - from) as usize)
+            .map_err(LogError::io("map", &self.path))?;
+        Ok(view.iter().any(|&b| b != 0))
     }
 
     /// Writes zeros over every non-zero byte in `[from, to)`. Returns how many bytes it wrote.

@@ -151,7 +151,24 @@ impl LogStore {
         config: LogConfig,
         installed: InstalledSnapshots,
     ) -> io::Result<LogStore> {
-        let log = PartitionLog::open(storage.clone(), dir, config).map_err(io_error)?;
+        storage.create_dir_all(dir)?;
+        let (committed, committed_value) = read_slot(
+            storage.as_ref(),
+            &dir.join(COMMITTED_FILE),
+            COMMITTED_MAGIC,
+            decode_log_id,
+            false,
+        )?;
+        // Recovery keeps every entry this replica knew committed (openraft records an index
+        // only once its entries were reported durable here; for a single replica it is the
+        // high watermark). Under `never` and `interval`, entries are reported durable before
+        // they are synced, and a power cut may take committed ones with it: that is those
+        // policies' documented risk, and their logs are recovered as before.
+        let keep = committed_value
+            .filter(|_| config.flush == stave_log::FlushPolicy::Always)
+            .map(|id| LogIndex(id.index));
+        let log =
+            PartitionLog::open_keeping(storage.clone(), dir, config, keep).map_err(io_error)?;
         // The producer table starts from the state machine's snapshot: count the log after it.
         installed.producers().replay_log(&log)?;
         let (vote, vote_value) = read_slot(
@@ -160,13 +177,6 @@ impl LogStore {
             VOTE_MAGIC,
             decode_vote,
             true,
-        )?;
-        let (committed, committed_value) = read_slot(
-            storage.as_ref(),
-            &dir.join(COMMITTED_FILE),
-            COMMITTED_MAGIC,
-            decode_log_id,
-            false,
         )?;
         storage.sync_dir(dir)?;
         Ok(LogStore {

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod basics;
+mod committed;
 mod corruption;
 mod crash;
 mod edge_cases;
