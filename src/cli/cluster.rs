@@ -1,4 +1,5 @@
-//! `stave cluster status`: nodes, who leads what, and under-replicated partitions.
+//! `stave cluster status`: nodes, who leads what, under-replicated partitions, and replicas
+//! out of service (problems).
 
 use clap::Subcommand;
 use stave_client::{Client, ClusterMetadata};
@@ -8,7 +9,8 @@ use super::output::{Table, ids};
 
 #[derive(Debug, Subcommand)]
 pub enum ClusterCommand {
-    /// Nodes, the controller, partition leaders, and partitions missing in-sync replicas.
+    /// Nodes, the controller, partition leaders, partitions missing in-sync replicas, and
+    /// problems: replicas a node took out of service (a storage error), with the reason.
     Status,
 }
 
@@ -59,9 +61,20 @@ fn status(metadata: &ClusterMetadata) -> String {
 
     let mut partitions = Table::new(["PARTITION", "LEADER", "REPLICAS", "IN-SYNC"]);
     let mut under_replicated = Vec::new();
+    let mut problems = Vec::new();
     for topic in metadata.topics.values() {
         for p in &topic.partitions {
             let name = format!("{}/{}", topic.name, p.partition);
+            for problem in &p.problems {
+                let state = match problem.offline {
+                    true => format!("offline after {} reopens", problem.reopens),
+                    false => format!("reopening ({} so far)", problem.reopens),
+                };
+                problems.push(format!(
+                    "  {name} on node {}: {state}: {}",
+                    problem.node, problem.reason
+                ));
+            }
             partitions.row([
                 name.clone(),
                 p.leader.map_or_else(|| "none".into(), |id| id.to_string()),
@@ -87,6 +100,15 @@ fn status(metadata: &ClusterMetadata) -> String {
             under_replicated.len(),
             under_replicated.join(" ")
         ));
+    }
+    if problems.is_empty() {
+        out.push_str("problems: none\n");
+    } else {
+        out.push_str(&format!("problems ({}):\n", problems.len()));
+        for line in problems {
+            out.push_str(&line);
+            out.push('\n');
+        }
     }
     out
 }

@@ -64,6 +64,14 @@ struct Leader {
     in_sync: Vec<u64>,
 }
 
+/// Who leads every group, and which replicas are out of service, as gathered from every
+/// node.
+#[derive(Debug, Clone, Default)]
+struct Leaderships {
+    leaders: HashMap<GroupId, Leader>,
+    problems: HashMap<GroupId, Vec<pb::ReplicaProblem>>,
+}
+
 /// A node serving the public API.
 pub struct Broker {
     /// This broker, for tasks that outlive a request (pipelined produce).
@@ -74,7 +82,7 @@ pub struct Broker {
     order: Mutex<HashMap<GroupId, Arc<tokio::sync::Mutex<()>>>>,
     /// Public-API clients to other nodes (forwarding to the controller leader).
     peers: Mutex<HashMap<String, StaveClient<Channel>>>,
-    leaders: Mutex<Option<(Instant, HashMap<GroupId, Leader>)>>,
+    leaders: Mutex<Option<(Instant, Leaderships)>>,
     /// Consumer groups this node coordinates: membership, in memory (members rejoin when
     /// the coordinator moves; committed offsets are in `__offsets`).
     groups: Mutex<HashMap<String, crate::membership::Group>>,
@@ -223,14 +231,31 @@ impl Broker {
 
     /// Who leads every group, from every node (cached for [`LEADERS_TTL`]).
     async fn leaders(&self) -> HashMap<GroupId, Leader> {
-        if let Some((at, leaders)) = lock(&self.leaders).as_ref()
+        self.leaderships().await.leaders
+    }
+
+    /// Leaders and replica problems, from every node (cached for [`LEADERS_TTL`]).
+    async fn leaderships(&self) -> Leaderships {
+        if let Some((at, leaderships)) = lock(&self.leaders).as_ref()
             && at.elapsed() < LEADERS_TTL
         {
-            return leaders.clone();
+            return leaderships.clone();
         }
         let metadata = self.node.controller().metadata();
         let me = self.node.id();
         let mut leaders = HashMap::new();
+        let mut problems: HashMap<GroupId, Vec<pb::ReplicaProblem>> = HashMap::new();
+        for problem in self.node.groups().problems().list() {
+            problems
+                .entry(problem.group)
+                .or_default()
+                .push(pb::ReplicaProblem {
+                    node_id: me,
+                    reason: problem.reason,
+                    reopens: problem.reopens,
+                    offline: problem.offline,
+                });
+        }
         for group in self.node.partition_groups() {
             if let Ok(handle) = self.node.groups().get(group)
                 && let Some((term, in_sync)) = handle.leadership()
@@ -255,6 +280,17 @@ impl Broker {
             .into_iter()
             .flatten()
         {
+            for problem in answer.problems {
+                problems
+                    .entry(problem.group_id)
+                    .or_default()
+                    .push(pb::ReplicaProblem {
+                        node_id: answer.node_id,
+                        reason: problem.reason,
+                        reopens: problem.reopens,
+                        offline: problem.offline,
+                    });
+            }
             for group in answer.groups {
                 let newer = leaders
                     .get(&group.group_id)
@@ -271,8 +307,9 @@ impl Broker {
                 }
             }
         }
-        *lock(&self.leaders) = Some((Instant::now(), leaders.clone()));
-        leaders
+        let leaderships = Leaderships { leaders, problems };
+        *lock(&self.leaders) = Some((Instant::now(), leaderships.clone()));
+        leaderships
     }
 
     /// The leader of `group` as this node or the cluster's leaderships know it.
@@ -672,16 +709,22 @@ impl Broker {
         let Some(topic) = metadata.topic(name) else {
             return Vec::new();
         };
-        let leaders = self.leaders().await;
+        let leaderships = self.leaderships().await;
         topic
             .partitions()
             .map(|(partition, replicas)| {
-                let leader = leaders.get(&topic.group_id(partition));
+                let group = topic.group_id(partition);
+                let leader = leaderships.leaders.get(&group);
                 pb::PartitionMetadata {
                     partition,
                     leader: leader.map(|l| l.node),
                     replicas: replicas.to_vec(),
                     in_sync: leader.map(|l| l.in_sync.clone()).unwrap_or_default(),
+                    problems: leaderships
+                        .problems
+                        .get(&group)
+                        .cloned()
+                        .unwrap_or_default(),
                 }
             })
             .collect()

@@ -56,7 +56,7 @@ pub use config::{
 };
 pub use consumer::{AssignmentChange, Consumer};
 pub use error::{ClientError, display_chain};
-pub use metadata::{ClusterMetadata, PartitionInfo, TopicInfo};
+pub use metadata::{ClusterMetadata, PartitionInfo, ReplicaProblem, TopicInfo};
 pub use partitioner::{murmur2, partition_for_key, to_positive};
 pub use producer::{DeliveryFuture, Producer};
 pub use record::{ConsumerRecord, MESSAGE_ID_HEADER, ProducerRecord, RecordMetadata, message_id};

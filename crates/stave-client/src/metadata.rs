@@ -16,6 +16,20 @@ pub struct PartitionInfo {
     pub replicas: Vec<u64>,
     /// Replicas caught up with the leader.
     pub in_sync: Vec<u64>,
+    /// Replicas their nodes took out of service (a storage error), as they report them.
+    pub problems: Vec<ReplicaProblem>,
+}
+
+/// A replica out of service: its Raft stopped on its own, or it could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaProblem {
+    pub node: u64,
+    /// Why it last failed.
+    pub reason: String,
+    /// Reopens from disk its node tried so far.
+    pub reopens: u32,
+    /// No more reopens: down until its node restarts.
+    pub offline: bool,
 }
 
 impl PartitionInfo {
@@ -32,6 +46,16 @@ impl From<proto::PartitionMetadata> for PartitionInfo {
             leader: p.leader,
             replicas: p.replicas,
             in_sync: p.in_sync,
+            problems: p
+                .problems
+                .into_iter()
+                .map(|problem| ReplicaProblem {
+                    node: problem.node_id,
+                    reason: problem.reason,
+                    reopens: problem.reopens,
+                    offline: problem.offline,
+                })
+                .collect(),
         }
     }
 }
@@ -187,12 +211,14 @@ mod tests {
                         leader: None,
                         replicas: vec![1, 2],
                         in_sync: vec![1],
+                        problems: vec![],
                     },
                     proto::PartitionMetadata {
                         partition: 0,
                         leader: Some(2),
                         replicas: vec![2, 1],
                         in_sync: vec![2, 1],
+                        problems: vec![],
                     },
                 ],
             }],

@@ -368,10 +368,12 @@ impl GroupHandle for NotVoting {
     }
 }
 
-/// The groups running on one node, by id. Cheap to clone (shared).
+/// The groups running on one node, by id, and the replicas in trouble. Cheap to clone
+/// (shared).
 #[derive(Clone, Default)]
 pub struct Groups {
     inner: Arc<RwLock<HashMap<GroupId, Arc<dyn GroupHandle>>>>,
+    problems: crate::problems::Problems,
 }
 
 impl std::fmt::Debug for Groups {
@@ -419,6 +421,11 @@ impl Groups {
             .get(&group)
             .cloned()
             .ok_or_else(|| format!("group {group} is not running on this node"))
+    }
+
+    /// The partition replicas of this node that stopped or could not open.
+    pub fn problems(&self) -> &crate::problems::Problems {
+        &self.problems
     }
 
     /// The groups running here, by id.

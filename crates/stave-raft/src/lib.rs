@@ -26,6 +26,7 @@ mod log_store;
 pub mod membership;
 pub mod node;
 pub mod offsets;
+pub mod problems;
 mod producers;
 pub mod replica;
 pub mod sim_network;

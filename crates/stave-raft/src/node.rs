@@ -73,7 +73,17 @@ pub struct NodeConfig {
     /// How often a starting node retries its peers while it cannot tell a new cluster from
     /// an existing one.
     pub bootstrap_retry: Duration,
+    /// After a partition replica stops on its own or fails to open, the delays before each
+    /// reopen from disk; once spent, the replica stays offline (see [`crate::problems`]).
+    pub reopen_backoff: Vec<Duration>,
 }
+
+/// [`NodeConfig::reopen_backoff`] by default: three reopens, 1 s, 5 s and 30 s after a failure.
+pub const REOPEN_BACKOFF: [Duration; 3] = [
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+    Duration::from_secs(30),
+];
 
 impl NodeConfig {
     /// Production settings for node `id` with data in `data_dir`, reachable at `addr`.
@@ -90,6 +100,7 @@ impl NodeConfig {
             controller_raft: crate::controller::controller_raft_config(Default::default()),
             catch_up_deadline: Duration::from_secs(30),
             bootstrap_retry: Duration::from_millis(500),
+            reopen_backoff: REOPEN_BACKOFF.to_vec(),
         }
     }
 }
@@ -789,6 +800,12 @@ impl RaftNode {
             }
         }
         self.stop_unassigned(&assigned, metadata).await;
+        let problems = inner.groups.problems();
+        for problem in problems.list() {
+            if !assigned.contains(&problem.group) {
+                problems.forget(problem.group);
+            }
+        }
     }
 
     /// On the controller's leader: promotes the controller's learners that are nodes of the
@@ -841,9 +858,13 @@ impl RaftNode {
         let running = lock(&inner.partitions)
             .get(&group)
             .map(|running| (running.replica.clone(), running.learner_since));
+        let problems = inner.groups.problems();
         let Some((replica, learner_since)) = running else {
             if lock(&inner.rejoining).contains(&group) {
                 return Ok(()); // Its rejoin is under way.
+            }
+            if !problems.may_open(group) {
+                return Ok(()); // Offline, or its reopen is not due yet.
             }
             let rejoin_mode = self.rejoin_mode(wanted.incarnation);
             let dir = wanted.dir.clone();
@@ -881,10 +902,17 @@ impl RaftNode {
                 None
             };
             let seeded = fresh && initial.is_some();
-            let replica = self.open_partition(&wanted, initial).await?;
+            let replica = match self.open_partition(&wanted, initial).await {
+                Ok(replica) => replica,
+                Err(err) => {
+                    self.replica_failed(group, format!("cannot open: {err}"));
+                    return Ok(());
+                }
+            };
             if !self.register(&wanted, replica.clone(), None).await {
                 return Ok(());
             }
+            problems.opened(group);
             if seeded && wanted.replicas.first() == Some(&inner.config.id) {
                 // The first replica campaigns at once (the preferred leader; the others
                 // would wait an election timeout).
@@ -892,8 +920,49 @@ impl RaftNode {
             }
             return self.after_start(metadata, &wanted, &replica, None).await;
         };
+        let stopped = match &replica.raft.metrics().borrow_watched().running_state {
+            Err(fatal) => Some(format!("stopped: {fatal}")),
+            Ok(()) => None,
+        };
+        if let Some(reason) = stopped {
+            self.stop_failed(group, &replica).await;
+            self.replica_failed(group, reason);
+            return Ok(());
+        }
+        problems.running(group);
         self.after_start(metadata, &wanted, &replica, learner_since)
             .await
+    }
+
+    /// Takes a replica whose Raft stopped on its own out of service: unreachable, no longer
+    /// running here (the next pass may reopen it from disk).
+    async fn stop_failed(&self, group: GroupId, replica: &PartitionReplica) {
+        let removed = lock(&self.inner.partitions).remove(&group).is_some();
+        if removed {
+            self.inner.groups.remove(group);
+            self.publish_partitions();
+        }
+        replica.shutdown().await;
+    }
+
+    /// Records a failure of `group`'s replica (logged once per failure) and when, if ever,
+    /// it is reopened.
+    fn replica_failed(&self, group: GroupId, reason: String) {
+        let backoff = &self.inner.config.reopen_backoff;
+        match self
+            .inner
+            .groups
+            .problems()
+            .failed(group, reason.clone(), backoff)
+        {
+            crate::problems::Next::ReopenAfter(delay) => {
+                let after_ms = delay.as_millis() as u64;
+                tracing::error!(group, %reason, after_ms, "partition replica failed, reopening it from disk");
+            }
+            crate::problems::Next::Offline => {
+                tracing::error!(group, %reason, "partition replica failed again, leaving it offline (its other replicas serve the partition)");
+            }
+        }
     }
 
     async fn open_partition(

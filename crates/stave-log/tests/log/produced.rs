@@ -116,10 +116,16 @@ fn mutation() -> impl Strategy<Value = Mutation> {
 fn apply(mut bytes: Vec<u8>, mutation: &Mutation) -> Vec<u8> {
     match mutation {
         Mutation::Flip { at, mask } => {
-            let i = at.index(bytes.len());
-            bytes[i] ^= mask;
+            if !bytes.is_empty() {
+                let i = at.index(bytes.len());
+                bytes[i] ^= mask;
+            }
         }
-        Mutation::Truncate(at) => bytes.truncate(at.index(bytes.len())),
+        Mutation::Truncate(at) => {
+            if !bytes.is_empty() {
+                bytes.truncate(at.index(bytes.len()));
+            }
+        }
         Mutation::Append(tail) => bytes.extend_from_slice(tail),
         Mutation::Join(seed) => bytes.extend(frame(*seed, 1, 8, 2_000)),
         Mutation::SetU32 { at, value } => {

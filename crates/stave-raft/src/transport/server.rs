@@ -310,9 +310,22 @@ impl RaftControl for ControlService {
                 })
             })
             .collect();
+        let problems = self
+            .groups
+            .problems()
+            .list()
+            .into_iter()
+            .map(|problem| pb::GroupProblem {
+                group_id: problem.group,
+                reason: problem.reason,
+                reopens: problem.reopens,
+                offline: problem.offline,
+            })
+            .collect();
         Ok(Response::new(pb::LeadershipsResponse {
             node_id: self.identity.node_id(),
             groups,
+            problems,
         }))
     }
 
