@@ -4,6 +4,7 @@
 
 mod cluster;
 mod crash;
+mod frozen;
 mod group_cli;
 mod groups;
 mod keyed;
