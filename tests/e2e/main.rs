@@ -4,6 +4,7 @@
 
 mod cluster;
 mod crash;
+mod frozen;
 mod full_disk;
 mod group_cli;
 mod groups;

@@ -13,6 +13,17 @@ use tonic::transport::Channel;
 
 pub const WAIT: Duration = Duration::from_secs(60);
 
+/// Shows the client's log in a failing test's output (`RUST_LOG` sets the filter; warnings
+/// by default).
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
 /// A free loopback port: bound, read, released (the server binds it right after).
 pub fn reserve_port() -> u16 {
     let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -70,6 +81,18 @@ impl Server {
         std::fs::remove_dir_all(&self.dir).unwrap();
     }
 
+    /// SIGSTOP: the process stays, and the kernel still accepts connections and buffers
+    /// bytes for it, but nothing is read or answered (a paused VM, a long stall). It runs
+    /// again (SIGCONT) when the returned guard is dropped, whichever way the test ends.
+    pub fn freeze(&self) -> Frozen {
+        let child = self.child.as_ref().expect("freeze a running node");
+        let pid = libc::pid_t::try_from(child.id()).expect("a pid fits pid_t");
+        // SAFETY: `kill` has no memory effects; `pid` is our own child, not yet reaped.
+        let sent = unsafe { libc::kill(pid, libc::SIGSTOP) };
+        assert_eq!(sent, 0, "SIGSTOP node {}", self.id);
+        Frozen { pid }
+    }
+
     /// The server's output so far, for failure messages.
     pub fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -79,6 +102,25 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A node stopped by [`Server::freeze`]; dropping it continues the process (SIGCONT), so no
+/// test leaves a frozen process behind, even when it panics.
+pub struct Frozen {
+    pid: libc::pid_t,
+}
+
+impl Frozen {
+    /// Continues the process now.
+    pub fn thaw(self) {}
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        // SAFETY: as in `freeze`. A process already killed (the server dropped first) makes
+        // this fail with ESRCH, which is fine.
+        unsafe { libc::kill(self.pid, libc::SIGCONT) };
     }
 }
 

@@ -8,13 +8,20 @@
 //!   coalesce into one request. NOT_LEADER with a hint updates the cache in place.
 //! - Requests that are not tied to a partition (metadata, admin) go to any node, and retry
 //!   retriable failures ("no leader yet", a node restarting) until `retry_timeout`.
+//! - Every attempt is bounded (`request_timeout`; a fetch adds its long poll), and HTTP/2
+//!   keep-alive closes a connection whose peer stopped answering. A node that failed to
+//!   answer is *suspected* for a while (`suspects.rs`): asked last, and not followed by hints.
+//! - Metadata is asked of one node at a time, the next one as well when an answer is late
+//!   ([`METADATA_HEDGE_DELAY`]): a paused node costs a second, not a request timeout.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use stave_proto::v1 as proto;
 use stave_proto::v1::stave_client::StaveClient;
 use tokio::time::Instant;
@@ -29,6 +36,18 @@ use crate::consumer::Consumer;
 use crate::error::ClientError;
 use crate::metadata::ClusterMetadata;
 use crate::producer::Producer;
+use crate::suspects::{SUSPICION_MAX, Suspects};
+
+/// How long a metadata request may go unanswered before the next node is asked as well. A
+/// live node answers in milliseconds, or in about 2 s while one of its peers is silent (it
+/// waits that long for the peer's leaderships); a paused one never does.
+pub(crate) const METADATA_HEDGE_DELAY: Duration = Duration::from_secs(1);
+
+/// How long a leader lookup waits for fresh metadata before it asks one of the partition's
+/// replicas instead (the refresh goes on in the background). A healthy cluster answers
+/// Metadata in milliseconds; while a node is silent every answer waits ~2 s for it, but a
+/// replica answers at once, naming the leader it follows (NOT_LEADER), or writing (it leads).
+pub(crate) const LEADER_LOOKUP_WAIT: Duration = Duration::from_millis(250);
 
 /// A gRPC client of one node.
 pub(crate) type NodeClient = StaveClient<Channel>;
@@ -56,6 +75,14 @@ struct Inner {
     /// Counts completed refreshes: a caller that waited on `refreshing` and sees it moved
     /// uses the fresh answer instead of asking again.
     generation: AtomicU64,
+    /// Nodes that recently failed to answer.
+    suspects: Suspects,
+    /// Told after every metadata refresh.
+    refreshed: tokio::sync::watch::Sender<()>,
+    /// A background refresh (`refresh_metadata_for`) is running.
+    refreshing_in_background: AtomicBool,
+    /// Turns through a partition's replicas when none is known to lead.
+    next_replica: AtomicUsize,
 }
 
 impl Client {
@@ -65,46 +92,50 @@ impl Client {
     /// [`ClientError::Unreachable`]; a node that answers but is not ready yet is retried
     /// until `retry_timeout`.
     pub async fn connect(config: ClientConfig) -> Result<Client, ClientError> {
+        let client = Client::new(config)?;
+        client.bootstrap().await?;
+        Ok(client)
+    }
+
+    /// A client with no metadata yet.
+    fn new(config: ClientConfig) -> Result<Client, ClientError> {
         if config.bootstrap.is_empty() {
             return Err(ClientError::Config {
                 message: "the bootstrap list is empty".into(),
             });
         }
-        let client = Client {
+        config.validate()?;
+        Ok(Client {
             inner: Arc::new(Inner {
+                suspects: Suspects::new(SUSPICION_MAX),
                 config,
                 connections: Mutex::new(HashMap::new()),
                 metadata: RwLock::new(Arc::new(ClusterMetadata::default())),
                 refreshing: tokio::sync::Mutex::new(()),
                 generation: AtomicU64::new(0),
+                refreshed: tokio::sync::watch::Sender::new(()),
+                refreshing_in_background: AtomicBool::new(false),
+                next_replica: AtomicUsize::new(0),
             }),
-        };
-        client.bootstrap().await?;
-        Ok(client)
+        })
     }
 
     async fn bootstrap(&self) -> Result<(), ClientError> {
         let start = Instant::now();
         let mut attempt = 0;
         loop {
-            let mut refused = 0;
-            let mut last = None;
-            for addr in &self.inner.config.bootstrap {
-                match self.fetch_metadata(addr).await {
-                    Ok(metadata) => {
-                        self.store_metadata(metadata);
-                        return Ok(());
-                    }
-                    Err(err) => {
-                        debug!(%addr, error = %err, "bootstrap address failed");
-                        if matches!(err, ClientError::Connect { .. }) {
-                            refused += 1;
-                        }
-                        last = Some(err);
-                    }
+            let failures = match self.first_metadata(&self.inner.config.bootstrap).await {
+                Ok(metadata) => {
+                    self.store_metadata(metadata);
+                    return Ok(());
                 }
-            }
-            let Some(last) = last else {
+                Err(failures) => failures,
+            };
+            let refused = failures
+                .iter()
+                .filter(|err| matches!(err, ClientError::Connect { .. }))
+                .count();
+            let Some(last) = failures.into_iter().last() else {
                 return Err(ClientError::Config {
                     message: "the bootstrap list is empty".into(),
                 });
@@ -164,6 +195,7 @@ impl Client {
             Err(poisoned) => *poisoned.into_inner() = metadata,
         }
         self.inner.generation.fetch_add(1, Ordering::AcqRel);
+        self.inner.refreshed.send_replace(());
     }
 
     fn update_metadata(&self, update: impl FnOnce(&mut ClusterMetadata)) {
@@ -182,19 +214,72 @@ impl Client {
         if self.inner.generation.load(Ordering::Acquire) != seen {
             return Ok(self.metadata());
         }
-        let mut last = None;
-        for addr in self.candidates() {
-            match self.fetch_metadata(&addr).await {
-                Ok(metadata) => {
-                    self.store_metadata(metadata);
-                    return Ok(self.metadata());
+        let asked_at = Instant::now();
+        match self.first_metadata(&self.candidates()).await {
+            Ok(metadata) => {
+                // A leader named by an answer to a request sent after its node was suspected
+                // answered the leadership gathering since: it is back.
+                for addr in metadata.leader_addrs() {
+                    self.inner.suspects.remove_if_since_before(addr, asked_at);
                 }
-                Err(err) => last = Some(err),
+                self.store_metadata(metadata);
+                Ok(self.metadata())
+            }
+            Err(failures) => {
+                Err(failures
+                    .into_iter()
+                    .last()
+                    .unwrap_or_else(|| ClientError::Config {
+                        message: "no node to ask for metadata".into(),
+                    }))
             }
         }
-        Err(last.unwrap_or_else(|| ClientError::Config {
-            message: "no node to ask for metadata".into(),
-        }))
+    }
+
+    /// Asks `addrs` for metadata, one after another: the next as soon as the previous one
+    /// failed or has been silent for [`METADATA_HEDGE_DELAY`] (then both are awaited). The
+    /// first answer wins, and the nodes asked before it that are still silent become
+    /// suspects: they had a head start and lost it. Each node is asked once, each request is
+    /// bounded by `request_timeout`; `Err` holds every failure, in the order they came.
+    async fn first_metadata(&self, addrs: &[String]) -> Result<ClusterMetadata, Vec<ClientError>> {
+        let mut asked = FuturesUnordered::new();
+        let mut silent: Vec<usize> = Vec::new();
+        let mut next = 0;
+        let mut failures = Vec::new();
+        let hedge = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(hedge);
+        loop {
+            if asked.is_empty() && next == addrs.len() {
+                return Err(failures);
+            }
+            tokio::select! {
+                Some((index, result)) = asked.next(), if !asked.is_empty() => {
+                    silent.retain(|i| *i != index);
+                    match result {
+                        Ok(metadata) => {
+                            for earlier in silent.iter().filter(|i| **i < index) {
+                                debug!(addr = %addrs[*earlier], "overtaken by a later node");
+                                self.inner.suspects.add(&addrs[*earlier]);
+                            }
+                            return Ok(metadata);
+                        }
+                        Err(err) => {
+                            debug!(addr = %addrs[index], error = %err, "metadata request failed");
+                            failures.push(err);
+                            // Ask the next one now.
+                            hedge.as_mut().reset(Instant::now());
+                        }
+                    }
+                }
+                () = &mut hedge, if next < addrs.len() => {
+                    let index = next;
+                    next += 1;
+                    silent.push(index);
+                    asked.push(async move { (index, self.fetch_metadata(&addrs[index]).await) });
+                    hedge.as_mut().reset(Instant::now() + METADATA_HEDGE_DELAY);
+                }
+            }
+        }
     }
 
     async fn fetch_metadata(&self, addr: &str) -> Result<ClusterMetadata, ClientError> {
@@ -204,7 +289,8 @@ impl Client {
         Ok(ClusterMetadata::from_proto(response))
     }
 
-    /// Known nodes (the controller first), then the bootstrap addresses not among them.
+    /// Known nodes (the controller first), then the bootstrap addresses not among them; the
+    /// suspects last.
     fn candidates(&self) -> Vec<String> {
         let metadata = self.metadata();
         let mut addrs: Vec<String> = Vec::new();
@@ -223,7 +309,31 @@ impl Client {
                 addrs.push(addr.clone());
             }
         }
-        addrs
+        self.inner.suspects.last(addrs)
+    }
+
+    /// Notes that `addr` failed to answer (see `suspects.rs`).
+    pub(crate) fn suspect(&self, addr: &str) {
+        debug!(%addr, "node suspected");
+        self.inner.suspects.add(addr);
+    }
+
+    /// Notes that `addr` answered.
+    pub(crate) fn clear_suspicion(&self, addr: &str) {
+        self.inner.suspects.remove(addr);
+    }
+
+    pub(crate) fn is_suspect(&self, addr: &str) -> bool {
+        self.inner.suspects.contains(addr)
+    }
+
+    /// The NOT_LEADER hint of `err`, unless it names a suspect: a node that has not noticed
+    /// its leader stopped keeps naming it until its election ends.
+    pub(crate) fn hint_to_follow<'e>(
+        &self,
+        err: &'e ClientError,
+    ) -> Option<(Option<u64>, &'e str)> {
+        err.leader_hint().filter(|(_, addr)| !self.is_suspect(addr))
     }
 
     /// The channel to `addr`, dialled now if there is none.
@@ -241,15 +351,21 @@ impl Client {
             .tcp_nodelay(true)
             .initial_stream_window_size(4 << 20)
             .initial_connection_window_size(16 << 20)
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(20));
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|source| ClientError::Connect {
-                addr: addr.to_string(),
-                source,
-            })?;
+            .http2_keep_alive_interval(config.keep_alive_interval)
+            .keep_alive_timeout(config.keep_alive_timeout)
+            // Idle connections too: the next request then finds a paused node's connection
+            // already closed rather than waiting out its own bound on it.
+            .keep_alive_while_idle(true);
+        let channel = match endpoint.connect().await {
+            Ok(channel) => channel,
+            Err(source) => {
+                self.suspect(addr);
+                return Err(ClientError::Connect {
+                    addr: addr.to_string(),
+                    source,
+                });
+            }
+        };
         let client = StaveClient::new(channel)
             .max_decoding_message_size(MESSAGE_BYTES_MAX)
             .max_encoding_message_size(MESSAGE_BYTES_MAX);
@@ -277,21 +393,40 @@ impl Client {
         extra: Duration,
         call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     ) -> Result<T, ClientError> {
-        let limit = self.inner.config.request_timeout + extra;
+        self.unary_within(addr, self.inner.config.request_timeout + extra, call)
+            .await
+    }
+
+    /// Awaits one unary call for at most `limit`: [`ClientError::NoAnswer`] after that, and
+    /// `addr` is suspected (as after a lost connection) until it answers again.
+    pub(crate) async fn unary_within<T>(
+        &self,
+        addr: &str,
+        limit: Duration,
+        call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T, ClientError> {
         match tokio::time::timeout(limit, call).await {
-            Ok(Ok(response)) => Ok(response.into_inner()),
+            Ok(Ok(response)) => {
+                self.clear_suspicion(addr);
+                Ok(response.into_inner())
+            }
             Ok(Err(status)) => {
                 let err = ClientError::rpc(addr, status);
                 if err.is_connection_failure() {
                     self.drop_connection(addr);
+                    self.suspect(addr);
+                } else {
+                    self.clear_suspicion(addr);
                 }
                 Err(err)
             }
-            Err(_) => Err(ClientError::Rpc {
-                addr: addr.to_string(),
-                code: tonic::Code::DeadlineExceeded,
-                message: format!("no answer within {} ms", limit.as_millis()),
-            }),
+            Err(_) => {
+                self.suspect(addr);
+                Err(ClientError::NoAnswer {
+                    addr: addr.to_string(),
+                    waited: limit,
+                })
+            }
         }
     }
 
@@ -314,8 +449,9 @@ impl Client {
         self.update_metadata(|m| m.note_leader(topic, partition, leader_id, addr));
     }
 
-    /// Acts on a failed partition request: follow a leader hint, forget a dead connection,
-    /// forget a leader that is no more (the next lookup refreshes metadata).
+    /// Acts on a failed partition request: suspect a node that did not answer, follow a
+    /// leader hint (unless it names a suspect), forget a dead connection, forget a leader
+    /// that is no more (the next lookup refreshes metadata).
     pub(crate) fn observe_failure(
         &self,
         topic: &str,
@@ -323,14 +459,17 @@ impl Client {
         addr: &str,
         err: &ClientError,
     ) {
-        if let Some((leader_id, leader_addr)) = err.leader_hint() {
+        if err.is_node_failure() {
+            self.suspect(addr);
+        }
+        if let Some((leader_id, leader_addr)) = self.hint_to_follow(err) {
             self.note_leader(topic, partition, leader_id, leader_addr);
             return;
         }
         if err.is_connection_failure() {
             self.drop_connection(addr);
         }
-        if err.needs_metadata_refresh() {
+        if err.needs_metadata_refresh() || err.leader_hint().is_some() {
             self.update_metadata(|m| m.forget_leader(topic, partition));
         }
     }
@@ -349,40 +488,99 @@ impl Client {
         }
     }
 
-    /// The leader of `topic`/`partition`: its address and a channel to it. Refreshes metadata
-    /// once when the cache knows no leader. "No leader" is LEADER_NOT_AVAILABLE (retriable).
+    /// Where to send a request for `topic`/`partition`, and a channel to it: its leader, or,
+    /// while none that answers is known, one of its replicas (in turn), which either leads by
+    /// now or answers NOT_LEADER naming the leader it follows. A leader lookup refreshes
+    /// metadata, waiting for it [`LEADER_LOOKUP_WAIT`] at most (all of it for an unknown
+    /// topic). With no replica left to ask: LEADER_NOT_AVAILABLE (retriable).
     pub(crate) async fn leader(
         &self,
         topic: &str,
         partition: u32,
     ) -> Result<(String, NodeClient), ClientError> {
         let mut metadata = self.metadata();
-        if metadata.leader_addr(topic, partition).is_none() {
+        if metadata.topic(topic).is_none() {
             metadata = self.refresh_metadata().await?;
+        } else if self.usable_leader(&metadata, topic, partition).is_none() {
+            metadata = self.refresh_metadata_for(LEADER_LOOKUP_WAIT).await;
         }
         let Some(info) = metadata.topic(topic) else {
             return Err(ClientError::UnknownTopic {
                 topic: topic.to_string(),
             });
         };
-        if info.partition(partition).is_none() {
+        let Some(replicas) = info.partition(partition).map(|p| &p.replicas) else {
             return Err(ClientError::UnknownPartition {
                 topic: topic.to_string(),
                 partition,
                 partitions: info.partition_count(),
             });
-        }
-        let Some(addr) = metadata.leader_addr(topic, partition) else {
-            return Err(ClientError::Broker {
-                code: proto::ErrorCode::LeaderNotAvailable,
-                message: format!("no leader for {topic}/{partition} yet"),
-                leader_id: None,
-                leader_addr: None,
-            });
         };
-        let addr = addr.to_string();
+        let addr = match self.usable_leader(&metadata, topic, partition) {
+            Some(addr) => addr.to_string(),
+            None => {
+                self.replica_to_ask(&metadata, replicas)
+                    .ok_or_else(|| ClientError::Broker {
+                        code: proto::ErrorCode::LeaderNotAvailable,
+                        message: format!("no leader for {topic}/{partition} yet"),
+                        leader_id: None,
+                        leader_addr: None,
+                    })?
+            }
+        };
         let node = self.connection(&addr).await?;
         Ok((addr, node))
+    }
+
+    /// The leader of `topic`/`partition` in `metadata`, unless it is a suspect.
+    fn usable_leader<'m>(
+        &self,
+        metadata: &'m ClusterMetadata,
+        topic: &str,
+        partition: u32,
+    ) -> Option<&'m str> {
+        metadata
+            .leader_addr(topic, partition)
+            .filter(|addr| !self.is_suspect(addr))
+    }
+
+    /// The next of `replicas` (node ids) that is not a suspect, in turn.
+    fn replica_to_ask(&self, metadata: &ClusterMetadata, replicas: &[u64]) -> Option<String> {
+        let live: Vec<&String> = replicas
+            .iter()
+            .filter_map(|id| metadata.nodes.get(id))
+            .filter(|addr| !self.is_suspect(addr))
+            .collect();
+        if live.is_empty() {
+            return None;
+        }
+        let turn = self.inner.next_replica.fetch_add(1, Ordering::Relaxed);
+        Some(live[turn % live.len()].clone())
+    }
+
+    /// Starts a metadata refresh unless one runs in the background already, and waits at
+    /// most `wait` for a refresh to end; then the metadata as it is (the refresh goes on).
+    async fn refresh_metadata_for(&self, wait: Duration) -> Arc<ClusterMetadata> {
+        let mut refreshed = self.inner.refreshed.subscribe();
+        if !self
+            .inner
+            .refreshing_in_background
+            .swap(true, Ordering::AcqRel)
+        {
+            let client = self.clone();
+            tokio::spawn(async move {
+                if let Err(err) = client.refresh_metadata().await {
+                    // The next lookup starts another.
+                    debug!(error = %err, "metadata refresh failed");
+                }
+                client
+                    .inner
+                    .refreshing_in_background
+                    .store(false, Ordering::Release);
+            });
+        }
+        let _ = tokio::time::timeout(wait, refreshed.changed()).await;
+        self.metadata()
     }
 
     /// Runs `op` against any node (the controller first, a NOT_LEADER hint's node next time),
@@ -401,7 +599,7 @@ impl Client {
                 Ok((addr, node)) => {
                     let result = op(addr.clone(), node).await;
                     if let Err(err) = &result {
-                        if err.is_connection_failure() {
+                        if err.is_node_failure() {
                             failed.insert(addr);
                         }
                     }
@@ -414,9 +612,9 @@ impl Client {
                 Err(err) if !err.is_retriable() => return Err(err),
                 Err(err) => err,
             };
-            if let Some((_, addr)) = err.leader_hint() {
+            if let Some((_, addr)) = self.hint_to_follow(&err) {
                 redirect = Some(addr.to_string());
-            } else if err.needs_metadata_refresh() {
+            } else if err.needs_metadata_refresh() || err.leader_hint().is_some() {
                 let _ = self.refresh_metadata().await;
             }
             retry.again(err, redirect.is_some()).await?;
@@ -481,7 +679,7 @@ impl Client {
                 },
                 Err(err) => err,
             };
-            let redirected = err.leader_hint().is_some();
+            let redirected = self.hint_to_follow(&err).is_some();
             retry.again(err, redirected).await?;
         }
     }
@@ -569,3 +767,6 @@ impl<'a> Retry<'a> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -12,14 +12,32 @@ pub const DEFAULT_PORT: u16 = 7070;
 pub const MESSAGE_BYTES_MAX: usize = 16 << 20;
 
 /// How to reach the cluster, and how long to keep trying.
+///
+/// Two bounds keep a node that stops answering (paused, overloaded, cut off: its sockets may
+/// still accept) from holding a request for longer than one election: `request_timeout` bounds
+/// each attempt of each request, and HTTP/2 keep-alive PINGs close a connection whose peer
+/// stops answering them. Either way the client gives up on that node for the attempt,
+/// refreshes its metadata and retries where the answers point (the producer with the same
+/// sequence numbers, so nothing is written twice), until `retry_timeout` or the producer's
+/// `delivery_timeout`.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     /// `host:port` of nodes to start from: any reachable one will do.
     pub bootstrap: Vec<String>,
-    /// How long one TCP connection attempt may take.
+    /// How long one TCP connection attempt may take. (A paused process's kernel still
+    /// accepts connections: that case is caught by the two bounds below.)
     pub connect_timeout: Duration,
-    /// How long one request may take (a fetch adds its long-poll wait to it).
+    /// How long one attempt of a request may wait for its answer before the client gives up
+    /// on that node for this attempt and retries: the same for every call (produce, metadata,
+    /// admin, consumer-group coordinator calls); a fetch adds its long-poll wait
+    /// (`ConsumerConfig::fetch_wait_max`) to it.
     pub request_timeout: Duration,
+    /// How long a connection may go without receiving anything before the client sends an
+    /// HTTP/2 PING on it (idle connections included).
+    pub keep_alive_interval: Duration,
+    /// How long a PING may go unanswered before the connection is closed and every request
+    /// on it fails (to be retried): a node whose process stopped answers no PING.
+    pub keep_alive_timeout: Duration,
     /// How long metadata and admin requests retry "no leader yet", a leader change or a
     /// restarting node before giving up.
     pub retry_timeout: Duration,
@@ -32,11 +50,28 @@ impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
             bootstrap: vec![format!("127.0.0.1:{DEFAULT_PORT}")],
-            connect_timeout: Duration::from_secs(3),
-            request_timeout: Duration::from_secs(30),
+            // A TCP handshake takes well under a millisecond on a LAN; 2 s leaves room for one
+            // lost SYN (retransmitted after 1 s), as the nodes' own Raft transport does.
+            connect_timeout: Duration::from_secs(2),
+            // The broker answers every produce within its produce timeout (4 s, about a
+            // partition's longest election timeout): written, or REQUEST_TIMED_OUT when its
+            // partition has no quorum. One more second covers the network and a loaded node.
+            // So a live node always answers first, and by the time an attempt on a frozen
+            // leader is given up the other replicas have had a full election timeout (2-4 s)
+            // to elect a new one. Half of `stave`'s 10 s timeout: room for the retry.
+            request_timeout: Duration::from_secs(5),
+            // A node's process answers a PING from its connection task, in well under a
+            // millisecond even when busy. Silence for 1 s, then 2 s more without an answer,
+            // closes the connection: 3 s, inside `request_timeout`, so requests with a longer
+            // bound (a fetch's long poll, a produce stream) learn as early.
+            keep_alive_interval: Duration::from_secs(1),
+            keep_alive_timeout: Duration::from_secs(2),
             retry_timeout: Duration::from_secs(10),
             retry_backoff: Duration::from_millis(50),
-            retry_backoff_max: Duration::from_secs(1),
+            // While a partition has no leader that answers, this is also how often a producer
+            // or a consumer asks its replicas again: a new leader is found at most this long
+            // after it is elected.
+            retry_backoff_max: Duration::from_millis(500),
         }
     }
 }
@@ -48,6 +83,23 @@ impl ClientConfig {
             bootstrap: parse_bootstrap(bootstrap)?,
             ..ClientConfig::default()
         })
+    }
+
+    /// Refuses settings that cannot work: a zero timeout would fail every request.
+    pub(crate) fn validate(&self) -> Result<(), ClientError> {
+        for (name, value) in [
+            ("connect_timeout", self.connect_timeout),
+            ("request_timeout", self.request_timeout),
+            ("keep_alive_interval", self.keep_alive_interval),
+            ("keep_alive_timeout", self.keep_alive_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ClientError::Config {
+                    message: format!("{name} must be above zero"),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The pause before retry number `attempt` (0-based).
@@ -249,7 +301,24 @@ mod tests {
         let config = ClientConfig::default();
         assert_eq!(config.backoff(0), Duration::from_millis(50));
         assert_eq!(config.backoff(2), Duration::from_millis(200));
-        assert_eq!(config.backoff(40), Duration::from_secs(1));
+        assert_eq!(config.backoff(40), Duration::from_millis(500));
+    }
+
+    /// Each attempt is bounded well inside `stave`'s 10 s timeout yet above the broker's 4 s
+    /// produce timeout (a live leader always answers first), and a silent connection is
+    /// closed before an attempt's bound.
+    #[test]
+    fn default_bounds_leave_room_for_a_retry_after_a_frozen_node() {
+        let config = ClientConfig::default();
+        assert!(config.validate().is_ok());
+        assert!(config.request_timeout > Duration::from_secs(4));
+        assert!(config.request_timeout * 2 <= Duration::from_secs(10));
+        assert!(config.keep_alive_interval + config.keep_alive_timeout < config.request_timeout);
+        let zero = ClientConfig {
+            request_timeout: Duration::ZERO,
+            ..ClientConfig::default()
+        };
+        assert!(zero.validate().is_err());
     }
 
     #[test]

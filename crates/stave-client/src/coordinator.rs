@@ -1,6 +1,8 @@
 //! A consumer group's coordinator: found with FindCoordinator (any node answers), cached,
 //! and followed when it moves (NOT_COORDINATOR names the new one; COORDINATOR_NOT_AVAILABLE
-//! and lost connections look it up again).
+//! and lost connections look it up again). A coordinator named after it failed to answer
+//! (a suspect: nodes keep naming a paused one until the election of its `__offsets`
+//! partition ends) counts as none for now: the lookup is retried after a pause.
 
 use std::future::Future;
 use std::sync::Mutex;
@@ -92,7 +94,7 @@ impl Coordinator {
                     code: ErrorCode::NotCoordinator,
                     leader_addr: Some(addr),
                     ..
-                } => {
+                } if !self.client.is_suspect(addr) => {
                     self.remember(Some(addr.clone()));
                     true
                 }
@@ -114,6 +116,18 @@ impl Coordinator {
             Some(addr) => addr,
             None => {
                 let addr = self.find().await?;
+                if self.client.is_suspect(&addr) {
+                    return Err(ClientError::Broker {
+                        code: ErrorCode::CoordinatorNotAvailable,
+                        message: format!(
+                            "the coordinator of group {:?} is said to be {addr}, which did not \
+                             answer in time",
+                            self.group
+                        ),
+                        leader_id: None,
+                        leader_addr: None,
+                    });
+                }
                 self.remember(Some(addr.clone()));
                 addr
             }

@@ -45,6 +45,12 @@ pub enum ClientError {
         message: String,
     },
 
+    /// A node did not answer one attempt within its bound (`request_timeout`, plus the long
+    /// poll of a fetch): it may be paused, overloaded or cut off, and the request may have
+    /// been carried out. Retried elsewhere, or at the same node later.
+    #[error("{addr} did not answer within {} ms", .waited.as_millis())]
+    NoAnswer { addr: String, waited: Duration },
+
     /// The broker answered with a typed error.
     #[error("{}", broker_message(*.code, .message))]
     Broker {
@@ -138,7 +144,7 @@ impl ClientError {
     pub fn is_retriable(&self) -> bool {
         match self {
             ClientError::Broker { code, .. } => is_retriable_code(*code),
-            ClientError::Connect { .. } => true,
+            ClientError::Connect { .. } | ClientError::NoAnswer { .. } => true,
             ClientError::Rpc { code, .. } => is_retriable_status(*code),
             _ => false,
         }
@@ -152,6 +158,7 @@ impl ClientError {
                 matches!(code, ErrorCode::RequestTimedOut | ErrorCode::Internal)
             }
             ClientError::Rpc { code, .. } => !matches!(code, tonic::Code::Unimplemented),
+            ClientError::NoAnswer { .. } => true,
             _ => false,
         }
     }
@@ -170,7 +177,9 @@ impl ClientError {
                     | ErrorCode::UnknownTopic
                     | ErrorCode::UnknownPartition
             ),
-            ClientError::Connect { .. } | ClientError::Rpc { .. } => true,
+            ClientError::Connect { .. }
+            | ClientError::Rpc { .. }
+            | ClientError::NoAnswer { .. } => true,
             ClientError::UnknownTopic { .. } | ClientError::UnknownPartition { .. } => true,
             _ => false,
         }
@@ -185,6 +194,12 @@ impl ClientError {
             }
             _ => false,
         }
+    }
+
+    /// The node itself failed the request (no answer in time, or no connection), as opposed
+    /// to answering it: the client asks it last for a while (see `Client::suspect`).
+    pub(crate) fn is_node_failure(&self) -> bool {
+        matches!(self, ClientError::NoAnswer { .. }) || self.is_connection_failure()
     }
 
     /// A redirect: NOT_LEADER with the leader's address.
@@ -227,6 +242,10 @@ impl ClientError {
                 addr: addr.clone(),
                 code: *code,
                 message: message.clone(),
+            },
+            ClientError::NoAnswer { addr, waited } => ClientError::NoAnswer {
+                addr: addr.clone(),
+                waited: *waited,
             },
             ClientError::Broker {
                 code,

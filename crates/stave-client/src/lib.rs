@@ -44,6 +44,9 @@ mod metadata;
 mod partitioner;
 mod producer;
 mod record;
+mod suspects;
+#[cfg(test)]
+mod test_support;
 
 pub use admin::{Admin, NewTopic, TopicDescription};
 pub use admin_groups::{

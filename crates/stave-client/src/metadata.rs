@@ -170,6 +170,18 @@ impl ClusterMetadata {
         }
     }
 
+    /// The addresses of the nodes that lead a partition.
+    pub(crate) fn leader_addrs(&self) -> impl Iterator<Item = &str> {
+        let leaders: std::collections::BTreeSet<u64> = self
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.iter().filter_map(|p| p.leader))
+            .collect();
+        leaders
+            .into_iter()
+            .filter_map(|id| self.nodes.get(&id).map(String::as_str))
+    }
+
     /// Partitions whose leader is `node`, as `(topic, partition)`.
     pub fn led_by(&self, node: u64) -> Vec<(&str, u32)> {
         let mut led = Vec::new();

@@ -5,7 +5,9 @@
 //! and no more: a slow consumer holds at most two fetches' worth of records per partition.
 //!
 //! Leader changes and nodes restarting are retried (with a metadata refresh) for up to the
-//! consumer's `retry_timeout` in a row. A position outside the partition's records follows
+//! consumer's `retry_timeout` in a row. One fetch waits at most its long poll
+//! (`fetch_wait_max`) plus the client's `request_timeout`: a leader that stopped answering is
+//! left for the new one then (or sooner, when keep-alive closes its connection). A position outside the partition's records follows
 //! the `offset_reset` policy.
 
 use std::sync::Arc;
@@ -83,7 +85,7 @@ impl Fetcher {
                 return;
             }
             debug!(topic = %self.topic, partition = self.partition, error = %err, "fetch retry");
-            if err.leader_hint().is_none() {
+            if self.client.hint_to_follow(&err).is_none() {
                 tokio::time::sleep(pause).await;
             }
             attempt += 1;

@@ -227,7 +227,12 @@ async fn beat(
         .call("heartbeat", timeout, |addr, mut node| {
             let request = request.clone();
             async move {
-                let answer = client.unary(&addr, node.group_heartbeat(request)).await?;
+                // Within the heartbeat's budget, so a coordinator that does not answer is
+                // suspected (and not asked first again) before the budget runs out.
+                let limit = timeout.min(client.config().request_timeout);
+                let answer = client
+                    .unary_within(&addr, limit, node.group_heartbeat(request))
+                    .await?;
                 ClientError::check(answer.error.clone())?;
                 Ok(answer)
             }

@@ -17,6 +17,9 @@
 //! **A window** is the batches in flight. When one of them fails, nothing new is sent until
 //! every batch in flight has been answered; then the failed ones go back to the front of the
 //! queue, in their order, after a backoff. So a retry never overtakes an earlier batch.
+//! A window that failed on a redirect (NOT_LEADER naming a leader to follow) goes again at
+//! once, without the backoff, unless the window before it did too (two nodes naming each
+//! other still back off).
 //! The window opens to `in_flight_max` only once a batch was written: a new identity, and
 //! every retry round, start with one batch at a time. The first batch of a producer the
 //! broker does not know is accepted at any sequence, so were a later batch to reach it first
@@ -242,6 +245,10 @@ pub(crate) struct Pipeline {
     gaps: Vec<Gap>,
     /// Consecutive failed windows (for the backoff).
     failures: u32,
+    /// A batch of the failing window was redirected to a leader to follow.
+    window_redirected: bool,
+    /// The last failed window went again at once, on a redirect.
+    redirected_last: bool,
     pause_until: Option<Instant>,
     last_error: Option<ClientError>,
     next_batch_id: u64,
@@ -268,6 +275,8 @@ impl Pipeline {
             retry: Vec::new(),
             gaps: Vec::new(),
             failures: 0,
+            window_redirected: false,
+            redirected_last: false,
             pause_until: None,
             last_error: None,
             next_batch_id: 0,
@@ -466,6 +475,7 @@ impl Pipeline {
                 self.complete(batch, base_offset);
                 if !self.window_failed {
                     self.failures = 0;
+                    self.redirected_last = false;
                     self.window_open = true;
                 }
             }
@@ -506,8 +516,14 @@ impl Pipeline {
         }
     }
 
+    /// The failure about to be passed to [`Pipeline::on_response`] named the leader to
+    /// follow (the worker follows it): the window may go again without a backoff.
+    pub(crate) fn note_redirect(&mut self) {
+        self.window_redirected = true;
+    }
+
     /// Every batch of the failed window is answered: put the failed ones back in front of the
-    /// queue, rebuild what a gap cut off, and back off.
+    /// queue, rebuild what a gap cut off, and back off (not after a first redirect).
     fn finish_window(&mut self, now: Instant) {
         let mut retry = std::mem::take(&mut self.retry);
         retry.extend(self.queued.drain(..));
@@ -530,8 +546,14 @@ impl Pipeline {
         }
         self.window_failed = false;
         self.window_open = false;
-        self.failures += 1;
-        self.pause_until = Some(now + self.config.backoff(self.failures));
+        let redirected = std::mem::take(&mut self.window_redirected) && !self.redirected_last;
+        self.redirected_last = redirected;
+        if redirected {
+            self.pause_until = None;
+        } else {
+            self.failures += 1;
+            self.pause_until = Some(now + self.config.backoff(self.failures));
+        }
     }
 
     /// `identity`'s sequence has a gap: stop building batches with it.

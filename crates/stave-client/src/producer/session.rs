@@ -6,6 +6,13 @@
 //! The stream's end (the node went away, or shut down) answers every request still waiting
 //! with a connection error; the next request opens a new stream. Bounded by construction:
 //! each partition has at most `in_flight_max` requests out.
+//!
+//! Each request waits at most `request_timeout` for its answer. A live node answers every
+//! request within its produce timeout, which is shorter, so a request left unanswered means
+//! the node stopped (paused, cut off): the whole stream is abandoned at once — every request
+//! on it fails with [`ClientError::NoAnswer`] and the stream is reset — so the partitions'
+//! workers resend those batches (same producer id, epoch and sequence) to wherever their
+//! leader is now, and the broker answers any it already wrote as duplicates.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +21,7 @@ use std::time::Duration;
 
 use stave_proto::v1::{ProduceRequest, ProduceResponse};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::AbortHandle;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tracing::debug;
 
@@ -35,6 +43,9 @@ struct State {
     addr: String,
     waiting: Mutex<Waiting>,
     next_sequence: AtomicU64,
+    /// The task reading the stream's answers; aborted (which resets the stream) when the
+    /// stream is abandoned.
+    reader: Mutex<Option<AbortHandle>>,
 }
 
 impl State {
@@ -55,6 +66,19 @@ impl State {
             let _ = reply.send(Err(err.replicate()));
         }
     }
+
+    /// Gives up on the stream: fails every request still waiting with `err`, and stops
+    /// reading (dropping the call resets the HTTP/2 stream).
+    fn abandon(&self, err: &ClientError) {
+        self.close(err);
+        let reader = match self.reader.lock() {
+            Ok(mut reader) => reader.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(reader) = reader {
+            reader.abort();
+        }
+    }
 }
 
 /// A produce stream to one node.
@@ -71,9 +95,10 @@ impl Session {
             addr,
             waiting: Mutex::new(Waiting::default()),
             next_sequence: AtomicU64::new(0),
+            reader: Mutex::new(None),
         });
         let reader = state.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let outgoing = UnboundedReceiverStream::new(outgoing);
             let end = match node.produce_stream(outgoing).await {
                 Err(status) => ClientError::rpc(&reader.addr, status),
@@ -102,6 +127,9 @@ impl Session {
             debug!(addr = %reader.addr, error = %end, "produce stream closed");
             reader.close(&end);
         });
+        if let Ok(mut reader) = state.reader.lock() {
+            *reader = Some(task.abort_handle());
+        }
         Session { state, requests }
     }
 
@@ -109,7 +137,8 @@ impl Session {
         self.state.lock().closed || self.requests.is_closed()
     }
 
-    /// Sends `request`; the returned future answers it (or fails after `timeout`).
+    /// Sends `request`; the returned future answers it, or fails after `timeout` with
+    /// [`ClientError::NoAnswer`], abandoning the stream (see the module's header).
     pub(crate) fn send(
         &self,
         mut request: ProduceRequest,
@@ -145,12 +174,13 @@ impl Session {
                     message: "the produce stream ended".into(),
                 }),
                 Err(_) => {
-                    state.lock().replies.remove(&sequence);
-                    Err(ClientError::Rpc {
+                    let err = ClientError::NoAnswer {
                         addr: state.addr.clone(),
-                        code: tonic::Code::DeadlineExceeded,
-                        message: format!("no produce answer within {} ms", timeout.as_millis()),
-                    })
+                        waited: timeout,
+                    };
+                    debug!(addr = %state.addr, "no produce answer in time: abandoning the stream");
+                    state.abandon(&err);
+                    Err(err)
                 }
             }
         }
@@ -216,3 +246,6 @@ impl Sessions {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -153,15 +153,25 @@ impl Worker {
                         &outcome
                     {
                         self.client.observe_failure(&self.topic, self.partition, &done.addr, err);
-                        if matches!(
-                            err.code(),
-                            Some(ErrorCode::NotLeader | ErrorCode::LeaderNotAvailable)
-                        ) {
+                        if err.is_node_failure()
+                            || matches!(
+                                err.code(),
+                                Some(ErrorCode::NotLeader | ErrorCode::LeaderNotAvailable)
+                            )
+                        {
                             // A stream can outlive the node instance that opened it (a node
-                            // restarted in process keeps old streams until they end): the
-                            // next request opens a new stream rather than trusting this one.
+                            // restarted in process keeps old streams until they end), and a
+                            // node that stopped answering holds its stream: the next request
+                            // opens a new stream rather than trusting this one.
                             self.sessions.retire(&done.addr, &done.session);
                         }
+                    } else {
+                        self.client.clear_suspicion(&done.addr);
+                    }
+                    if let Outcome::Retry(err) = &outcome
+                        && self.client.hint_to_follow(err).is_some()
+                    {
+                        self.pipeline.note_redirect();
                     }
                     let batch_id = done.batch_id;
                     self.pipeline.on_response(batch_id, outcome, Instant::now());

@@ -355,6 +355,42 @@ fn retries_resend_the_same_frames_in_order_after_the_window_drains() {
     assert_eq!(offsets(c), [2]);
 }
 
+/// A window that failed on a redirect (NOT_LEADER naming a live leader) resends at once,
+/// the same frame; a second redirect in a row backs off as usual (two nodes naming each
+/// other), and a written batch makes the next redirect immediate again.
+#[test]
+fn a_redirect_resends_at_once_but_not_twice_in_a_row() {
+    let now = Instant::now();
+    let mut p = pipeline();
+    prime(&mut p, now);
+    let a = batch_of(&mut p, 1, 10, now);
+    let _b = batch_of(&mut p, 1, 10, now);
+    let (id_a, frame_a) = sent(p.next_send(now));
+
+    p.note_redirect();
+    p.on_response(id_a, Outcome::Retry(broker(ErrorCode::NotLeader)), now);
+    let (again, resent) = sent(p.next_send(now));
+    assert_eq!(
+        (again, &resent),
+        (id_a, &frame_a),
+        "at once, the same frame"
+    );
+
+    p.note_redirect();
+    p.on_response(id_a, Outcome::Retry(broker(ErrorCode::NotLeader)), now);
+    assert_eq!(p.next_send(now), Next::Idle, "backing off");
+    let later = now + Duration::from_millis(100);
+    let (again, _) = sent(p.next_send(later));
+    assert_eq!(again, id_a);
+    p.on_response(id_a, Outcome::Written { base_offset: 0 }, later);
+    assert_eq!(offsets(a), [0]);
+
+    let (id_b, _) = sent(p.next_send(later));
+    p.note_redirect();
+    p.on_response(id_b, Outcome::Retry(broker(ErrorCode::NotLeader)), later);
+    assert_eq!(sent(p.next_send(later)).0, id_b, "at once again");
+}
+
 /// A batch refused for good fails its records; the later batch that the gap cut off is
 /// built again under a new producer identity, starting at sequence 0.
 #[test]
