@@ -112,3 +112,49 @@ fn status(metadata: &ClusterMetadata) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use stave_client::{PartitionInfo, ReplicaProblem, TopicInfo};
+
+    use super::*;
+
+    /// A replica its node took out of service is listed under "problems" with its node, its
+    /// state and the reason; without any, the section says none.
+    #[test]
+    fn status_lists_replicas_out_of_service_under_problems() {
+        let problem = ReplicaProblem {
+            node: 3,
+            reason: "stopped: storage error".into(),
+            reopens: 3,
+            offline: true,
+        };
+        let partition = |problems: Vec<ReplicaProblem>| PartitionInfo {
+            partition: 0,
+            leader: Some(1),
+            replicas: vec![1, 2, 3],
+            in_sync: vec![1, 2],
+            problems,
+        };
+        let metadata = |problems| ClusterMetadata {
+            cluster_id: "c".into(),
+            controller_id: Some(1),
+            nodes: BTreeMap::from([(1, "a:1".into()), (2, "b:2".into()), (3, "c:3".into())]),
+            topics: BTreeMap::from([(
+                "v1.x".to_string(),
+                TopicInfo {
+                    name: "v1.x".into(),
+                    partitions: vec![partition(problems)],
+                },
+            )]),
+        };
+        let with = status(&metadata(vec![problem]));
+        assert!(
+            with.contains("problems (1):\n  v1.x/0 on node 3: offline after 3 reopens: stopped: storage error\n"),
+            "{with}"
+        );
+        assert!(status(&metadata(vec![])).contains("problems: none\n"));
+    }
+}

@@ -163,7 +163,9 @@ async fn stave_produce_to_a_frozen_leader_completes_through_the_new_leader() {
         "stave produce failed after {took:?}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(took < DELIVERY_TIMEOUT, "took {took:?}");
+    // Success is the proof: the CLI gives up on a record after its 10 s delivery timeout
+    // (before, it waited that long on the frozen node). Its wall-clock time, printed above,
+    // includes starting the process and is not asserted (tests do not time things).
     let survivor = &servers[(frozen_index + 1) % 3].addr;
     let new_leader = leader_other_than(survivor, TOPIC, leader).await;
     eprintln!("node {new_leader} took over from frozen node {leader}");
@@ -263,7 +265,8 @@ async fn records_in_flight_to_a_leader_frozen_mid_stream_are_written_once() {
         "leader {leader} frozen with {} of {RECORDS} records answered; the rest took {took:?}",
         answered_at_freeze
     );
-    assert!(took < DELIVERY_TIMEOUT, "took {took:?}");
+    // Every record succeeded within its delivery timeout (checked above); the time is
+    // printed, not asserted.
     producer.close().await;
 
     frozen.thaw();

@@ -179,4 +179,19 @@ mod tests {
             );
         }
     }
+
+    /// A slot file takes its space when opened: on a disk with no byte left, stores (a vote)
+    /// still succeed, synced.
+    #[test]
+    fn stores_need_no_space_once_the_file_is_open() {
+        let sim = SimStorage::new();
+        let path = Path::new("/d/vote");
+        let (mut slots, _) = SlotFile::open(&sim, path, 7).unwrap();
+        sim.set_capacity(Some(sim.used_bytes()));
+        for value in [&b"one"[..], b"two", b"three"] {
+            slots.store(value, true).unwrap();
+        }
+        let (_, contents) = SlotFile::open(&sim, path, 7).unwrap();
+        assert_eq!(contents, SlotContents::Value(b"three".to_vec()));
+    }
 }
