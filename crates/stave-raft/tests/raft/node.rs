@@ -771,3 +771,68 @@ async fn a_replica_that_cannot_reopen_is_left_offline_and_reported() {
     assert!(cluster.node(sick).partition(group).is_none());
     assert!(cluster.write(group, 3..6).await > 0);
 }
+
+/// A snapshot that cannot be written (ENOSPC there, or any write failure: here its temporary
+/// file's name is taken by a directory) never leaves the replica silently dead. openraft
+/// stops a group whose snapshot fails (a storage error is fatal to its core); the node
+/// reopens the replica from disk and it catches up, while the partition keeps taking writes.
+/// (Snapshots may use the disk reserve, so a full disk alone does not get here.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_that_cannot_be_written_leaves_no_dead_replica() {
+    let cluster = Cluster::new(3, 3).await;
+    cluster.cluster_id().await;
+    let incarnation = cluster.create_topic("v1.snap", &[&[1, 2, 3]]).await;
+    let group = partition_group_id(incarnation, 0);
+    let voters: BTreeSet<u64> = [1, 2, 3].into();
+    for id in 1..=3 {
+        cluster.wait_group(id, group, &voters).await;
+    }
+    cluster.write(group, 0..5).await;
+    let leader = cluster.leader_raft(group).unwrap();
+    let target = leader.metrics().borrow_watched().id;
+    let dir = cluster.slots[&target]
+        .dir
+        .path()
+        .join("partitions")
+        .join(format!("v1.snap-{incarnation}-0"));
+    std::fs::create_dir(dir.join("snapshot.tmp")).unwrap();
+    let triggered = leader.trigger().snapshot().await;
+    tracing::info!(?triggered, "--- snapshot triggered");
+    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+        let metrics = leader.metrics();
+        loop {
+            let m = metrics.borrow_watched().clone();
+            if m.running_state.is_err() || m.snapshot.is_some() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let state = leader.metrics().borrow_watched().running_state.clone();
+    tracing::info!(?state, "--- after the failed snapshot");
+    std::fs::remove_dir(dir.join("snapshot.tmp")).unwrap();
+    assert!(cluster.write(group, 5..10).await > 0);
+    let replica = eventually("the replica runs", || {
+        let replica = cluster.node(target).partition(group)?;
+        let ok = replica
+            .raft
+            .metrics()
+            .borrow_watched()
+            .running_state
+            .is_ok();
+        ok.then_some(replica.raft)
+    })
+    .await;
+    let last = cluster
+        .leader_raft(group)
+        .unwrap()
+        .metrics()
+        .borrow_watched()
+        .last_log_index;
+    replica
+        .wait(Some(WAIT))
+        .applied_index_at_least(last, "the replica caught up")
+        .await
+        .unwrap();
+}
