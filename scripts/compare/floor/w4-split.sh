@@ -3,11 +3,12 @@
 # what the broker adds, and what the client library adds, beside NATS JetStream's publish->ack.
 # These runs, alternated ROUNDS times:
 #
-#   tcp echo               examples/grpc_floor.rs serve-tcp/send-tcp: the same echo over plain
-#                          TCP on tokio (no HTTP/2, no gRPC), length-prefixed. No Stave code.
-#   tonic echo             examples/grpc_floor.rs: a tonic server answering each ProduceStream
-#                          request at once, and a client sending from a paced thread straight
-#                          into the stream. No Stave code.
+#   tcp echo               grpc_floor.rs (beside this script) serve-tcp/send-tcp: the same
+#                          echo over plain TCP on tokio (no HTTP/2, no gRPC), length-prefixed.
+#                          No Stave code.
+#   tonic echo             grpc_floor.rs serve/send: a tonic server answering each
+#                          ProduceStream request at once, and a client sending from a paced
+#                          thread straight into the stream. No Stave code.
 #   bare client + broker   the same client, sending real one-record batches to a fresh
 #                          single-node broker (6 partitions, RF 1, flush=never).
 #   stave client + broker  `stave bench produce --rate RATE --linger-ms 0` against that broker.
@@ -18,9 +19,10 @@
 # Every figure counts from the send (the echoes have no due time), p50 and p99 in µs, plus
 # the server's CPU time per record (utime + stime from /proc over the run).
 #
-# Usage: scripts/w4-split.sh [ROUNDS]   (default 3; RATE=5000 SECS=10 in the environment)
+# Usage: scripts/compare/floor/w4-split.sh [ROUNDS]
+#   (default 3 rounds; RATE=5000 SECS=10 in the environment)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../../.."
 mkdir -p target/compare
 exec 9>target/compare/.compare.lock
 flock -n 9 || { echo "w4-split.sh: another comparison holds target/compare/.compare.lock; run one at a time (2 cores)" >&2; exit 1; }
