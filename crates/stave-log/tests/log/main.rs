@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod basics;
+mod batch_format;
 mod committed;
 mod corruption;
 mod crash;
