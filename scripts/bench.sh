@@ -13,7 +13,8 @@
 #
 # Usage: scripts/bench.sh [single|cluster|all]     (default: all)
 #   QUICK=1    small counts (a smoke run, not figures to quote)
-#   PUBLISH=1  also copy the table and the chart to docs/bench/ (what the README shows)
+#   PUBLISH=1  also copy the table and the chart to docs/bench/ (the README shows the chart;
+#              docs/performance.md's copy of the table, its date and commit, go with it)
 #
 # Results: target/bench/<UTC time>/{single,cluster}-W*.json (the `--json` line of each run,
 # plus the full output in .txt), results.md (a table) and chart.svg (throughput, latency
