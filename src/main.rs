@@ -1,5 +1,5 @@
 //! `stave`: the Stave broker and its admin, produce and consume commands, in one binary.
-//! See `stave --help`, and DESIGN.md "CLI contract".
+//! See `stave --help`, and the README's "Try it".
 
 mod cli;
 

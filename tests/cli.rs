@@ -388,8 +388,8 @@ fn server_stops_on_sigterm() {
 }
 
 /// `stave bench`: each workload creates its topic if needed, moves the records it says, and
-/// ends with one JSON object carrying the keys DESIGN's CLI contract names (figures are not
-/// checked: benchmarks are not tests).
+/// ends with one JSON object carrying the keys docs/performance.md lists ("How to
+/// reproduce"; figures are not checked: benchmarks are not tests).
 #[test]
 fn bench_reports_its_workloads_as_json() {
     let server = Server::start();

@@ -1,4 +1,4 @@
-//! The `stave` command line (DESIGN.md "CLI contract"): argument definitions and dispatch.
+//! The `stave` command line: argument definitions and dispatch.
 //! Each command lives in its own module; errors come back as one [`CliError`] that `main`
 //! prints as a single line.
 

@@ -8,7 +8,8 @@ use crate::error::ClientError;
 /// The port a bootstrap address without one gets (`stave server`'s default).
 pub const DEFAULT_PORT: u16 = 7070;
 
-/// The largest gRPC message the client sends or receives (DESIGN "gRPC": client 16 MiB).
+/// The largest gRPC message the client sends or receives: the broker's own limit (the header
+/// of `proto/stave/v1/stave.proto`, "Message sizes").
 pub const MESSAGE_BYTES_MAX: usize = 16 << 20;
 
 /// How to reach the cluster, and how long to keep trying.

@@ -1,4 +1,4 @@
-//! Which partition a record goes to (DESIGN "Shape"): a keyed record to
+//! Which partition a record goes to (docs/architecture.md, "The shape"): a keyed record to
 //! `positive(murmur2(key)) % partitions`, bit for bit as Kafka's Java client
 //! (`Utils.murmur2`, `Utils.toPositive`), so keys land where a Kafka user expects; a record
 //! without a key to a sticky partition that changes once a batch's worth of bytes went to it

@@ -16,7 +16,8 @@
 //!   rejoining as learners); [`node`]: bootstrap and partition groups that follow the
 //!   metadata.
 //!
-//! `README.md` beside this crate says how it maps to DESIGN.md "Replication".
+//! `README.md` beside this crate says what is built, where it departs from the usual design,
+//! and what was measured; `docs/architecture.md` at the repository root puts it in context.
 
 pub mod controller;
 mod entry;

@@ -1,5 +1,5 @@
 //! A node's Raft side: the controller replica, the partition replicas the metadata assigns
-//! to this node, and the rules of DESIGN.md "Replication" that tie them together.
+//! to this node, and the rules that tie them together (docs/architecture.md, "Replication").
 //!
 //! - **Bootstrap.** Every node of a new cluster starts with the same peers. A node with no
 //!   cluster state asks its peers (`Hello`). If none has a cluster id and all answered, the

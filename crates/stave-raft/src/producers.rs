@@ -1,8 +1,8 @@
 //! The idempotent producer table of a partition (Kafka's `ProducerStateManager`): for each
 //! producer id, its epoch and its last [`BATCHES_RETAINED`] batches with the offsets they were
-//! written at. The leader checks every batch against it *before* proposing it (DESIGN.md
-//! "Replication": a committed duplicate would already be visible to consumers), so a retried
-//! batch is answered with its first write's offsets instead of being written twice.
+//! written at. The leader checks every batch against it *before* proposing it (a committed
+//! duplicate would already be visible to consumers), so a retried batch is answered with its
+//! first write's offsets instead of being written twice.
 //!
 //! **What the table counts is the appended log**, committed or not, because the check on the
 //! leader must see batches that are proposed but not committed yet. Every replica keeps it up

@@ -90,11 +90,11 @@ where
     Ok(PartitionReplica { raft, store, sm })
 }
 
-/// Raft settings for partition groups between nodes (DESIGN.md "Timers"): slow heartbeats
-/// (every second; openraft's tick runs at 13/64 of that, and the ticks of hundreds of idle
-/// groups are most of a node's idle CPU), none while data flows, elections in 2–4 s (a
-/// follower misses one heartbeat without starting one), pre-vote so a restarted node does
-/// not bump terms, and the log start moved by retention only, never by openraft itself.
+/// Raft settings for partition groups between nodes: slow heartbeats (every second;
+/// openraft's tick runs at 13/64 of that, and the ticks of hundreds of idle groups are most
+/// of a node's idle CPU), none while data flows, elections in 2–4 s (a follower misses one
+/// heartbeat without starting one), pre-vote so a restarted node does not bump terms, and
+/// the log start moved by retention only, never by openraft itself.
 pub fn partition_raft_config() -> Arc<openraft::Config> {
     let config = openraft::Config {
         heartbeat_interval: 1000,

@@ -1,6 +1,6 @@
 //! The fetch loop of one assigned partition: a task that long-polls the partition's leader
 //! from the consumer's position, decodes and CRC-checks the returned frames (end-to-end
-//! integrity, DESIGN "Record batch"), and hands the records over a channel of capacity 1. So
+//! integrity, docs/batch-format.md), and hands the records over a channel of capacity 1. So
 //! one fetch runs ahead of the consumer while it works through the previous one (prefetch),
 //! and no more: a slow consumer holds at most two fetches' worth of records per partition.
 //!

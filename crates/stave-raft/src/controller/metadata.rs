@@ -23,7 +23,8 @@ use stave_proto::internal::controller::command_reply::Result as Outcome;
 use super::topic_name::validate_topic_name;
 use crate::group::{GroupId, MAX_PARTITIONS, partition_group_id};
 
-/// The internal topic holding consumer groups' committed offsets (DESIGN "Public API").
+/// The internal topic holding consumer groups' committed offsets (docs/architecture.md,
+/// "Consumer groups").
 pub const OFFSETS_TOPIC: &str = "__offsets";
 /// `__offsets` has this many partitions; a group's is `murmur2(group) % 16`.
 pub const OFFSETS_PARTITION_COUNT: u32 = 16;

@@ -73,10 +73,9 @@ impl Default for SnapshotCadence {
     }
 }
 
-/// Raft settings for the controller group: faster timers than partitions (DESIGN
-/// "Replication": heartbeat every 100 ms, elections after 500 to 1000 ms, pre-vote so a
-/// returning replica cannot disrupt a healthy leader), and openraft's own snapshots and purges
-/// at `cadence`.
+/// Raft settings for the controller group: faster timers than partitions (heartbeat every
+/// 100 ms, elections after 500 to 1000 ms, pre-vote so a returning replica cannot disrupt a
+/// healthy leader), and openraft's own snapshots and purges at `cadence`.
 pub fn controller_raft_config(cadence: SnapshotCadence) -> Arc<openraft::Config> {
     let config = openraft::Config {
         cluster_name: "stave-controller".to_owned(),

@@ -1,4 +1,4 @@
-//! Topic names. Names are versioned and hierarchical (`v1.user.signedup`, DESIGN "Shape"):
+//! Topic names. Names are versioned and hierarchical (`v1.user.signedup`):
 //! 1 to [`TOPIC_NAME_BYTES_MAX`] characters from `[A-Za-z0-9._-]`, never `.` or `..` (a name may
 //! become a path component). Names starting with [`INTERNAL_TOPIC_PREFIX`] are internal: the
 //! controller creates them itself (`__offsets`), users cannot.
@@ -9,7 +9,7 @@
 /// The longest topic name, in bytes (all allowed characters are ASCII), as in Kafka.
 pub const TOPIC_NAME_BYTES_MAX: usize = 249;
 
-/// Topics whose names start with this are internal (DESIGN "Public API").
+/// Topics whose names start with this are internal.
 pub const INTERNAL_TOPIC_PREFIX: &str = "__";
 
 /// Why a string is not a topic name.
