@@ -30,10 +30,28 @@ const STAMPED_HEADER_DUMP: &str = "\
 0020  00 00 b0 ae 92 d9
 ";
 
-/// The two records of the example: (timestamp, key, value, header value); header key "id".
-const RECORDS: [(i64, &[u8], &[u8], &[u8]); 2] = [
-    (1_764_115_200_000, b"u1", b"ada", b"1"),
-    (1_764_115_200_005, b"u2", b"bob", b"2"),
+/// One record of the example; its one header is `id`.
+struct Example {
+    timestamp: i64,
+    key: &'static [u8],
+    value: &'static [u8],
+    id: &'static [u8],
+}
+
+/// The two records of the example.
+const RECORDS: [Example; 2] = [
+    Example {
+        timestamp: 1_764_115_200_000,
+        key: b"u1",
+        value: b"ada",
+        id: b"1",
+    },
+    Example {
+        timestamp: 1_764_115_200_005,
+        key: b"u2",
+        value: b"bob",
+        id: b"2",
+    },
 ];
 
 /// The bytes of a dump: every line is an offset, then up to 16 bytes in hex.
@@ -55,12 +73,12 @@ fn example_batch() -> Vec<u8> {
         producer_epoch: 0,
         base_sequence: 42,
     });
-    for (timestamp, key, value, id) in RECORDS {
+    for example in &RECORDS {
         builder.push(&Record {
-            timestamp,
-            key: Some(key),
-            value: Some(value),
-            headers: &[("id", id)],
+            timestamp: example.timestamp,
+            key: Some(example.key),
+            value: Some(example.value),
+            headers: &[("id", example.id)],
         });
     }
     builder.finish()
@@ -150,15 +168,16 @@ fn the_example_batch_decodes_field_by_field() {
     );
     let records: Vec<_> = view.records().map(Result::unwrap).collect();
     assert_eq!(records.len(), 2);
-    for (record, (expected, (timestamp, key, value, id))) in
-        records.iter().zip(RECORDS.into_iter().enumerate())
-    {
-        assert_eq!(record.offset, Offset(expected as u64));
-        assert_eq!(record.timestamp, timestamp);
-        assert_eq!(record.key, Some(key));
-        assert_eq!(record.value, Some(value));
+    for ((record, example), offset) in records.iter().zip(&RECORDS).zip(0u64..) {
+        assert_eq!(record.offset, Offset(offset));
+        assert_eq!(record.timestamp, example.timestamp);
+        assert_eq!(record.key, Some(example.key));
+        assert_eq!(record.value, Some(example.value));
         assert_eq!(record.header_count(), 1);
-        assert_eq!(record.headers().collect::<Vec<_>>(), vec![("id", id)]);
+        assert_eq!(
+            record.headers().collect::<Vec<_>>(),
+            vec![("id", example.id)]
+        );
     }
     view.validate_records().unwrap();
 }
