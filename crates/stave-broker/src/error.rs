@@ -1,6 +1,18 @@
-//! The broker's one error type, and its mapping to the API's typed errors at the edge.
+//! The broker's one error type. The gRPC edge maps it to the API's typed errors
+//! (`grpc::convert`).
 
-use stave_proto::v1 as pb;
+/// A node and its address, as a hint: where the leader or the coordinator is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeAddr {
+    pub node_id: u64,
+    pub addr: String,
+}
+
+impl From<(u64, String)> for NodeAddr {
+    fn from((node_id, addr): (u64, String)) -> Self {
+        NodeAddr { node_id, addr }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -14,7 +26,7 @@ pub enum BrokerError {
     NotLeader {
         topic: String,
         partition: u32,
-        leader: Option<(u64, String)>,
+        leader: Option<NodeAddr>,
     },
     #[error("{topic}/{partition} has no leader yet")]
     LeaderNotAvailable { topic: String, partition: u32 },
@@ -59,17 +71,20 @@ pub enum BrokerError {
     },
     #[error("internal error: {0}")]
     Internal(String),
-    #[error("this node does not coordinate group {group:?}")]
+    #[error("this node does not coordinate consumer group {consumer_group:?}")]
     NotCoordinator {
-        group: String,
-        coordinator: Option<(u64, String)>,
+        consumer_group: String,
+        coordinator: Option<NodeAddr>,
     },
-    #[error("group {0:?} has no coordinator yet")]
+    #[error("consumer group {0:?} has no coordinator yet")]
     CoordinatorNotAvailable(String),
-    #[error("group {0:?} has members: stop its consumers before resetting its offsets")]
+    #[error("consumer group {0:?} has members: stop its consumers before resetting its offsets")]
     GroupNotEmpty(String),
     #[error(transparent)]
-    Membership(#[from] crate::membership::MembershipError),
+    Membership(#[from] crate::consumer_group::GroupMembershipError),
+    /// A replication failure with no answer of its own (a stopped replica, an I/O error).
+    #[error(transparent)]
+    Replication(#[from] stave_raft::ReplicationError),
     #[error(transparent)]
     Node(#[from] stave_raft::node::NodeError),
     #[error("cannot serve on {addr}: {source}")]
@@ -100,60 +115,6 @@ impl BrokerError {
                 reserve_bytes,
             },
             other => BrokerError::Internal(other.to_string()),
-        }
-    }
-
-    /// The typed error the API answers with.
-    pub fn to_proto(&self) -> pb::Error {
-        use pb::ErrorCode as C;
-        let code = match self {
-            BrokerError::UnknownTopic(_) => C::UnknownTopic,
-            BrokerError::UnknownPartition { .. } => C::UnknownPartition,
-            BrokerError::NotLeader { .. } => C::NotLeader,
-            BrokerError::LeaderNotAvailable { .. } => C::LeaderNotAvailable,
-            BrokerError::OffsetOutOfRange { .. } => C::OffsetOutOfRange,
-            BrokerError::InvalidTopicName(_) => C::InvalidTopicName,
-            BrokerError::ReservedTopicName(_) => C::ReservedTopicName,
-            BrokerError::TopicExists(_) => C::TopicExists,
-            BrokerError::MessageTooLarge { .. } => C::MessageTooLarge,
-            BrokerError::CorruptBatch(_) => C::CorruptBatch,
-            BrokerError::InvalidRequest(_) | BrokerError::Config { .. } => C::InvalidRequest,
-            BrokerError::InvalidConfig(_) => C::InvalidConfig,
-            BrokerError::OutOfOrderSequence { .. } => C::OutOfOrderSequence,
-            BrokerError::ProducerFenced { .. } => C::ProducerFenced,
-            BrokerError::DuplicateInFlight => C::DuplicateInFlight,
-            BrokerError::Timeout(_) => C::RequestTimedOut,
-            BrokerError::NotEnoughNodes { .. } => C::NotEnoughNodes,
-            BrokerError::NotCoordinator { .. } => C::NotCoordinator,
-            BrokerError::CoordinatorNotAvailable(_) => C::CoordinatorNotAvailable,
-            BrokerError::GroupNotEmpty(_) => C::GroupNotEmpty,
-            BrokerError::StorageFull { .. } => C::StorageFull,
-            BrokerError::Membership(err) => match err {
-                crate::membership::MembershipError::UnknownMember(_) => C::UnknownMemberId,
-                crate::membership::MembershipError::FencedEpoch { .. } => C::FencedMemberEpoch,
-                crate::membership::MembershipError::BadSubscription(_) => C::InvalidRequest,
-            },
-            BrokerError::Internal(_)
-            | BrokerError::Node(_)
-            | BrokerError::Listen { .. }
-            | BrokerError::Serve(_) => C::Internal,
-        };
-        let (leader_id, leader_addr) = match self {
-            BrokerError::NotLeader {
-                leader: Some((id, addr)),
-                ..
-            }
-            | BrokerError::NotCoordinator {
-                coordinator: Some((id, addr)),
-                ..
-            } => (Some(*id), addr.clone()),
-            _ => (None, String::new()),
-        };
-        pb::Error {
-            code: code as i32,
-            message: self.to_string(),
-            leader_id,
-            leader_addr,
         }
     }
 }

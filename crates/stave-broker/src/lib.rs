@@ -1,18 +1,29 @@
 //! `stave-broker`: a Stave node. The public gRPC API (`proto/stave/v1`) over the node's Raft
-//! groups (`stave_raft::node::RaftNode`): produce to partition leaders (answered once a
-//! majority committed), fetch committed data with long-polling, offsets, metadata, topic
-//! admin through the controller, and retention.
+//! groups (`stave_raft::node::RaftNode`), one file per request family behind a thin edge:
+//!
+//! - [`grpc`]: the edge. Handlers decode, call the domain, encode; proto types stop there.
+//! - [`produce`], [`fetch`]: the data path (produce to partition leaders, answered once a
+//!   majority committed; fetch committed data with long-polling; offsets).
+//! - [`admin`]: topics and producer ids through the controller; the cluster's picture.
+//! - [`consumer_group`]: coordinators, membership, the assignor, patterns.
+//! - [`routing`]: targets, leaders, leaderships gathered from every node.
+//! - [`topic_config`], [`placement`], [`housekeeping`]: topic settings, where replicas go,
+//!   the periodic retention and compaction.
 //!
 //! [`run`] is what `stave server` calls.
 
-pub mod assignor;
+mod admin;
+mod broker;
 pub mod config;
+pub mod consumer_group;
 mod error;
-mod groups;
-pub mod membership;
-pub mod pattern;
-mod service;
-mod topics;
+mod fetch;
+mod grpc;
+mod housekeeping;
+mod placement;
+mod produce;
+mod routing;
+mod topic_config;
 
 use std::future::Future;
 use std::time::Duration;
@@ -50,9 +61,9 @@ pub async fn serve(
     config: BrokerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BrokerError> {
-    let broker = service::Broker::start(config).await?;
+    let broker = broker::Broker::start(config).await?;
     let node = broker.node().clone();
-    let retention = tokio::spawn(topics::retention_loop(broker.clone()));
+    let retention = tokio::spawn(housekeeping::housekeeping_loop(broker.clone()));
     let (control, data) = node.services();
     let api = StaveServer::from_arc(broker.clone())
         .max_decoding_message_size(CLIENT_MESSAGE_BYTES_MAX)

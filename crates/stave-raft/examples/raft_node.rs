@@ -82,7 +82,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut running = node.subscribe_partitions();
     running.wait_for(|groups| groups.len() >= mine).await?;
     for group in node.partition_groups() {
-        if let Some(replica) = node.partition(group) {
+        if let Some(replica) = node.replica(group) {
             replica
                 .raft
                 .wait(None)

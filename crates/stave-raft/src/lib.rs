@@ -27,6 +27,7 @@ mod log_store;
 pub mod membership;
 pub mod node;
 pub mod offsets;
+mod partition;
 pub mod problems;
 mod producers;
 pub mod replica;
@@ -36,6 +37,7 @@ pub mod transport;
 mod types;
 
 pub use log_store::LogStore;
+pub use partition::{Partition, Proposal, ReplicationError, Watermarks};
 pub use producers::{
     BATCHES_RETAINED, BatchMetadata, BelowApplied, EXPIRY_CHECK_INTERVAL_MS,
     PRODUCER_EXPIRY_MS_DEFAULT, ProducerBatch, ProducerConfig, ProducerSnapshot, ProducerState,

@@ -17,7 +17,7 @@
 //!   up). Its replicas of topics that existed before it came back rejoin the same way, each
 //!   through its group's leader. Both facts survive a crash (`{data}/node`, and a
 //!   `rejoining` file in a partition directory).
-//! - **Partition groups** follow the metadata: a node runs a replica of every partition
+//! - **WantedReplica groups** follow the metadata: a node runs a replica of every partition
 //!   assigned to it (in `{data}/partitions/{topic}-{incarnation}-{partition}`, so a recreated
 //!   topic never meets an old group's data); every replica of a new partition starts from the
 //!   creation assignment as its initial membership, written into its empty log at log id
@@ -46,6 +46,7 @@ use crate::controller::{
 };
 use crate::group::{CONTROLLER_GROUP, GroupHandle, GroupId, Groups, Rejoined, incarnation_of};
 use crate::membership;
+use crate::partition::Partition;
 use crate::replica::PartitionReplica;
 use crate::state_machine::PartitionSnapshot;
 use crate::transport::{NodeIdentity, RaftClients, TransportConfig};
@@ -227,7 +228,7 @@ struct NodeInner {
     /// `{data}/node` as last written.
     node_file: Mutex<NodeFile>,
     partitions: Mutex<BTreeMap<GroupId, RunningPartition>>,
-    /// Partition groups whose replica is being created through a rejoin.
+    /// WantedReplica groups whose replica is being created through a rejoin.
     rejoining: Mutex<BTreeSet<GroupId>>,
     /// The groups whose membership this node (their leader) is converging; the controller's
     /// (`CONTROLLER_GROUP`) while it promotes the controller's learners.
@@ -411,7 +412,15 @@ impl RaftNode {
     }
 
     /// This node's replica of partition group `group`, if it runs one.
-    pub fn partition(&self, group: GroupId) -> Option<PartitionReplica> {
+    pub fn partition(&self, group: GroupId) -> Option<Partition> {
+        let replica = self.replica(group)?;
+        Some(Partition::new(self.inner.config.id, replica))
+    }
+
+    /// The internals of this node's replica of `group`, for this crate's tests and tools
+    /// (the broker uses [`RaftNode::partition`]).
+    #[doc(hidden)]
+    pub fn replica(&self, group: GroupId) -> Option<PartitionReplica> {
         lock(&self.inner.partitions)
             .get(&group)
             .map(|running| running.replica.clone())
@@ -785,7 +794,7 @@ impl RaftNode {
                 } else {
                     crate::PartitionKind::Data
                 };
-                let wanted = Partition {
+                let wanted = WantedReplica {
                     group,
                     kind,
                     log_config,
@@ -851,7 +860,7 @@ impl RaftNode {
     async fn ensure_partition(
         &self,
         metadata: &ClusterMetadata,
-        wanted: Partition,
+        wanted: WantedReplica,
     ) -> Result<(), NodeError> {
         let inner = &self.inner;
         let group = wanted.group;
@@ -967,7 +976,7 @@ impl RaftNode {
 
     async fn open_partition(
         &self,
-        wanted: &Partition,
+        wanted: &WantedReplica,
         initial: Option<crate::types::MembershipOf>,
     ) -> Result<PartitionReplica, NodeError> {
         let inner = &self.inner;
@@ -989,7 +998,7 @@ impl RaftNode {
     /// false (and the replica stopped) if the node is shutting down.
     async fn register(
         &self,
-        wanted: &Partition,
+        wanted: &WantedReplica,
         replica: PartitionReplica,
         learner_since: Option<u64>,
     ) -> bool {
@@ -1026,7 +1035,7 @@ impl RaftNode {
     /// A replica created empty for a group that existed: asks the group's leader to take it
     /// back as a learner, then makes it reachable (not voting). Retried by later passes if no
     /// leader took it.
-    async fn rejoin_partition(&self, wanted: Partition, addrs: BTreeMap<u64, String>) {
+    async fn rejoin_partition(&self, wanted: WantedReplica, addrs: BTreeMap<u64, String>) {
         let me = self.inner.config.id;
         let candidates: Vec<u64> = wanted
             .replicas
@@ -1058,7 +1067,7 @@ impl RaftNode {
     async fn after_start(
         &self,
         metadata: &ClusterMetadata,
-        wanted: &Partition,
+        wanted: &WantedReplica,
         replica: &PartitionReplica,
         learner_since: Option<u64>,
     ) -> Result<(), NodeError> {
@@ -1298,7 +1307,7 @@ fn assigned_replicas(metadata: &ClusterMetadata, group: GroupId) -> Option<&[u64
 }
 
 /// A partition replica this node should run, as the metadata says.
-struct Partition {
+struct WantedReplica {
     group: GroupId,
     kind: crate::PartitionKind,
     log_config: stave_log::LogConfig,

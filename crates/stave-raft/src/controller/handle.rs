@@ -119,6 +119,23 @@ impl Controller {
         Ok(Controller { raft, sm, store })
     }
 
+    /// The controller's leader as this replica knows it.
+    pub fn leader(&self) -> Option<u64> {
+        use openraft::async_runtime::watch::WatchReceiver;
+        self.raft.metrics().borrow_watched().current_leader
+    }
+
+    /// Waits (at most `timeout`) until this replica knows a leader; returns it.
+    pub async fn wait_for_leader(&self, timeout: std::time::Duration) -> Option<u64> {
+        let metrics = self
+            .raft
+            .wait(Some(timeout))
+            .metrics(|m| m.current_leader.is_some(), "a controller leader")
+            .await
+            .ok()?;
+        metrics.current_leader
+    }
+
     /// The metadata this replica has applied (a follower's may lag the leader's).
     pub fn metadata(&self) -> Arc<ClusterMetadata> {
         self.sm.metadata()

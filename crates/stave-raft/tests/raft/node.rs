@@ -204,7 +204,7 @@ impl Cluster {
             .await
             .unwrap_or_else(|_| panic!("node {id} does not run group {group}"))
             .unwrap();
-        let raft = node.partition(group).unwrap().raft;
+        let raft = node.replica(group).unwrap().raft;
         let waited = raft
             .wait(Some(WAIT))
             .metrics(
@@ -225,7 +225,7 @@ impl Cluster {
             let views: Vec<String> = self
                 .nodes()
                 .filter_map(|node| {
-                    let replica = node.partition(group)?;
+                    let replica = node.replica(group)?;
                     let metrics = replica.raft.metrics().borrow_watched().clone();
                     Some(format!("node {}: {metrics}", node.id()))
                 })
@@ -241,7 +241,7 @@ impl Cluster {
     /// The replica of `group` that believes it leads, if any.
     fn leader_raft(&self, group: GroupId) -> Option<PartitionRaft> {
         self.nodes().find_map(|node| {
-            let replica = node.partition(group)?;
+            let replica = node.replica(group)?;
             let leads = replica.raft.metrics().borrow_watched().current_leader == Some(node.id());
             leads.then_some(replica.raft)
         })
@@ -273,7 +273,7 @@ impl Cluster {
                 }
             }
             assert!(started.elapsed() < WAIT, "group {group} took no writes");
-            let any = self.nodes().find_map(|node| node.partition(group)).unwrap();
+            let any = self.nodes().find_map(|node| node.replica(group)).unwrap();
             let _ = any
                 .raft
                 .wait(Some(Duration::from_secs(1)))
@@ -316,7 +316,7 @@ impl Cluster {
     async fn converged(&self, group: GroupId) -> usize {
         let replicas: BTreeMap<u64, stave_raft::PartitionReplica> = self
             .nodes()
-            .filter_map(|node| Some((node.id(), node.partition(group)?)))
+            .filter_map(|node| Some((node.id(), node.replica(group)?)))
             .collect();
         let leader = replicas
             .values()
@@ -483,7 +483,7 @@ async fn a_reverted_move_drops_the_learner_it_added() {
             replicas,
         })),
     };
-    let leader = cluster.node(1).partition(group).unwrap().raft;
+    let leader = cluster.node(1).replica(group).unwrap().raft;
     let learners = |m: &openraft::RaftMetrics<stave_raft::TypeConfig>| {
         m.membership_config
             .membership()
@@ -572,7 +572,7 @@ async fn restarted_nodes_resume_from_their_data_directories() {
     cluster.wait_group(1, group, &all).await;
     assert_eq!(cluster.write(group, 0..50).await, 50);
     let membership_of = |cluster: &Cluster| {
-        let replica = cluster.node(1).partition(group).unwrap();
+        let replica = cluster.node(1).replica(group).unwrap();
         let metrics = replica.raft.metrics().borrow_watched().clone();
         metrics.membership_config.log_id().map(|id| id.index)
     };

@@ -62,7 +62,7 @@ async fn a_replica_whose_raft_stops_is_reopened_while_the_others_carry_on() {
     stop_with_a_storage_error(&leader).await;
     let stopped_at = tokio::time::Instant::now();
     let other = if sick == 1 { 2 } else { 1 };
-    let other_raft = cluster.node(other).partition(group).unwrap().raft;
+    let other_raft = cluster.node(other).replica(group).unwrap().raft;
     let new_leader = other_raft
         .wait(Some(WAIT))
         .metrics(
@@ -78,7 +78,7 @@ async fn a_replica_whose_raft_stops_is_reopened_while_the_others_carry_on() {
         elected_in < Duration::from_secs(5),
         "a new leader took {elected_in:?}"
     );
-    let new_leader = cluster.node(new_leader).partition(group).unwrap().raft;
+    let new_leader = cluster.node(new_leader).replica(group).unwrap().raft;
     let since = openraft::TokioInstant::now();
     let _ = new_leader
         .wait(Some(WAIT))
@@ -102,7 +102,7 @@ async fn a_replica_whose_raft_stops_is_reopened_while_the_others_carry_on() {
     assert!(problem.reason.contains("stopped"), "{problem:?}");
     assert!(!problem.offline);
     let reopened = eventually("the replica reopened", || {
-        let replica = cluster.node(sick).partition(group)?;
+        let replica = cluster.node(sick).replica(group)?;
         let ok = replica
             .raft
             .metrics()
@@ -158,7 +158,7 @@ async fn a_replica_that_cannot_reopen_is_left_offline_and_reported() {
     .await;
     assert_eq!(problem.reopens, 3, "{problem:?}");
     assert!(problem.reason.contains("cannot open"), "{problem:?}");
-    assert!(cluster.node(sick).partition(group).is_none());
+    assert!(cluster.node(sick).replica(group).is_none());
     assert!(cluster.write(group, 3..6).await > 0);
 }
 
@@ -204,7 +204,7 @@ async fn a_snapshot_that_cannot_be_written_leaves_no_dead_replica() {
     std::fs::remove_dir(dir.join("snapshot.tmp")).unwrap();
     assert!(cluster.write(group, 5..10).await > 0);
     let replica = eventually("the replica runs", || {
-        let replica = cluster.node(target).partition(group)?;
+        let replica = cluster.node(target).replica(group)?;
         let ok = replica
             .raft
             .metrics()

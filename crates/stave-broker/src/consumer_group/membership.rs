@@ -1,6 +1,6 @@
 //! A consumer group's membership on its coordinator, in the style of Kafka's KIP-848: members
 //! heartbeat with their subscription and the partitions they own; the coordinator computes
-//! the target assignment ([`crate::assignor`]) and hands it out incrementally: a partition is
+//! the target assignment ([`super::assignor`]) and hands it out incrementally: a partition is
 //! given to its new owner only once its old owner has reported it released, so no two
 //! members ever own a partition at once. Each member has an epoch, bumped whenever its
 //! assignment changes; a commit from a stale epoch is fenced. Members not heard from within
@@ -10,8 +10,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::assignor::{MemberId, TopicPartition, assign};
-use crate::pattern::Pattern;
+use super::assignor::{MemberId, TopicPartition, assign};
+use super::pattern::Pattern;
 
 /// A member's heartbeat.
 #[derive(Debug, Clone, Copy)]
@@ -25,7 +25,7 @@ pub struct Heartbeat<'a> {
     pub owned: &'a BTreeSet<TopicPartition>,
 }
 
-/// A member as [`Group::describe`] shows it.
+/// A member as [`ConsumerGroup::describe`] shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberView {
     pub member_id: MemberId,
@@ -47,7 +47,7 @@ pub struct HeartbeatReply {
 
 /// Why a heartbeat or commit is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum MembershipError {
+pub enum GroupMembershipError {
     #[error("member {0:?} is not in the group (expired or never joined): join again")]
     UnknownMember(MemberId),
     #[error("member {member:?} has epoch {current}, not {received}: it was fenced")]
@@ -73,7 +73,7 @@ struct Member {
 
 /// One group's members and assignment.
 #[derive(Debug, Clone, Default)]
-pub struct Group {
+pub struct ConsumerGroup {
     members: BTreeMap<MemberId, Member>,
     /// The assignor's target, recomputed when members, subscriptions or topics change.
     target: BTreeMap<MemberId, BTreeSet<TopicPartition>>,
@@ -88,13 +88,13 @@ pub struct Group {
     hold_until_ms: i64,
 }
 
-impl Group {
+impl ConsumerGroup {
     /// A group whose members may still hold partitions given by a previous coordinator,
     /// until `hold_until_ms`.
-    pub fn holding(hold_until_ms: i64) -> Group {
-        Group {
+    pub fn holding(hold_until_ms: i64) -> ConsumerGroup {
+        ConsumerGroup {
             hold_until_ms,
-            ..Group::default()
+            ..ConsumerGroup::default()
         }
     }
 
@@ -106,7 +106,7 @@ impl Group {
         topics: &BTreeMap<String, u32>,
         now_ms: i64,
         session_timeout_ms: i64,
-    ) -> Result<HeartbeatReply, MembershipError> {
+    ) -> Result<HeartbeatReply, GroupMembershipError> {
         let Heartbeat {
             member_id,
             member_epoch,
@@ -118,7 +118,7 @@ impl Group {
             .iter()
             .map(|p| Pattern::parse(p))
             .collect::<Result<Vec<Pattern>, String>>()
-            .map_err(MembershipError::BadSubscription)?;
+            .map_err(GroupMembershipError::BadSubscription)?;
         let member_id = if member_id.is_empty() {
             self.next_member += 1;
             let id = format!("member-{}", self.next_member);
@@ -137,9 +137,9 @@ impl Group {
             let member = self
                 .members
                 .get_mut(member_id)
-                .ok_or_else(|| MembershipError::UnknownMember(member_id.to_string()))?;
+                .ok_or_else(|| GroupMembershipError::UnknownMember(member_id.to_string()))?;
             if member_epoch != member.epoch {
-                return Err(MembershipError::FencedEpoch {
+                return Err(GroupMembershipError::FencedEpoch {
                     member: member_id.to_string(),
                     current: member.epoch,
                     received: member_epoch,
@@ -158,7 +158,7 @@ impl Group {
         let member = self
             .members
             .get_mut(&member_id)
-            .ok_or_else(|| MembershipError::UnknownMember(member_id.clone()))?;
+            .ok_or_else(|| GroupMembershipError::UnknownMember(member_id.clone()))?;
         if assignment != member.given {
             member.epoch += 1;
         }
@@ -194,13 +194,13 @@ impl Group {
         &self,
         member_id: &str,
         member_epoch: u64,
-    ) -> Result<(), MembershipError> {
+    ) -> Result<(), GroupMembershipError> {
         let member = self
             .members
             .get(member_id)
-            .ok_or_else(|| MembershipError::UnknownMember(member_id.to_string()))?;
+            .ok_or_else(|| GroupMembershipError::UnknownMember(member_id.to_string()))?;
         if member.epoch != member_epoch {
-            return Err(MembershipError::FencedEpoch {
+            return Err(GroupMembershipError::FencedEpoch {
                 member: member_id.to_string(),
                 current: member.epoch,
                 received: member_epoch,
@@ -306,7 +306,7 @@ mod tests {
 
     #[test]
     fn a_coordinator_that_took_over_hands_out_only_what_members_report_until_the_hold_ends() {
-        let mut group = Group::holding(5_000);
+        let mut group = ConsumerGroup::holding(5_000);
         let none = BTreeSet::new();
         let reply = group
             .heartbeat(beat("", 0, &none), &topics(), 0, SESSION)
@@ -335,7 +335,7 @@ mod tests {
 
     #[test]
     fn three_members_end_up_with_two_partitions_each() {
-        let mut group = Group::default();
+        let mut group = ConsumerGroup::default();
         let mut members: Vec<(String, u64, BTreeSet<TopicPartition>)> = Vec::new();
         for _ in 0..3 {
             let reply = group
@@ -364,20 +364,20 @@ mod tests {
 
     #[test]
     fn stale_epochs_and_expired_members_are_fenced() {
-        let mut group = Group::default();
+        let mut group = ConsumerGroup::default();
         let a = group
             .heartbeat(beat("", 0, &BTreeSet::new()), &topics(), 0, SESSION)
             .unwrap();
         assert!(group.validate_commit(&a.member_id, a.member_epoch).is_ok());
         assert!(matches!(
             group.validate_commit(&a.member_id, a.member_epoch + 7),
-            Err(MembershipError::FencedEpoch { .. })
+            Err(GroupMembershipError::FencedEpoch { .. })
         ));
         // Silent past the session timeout: gone, and its commits refused.
         group.expire(SESSION + 1, SESSION);
         assert!(matches!(
             group.validate_commit(&a.member_id, a.member_epoch),
-            Err(MembershipError::UnknownMember(_))
+            Err(GroupMembershipError::UnknownMember(_))
         ));
     }
 
@@ -386,7 +386,7 @@ mod tests {
         /// expire in random order: at every step no partition is held by two members.
         #[test]
         fn no_partition_is_ever_owned_twice(steps in proptest::collection::vec((0u8..5, 0usize..6), 1..120)) {
-            let mut group = Group::default();
+            let mut group = ConsumerGroup::default();
             // What each member actually holds (only what a reply allowed).
             let mut held: BTreeMap<String, (u64, BTreeSet<TopicPartition>)> = BTreeMap::new();
             // When each member last heard back from the coordinator.

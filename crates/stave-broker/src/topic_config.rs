@@ -1,15 +1,12 @@
-//! Topic configs (typed at this edge, stored as strings in the controller), replica
-//! assignment for new topics, and retention.
+//! Topic configs: typed here, at the edge, and stored as strings in the controller's
+//! metadata. Inner code never sees a `key=value` string.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
 
 use stave_log::{FlushPolicy, LogConfig, RetentionPolicy};
 use stave_raft::controller::TopicMetadata;
 
 use crate::error::BrokerError;
-use crate::service::Broker;
 
 /// A topic's settings, with Kafka's names where Kafka has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,149 +161,6 @@ pub fn topic_config(topic: &TopicMetadata) -> TopicConfig {
     config
 }
 
-/// Replicas for `partitions` partitions over `nodes`, `replication_factor` each: partition
-/// `p`'s replicas start at node `(p + rotation) % n`, so partitions (and their first
-/// replicas, which become their first leaders) spread over the nodes.
-pub fn assign(
-    nodes: &[u64],
-    partitions: u32,
-    replication_factor: u32,
-    rotation: usize,
-) -> Result<Vec<Vec<u64>>, BrokerError> {
-    if replication_factor as usize > nodes.len() {
-        return Err(BrokerError::NotEnoughNodes {
-            asked: replication_factor,
-            nodes: nodes.len(),
-        });
-    }
-    Ok((0..partitions as usize)
-        .map(|p| {
-            (0..replication_factor as usize)
-                .map(|r| nodes[(p + rotation + r) % nodes.len()])
-                .collect()
-        })
-        .collect())
-}
-
-/// Moves the log start of the partition replicas on this node as their topics' retention
-/// allows: a snapshot, then a purge of the log it covers. Every replica does this on its
-/// own log, leader and followers alike (openraft purges only the log of the replica it is
-/// asked on); a follower that falls behind its leader's log start catches up from the
-/// leader's snapshot.
-pub async fn retention_loop(broker: Arc<Broker>) {
-    let period = Duration::from_millis(broker.config().retention_check_ms.max(10));
-    loop {
-        tokio::time::sleep(period).await;
-        apply_retention(&broker).await;
-        crate::groups::compact(&broker).await;
-        crate::groups::expire_members(&broker);
-    }
-}
-
-/// One retention pass over the partition replicas on this node. A partition that fails is
-/// reported and skipped; the others still get their pass.
-pub async fn apply_retention(broker: &Broker) {
-    let node = broker.node();
-    let metadata = node.controller().metadata();
-    for topic in metadata.topics().values() {
-        let policy = topic_config(topic).retention();
-        if policy.retention_ms.is_none() && policy.retention_bytes.is_none() {
-            continue;
-        }
-        for (partition, _) in topic.partitions() {
-            let Some(replica) = node.partition(topic.group_id(partition)) else {
-                continue;
-            };
-            let name = topic_name(&metadata, topic);
-            match retain(&replica, policy).await {
-                Ok(Some(upto)) => {
-                    tracing::info!(
-                        topic = name,
-                        partition,
-                        upto,
-                        "retention moved the log start"
-                    )
-                }
-                Ok(None) => {}
-                Err(err) => tracing::warn!(topic = name, partition, %err, "retention pass failed"),
-            }
-        }
-    }
-}
-
-/// Retention on one replica: the index its log start moved to, if it moved.
-async fn retain(
-    replica: &stave_raft::PartitionReplica,
-    policy: RetentionPolicy,
-) -> Result<Option<u64>, BrokerError> {
-    let point = replica
-        .store
-        .retention_point(policy)
-        .await
-        .map_err(|e| BrokerError::Internal(e.to_string()))?;
-    let Some(point) = point else {
-        return Ok(None);
-    };
-    // Only what is applied (committed) can be in a snapshot.
-    let (applied, _) = applied_and_snapshot(replica);
-    let upto = point.min(applied);
-    Ok(purge_through_snapshot(replica, upto, "retention snapshot")
-        .await?
-        .then_some(upto))
-}
-
-/// A replica's applied index and the index its last snapshot covers.
-pub(crate) fn applied_and_snapshot(replica: &stave_raft::PartitionReplica) -> (u64, Option<u64>) {
-    use openraft::async_runtime::watch::WatchReceiver;
-    let metrics = replica.raft.metrics();
-    let metrics = metrics.borrow_watched();
-    (
-        metrics.last_applied.map_or(0, |id| id.index),
-        metrics.snapshot.map(|id| id.index),
-    )
-}
-
-/// Purges this replica's log up to `upto` (applied), first building a snapshot that covers
-/// it unless the last one does; false if the snapshot was not built within 10 s.
-pub(crate) async fn purge_through_snapshot(
-    replica: &stave_raft::PartitionReplica,
-    upto: u64,
-    what: &'static str,
-) -> Result<bool, BrokerError> {
-    let internal =
-        |e: openraft::error::Fatal<stave_raft::TypeConfig>| BrokerError::Internal(e.to_string());
-    let (_, snapshot_at) = applied_and_snapshot(replica);
-    if snapshot_at.is_none_or(|at| at < upto) {
-        replica.raft.trigger().snapshot().await.map_err(internal)?;
-        let built = replica
-            .raft
-            .wait(Some(Duration::from_secs(10)))
-            .metrics(|m| m.snapshot.is_some_and(|id| id.index >= upto), what)
-            .await;
-        if built.is_err() {
-            return Ok(false);
-        }
-    }
-    replica
-        .raft
-        .trigger()
-        .purge_log(upto)
-        .await
-        .map_err(internal)?;
-    Ok(true)
-}
-
-fn topic_name<'a>(
-    metadata: &'a stave_raft::controller::ClusterMetadata,
-    topic: &TopicMetadata,
-) -> &'a str {
-    metadata
-        .topics()
-        .iter()
-        .find(|(_, t)| t.incarnation() == topic.incarnation())
-        .map_or("?", |(name, _)| name.as_str())
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -345,28 +199,10 @@ mod tests {
     fn entries_round_trip() {
         let config = TopicConfig {
             retention_bytes: Some(4096 * 1024),
-            flush: FlushPolicy::Interval(Duration::from_millis(50)),
+            flush: FlushPolicy::Interval(std::time::Duration::from_millis(50)),
             ..TopicConfig::default()
         };
         let settings: BTreeMap<String, String> = config.entries().into_iter().collect();
         assert_eq!(TopicConfig::parse(&settings).unwrap(), config);
-    }
-
-    #[test]
-    fn assignment_spreads_partitions_and_first_replicas() {
-        let nodes = [1, 2, 3];
-        let replicas = assign(&nodes, 6, 3, 0).unwrap();
-        let firsts: Vec<u64> = replicas.iter().map(|r| r[0]).collect();
-        assert_eq!(firsts, vec![1, 2, 3, 1, 2, 3]);
-        for r in &replicas {
-            let mut sorted = r.clone();
-            sorted.sort_unstable();
-            sorted.dedup();
-            assert_eq!(sorted.len(), 3, "distinct replicas: {r:?}");
-        }
-        assert!(matches!(
-            assign(&nodes, 1, 4, 0),
-            Err(BrokerError::NotEnoughNodes { asked: 4, nodes: 3 })
-        ));
     }
 }

@@ -1,0 +1,119 @@
+//! `Broker`: a node serving the public API, and the state its request families share. The
+//! families live beside it ([`crate::produce`], [`crate::fetch`], [`crate::admin`],
+//! [`crate::consumer_group`]); [`crate::grpc`] is the edge that decodes requests, calls them
+//! and encodes their answers.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use stave_proto::v1::stave_client::StaveClient;
+use stave_raft::group::GroupId;
+use stave_raft::node::{NodeConfig, PartitionLogConfig, RaftNode};
+use tonic::transport::Channel;
+
+use crate::config::BrokerConfig;
+use crate::consumer_group::{ConsumerGroup, Coordinating};
+use crate::error::BrokerError;
+use crate::routing::Leaderships;
+use crate::topic_config::topic_config;
+
+/// A node serving the public API.
+pub struct Broker {
+    /// This broker, for tasks that outlive a request (pipelined produce).
+    pub(crate) this: std::sync::Weak<Broker>,
+    node: RaftNode,
+    config: BrokerConfig,
+    /// Per partition: the check and proposal of idempotent batches happen under it.
+    order: Mutex<HashMap<GroupId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Public-API clients to other nodes (forwarding, gathering).
+    pub(crate) peers: Mutex<HashMap<String, StaveClient<Channel>>>,
+    pub(crate) leaderships: Mutex<Option<(Instant, Leaderships)>>,
+    /// Consumer groups this node coordinates: membership, in memory (members rejoin when
+    /// the coordinator moves; committed offsets are in `__offsets`).
+    consumer_groups: Mutex<HashMap<String, ConsumerGroup>>,
+    /// Per `__offsets` partition this node leads: the term it leads in and since when.
+    coordinating: Mutex<HashMap<GroupId, Coordinating>>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker").field("node", &self.node).finish()
+    }
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The reserve topic writes leave free on the data directory's disk: configured, or 1% of it.
+fn disk_reserve_bytes(config: &BrokerConfig) -> Result<u64, BrokerError> {
+    if let Some(bytes) = config.disk_reserve_bytes {
+        return Ok(bytes);
+    }
+    std::fs::create_dir_all(&config.data_dir).map_err(|err| BrokerError::Config {
+        message: format!("cannot create {}: {err}", config.data_dir.display()),
+    })?;
+    let disk =
+        stave_log::storage::disk_bytes(&config.data_dir).map_err(|err| BrokerError::Config {
+            message: format!(
+                "cannot read the size of {}'s disk: {err}",
+                config.data_dir.display()
+            ),
+        })?;
+    Ok(crate::config::default_disk_reserve_bytes(disk.total))
+}
+
+impl Broker {
+    /// Starts the node's Raft side (bootstrap, controller, partitions) for `config`.
+    pub async fn start(config: BrokerConfig) -> Result<Arc<Broker>, BrokerError> {
+        let mut node_config = NodeConfig::new(
+            config.node_id,
+            config.data_dir.clone(),
+            config.advertised().to_string(),
+            config.cluster(),
+        );
+        let reserve_bytes = disk_reserve_bytes(&config)?;
+        tracing::info!(reserve_bytes, "disk space kept free of topic writes");
+        node_config.partition_log_for = Some(PartitionLogConfig(Arc::new(move |topic| {
+            stave_log::LogConfig {
+                reserve_bytes,
+                ..topic_config(topic).log_config()
+            }
+        })));
+        let node = RaftNode::start(node_config).await?;
+        Ok(Arc::new_cyclic(|this| Broker {
+            this: this.clone(),
+            node,
+            config,
+            order: Mutex::new(HashMap::new()),
+            peers: Mutex::new(HashMap::new()),
+            leaderships: Mutex::new(None),
+            consumer_groups: Mutex::new(HashMap::new()),
+            coordinating: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    pub fn node(&self) -> &RaftNode {
+        &self.node
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    pub(crate) fn consumer_groups_lock(&self) -> MutexGuard<'_, HashMap<String, ConsumerGroup>> {
+        lock(&self.consumer_groups)
+    }
+
+    pub(crate) fn coordinating_lock(&self) -> MutexGuard<'_, HashMap<GroupId, Coordinating>> {
+        lock(&self.coordinating)
+    }
+
+    /// The lock under which `group`'s idempotent batches are checked and proposed.
+    pub(crate) fn order_lock(&self, group: GroupId) -> Arc<tokio::sync::Mutex<()>> {
+        lock(&self.order).entry(group).or_default().clone()
+    }
+}

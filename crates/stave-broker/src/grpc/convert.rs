@@ -1,0 +1,412 @@
+//! Proto messages to domain values and back, and the one table from `BrokerError` to the
+//! API's typed error codes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::{Bytes, BytesMut};
+use stave_proto::v1 as pb;
+
+use crate::admin::{PartitionState, TopicSpec};
+use crate::consumer_group::{
+    CommitRequest, GroupDescription, GroupListing, GroupMembershipError, GroupOffset,
+    HeartbeatAnswer, HeartbeatRequest, ListedGroup, OffsetCommit, ResetRequest, ResetTo,
+    TopicPartition,
+};
+use crate::error::BrokerError;
+use crate::fetch::{FetchRequest, Fetched, OffsetSpec};
+use crate::produce::{ProduceRequest, Produced};
+
+/// The typed error the API answers with.
+pub(crate) fn error(err: &BrokerError) -> pb::Error {
+    use pb::ErrorCode as C;
+    let code = match err {
+        BrokerError::UnknownTopic(_) => C::UnknownTopic,
+        BrokerError::UnknownPartition { .. } => C::UnknownPartition,
+        BrokerError::NotLeader { .. } => C::NotLeader,
+        BrokerError::LeaderNotAvailable { .. } => C::LeaderNotAvailable,
+        BrokerError::OffsetOutOfRange { .. } => C::OffsetOutOfRange,
+        BrokerError::InvalidTopicName(_) => C::InvalidTopicName,
+        BrokerError::ReservedTopicName(_) => C::ReservedTopicName,
+        BrokerError::TopicExists(_) => C::TopicExists,
+        BrokerError::MessageTooLarge { .. } => C::MessageTooLarge,
+        BrokerError::CorruptBatch(_) => C::CorruptBatch,
+        BrokerError::InvalidRequest(_) | BrokerError::Config { .. } => C::InvalidRequest,
+        BrokerError::InvalidConfig(_) => C::InvalidConfig,
+        BrokerError::OutOfOrderSequence { .. } => C::OutOfOrderSequence,
+        BrokerError::ProducerFenced { .. } => C::ProducerFenced,
+        BrokerError::DuplicateInFlight => C::DuplicateInFlight,
+        BrokerError::Timeout(_) => C::RequestTimedOut,
+        BrokerError::NotEnoughNodes { .. } => C::NotEnoughNodes,
+        BrokerError::NotCoordinator { .. } => C::NotCoordinator,
+        BrokerError::CoordinatorNotAvailable(_) => C::CoordinatorNotAvailable,
+        BrokerError::GroupNotEmpty(_) => C::GroupNotEmpty,
+        BrokerError::StorageFull { .. } => C::StorageFull,
+        BrokerError::Membership(err) => match err {
+            GroupMembershipError::UnknownMember(_) => C::UnknownMemberId,
+            GroupMembershipError::FencedEpoch { .. } => C::FencedMemberEpoch,
+            GroupMembershipError::BadSubscription(_) => C::InvalidRequest,
+        },
+        BrokerError::Internal(_)
+        | BrokerError::Replication(_)
+        | BrokerError::Node(_)
+        | BrokerError::Listen { .. }
+        | BrokerError::Serve(_) => C::Internal,
+    };
+    let hint = match err {
+        BrokerError::NotLeader { leader: hint, .. }
+        | BrokerError::NotCoordinator {
+            coordinator: hint, ..
+        } => hint.clone(),
+        _ => None,
+    };
+    pb::Error {
+        code: code as i32,
+        message: err.to_string(),
+        leader_id: hint.as_ref().map(|hint| hint.node_id),
+        leader_addr: hint.map(|hint| hint.addr).unwrap_or_default(),
+    }
+}
+
+fn some_error(err: &BrokerError) -> Option<pb::Error> {
+    Some(error(err))
+}
+
+pub(crate) fn produce_request(request: pb::ProduceRequest) -> ProduceRequest {
+    ProduceRequest {
+        topic: request.topic,
+        partition: request.partition,
+        batch: request.batch,
+    }
+}
+
+pub(crate) fn produced(
+    sequence: u64,
+    result: Result<Produced, BrokerError>,
+) -> pb::ProduceResponse {
+    match result {
+        Ok(produced) => pb::ProduceResponse {
+            sequence,
+            error: None,
+            base_offset: produced.base_offset.0,
+            next_offset: produced.next_offset.0,
+            duplicate: produced.duplicate,
+        },
+        Err(err) => pb::ProduceResponse {
+            sequence,
+            error: some_error(&err),
+            ..Default::default()
+        },
+    }
+}
+
+pub(crate) fn fetch_request(request: pb::FetchRequest) -> FetchRequest {
+    FetchRequest::new(
+        request.topic,
+        request.partition,
+        request.offset,
+        (request.max_bytes, request.min_bytes),
+        request.max_wait_ms,
+    )
+}
+
+pub(crate) fn fetched(result: Result<Fetched, BrokerError>) -> pb::FetchResponse {
+    let fetched = match result {
+        Ok(fetched) => fetched,
+        Err(err) => {
+            // Out of range: say where the log starts and ends, so the consumer can reset.
+            let (log_start_offset, high_watermark) = match &err {
+                BrokerError::OffsetOutOfRange { start, end, .. } => (*start, *end),
+                _ => (0, 0),
+            };
+            return pb::FetchResponse {
+                error: some_error(&err),
+                log_start_offset,
+                high_watermark,
+                ..Default::default()
+            };
+        }
+    };
+    let (batches, next_offset) = match fetched.frames {
+        Some(frames) if !frames.is_empty() => {
+            let (next, len) = (frames.next_offset.0, frames.len_bytes());
+            (joined(frames.chunks, len), next)
+        }
+        _ => (Bytes::new(), fetched.offset.0),
+    };
+    pb::FetchResponse {
+        error: None,
+        batches,
+        high_watermark: fetched.high_watermark.0,
+        log_start_offset: fetched.log_start.0,
+        next_offset,
+    }
+}
+
+/// Runs of frames as one buffer (no copy when there is one run).
+fn joined(chunks: Vec<Bytes>, len: usize) -> Bytes {
+    if chunks.len() == 1 {
+        return chunks.into_iter().next().unwrap_or_default();
+    }
+    let mut joined = BytesMut::with_capacity(len);
+    for chunk in &chunks {
+        joined.extend_from_slice(chunk);
+    }
+    joined.freeze()
+}
+
+pub(crate) fn offset_spec_from_pb(
+    spec: Option<pb::list_offsets_request::Spec>,
+) -> Result<OffsetSpec, BrokerError> {
+    use pb::list_offsets_request::Spec;
+    match spec {
+        Some(Spec::Earliest(_)) => Ok(OffsetSpec::Earliest),
+        Some(Spec::Latest(_)) => Ok(OffsetSpec::Latest),
+        Some(Spec::TimestampMs(ms)) => Ok(OffsetSpec::Timestamp(ms)),
+        None => Err(BrokerError::InvalidRequest(
+            "say earliest, latest or timestamp_ms".into(),
+        )),
+    }
+}
+
+pub(crate) fn offset_spec_to_pb(spec: OffsetSpec) -> pb::list_offsets_request::Spec {
+    use pb::list_offsets_request::Spec;
+    match spec {
+        OffsetSpec::Earliest => Spec::Earliest(true),
+        OffsetSpec::Latest => Spec::Latest(true),
+        OffsetSpec::Timestamp(ms) => Spec::TimestampMs(ms),
+    }
+}
+
+pub(crate) fn partition_metadata(state: PartitionState) -> pb::PartitionMetadata {
+    pb::PartitionMetadata {
+        partition: state.partition,
+        leader: state.leader,
+        replicas: state.replicas,
+        in_sync: state.in_sync,
+        problems: state
+            .problems
+            .into_iter()
+            .map(|found| pb::ReplicaProblem {
+                node_id: found.node,
+                reason: found.problem.reason,
+                reopens: found.problem.reopens,
+                offline: found.problem.offline,
+            })
+            .collect(),
+    }
+}
+
+pub(crate) fn topic_spec(spec: pb::TopicSpec) -> TopicSpec {
+    TopicSpec {
+        name: spec.name,
+        partitions: spec.partitions,
+        replication_factor: spec.replication_factor,
+        configs: config_pairs(spec.configs),
+    }
+}
+
+pub(crate) fn config_pairs(entries: Vec<pb::ConfigEntry>) -> Vec<(String, String)> {
+    entries
+        .into_iter()
+        .map(|entry| (entry.key, entry.value))
+        .collect()
+}
+
+pub(crate) fn config_entries(pairs: Vec<(String, String)>) -> Vec<pb::ConfigEntry> {
+    pairs
+        .into_iter()
+        .map(|(key, value)| pb::ConfigEntry { key, value })
+        .collect()
+}
+
+pub(crate) fn topic_result(name: String, result: Result<(), BrokerError>) -> pb::TopicResult {
+    pb::TopicResult {
+        name,
+        error: result.err().as_ref().and_then(some_error),
+    }
+}
+
+pub(crate) fn coordinator_answer(
+    found: Result<(u64, String), BrokerError>,
+) -> pb::FindCoordinatorResponse {
+    match found {
+        Ok((node_id, addr)) => pb::FindCoordinatorResponse {
+            error: None,
+            node_id,
+            addr,
+        },
+        Err(err) => pb::FindCoordinatorResponse {
+            error: some_error(&err),
+            ..Default::default()
+        },
+    }
+}
+
+/// `None` on success, the typed error otherwise.
+pub(crate) fn outcome(result: Result<(), BrokerError>) -> Option<pb::Error> {
+    result.err().as_ref().and_then(some_error)
+}
+
+fn partitions_from_pb(sets: Vec<pb::TopicPartitions>) -> BTreeSet<TopicPartition> {
+    sets.into_iter()
+        .flat_map(|tp| {
+            let topic = tp.topic;
+            tp.partitions.into_iter().map(move |p| (topic.clone(), p))
+        })
+        .collect()
+}
+
+fn partitions_to_pb(set: &BTreeSet<TopicPartition>) -> Vec<pb::TopicPartitions> {
+    let mut by_topic: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for (topic, partition) in set {
+        by_topic.entry(topic.clone()).or_default().push(*partition);
+    }
+    by_topic
+        .into_iter()
+        .map(|(topic, partitions)| pb::TopicPartitions { topic, partitions })
+        .collect()
+}
+
+pub(crate) fn heartbeat_request(request: pb::GroupHeartbeatRequest) -> HeartbeatRequest {
+    HeartbeatRequest {
+        consumer_group: request.group,
+        member_id: request.member_id,
+        member_epoch: request.member_epoch,
+        subscription: request.subscription,
+        owned: partitions_from_pb(request.owned),
+        leave: request.leave,
+    }
+}
+
+pub(crate) fn heartbeat_answer(
+    result: Result<HeartbeatAnswer, BrokerError>,
+) -> pb::GroupHeartbeatResponse {
+    match result {
+        Ok(answer) => pb::GroupHeartbeatResponse {
+            error: None,
+            member_id: answer.member_id,
+            member_epoch: answer.member_epoch,
+            assignment: partitions_to_pb(&answer.assignment),
+            heartbeat_interval_ms: answer.heartbeat_interval_ms,
+            session_timeout_ms: answer.session_timeout_ms,
+        },
+        Err(err) => pb::GroupHeartbeatResponse {
+            error: some_error(&err),
+            ..Default::default()
+        },
+    }
+}
+
+pub(crate) fn commit_request(request: pb::CommitOffsetsRequest) -> CommitRequest {
+    CommitRequest {
+        consumer_group: request.group,
+        offsets: request
+            .offsets
+            .into_iter()
+            .map(|entry| OffsetCommit {
+                topic: entry.topic,
+                partition: entry.partition,
+                offset: entry.offset,
+                metadata: entry.metadata,
+            })
+            .collect(),
+        member_id: request.member_id,
+        member_epoch: request.member_epoch,
+    }
+}
+
+pub(crate) fn group_offsets(offsets: Vec<GroupOffset>) -> Vec<pb::GroupOffset> {
+    offsets
+        .into_iter()
+        .map(|offset| pb::GroupOffset {
+            topic: offset.topic,
+            partition: offset.partition,
+            offset: offset.offset,
+            metadata: offset.metadata,
+            commit_ms: offset.commit_ms,
+        })
+        .collect()
+}
+
+pub(crate) fn group_description(
+    result: Result<GroupDescription, BrokerError>,
+) -> pb::DescribeGroupResponse {
+    let description = match result {
+        Ok(description) => description,
+        Err(err) => {
+            return pb::DescribeGroupResponse {
+                error: some_error(&err),
+                ..Default::default()
+            };
+        }
+    };
+    pb::DescribeGroupResponse {
+        error: None,
+        members: description
+            .members
+            .into_iter()
+            .map(|member| pb::GroupMember {
+                member_id: member.member_id,
+                member_epoch: member.member_epoch,
+                owned: partitions_to_pb(&member.owned),
+                target: partitions_to_pb(&member.target),
+            })
+            .collect(),
+        offsets: description
+            .offsets
+            .into_iter()
+            .map(|lag| pb::PartitionLag {
+                lag: lag
+                    .high_watermark
+                    .map_or(0, |hwm| hwm.saturating_sub(lag.committed)),
+                high_watermark: lag.high_watermark.unwrap_or(0),
+                committed: lag.committed,
+                topic: lag.topic,
+                partition: lag.partition,
+            })
+            .collect(),
+    }
+}
+
+pub(crate) fn listed_group_to_pb(group: ListedGroup) -> pb::ListedGroup {
+    pb::ListedGroup {
+        group: group.consumer_group,
+        coordinator: group.coordinator,
+        members: group.members,
+    }
+}
+
+pub(crate) fn listed_group_from_pb(group: pb::ListedGroup) -> ListedGroup {
+    ListedGroup {
+        consumer_group: group.group,
+        coordinator: group.coordinator,
+        members: group.members,
+    }
+}
+
+pub(crate) fn group_listing(listing: GroupListing) -> pb::ListGroupsResponse {
+    pb::ListGroupsResponse {
+        error: None,
+        groups: listing
+            .consumer_groups
+            .into_iter()
+            .map(listed_group_to_pb)
+            .collect(),
+        unreachable: listing.unreachable,
+    }
+}
+
+pub(crate) fn reset_request(request: pb::ResetOffsetsRequest) -> ResetRequest {
+    use pb::reset_offsets_request::To;
+    ResetRequest {
+        consumer_group: request.group,
+        topic: request.topic,
+        partitions: request.partitions,
+        to: request.to.map(|to| match to {
+            To::Earliest(_) => ResetTo::Earliest,
+            To::Latest(_) => ResetTo::Latest,
+            To::Offset(offset) => ResetTo::Offset(offset),
+            To::TimestampMs(ms) => ResetTo::Timestamp(ms),
+        }),
+    }
+}

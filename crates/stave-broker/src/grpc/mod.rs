@@ -1,0 +1,405 @@
+//! The gRPC edge: `stave.v1.Stave` over the broker's request families. Each handler decodes
+//! its request ([`convert`]), calls the domain, and encodes the answer; partition-level
+//! outcomes travel as typed error codes in the response. Requests for the controller (topic
+//! admin, producer ids, creating `__offsets`) are forwarded once to the node that leads it
+//! ([`peers`]).
+
+mod convert;
+mod peers;
+
+use std::pin::Pin;
+
+use futures_util::{Stream, StreamExt};
+use stave_proto::v1 as pb;
+use tokio::sync::mpsc;
+use tonic::{Request, Response, Status, Streaming};
+
+use self::peers::{forward_request, forwarded};
+use crate::admin::ControllerLeader;
+use crate::broker::Broker;
+
+/// Runs `local` here if this node leads the controller; otherwise forwards `message` with
+/// `forward` to the leader (once).
+macro_rules! via_controller {
+    ($self:ident, $request:ident, $forward:ident, $local:expr) => {{
+        let is_forwarded = forwarded(&$request);
+        let message = $request.into_inner();
+        match $self.controller_leader().await {
+            Ok(ControllerLeader::At(addr)) if !is_forwarded => {
+                let mut client = $self
+                    .peer_client(&addr)
+                    .map_err(|err| Status::unavailable(err.to_string()))?;
+                return client.$forward(forward_request(message)).await;
+            }
+            Ok(_) => {}
+            Err(err) => return Err(Status::unavailable(err.to_string())),
+        }
+        let local = $local;
+        local(message).await
+    }};
+}
+
+type ProduceStream = Pin<Box<dyn Stream<Item = Result<pb::ProduceResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::stave_server::Stave for Broker {
+    async fn produce(
+        &self,
+        request: Request<pb::ProduceRequest>,
+    ) -> Result<Response<pb::ProduceResponse>, Status> {
+        let request = request.into_inner();
+        let sequence = request.sequence;
+        let result = self.produce(convert::produce_request(request)).await;
+        Ok(Response::new(convert::produced(sequence, result)))
+    }
+
+    type ProduceStreamStream = ProduceStream;
+
+    async fn produce_stream(
+        &self,
+        request: Request<Streaming<pb::ProduceRequest>>,
+    ) -> Result<Response<ProduceStream>, Status> {
+        let incoming = request.into_inner();
+        let (answers, outgoing) = mpsc::channel(1024);
+        let broker = self
+            .this
+            .upgrade()
+            .ok_or_else(|| Status::unavailable("the node is shutting down"))?;
+        tokio::spawn(serve_produce_stream(broker, incoming, answers));
+        let stream = tokio_stream::wrappers::ReceiverStream::new(outgoing);
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn fetch(
+        &self,
+        request: Request<pb::FetchRequest>,
+    ) -> Result<Response<pb::FetchResponse>, Status> {
+        let result = self
+            .fetch(convert::fetch_request(request.into_inner()))
+            .await;
+        Ok(Response::new(convert::fetched(result)))
+    }
+
+    async fn list_offsets(
+        &self,
+        request: Request<pb::ListOffsetsRequest>,
+    ) -> Result<Response<pb::ListOffsetsResponse>, Status> {
+        let request = request.into_inner();
+        let result = match convert::offset_spec_from_pb(request.spec) {
+            Ok(spec) => {
+                self.list_offsets(&request.topic, request.partition, spec)
+                    .await
+            }
+            Err(err) => Err(err),
+        };
+        Ok(Response::new(match result {
+            Ok(offset) => pb::ListOffsetsResponse {
+                error: None,
+                offset,
+            },
+            Err(err) => pb::ListOffsetsResponse {
+                error: Some(convert::error(&err)),
+                offset: 0,
+            },
+        }))
+    }
+
+    async fn metadata(
+        &self,
+        request: Request<pb::MetadataRequest>,
+    ) -> Result<Response<pb::MetadataResponse>, Status> {
+        let metadata = self.node().controller().metadata();
+        let names = self.topic_names(&metadata, request.into_inner().topics);
+        let mut topics = Vec::with_capacity(names.len());
+        for name in names {
+            let error = metadata
+                .topic(&name)
+                .is_none()
+                .then(|| convert::error(&crate::error::BrokerError::UnknownTopic(name.clone())));
+            let partitions = self.partitions_of(&metadata, &name).await;
+            topics.push(pb::TopicMetadata {
+                name,
+                error,
+                partitions: partitions
+                    .into_iter()
+                    .map(convert::partition_metadata)
+                    .collect(),
+            });
+        }
+        Ok(Response::new(pb::MetadataResponse {
+            cluster_id: self.node().identity().cluster_id().unwrap_or_default(),
+            controller_id: self.node().controller().leader(),
+            nodes: metadata
+                .nodes()
+                .iter()
+                .map(|(id, addr)| pb::Node {
+                    id: *id,
+                    addr: addr.clone(),
+                })
+                .collect(),
+            topics,
+        }))
+    }
+
+    async fn init_producer_id(
+        &self,
+        request: Request<pb::InitProducerIdRequest>,
+    ) -> Result<Response<pb::InitProducerIdResponse>, Status> {
+        via_controller!(self, request, init_producer_id, |_message| async {
+            let response = match self.allocate_producer_id().await {
+                Ok(producer_id) => pb::InitProducerIdResponse {
+                    error: None,
+                    producer_id,
+                    producer_epoch: 0,
+                },
+                Err(err) => pb::InitProducerIdResponse {
+                    error: Some(convert::error(&err)),
+                    ..Default::default()
+                },
+            };
+            Ok(Response::new(response))
+        })
+    }
+
+    async fn create_topics(
+        &self,
+        request: Request<pb::CreateTopicsRequest>,
+    ) -> Result<Response<pb::CreateTopicsResponse>, Status> {
+        via_controller!(
+            self,
+            request,
+            create_topics,
+            |message: pb::CreateTopicsRequest| async {
+                let mut results = Vec::with_capacity(message.topics.len());
+                for spec in message.topics {
+                    let name = spec.name.clone();
+                    let outcome = self.create_topic(convert::topic_spec(spec)).await;
+                    results.push(convert::topic_result(name, outcome));
+                }
+                Ok(Response::new(pb::CreateTopicsResponse { results }))
+            }
+        )
+    }
+
+    async fn delete_topics(
+        &self,
+        request: Request<pb::DeleteTopicsRequest>,
+    ) -> Result<Response<pb::DeleteTopicsResponse>, Status> {
+        via_controller!(
+            self,
+            request,
+            delete_topics,
+            |message: pb::DeleteTopicsRequest| async {
+                let mut results = Vec::with_capacity(message.names.len());
+                for name in message.names {
+                    let outcome = self.delete_topic(name.clone()).await;
+                    results.push(convert::topic_result(name, outcome));
+                }
+                Ok(Response::new(pb::DeleteTopicsResponse { results }))
+            }
+        )
+    }
+
+    async fn describe_topics(
+        &self,
+        request: Request<pb::DescribeTopicsRequest>,
+    ) -> Result<Response<pb::DescribeTopicsResponse>, Status> {
+        let metadata = self.node().controller().metadata();
+        let names = self.topic_names(&metadata, request.into_inner().names);
+        let mut topics = Vec::with_capacity(names.len());
+        for name in names {
+            let Some(topic) = metadata.topic(&name) else {
+                let unknown = crate::error::BrokerError::UnknownTopic(name.clone());
+                topics.push(pb::TopicDescription {
+                    error: Some(convert::error(&unknown)),
+                    name,
+                    ..Default::default()
+                });
+                continue;
+            };
+            let configs =
+                convert::config_entries(crate::topic_config::topic_config(topic).entries());
+            let partitions = self.partitions_of(&metadata, &name).await;
+            topics.push(pb::TopicDescription {
+                name,
+                error: None,
+                partitions: partitions
+                    .into_iter()
+                    .map(convert::partition_metadata)
+                    .collect(),
+                configs,
+            });
+        }
+        Ok(Response::new(pb::DescribeTopicsResponse { topics }))
+    }
+
+    async fn alter_topic_config(
+        &self,
+        request: Request<pb::AlterTopicConfigRequest>,
+    ) -> Result<Response<pb::AlterTopicConfigResponse>, Status> {
+        via_controller!(
+            self,
+            request,
+            alter_topic_config,
+            |message: pb::AlterTopicConfigRequest| async {
+                let set = convert::config_pairs(message.set);
+                let outcome = self.alter_topic(message.name, set).await;
+                Ok(Response::new(pb::AlterTopicConfigResponse {
+                    error: convert::outcome(outcome),
+                }))
+            }
+        )
+    }
+
+    async fn find_coordinator(
+        &self,
+        request: Request<pb::FindCoordinatorRequest>,
+    ) -> Result<Response<pb::FindCoordinatorResponse>, Status> {
+        let offsets_exist = self
+            .node()
+            .controller()
+            .metadata()
+            .topic(stave_raft::controller::OFFSETS_TOPIC)
+            .is_some();
+        if offsets_exist {
+            let found = self.coordinator(&request.into_inner().group).await;
+            return Ok(Response::new(convert::coordinator_answer(found)));
+        }
+        // `__offsets` is created on first use, by the controller leader.
+        via_controller!(
+            self,
+            request,
+            find_coordinator,
+            |message: pb::FindCoordinatorRequest| async move {
+                let found = match self.ensure_offsets_topic().await {
+                    Ok(()) => self.coordinator(&message.group).await,
+                    Err(err) => Err(err),
+                };
+                Ok(Response::new(convert::coordinator_answer(found)))
+            }
+        )
+    }
+
+    async fn commit_offsets(
+        &self,
+        request: Request<pb::CommitOffsetsRequest>,
+    ) -> Result<Response<pb::CommitOffsetsResponse>, Status> {
+        let request = convert::commit_request(request.into_inner());
+        let outcome = self.commit_offsets(request).await;
+        Ok(Response::new(pb::CommitOffsetsResponse {
+            error: convert::outcome(outcome),
+        }))
+    }
+
+    async fn fetch_offsets(
+        &self,
+        request: Request<pb::FetchOffsetsRequest>,
+    ) -> Result<Response<pb::FetchOffsetsResponse>, Status> {
+        let response = match self.fetch_offsets(&request.into_inner().group).await {
+            Ok(offsets) => pb::FetchOffsetsResponse {
+                error: None,
+                offsets: convert::group_offsets(offsets),
+            },
+            Err(err) => pb::FetchOffsetsResponse {
+                error: Some(convert::error(&err)),
+                offsets: vec![],
+            },
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn group_heartbeat(
+        &self,
+        request: Request<pb::GroupHeartbeatRequest>,
+    ) -> Result<Response<pb::GroupHeartbeatResponse>, Status> {
+        let request = convert::heartbeat_request(request.into_inner());
+        let answer = self.group_heartbeat(request).await;
+        Ok(Response::new(convert::heartbeat_answer(answer)))
+    }
+
+    async fn describe_group(
+        &self,
+        request: Request<pb::DescribeGroupRequest>,
+    ) -> Result<Response<pb::DescribeGroupResponse>, Status> {
+        let description = self.describe_group(&request.into_inner().group).await;
+        Ok(Response::new(convert::group_description(description)))
+    }
+
+    async fn list_groups(
+        &self,
+        request: Request<pb::ListGroupsRequest>,
+    ) -> Result<Response<pb::ListGroupsResponse>, Status> {
+        let response = if forwarded(&request) {
+            pb::ListGroupsResponse {
+                groups: self
+                    .local_groups()
+                    .into_iter()
+                    .map(convert::listed_group_to_pb)
+                    .collect(),
+                ..Default::default()
+            }
+        } else {
+            convert::group_listing(self.list_groups_everywhere().await)
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn reset_offsets(
+        &self,
+        request: Request<pb::ResetOffsetsRequest>,
+    ) -> Result<Response<pb::ResetOffsetsResponse>, Status> {
+        let request = convert::reset_request(request.into_inner());
+        let response = match self.reset_offsets(request).await {
+            Ok(offsets) => pb::ResetOffsetsResponse {
+                error: None,
+                offsets: convert::group_offsets(offsets),
+            },
+            Err(err) => pb::ResetOffsetsResponse {
+                error: Some(convert::error(&err)),
+                offsets: vec![],
+            },
+        };
+        Ok(Response::new(response))
+    }
+}
+
+/// Serves one ProduceStream: requests are checked and proposed in arrival order; the waits
+/// for commit overlap, and answers go back as they come (each carries its sequence).
+async fn serve_produce_stream(
+    broker: std::sync::Arc<Broker>,
+    mut incoming: Streaming<pb::ProduceRequest>,
+    answers: mpsc::Sender<Result<pb::ProduceResponse, Status>>,
+) {
+    let mut closing = broker.node().identity().subscribe_closing();
+    loop {
+        let request = tokio::select! {
+            request = incoming.next() => match request {
+                Some(Ok(request)) => request,
+                _ => break,
+            },
+            // The node stops: the stream ends, the client reconnects elsewhere.
+            _ = closing.wait_for(|closing| *closing) => break,
+        };
+        let sequence = request.sequence;
+        match broker
+            .begin_produce(convert::produce_request(request))
+            .await
+        {
+            Ok(submitted) => {
+                let broker = broker.clone();
+                let answers = answers.clone();
+                tokio::spawn(async move {
+                    let result = broker.finish_produce(submitted).await;
+                    // The client hung up: nobody waits for the answer.
+                    let _ = answers.send(Ok(convert::produced(sequence, result))).await;
+                });
+            }
+            Err(err) => {
+                let answer = convert::produced(sequence, Err(err));
+                if answers.send(Ok(answer)).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Calls to other nodes' public API: forwarding to the controller's leader, asking a
+//! partition's leader for its offsets, gathering consumer groups. Each call is bounded, so a
+//! frozen peer costs its caller a timeout, not a hang.
+
+use std::time::Duration;
+
+use stave_proto::v1 as pb;
+use stave_proto::v1::stave_client::StaveClient;
+use stave_raft::group::GroupId;
+use tonic::Request;
+use tonic::transport::Channel;
+
+use super::convert;
+use crate::broker::{Broker, lock};
+use crate::consumer_group::ListedGroup;
+use crate::error::BrokerError;
+use crate::fetch::OffsetSpec;
+use crate::routing::Target;
+
+/// Marks a request one node forwarded to another (never forwarded again).
+const FORWARDED: &str = "stave-forwarded";
+
+/// The longest a call to another node may take.
+const PEER_CALL_MAX: Duration = Duration::from_secs(5);
+
+/// Whether another node forwarded `request` here.
+pub(super) fn forwarded<T>(request: &Request<T>) -> bool {
+    request.metadata().contains_key(FORWARDED)
+}
+
+/// `message` as a request forwarded to another node.
+pub(super) fn forward_request<T>(message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert(FORWARDED, tonic::metadata::MetadataValue::from_static("1"));
+    request
+}
+
+impl Broker {
+    /// The public-API client of the node at `addr` (cached).
+    pub(crate) fn peer_client(&self, addr: &str) -> Result<StaveClient<Channel>, BrokerError> {
+        let mut peers = lock(&self.peers);
+        if let Some(client) = peers.get(addr) {
+            return Ok(client.clone());
+        }
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|err| BrokerError::Internal(format!("peer address {addr:?}: {err}")))?
+            .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true);
+        let client = StaveClient::new(endpoint.connect_lazy());
+        peers.insert(addr.to_string(), client.clone());
+        Ok(client)
+    }
+
+    /// A partition's high watermark, asked of its leader on another node (none if unknown).
+    pub(crate) async fn remote_high_watermark(
+        &self,
+        topic: &str,
+        partition: u32,
+        group: GroupId,
+    ) -> Option<u64> {
+        let leader = self.leader_of(group).await?;
+        let metadata = self.node().controller().metadata();
+        let addr = metadata.node_addr(leader)?.to_string();
+        let target = self.target(topic, partition).ok()?;
+        self.remote_list_offsets(&addr, &target, OffsetSpec::Latest)
+            .await
+            .ok()
+    }
+
+    /// ListOffsets asked of the node at `addr`.
+    pub(crate) async fn remote_list_offsets(
+        &self,
+        addr: &str,
+        target: &Target,
+        spec: OffsetSpec,
+    ) -> Result<u64, BrokerError> {
+        let request = pb::ListOffsetsRequest {
+            topic: target.topic.clone(),
+            partition: target.partition,
+            spec: Some(convert::offset_spec_to_pb(spec)),
+        };
+        let not_available = |why: String| BrokerError::LeaderNotAvailable {
+            topic: format!("{} ({why})", target.topic),
+            partition: target.partition,
+        };
+        let mut client = self.peer_client(addr)?;
+        let answer = tokio::time::timeout(PEER_CALL_MAX, client.list_offsets(request))
+            .await
+            .map_err(|_| not_available(format!("{addr} did not answer")))?
+            .map_err(|status| not_available(status.to_string()))?
+            .into_inner();
+        match answer.error {
+            Some(error) if error.code != pb::ErrorCode::None as i32 => {
+                Err(not_available(error.message))
+            }
+            _ => Ok(answer.offset),
+        }
+    }
+
+    /// The consumer groups node `id` (at `addr`) coordinates; its id if it did not answer.
+    pub(crate) async fn remote_groups(&self, id: u64, addr: &str) -> Result<Vec<ListedGroup>, u64> {
+        let mut client = self.peer_client(addr).map_err(|_| id)?;
+        let request = forward_request(pb::ListGroupsRequest {});
+        match tokio::time::timeout(PEER_CALL_MAX, client.list_groups(request)).await {
+            Ok(Ok(answer)) => Ok(answer
+                .into_inner()
+                .groups
+                .into_iter()
+                .map(convert::listed_group_from_pb)
+                .collect()),
+            _ => Err(id),
+        }
+    }
+}
