@@ -79,9 +79,9 @@ pub enum BrokerError {
     #[error("consumer group {0:?} has no coordinator yet")]
     CoordinatorNotAvailable(String),
     #[error("consumer group {0:?} has members: stop its consumers before resetting its offsets")]
-    GroupNotEmpty(String),
+    ConsumerGroupNotEmpty(String),
     #[error(transparent)]
-    Membership(#[from] crate::consumer_group::GroupMembershipError),
+    ConsumerGroupMembership(#[from] crate::consumer_group::GroupMembershipError),
     /// A replication failure with no answer of its own (a stopped replica, an I/O error).
     #[error(transparent)]
     Replication(#[from] stave_raft::ReplicationError),

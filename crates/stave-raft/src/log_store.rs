@@ -342,17 +342,17 @@ impl LogStore {
         .await
     }
 
-    /// Data frames holding offsets in `[from, end)`, at most `max_bytes` of them (at least
+    /// Data frames holding offsets in `[from, end)`, at most `bytes_max` of them (at least
     /// one), as runs of whole frames sliced from the segments. `from` must lie in the log
     /// (see [`LogStore::offsets`]); pass the high watermark as `end` to read committed data.
     pub async fn read(
         &self,
         from: u64,
         end: u64,
-        max_bytes: usize,
+        bytes_max: usize,
     ) -> io::Result<stave_log::ReadFrames> {
         let op = move |log: &mut PartitionLog| {
-            log.read_until(stave_log::Offset(from), stave_log::Offset(end), max_bytes)
+            log.read_until(stave_log::Offset(from), stave_log::Offset(end), bytes_max)
                 .map_err(io_error)
         };
         // A fetch of the last few records (a consumer keeping up) is read on the caller's

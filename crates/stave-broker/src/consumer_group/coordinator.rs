@@ -493,7 +493,9 @@ impl Broker {
                 if state.is_empty() {
                     Ok(())
                 } else {
-                    Err(BrokerError::GroupNotEmpty(consumer_group.to_string()))
+                    Err(BrokerError::ConsumerGroupNotEmpty(
+                        consumer_group.to_string(),
+                    ))
                 }
             }
             None => Ok(()),

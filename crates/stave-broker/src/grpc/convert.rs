@@ -39,9 +39,9 @@ pub(crate) fn error(err: &BrokerError) -> pb::Error {
         BrokerError::NotEnoughNodes { .. } => C::NotEnoughNodes,
         BrokerError::NotCoordinator { .. } => C::NotCoordinator,
         BrokerError::CoordinatorNotAvailable(_) => C::CoordinatorNotAvailable,
-        BrokerError::GroupNotEmpty(_) => C::GroupNotEmpty,
+        BrokerError::ConsumerGroupNotEmpty(_) => C::GroupNotEmpty,
         BrokerError::StorageFull { .. } => C::StorageFull,
-        BrokerError::Membership(err) => match err {
+        BrokerError::ConsumerGroupMembership(err) => match err {
             GroupMembershipError::UnknownMember(_) => C::UnknownMemberId,
             GroupMembershipError::FencedEpoch { .. } => C::FencedMemberEpoch,
             GroupMembershipError::BadSubscription(_) => C::InvalidRequest,
