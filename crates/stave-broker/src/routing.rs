@@ -204,12 +204,12 @@ impl Broker {
         }
         for group in self.node().partition_groups() {
             if let Ok(handle) = self.node().groups().get(group)
-                && let Some((term, in_sync)) = handle.leadership()
+                && let Some(leadership) = handle.leadership()
             {
                 let leader = Leader {
                     node: me,
-                    term,
-                    in_sync,
+                    term: leadership.term,
+                    in_sync: leadership.in_sync,
                 };
                 leaderships.leaders.insert(group, leader);
             }

@@ -50,6 +50,14 @@ pub type SnapshotMetaOf = openraft::alias::SnapshotMetaOf<TypeConfig>;
 /// Why an RPC could not reach its group's Raft on the target node.
 pub type RemoteFailure = String;
 
+/// What a leader reports of its group: its term, and the voters within reach of its log
+/// (itself included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leadership {
+    pub term: u64,
+    pub in_sync: Vec<u64>,
+}
+
 /// What the transport calls on a group that runs on this node. Implemented for every
 /// `openraft::Raft` whose snapshot has a [`SnapshotCodec`]: snapshots arrive encoded.
 pub trait GroupHandle: Send + Sync + 'static {
@@ -88,7 +96,7 @@ pub trait GroupHandle: Send + Sync + 'static {
 
     /// If this replica leads: its term and the voters whose log is within
     /// [`crate::membership::CAUGHT_UP_LAG`] entries of its own (itself included).
-    fn leadership(&self) -> Option<(u64, Vec<u64>)>;
+    fn leadership(&self) -> Option<Leadership>;
 
     /// On the leader: takes back `node`, whose data was wiped, as a learner
     /// ([`crate::membership::rejoin_as_learner`]).
@@ -159,7 +167,7 @@ where
         )
     }
 
-    fn leadership(&self) -> Option<(u64, Vec<u64>)> {
+    fn leadership(&self) -> Option<Leadership> {
         use openraft::async_runtime::watch::WatchReceiver;
         let metrics = self.metrics();
         let metrics = metrics.borrow_watched();
@@ -196,7 +204,10 @@ where
                             }))
             })
             .collect();
-        Some((metrics.current_term, in_sync))
+        Some(Leadership {
+            term: metrics.current_term,
+            in_sync,
+        })
     }
 
     fn has_state(&self) -> BoxFuture<'static, bool> {
@@ -347,7 +358,7 @@ impl GroupHandle for NotVoting {
         self.inner.committed_members()
     }
 
-    fn leadership(&self) -> Option<(u64, Vec<u64>)> {
+    fn leadership(&self) -> Option<Leadership> {
         None
     }
 

@@ -336,11 +336,11 @@ impl RaftControl for ControlService {
             .ids()
             .into_iter()
             .filter_map(|group_id| {
-                let (term, in_sync) = self.groups.get(group_id).ok()?.leadership()?;
+                let leadership = self.groups.get(group_id).ok()?.leadership()?;
                 Some(pb::Leadership {
                     group_id,
-                    term,
-                    in_sync,
+                    term: leadership.term,
+                    in_sync: leadership.in_sync,
                 })
             })
             .collect();
