@@ -112,8 +112,9 @@ impl Broker {
         lock(&self.coordinating)
     }
 
-    /// The lock under which `group`'s idempotent batches are checked and proposed.
-    pub(crate) fn order_lock(&self, group: GroupId) -> Arc<tokio::sync::Mutex<()>> {
-        lock(&self.order).entry(group).or_default().clone()
+    /// The lock under which Raft group `raft_group`'s idempotent batches are checked and
+    /// proposed.
+    pub(crate) fn order_lock(&self, raft_group: GroupId) -> Arc<tokio::sync::Mutex<()>> {
+        lock(&self.order).entry(raft_group).or_default().clone()
     }
 }

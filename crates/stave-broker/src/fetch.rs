@@ -156,13 +156,13 @@ impl Broker {
         let target = self.target(topic, partition)?;
         let local = self
             .node()
-            .partition(target.group)
+            .partition(target.raft_group)
             .is_some_and(|partition| partition.leads());
         if local {
             return self.list_offsets(topic, partition, spec).await;
         }
         let leader = self
-            .leader_of(target.group)
+            .leader_of(target.raft_group)
             .await
             .ok_or_else(|| self.leader_not_available(&target))?;
         let addr = self

@@ -85,7 +85,7 @@ impl Broker {
                 .propose(&partition, target, request.batch, deadline, None)
                 .await;
         }
-        let order = self.order_lock(target.group);
+        let order = self.order_lock(target.raft_group);
         let _order = order.lock().await;
         let verdict = partition
             .check_producer(&request.batch)
@@ -214,13 +214,13 @@ impl Broker {
         &self,
         partition: &Partition,
         topic: &str,
-        group: GroupId,
+        raft_group: GroupId,
         batch: Bytes,
     ) -> Result<(), BrokerError> {
         let target = Target {
             topic: topic.to_string(),
-            partition: stave_raft::group::partition_of(group),
-            group,
+            partition: stave_raft::group::partition_of(raft_group),
+            raft_group,
             config: TopicConfig::default(),
         };
         partition

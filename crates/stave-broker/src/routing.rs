@@ -1,7 +1,7 @@
 //! Where a request goes: the topic and partition it names, resolved against the metadata;
 //! whether this node leads it (or who does); and the leaderships of every node, gathered
-//! for Metadata and cached briefly. Leadership is soft state: each node reports the groups
-//! it leads (`Leaderships`), and the newest term wins.
+//! for Metadata and cached briefly. Leadership is soft state: each node reports the Raft
+//! groups it leads (`Leaderships`), and the newest term wins.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ use crate::topic_config::{TopicConfig, topic_config};
 /// How long Metadata reuses the leaderships it gathered.
 const LEADERS_TTL: Duration = Duration::from_millis(500);
 
-/// Who leads a group and which voters are in sync, as gathered for Metadata.
+/// Who leads a Raft group and which voters are in sync, as gathered for Metadata.
 #[derive(Debug, Clone)]
 pub(crate) struct Leader {
     pub node: u64,
@@ -32,8 +32,8 @@ pub(crate) struct NodeProblem {
     pub problem: ReplicaProblem,
 }
 
-/// Who leads every group, and which replicas are out of service, as gathered from every
-/// node.
+/// Who leads every Raft group, and which replicas are out of service, as gathered from
+/// every node.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Leaderships {
     pub leaders: HashMap<GroupId, Leader>,
@@ -45,7 +45,7 @@ pub(crate) struct Leaderships {
 pub(crate) struct Target {
     pub topic: String,
     pub partition: u32,
-    pub group: GroupId,
+    pub raft_group: GroupId,
     pub config: TopicConfig,
 }
 
@@ -64,7 +64,7 @@ impl Broker {
         Ok(Target {
             topic: topic.to_string(),
             partition,
-            group: meta.group_id(partition),
+            raft_group: meta.group_id(partition),
             config: topic_config(meta),
         })
     }
@@ -72,7 +72,7 @@ impl Broker {
     /// This node's replica of `target` if it leads; otherwise NOT_LEADER with the best hint,
     /// or LEADER_NOT_AVAILABLE.
     pub(crate) async fn leader_partition(&self, target: &Target) -> Result<Partition, BrokerError> {
-        if let Some(partition) = self.node().partition(target.group) {
+        if let Some(partition) = self.node().partition(target.raft_group) {
             if partition.leads() {
                 return Ok(partition);
             }
@@ -80,7 +80,7 @@ impl Broker {
                 return Err(self.not_leader(target, leader));
             }
         }
-        match self.leaders().await.get(&target.group) {
+        match self.leaders().await.get(&target.raft_group) {
             Some(leader) if leader.node != self.node().id() => {
                 Err(self.not_leader(target, leader.node))
             }
@@ -124,17 +124,21 @@ impl Broker {
         }
     }
 
-    /// Who leads every group, from every node (cached for [`LEADERS_TTL`]).
+    /// Who leads every Raft group, from every node (cached for [`LEADERS_TTL`]).
     pub(crate) async fn leaders(&self) -> HashMap<GroupId, Leader> {
         self.leaderships().await.leaders
     }
 
-    /// The leader of `group` as this node or the cluster's leaderships know it.
-    pub(crate) async fn leader_of(&self, group: GroupId) -> Option<u64> {
-        if let Some(leader) = self.node().partition(group).and_then(|p| p.leader()) {
+    /// The leader of Raft group `raft_group` as this node or the cluster's leaderships know
+    /// it.
+    pub(crate) async fn leader_of(&self, raft_group: GroupId) -> Option<u64> {
+        if let Some(leader) = self.node().partition(raft_group).and_then(|p| p.leader()) {
             return Some(leader);
         }
-        self.leaders().await.get(&group).map(|leader| leader.node)
+        self.leaders()
+            .await
+            .get(&raft_group)
+            .map(|leader| leader.node)
     }
 
     /// Leaders and replica problems, from every node (cached for [`LEADERS_TTL`]).
@@ -191,7 +195,7 @@ impl Broker {
         gathered
     }
 
-    /// The groups this node leads, and its replicas in trouble.
+    /// The Raft groups this node leads, and its replicas in trouble.
     fn local_leaderships(&self) -> Leaderships {
         let me = self.node().id();
         let mut leaderships = Leaderships::default();

@@ -366,7 +366,7 @@ impl Broker {
             .nodes()
             .iter()
             .filter(|(id, _)| **id != self.node().id())
-            .map(|(&id, addr)| self.remote_groups(id, addr));
+            .map(|(&id, addr)| self.remote_consumer_groups(id, addr));
         for answer in futures_util::future::join_all(asks).await {
             match answer {
                 Ok(found) => consumer_groups.extend(found),

@@ -58,9 +58,9 @@ impl Broker {
         &self,
         topic: &str,
         partition: u32,
-        group: GroupId,
+        raft_group: GroupId,
     ) -> Option<u64> {
-        let leader = self.leader_of(group).await?;
+        let leader = self.leader_of(raft_group).await?;
         let metadata = self.node().controller().metadata();
         let addr = metadata.node_addr(leader)?.to_string();
         let target = self.target(topic, partition).ok()?;
@@ -100,7 +100,11 @@ impl Broker {
     }
 
     /// The consumer groups node `id` (at `addr`) coordinates; its id if it did not answer.
-    pub(crate) async fn remote_groups(&self, id: u64, addr: &str) -> Result<Vec<ListedGroup>, u64> {
+    pub(crate) async fn remote_consumer_groups(
+        &self,
+        id: u64,
+        addr: &str,
+    ) -> Result<Vec<ListedGroup>, u64> {
         let mut client = self.peer_client(addr).map_err(|_| id)?;
         let request = forward_request(pb::ListGroupsRequest {});
         match tokio::time::timeout(PEER_CALL_MAX, client.list_groups(request)).await {
