@@ -78,8 +78,8 @@ impl Broker {
         let not_available = || BrokerError::CoordinatorNotAvailable(consumer_group.to_string());
         let metadata = self.node().controller().metadata();
         let topic = metadata.topic(OFFSETS_TOPIC).ok_or_else(not_available)?;
-        let group_id = topic.group_id(offsets_partition(consumer_group));
-        let leader = self.leader_of(group_id).await.ok_or_else(not_available)?;
+        let raft_group = topic.group_id(offsets_partition(consumer_group));
+        let leader = self.leader_of(raft_group).await.ok_or_else(not_available)?;
         let addr = metadata.node_addr(leader).ok_or_else(not_available)?;
         Ok((leader, addr.to_string()))
     }
@@ -95,12 +95,12 @@ impl Broker {
         let topic = metadata
             .topic(OFFSETS_TOPIC)
             .ok_or_else(|| BrokerError::CoordinatorNotAvailable(consumer_group.to_string()))?;
-        let group_id = topic.group_id(offsets_partition(consumer_group));
-        if let Some(partition) = self.node().partition(group_id)
+        let raft_group = topic.group_id(offsets_partition(consumer_group));
+        if let Some(partition) = self.node().partition(raft_group)
             && partition.leads()
         {
-            self.note_coordinating(&partition, group_id);
-            return Ok((partition, group_id));
+            self.note_coordinating(&partition, raft_group);
+            return Ok((partition, raft_group));
         }
         match self.coordinator(consumer_group).await.ok() {
             Some(coordinator) => Err(BrokerError::NotCoordinator {
@@ -113,9 +113,9 @@ impl Broker {
         }
     }
 
-    /// Notes that this node leads `__offsets` partition `group_id`. In a new term, the
+    /// Notes that this node leads `__offsets` partition `raft_group`. In a new term, the
     /// consumer groups it held from an earlier term are dropped: their members moved on.
-    fn note_coordinating(&self, partition: &Partition, group_id: GroupId) {
+    fn note_coordinating(&self, partition: &Partition, raft_group: GroupId) {
         let term = partition.term();
         let now = Coordinating {
             term,
@@ -123,7 +123,7 @@ impl Broker {
         };
         let fresh = {
             let mut coordinating = self.coordinating_lock();
-            let entry = coordinating.entry(group_id).or_insert(now);
+            let entry = coordinating.entry(raft_group).or_insert(now);
             let fresh = entry.term != term;
             if fresh {
                 *entry = now;
@@ -131,7 +131,7 @@ impl Broker {
             fresh
         };
         if fresh {
-            let offsets = stave_raft::group::partition_of(group_id);
+            let offsets = stave_raft::group::partition_of(raft_group);
             self.consumer_groups_lock()
                 .retain(|name, _| offsets_partition(name) != offsets);
         }
@@ -146,14 +146,14 @@ impl Broker {
         consumer_groups: &'a mut HashMap<String, ConsumerGroup>,
         consumer_group: &str,
         partition: &Partition,
-        group_id: GroupId,
+        raft_group: GroupId,
     ) -> &'a mut ConsumerGroup {
         consumer_groups
             .entry(consumer_group.to_string())
             .or_insert_with(|| {
                 let since = self
                     .coordinating_lock()
-                    .get(&group_id)
+                    .get(&raft_group)
                     .map_or(0, |coordinating| coordinating.since_ms);
                 // Committed before this node took over: members of the previous coordinator
                 // were reading. (A commit since then came from a member known here.)
@@ -174,7 +174,7 @@ impl Broker {
         &self,
         request: HeartbeatRequest,
     ) -> Result<HeartbeatAnswer, BrokerError> {
-        let (partition, group_id) = self.coordinator_partition(&request.consumer_group).await?;
+        let (partition, raft_group) = self.coordinator_partition(&request.consumer_group).await?;
         let metadata = self.node().controller().metadata();
         let topics: BTreeMap<String, u32> = metadata
             .topics()
@@ -187,7 +187,7 @@ impl Broker {
             &mut consumer_groups,
             &request.consumer_group,
             &partition,
-            group_id,
+            raft_group,
         );
         if request.leave {
             state.leave(&request.member_id, &topics);
@@ -215,7 +215,7 @@ impl Broker {
     /// Commits offsets (this node must coordinate the consumer group): one batch of
     /// records, answered once committed. A member's commit must carry its current epoch.
     pub(crate) async fn commit_offsets(&self, request: CommitRequest) -> Result<(), BrokerError> {
-        let (partition, group_id) = self.coordinator_partition(&request.consumer_group).await?;
+        let (partition, raft_group) = self.coordinator_partition(&request.consumer_group).await?;
         if !request.member_id.is_empty() {
             let consumer_groups = self.consumer_groups_lock();
             let state = consumer_groups
@@ -249,7 +249,7 @@ impl Broker {
             builder.push(&as_record(key, value.as_deref(), commit_ms));
         }
         let batch = Bytes::from(builder.finish());
-        self.propose_internal(&partition, OFFSETS_TOPIC, group_id, batch)
+        self.propose_internal(&partition, OFFSETS_TOPIC, raft_group, batch)
             .await
     }
 
@@ -313,10 +313,13 @@ impl Broker {
         let meta = metadata
             .topic(topic)
             .filter(|meta| partition < meta.partition_count())?;
-        let group_id = meta.group_id(partition);
-        match self.node().partition(group_id) {
+        let raft_group = meta.group_id(partition);
+        match self.node().partition(raft_group) {
             Some(local) if local.leads() => Some(local.high_watermark().0),
-            _ => self.remote_high_watermark(topic, partition, group_id).await,
+            _ => {
+                self.remote_high_watermark(topic, partition, raft_group)
+                    .await
+            }
         }
     }
 
