@@ -12,7 +12,7 @@
 //!   decoding every record as a consumer would; baseline: memcpy + CRC of the same bytes.
 //!
 //! Run with `cargo bench --bench log`; `scripts/bench-log.sh` runs it and prints the ratios.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::too_many_lines)]
 
 use std::fs::OpenOptions;
 use std::hint::black_box;

@@ -2,7 +2,7 @@
 //! produce from stdin, consume back (text and JSON), cluster status, and the one-line errors
 //! of bad input and unreachable brokers.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::too_many_lines)]
 
 use std::io::Write;
 use std::net::TcpListener;

@@ -1,6 +1,6 @@
 //! End-to-end tests: real `stave server` processes on loopback ports this harness reserved,
 //! killed with SIGKILL, restarted, wiped; spoken to through the public gRPC API.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::too_many_lines)]
 
 mod cluster;
 mod crash;

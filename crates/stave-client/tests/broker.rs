@@ -1,7 +1,7 @@
 //! The client against a real node, served in process (`stave_broker::spawn`) on a loopback
 //! port, with data in a temp dir: producer, consumer and admin end to end.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::too_many_lines)]
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! between members without ever being read by two at once, a stopped service resumes where
 //! it stopped, patterns pick up new topics, and many members converge.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::too_many_lines)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};

@@ -5,7 +5,7 @@
 //! share one disk and two cores here, so 0.33x is the ceiling.
 //!
 //! Run with `cargo bench -p stave-raft --bench replication`.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::too_many_lines)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

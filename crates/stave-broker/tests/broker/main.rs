@@ -1,6 +1,6 @@
 //! Integration tests of `stave-broker`: nodes served in-process on loopback ports, spoken to
 //! through the public gRPC API.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::too_many_lines)]
 
 mod api;
 mod cluster;

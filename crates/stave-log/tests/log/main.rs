@@ -1,5 +1,5 @@
 //! Integration tests of `stave-log`, one binary (see STYLE.md §1).
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::too_many_lines)]
 
 mod basics;
 mod batch_format;
