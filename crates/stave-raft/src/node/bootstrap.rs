@@ -136,6 +136,34 @@ impl RaftNode {
         }
     }
 
+    /// Whether this node leads the controller group.
+    pub(super) fn leads_controller(&self) -> bool {
+        let inner = &self.inner;
+        inner
+            .controller
+            .raft
+            .metrics()
+            .borrow_watched()
+            .current_leader
+            == Some(inner.config.id)
+    }
+
+    /// On the controller's leader, while the metadata has no cluster id: writes the cluster
+    /// (`write_cluster`) in a task of its own, unless one is at it already.
+    pub(super) fn spawn_write_cluster(&self) {
+        let writing = &self.inner.writing_cluster;
+        if writing.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
+        let node = self.clone();
+        self.spawn(|_| async move {
+            node.write_cluster().await;
+            node.inner
+                .writing_cluster
+                .store(false, std::sync::atomic::Ordering::Release);
+        });
+    }
+
     /// Asks the controller leader (starting with `ask`) to take this wiped node back; true
     /// once it has (the controller replica is then reachable, not voting).
     async fn rejoin_controller(&self, ask: u64) -> bool {

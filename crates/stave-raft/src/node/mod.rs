@@ -33,13 +33,15 @@
 //! Its parts: `config` (how a node runs), `identity` (`{data}/node`), `bootstrap` (a new
 //! cluster, a wiped node's rejoin, the controller's learners), `reconcile` (the partition
 //! replicas that follow the metadata, and the ones that fail), `converge` (a group leader's
-//! membership changes). This file holds the [`RaftNode`] handle: start, accessors, shutdown.
+//! membership changes), `retire` (the replicas no longer assigned here). This file holds the
+//! [`RaftNode`] handle: start, accessors, shutdown.
 
 mod bootstrap;
 mod config;
 mod converge;
 mod identity;
 mod reconcile;
+mod retire;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -54,7 +56,7 @@ use crate::replica::PartitionReplica;
 use crate::transport::{NodeIdentity, RaftClients};
 
 pub use config::{NodeConfig, PartitionLogConfig, REOPEN_BACKOFF};
-use identity::{NodeFile, read_node_file, write_node_file};
+use identity::{NodeFile, open_data_dir};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -166,30 +168,7 @@ impl RaftNode {
                 peers: config.peers.keys().copied().collect(),
             });
         }
-        let dir = config.data_dir.clone();
-        let id = config.id;
-        let node_file = blocking(move || {
-            std::fs::create_dir_all(dir.join("partitions")).map_err(io_error(&dir))?;
-            let file = read_node_file(&dir)?;
-            if let Some(file) = &file
-                && file.node_id != id
-            {
-                return Err(NodeError::WrongNode {
-                    dir,
-                    found: file.node_id,
-                    expected: id,
-                });
-            }
-            let file = file.unwrap_or(NodeFile {
-                node_id: id,
-                ..NodeFile::default()
-            });
-            write_node_file(&dir, &file)?;
-            std::fs::create_dir_all(dir.join("controller")).map_err(io_error(&dir))?;
-            Ok(file)
-        })
-        .await?;
-
+        let node_file = open_data_dir(config.data_dir.clone(), config.id).await?;
         let clients = RaftClients::new(config.transport.clone());
         identity.reset_cluster_id(node_file.cluster_id.as_deref());
         identity.open();

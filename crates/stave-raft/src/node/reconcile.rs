@@ -3,18 +3,19 @@
 //! service (reopened later, see [`crate::problems`]), and stops the ones no longer assigned.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::async_runtime::watch::WatchReceiver;
 
+use super::NodeConfig;
 use super::bootstrap::promoted_since;
-use super::converge::{assigned_replicas, membership_of, node_addrs};
+use super::converge::{membership_of, node_addrs};
 use super::identity::write_atomically;
 use super::{NodeError, RaftNode, RunningPartition, blocking, io_error, lock};
-use crate::controller::ClusterMetadata;
-use crate::group::{GroupHandle, GroupId, incarnation_of};
+use crate::controller::{ClusterMetadata, TopicMetadata};
+use crate::group::{GroupHandle, GroupId};
 use crate::replica::PartitionReplica;
 use crate::state_machine::PartitionSnapshot;
 
@@ -45,49 +46,35 @@ impl RaftNode {
         }
     }
 
+    /// One pass over the metadata: stores the cluster id, does the controller leader's work,
+    /// runs the replicas assigned here and stops the others.
     async fn apply_metadata(&self, metadata: &ClusterMetadata) {
-        let inner = &self.inner;
-        if let Some(cluster_id) = metadata.cluster_id()
-            && inner.identity.cluster_id().as_deref() != Some(cluster_id)
-        {
-            // Stored first: whoever sees the identity's cluster id finds it on disk.
-            let owned = cluster_id.to_string();
-            match self
-                .update_node_file(|file| file.cluster_id = Some(owned))
-                .await
-            {
-                Ok(()) => inner.identity.set_cluster_id(cluster_id),
-                Err(err) => tracing::error!(%err, "cluster id not stored"),
-            }
-        }
+        self.store_cluster_id(metadata.cluster_id()).await;
         if self.stopped() {
             return;
         }
-        let leads_controller = inner
-            .controller
-            .raft
-            .metrics()
-            .borrow_watched()
-            .current_leader
-            == Some(inner.config.id);
-        if leads_controller {
+        if self.leads_controller() {
             self.promote_controller_learners(metadata);
+            if metadata.cluster_id().is_none() {
+                self.spawn_write_cluster();
+            }
         }
-        if metadata.cluster_id().is_none()
-            && leads_controller
-            && !inner
-                .writing_cluster
-                .swap(true, std::sync::atomic::Ordering::AcqRel)
-        {
-            let node = self.clone();
-            self.spawn(|_| async move {
-                node.write_cluster().await;
-                node.inner
-                    .writing_cluster
-                    .store(false, std::sync::atomic::Ordering::Release);
-            });
+        let Some(assigned) = self.ensure_assigned(metadata).await else {
+            return; // The node is stopping.
+        };
+        self.stop_unassigned(&assigned, metadata).await;
+        let problems = self.inner.groups.problems();
+        for problem in problems.list() {
+            if !assigned.contains(&problem.group) {
+                problems.forget(problem.group);
+            }
         }
-        let me = inner.config.id;
+    }
+
+    /// Runs every replica the metadata assigns to this node; the groups assigned, or none if
+    /// the node stopped meanwhile.
+    async fn ensure_assigned(&self, metadata: &ClusterMetadata) -> Option<BTreeSet<GroupId>> {
+        let me = self.inner.config.id;
         let mut assigned = BTreeSet::new();
         for (name, topic) in metadata.topics() {
             for (partition, replicas) in topic.partitions() {
@@ -95,45 +82,18 @@ impl RaftNode {
                     continue;
                 }
                 if self.stopped() {
-                    return;
+                    return None;
                 }
-                let group = topic.group_id(partition);
+                let wanted =
+                    WantedReplica::new(&self.inner.config, name, topic, partition, replicas);
+                let group = wanted.group;
                 assigned.insert(group);
-                let dir = inner
-                    .config
-                    .data_dir
-                    .join("partitions")
-                    .join(format!("{name}-{}-{partition}", topic.incarnation()));
-                let log_config = match &inner.config.partition_log_for {
-                    Some(config_for) => (config_for.0)(topic),
-                    None => inner.config.partition_log.clone(),
-                };
-                let kind = if name == crate::controller::OFFSETS_TOPIC {
-                    crate::PartitionKind::Offsets
-                } else {
-                    crate::PartitionKind::Data
-                };
-                let wanted = WantedReplica {
-                    group,
-                    kind,
-                    log_config,
-                    incarnation: topic.incarnation(),
-                    may_initialize: !topic.is_reassigned(partition),
-                    replicas: replicas.to_vec(),
-                    dir,
-                };
                 if let Err(err) = self.ensure_partition(metadata, wanted).await {
                     tracing::error!(group, %err, "partition replica not started");
                 }
             }
         }
-        self.stop_unassigned(&assigned, metadata).await;
-        let problems = inner.groups.problems();
-        for problem in problems.list() {
-            if !assigned.contains(&problem.group) {
-                problems.forget(problem.group);
-            }
-        }
+        Some(assigned)
     }
 
     /// Whether a replica of a topic of `incarnation` created empty here must rejoin.
@@ -152,85 +112,85 @@ impl RaftNode {
         metadata: &ClusterMetadata,
         wanted: WantedReplica,
     ) -> Result<(), NodeError> {
-        let inner = &self.inner;
         let group = wanted.group;
-        let running = lock(&inner.partitions)
+        let running = lock(&self.inner.partitions)
             .get(&group)
             .map(|running| (running.replica.clone(), running.learner_since));
-        let problems = inner.groups.problems();
         let Some((replica, learner_since)) = running else {
-            if lock(&inner.rejoining).contains(&group) {
-                return Ok(()); // Its rejoin is under way.
-            }
-            if !problems.may_open(group) {
-                return Ok(()); // Offline, or its reopen is not due yet.
-            }
-            let rejoin_mode = self.rejoin_mode(wanted.incarnation);
-            let dir = wanted.dir.clone();
-            let (rejoining, fresh) = blocking(move || {
-                let marker = dir.join(REJOINING_FILE);
-                let fresh = !dir.exists();
-                if fresh {
-                    std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
-                    if rejoin_mode {
-                        write_atomically(&dir, REJOINING_FILE, b"")?;
-                    }
-                    std::fs::File::open(dir.parent().unwrap_or(&dir))
-                        .and_then(|parent| parent.sync_all())
-                        .map_err(io_error(&dir))?;
-                }
-                Ok((marker.exists(), fresh))
-            })
-            .await?;
-            if rejoining {
-                lock(&inner.rejoining).insert(group);
-                // Every node's address, not only the assigned replicas': the group's leader
-                // may be a replica the partition is moving away from.
-                let addrs = metadata.nodes().clone();
-                self.spawn(|node| async move {
-                    node.rejoin_partition(wanted, addrs).await;
-                    lock(&node.inner.rejoining).remove(&group);
-                });
-                return Ok(());
-            }
-            // A new partition's replicas all start from its initial membership (none waits for
-            // another to initialize the group); a wiped one rejoins instead (above).
-            let initial = if wanted.may_initialize {
-                membership_of(&node_addrs(metadata, &wanted.replicas), &wanted.replicas)
-            } else {
-                None
-            };
-            let seeded = fresh && initial.is_some();
-            let replica = match self.open_partition(&wanted, initial).await {
-                Ok(replica) => replica,
-                Err(err) => {
-                    self.replica_failed(group, format!("cannot open: {err}"));
-                    return Ok(());
-                }
-            };
-            if !self.register(&wanted, replica.clone(), None).await {
-                return Ok(());
-            }
-            problems.opened(group);
-            if seeded && wanted.replicas.first() == Some(&inner.config.id) {
-                // The first replica campaigns at once (the preferred leader; the others
-                // would wait an election timeout).
-                let _ = replica.raft.trigger().elect(false).await;
-            }
-            return self.after_start(metadata, &wanted, &replica, None).await;
+            return self.start_partition(metadata, wanted).await;
         };
-        let stopped = match &replica.raft.metrics().borrow_watched().running_state {
-            Err(fatal) => Some(format!("stopped: {fatal}")),
-            Ok(()) => None,
-        };
-        if let Some(reason) = stopped {
+        if let Some(reason) = stopped_reason(&replica) {
             self.stop_failed(group, &replica).await;
             self.replica_failed(group, reason);
             return Ok(());
         }
-        problems.running(group);
+        self.inner.groups.problems().running(group);
         self.after_start(metadata, &wanted, &replica, learner_since)
             .await
+    }
+
+    /// Starts this node's replica of a partition that does not run here: from its directory,
+    /// or new (seeded with a new partition's initial membership; the first replica campaigns
+    /// at once), or, created empty for a group that existed, through a rejoin.
+    async fn start_partition(
+        &self,
+        metadata: &ClusterMetadata,
+        wanted: WantedReplica,
+    ) -> Result<(), NodeError> {
+        let group = wanted.group;
+        if lock(&self.inner.rejoining).contains(&group) {
+            return Ok(()); // Its rejoin is under way.
+        }
+        let problems = self.inner.groups.problems();
+        if !problems.may_open(group) {
+            return Ok(()); // Offline, or its reopen is not due yet.
+        }
+        let rejoin_mode = self.rejoin_mode(wanted.incarnation);
+        let dir = wanted.dir.clone();
+        let (rejoining, fresh) = blocking(move || prepare_dir(&dir, rejoin_mode)).await?;
+        if rejoining {
+            self.spawn_rejoin(metadata, wanted);
+            return Ok(());
+        }
+        // A new partition's replicas all start from its initial membership (none waits for
+        // another to initialize the group); a wiped one rejoins instead (above).
+        let initial = if wanted.may_initialize {
+            membership_of(&node_addrs(metadata, &wanted.replicas), &wanted.replicas)
+        } else {
+            None
+        };
+        let seeded = fresh && initial.is_some();
+        let replica = match self.open_partition(&wanted, initial).await {
+            Ok(replica) => replica,
+            Err(err) => {
+                self.replica_failed(group, format!("cannot open: {err}"));
+                return Ok(());
+            }
+        };
+        if !self.register(&wanted, replica.clone(), None).await {
+            return Ok(());
+        }
+        problems.opened(group);
+        if seeded && wanted.replicas.first() == Some(&self.inner.config.id) {
+            // The first replica campaigns at once (the preferred leader; the others
+            // would wait an election timeout).
+            let _ = replica.raft.trigger().elect(false).await;
+        }
+        self.after_start(metadata, &wanted, &replica, None).await
+    }
+
+    /// Hands a replica created empty for a group that existed to a rejoin, in a task of its
+    /// own.
+    fn spawn_rejoin(&self, metadata: &ClusterMetadata, wanted: WantedReplica) {
+        let group = wanted.group;
+        lock(&self.inner.rejoining).insert(group);
+        // Every node's address, not only the assigned replicas': the group's leader
+        // may be a replica the partition is moving away from.
+        let addrs = metadata.nodes().clone();
+        self.spawn(|node| async move {
+            node.rejoin_partition(wanted, addrs).await;
+            lock(&node.inner.rejoining).remove(&group);
+        });
     }
 
     /// Takes a replica whose Raft stopped on its own out of service: unreachable, no longer
@@ -387,109 +347,6 @@ impl RaftNode {
         self.converge_if_leads(metadata, group, raft, &wanted.replicas);
         Ok(())
     }
-
-    /// Stops the replicas no longer assigned here: a deleted topic's at once, a moved one
-    /// once the group's leader has committed a membership without this node (it has added
-    /// the new replicas first); their directories go. Also removes directories left by
-    /// topics deleted while this node was down.
-    async fn stop_unassigned(&self, assigned: &BTreeSet<GroupId>, metadata: &ClusterMetadata) {
-        let me = self.inner.config.id;
-        let live: BTreeSet<u64> = metadata
-            .topics()
-            .values()
-            .map(|topic| topic.incarnation())
-            .collect();
-        let unassigned: Vec<GroupId> = lock(&self.inner.partitions)
-            .keys()
-            .filter(|group| !assigned.contains(group))
-            .copied()
-            .collect();
-        let mut removed = BTreeSet::new();
-        for group in unassigned {
-            let incarnation = incarnation_of(group);
-            let deleted = !live.contains(&incarnation);
-            if deleted || self.removed_from(metadata, group, me).await {
-                removed.insert(group);
-            } else {
-                // Moved away from this node while it leads the group: no assigned replica
-                // can change the membership, so this one must (it adds the new replicas,
-                // then removes itself last, and openraft hands the leadership on).
-                self.converge_moved_away(metadata, group);
-            }
-        }
-        let stopping: Vec<(GroupId, RunningPartition)> = {
-            let mut partitions = lock(&self.inner.partitions);
-            removed
-                .into_iter()
-                .filter_map(|group| partitions.remove(&group).map(|p| (group, p)))
-                .collect()
-        };
-        let stopped_any = !stopping.is_empty();
-        for (group, partition) in stopping {
-            self.inner.groups.remove(group);
-            partition.replica.shutdown().await;
-            let dir = partition.dir.clone();
-            let cleared =
-                blocking(move || std::fs::remove_dir_all(&dir).map_err(io_error(&dir))).await;
-            if let Err(err) = cleared {
-                tracing::warn!(group, %err, "removed replica's directory not removed");
-            }
-        }
-        if stopped_any {
-            self.publish_partitions();
-        }
-        // Directories of deleted topics that no replica runs in (deleted while this node was
-        // down, or moved away earlier).
-        let running: BTreeSet<GroupId> = lock(&self.inner.partitions).keys().copied().collect();
-        let root = self.inner.config.data_dir.join("partitions");
-        let left = blocking(move || {
-            let mut removed = 0;
-            let entries = std::fs::read_dir(&root).map_err(io_error(&root))?;
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let mut parts = name.rsplitn(3, '-');
-                let (Some(partition), Some(incarnation)) = (parts.next(), parts.next()) else {
-                    continue;
-                };
-                let (Ok(partition), Ok(incarnation)) =
-                    (partition.parse::<u32>(), incarnation.parse::<u64>())
-                else {
-                    continue;
-                };
-                let group = crate::group::partition_group_id(incarnation, partition);
-                if !live.contains(&incarnation) && !running.contains(&group) {
-                    std::fs::remove_dir_all(entry.path()).map_err(io_error(&entry.path()))?;
-                    removed += 1;
-                }
-            }
-            Ok(removed)
-        })
-        .await;
-        if let Err(err) = left {
-            tracing::warn!(%err, "leftover partition directories not removed");
-        }
-    }
-
-    /// Whether the group's current replicas (as the metadata assigns them) have committed a
-    /// membership without `me`: asks them, the leader's answer first.
-    async fn removed_from(&self, metadata: &ClusterMetadata, group: GroupId, me: u64) -> bool {
-        let Some(replicas) = assigned_replicas(metadata, group) else {
-            return false;
-        };
-        let addrs = node_addrs(metadata, replicas);
-        for (id, addr) in &addrs {
-            if *id == me {
-                continue;
-            }
-            let Ok(status) = self.inner.clients.group_status(*id, addr, group).await else {
-                continue;
-            };
-            if status.leader == Some(*id) {
-                return !status.voters.contains(&me) && !status.learners.contains(&me);
-            }
-        }
-        false
-    }
 }
 
 /// A partition replica this node should run, as the metadata says.
@@ -503,4 +360,63 @@ struct WantedReplica {
     may_initialize: bool,
     replicas: Vec<u64>,
     dir: PathBuf,
+}
+
+impl WantedReplica {
+    /// This node's replica of `topic`'s partition `partition`, assigned to `replicas`.
+    fn new(
+        config: &NodeConfig,
+        name: &str,
+        topic: &TopicMetadata,
+        partition: u32,
+        replicas: &[u64],
+    ) -> WantedReplica {
+        let dir = config
+            .data_dir
+            .join("partitions")
+            .join(format!("{name}-{}-{partition}", topic.incarnation()));
+        let log_config = match &config.partition_log_for {
+            Some(config_for) => (config_for.0)(topic),
+            None => config.partition_log.clone(),
+        };
+        let kind = if name == crate::controller::OFFSETS_TOPIC {
+            crate::PartitionKind::Offsets
+        } else {
+            crate::PartitionKind::Data
+        };
+        WantedReplica {
+            group: topic.group_id(partition),
+            kind,
+            log_config,
+            incarnation: topic.incarnation(),
+            may_initialize: !topic.is_reassigned(partition),
+            replicas: replicas.to_vec(),
+            dir,
+        }
+    }
+}
+
+/// Why a running replica's Raft stopped on its own, if it did.
+fn stopped_reason(replica: &PartitionReplica) -> Option<String> {
+    match &replica.raft.metrics().borrow_watched().running_state {
+        Err(fatal) => Some(format!("stopped: {fatal}")),
+        Ok(()) => None,
+    }
+}
+
+/// Creates a replica's directory if it is new (marked `rejoining` in `rejoin_mode`) and
+/// syncs its parent; whether the replica rejoins, and whether its directory is new.
+fn prepare_dir(dir: &Path, rejoin_mode: bool) -> Result<(bool, bool), NodeError> {
+    let marker = dir.join(REJOINING_FILE);
+    let fresh = !dir.exists();
+    if fresh {
+        std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+        if rejoin_mode {
+            write_atomically(dir, REJOINING_FILE, b"")?;
+        }
+        std::fs::File::open(dir.parent().unwrap_or(dir))
+            .and_then(|parent| parent.sync_all())
+            .map_err(io_error(dir))?;
+    }
+    Ok((marker.exists(), fresh))
 }
