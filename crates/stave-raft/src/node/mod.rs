@@ -17,7 +17,7 @@
 //!   up). Its replicas of topics that existed before it came back rejoin the same way, each
 //!   through its group's leader. Both facts survive a crash (`{data}/node`, and a
 //!   `rejoining` file in a partition directory).
-//! - **WantedReplica groups** follow the metadata: a node runs a replica of every partition
+//! - **Partition groups** follow the metadata: a node runs a replica of every partition
 //!   assigned to it (in `{data}/partitions/{topic}-{incarnation}-{partition}`, so a recreated
 //!   topic never meets an old group's data); every replica of a new partition starts from the
 //!   creation assignment as its initial membership, written into its empty log at log id
@@ -121,7 +121,7 @@ struct NodeInner {
     /// `{data}/node` as last written.
     node_file: Mutex<NodeFile>,
     partitions: Mutex<BTreeMap<GroupId, RunningPartition>>,
-    /// WantedReplica groups whose replica is being created through a rejoin.
+    /// Partition groups whose replica is being created through a rejoin.
     rejoining: Mutex<BTreeSet<GroupId>>,
     /// The groups whose membership this node (their leader) is converging; the controller's
     /// (`CONTROLLER_GROUP`) while it promotes the controller's learners.

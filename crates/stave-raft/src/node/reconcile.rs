@@ -355,8 +355,8 @@ struct WantedReplica {
     kind: crate::PartitionKind,
     log_config: stave_log::LogConfig,
     incarnation: u64,
-    /// Only the creation assignment's first replica initializes a group, and only if the
-    /// partition was never reassigned.
+    /// Whether a new replica starts from the creation assignment as its initial membership
+    /// (every replica of a new partition does): only if the partition was never reassigned.
     may_initialize: bool,
     replicas: Vec<u64>,
     dir: PathBuf,
