@@ -32,6 +32,7 @@ pub mod problems;
 mod producers;
 pub mod replica;
 pub mod sim_network;
+mod snapshot_file;
 mod state_machine;
 pub mod transport;
 mod types;

@@ -9,7 +9,7 @@
 //! tells it the applied index, takes it into snapshots and restores it from them.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures_util::StreamExt;
@@ -19,12 +19,10 @@ use stave_log::frame::{BodyHeader, HEADER_LEN};
 
 use serde::{Deserialize, Serialize};
 
-use crate::entry::{decode_membership, encode_membership};
 use crate::offsets::OffsetsTable;
 use crate::producers::{ProducerConfig, ProducerSnapshot, Producers};
-use crate::types::{
-    Applied, FramePayload, LogIdOf, SnapshotCodec, StoredMembershipOf, TypeConfig, from_log_id,
-};
+use crate::snapshot_file::{SnapshotFile, SnapshotLayout, StoredMeta};
+use crate::types::{Applied, FramePayload, LogIdOf, SnapshotCodec, StoredMembershipOf, TypeConfig};
 
 pub type SnapshotMetaOf = openraft::alias::SnapshotMetaOf<TypeConfig>;
 pub type SnapshotOf = openraft::alias::SnapshotOf<TypeConfig, PartitionSnapshot>;
@@ -70,14 +68,12 @@ pub struct PartitionStateMachine {
     /// The high watermark, for fetches that wait for data.
     high_watermark: Arc<HighWatermark>,
     /// Where the current snapshot is kept (`{dir}/snapshot`); none keeps it in memory only.
-    dir: Option<PathBuf>,
+    file: Option<SnapshotFile<PartitionSnapshot>>,
     /// Held while a snapshot is written and made current: a snapshot built here (retention,
     /// on any replica) and one installed from the leader never interleave, and an older one
     /// never replaces a newer one.
     persisting: Arc<tokio::sync::Mutex<()>>,
 }
-
-const SNAPSHOT_FILE: &str = "snapshot";
 
 /// The high watermark as a watch.
 #[derive(Debug)]
@@ -89,12 +85,12 @@ impl Default for HighWatermark {
     }
 }
 
-/// The snapshot as stored: JSON, small, replaced atomically.
+/// The snapshot as stored: JSON, small, replaced atomically. The meta's fields come first,
+/// at the top level beside the snapshot's.
 #[derive(Debug, Serialize, Deserialize)]
 struct StoredSnapshot {
-    last: Option<(u64, u64)>,
-    membership_log_id: Option<(u64, u64)>,
-    membership: String,
+    #[serde(flatten)]
+    meta: StoredMeta,
     next_offset: u64,
     #[serde(default)]
     producers: ProducerSnapshot,
@@ -102,50 +98,28 @@ struct StoredSnapshot {
     offsets: Option<OffsetsTable>,
 }
 
-fn log_id_parts(id: &Option<LogIdOf>) -> Option<(u64, u64)> {
-    id.as_ref().map(|id| (id.leader_id.term, id.index))
-}
+impl SnapshotLayout for PartitionSnapshot {
+    const FILE_NAME: &'static str = "snapshot";
 
-fn log_id_from(parts: Option<(u64, u64)>) -> Option<LogIdOf> {
-    parts.map(|(term, index)| from_log_id(stave_log::LogId::new(term, index)))
-}
+    fn encode_file(meta: &SnapshotMetaOf, snapshot: &Self) -> io::Result<Vec<u8>> {
+        let stored = StoredSnapshot {
+            meta: StoredMeta::from_meta(meta)?,
+            next_offset: snapshot.next_offset,
+            producers: snapshot.producers.clone(),
+            offsets: snapshot.offsets.clone(),
+        };
+        serde_json::to_vec(&stored).map_err(io::Error::other)
+    }
 
-/// Writes the snapshot file atomically: a temporary file, synced, renamed over the old one,
-/// then the directory synced.
-fn write_snapshot(dir: &Path, meta: &SnapshotMetaOf, data: PartitionSnapshot) -> io::Result<()> {
-    let stored = StoredSnapshot {
-        last: log_id_parts(&meta.last_log_id),
-        membership_log_id: log_id_parts(meta.last_membership.log_id()),
-        membership: String::from_utf8(encode_membership(meta.last_membership.membership())?)
-            .map_err(io::Error::other)?,
-        next_offset: data.next_offset,
-        producers: data.producers,
-        offsets: data.offsets,
-    };
-    let bytes = serde_json::to_vec(&stored).map_err(io::Error::other)?;
-    crate::files::replace_atomically(dir, SNAPSHOT_FILE, &bytes)
-}
-
-fn read_snapshot(dir: &Path) -> io::Result<Option<(SnapshotMetaOf, PartitionSnapshot)>> {
-    let bytes = match std::fs::read(dir.join(SNAPSHOT_FILE)) {
-        Ok(bytes) => bytes,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => return Err(err),
-    };
-    let stored: StoredSnapshot = serde_json::from_slice(&bytes).map_err(io::Error::other)?;
-    let membership = decode_membership(stored.membership.as_bytes())?;
-    let meta = SnapshotMetaOf {
-        last_log_id: log_id_from(stored.last),
-        last_membership: StoredMembershipOf::new(log_id_from(stored.membership_log_id), membership),
-    };
-    Ok(Some((
-        meta,
-        PartitionSnapshot {
+    fn decode_file(bytes: &[u8]) -> io::Result<(SnapshotMetaOf, Self)> {
+        let stored: StoredSnapshot = serde_json::from_slice(bytes).map_err(io::Error::other)?;
+        let snapshot = PartitionSnapshot {
             next_offset: stored.next_offset,
             producers: stored.producers,
             offsets: stored.offsets,
-        },
-    )))
+        };
+        Ok((stored.meta.into_meta()?, snapshot))
+    }
 }
 
 /// Where the last installed snapshot ends: `(last Raft index, next offset)`. The log store
@@ -228,15 +202,17 @@ impl PartitionStateMachine {
         producers: ProducerConfig,
         kind: PartitionKind,
     ) -> io::Result<PartitionStateMachine> {
+        let file = SnapshotFile::new(dir);
+        let stored = file.read()?;
         let sm = PartitionStateMachine {
-            dir: Some(dir.to_path_buf()),
+            file: Some(file),
             installed: InstalledSnapshots::with_producers(Producers::new(producers)),
             ..Default::default()
         };
         if kind == PartitionKind::Offsets {
             sm.lock().offsets = Some(OffsetsTable::default());
         }
-        if let Some((meta, snapshot)) = read_snapshot(dir)? {
+        if let Some((meta, snapshot)) = stored {
             let mut state = sm.lock();
             if let (Some(table), Some(saved)) = (state.offsets.as_mut(), &snapshot.offsets) {
                 *table = saved.clone();
@@ -255,14 +231,11 @@ impl PartitionStateMachine {
     }
 
     /// Persists a snapshot (when there is a directory), from a blocking thread.
-    async fn persist(&self, meta: &SnapshotMetaOf, data: PartitionSnapshot) -> io::Result<()> {
-        let Some(dir) = self.dir.clone() else {
-            return Ok(());
-        };
-        let meta = meta.clone();
-        tokio::task::spawn_blocking(move || write_snapshot(&dir, &meta, data))
-            .await
-            .map_err(io::Error::other)?
+    async fn persist(&self, meta: &SnapshotMetaOf, data: &PartitionSnapshot) -> io::Result<()> {
+        match &self.file {
+            Some(file) => file.persist(meta, data).await,
+            None => Ok(()),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -347,7 +320,7 @@ impl RaftSnapshotBuilder<TypeConfig> for PartitionStateMachine {
                 snapshot: current,
             });
         }
-        self.persist(&meta, data.clone()).await?;
+        self.persist(&meta, &data).await?;
         self.lock().current_snapshot = Some((meta.clone(), data.clone()));
         Ok(SnapshotOf {
             meta,
@@ -424,7 +397,7 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
         snapshot: PartitionSnapshot,
     ) -> Result<(), io::Error> {
         let _persisting = self.persisting.lock().await;
-        self.persist(meta, snapshot.clone()).await?;
+        self.persist(meta, &snapshot).await?;
         let mut state = self.lock();
         let last = meta.last_log_id.map(|id| id.index);
         self.installed
@@ -452,5 +425,77 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
             .current_snapshot
             .clone()
             .map(|(meta, snapshot)| SnapshotOf { meta, snapshot }))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::snapshot_file::SnapshotLayout;
+
+    /// Snapshot files as this crate wrote them before the file handling was shared with the
+    /// controller (commit 05eaea9): a node restarted on old data reads them, and writes the
+    /// same bytes again.
+    const WRITTEN_WITH_OFFSETS: &str = r#"{"last":[3,57],"membership_log_id":[2,41],"membership":"{\"configs\":[[1,2]],\"nodes\":{\"1\":\"10.0.0.1:7070\",\"2\":\"10.0.0.2:7070\",\"3\":\"10.0.0.3:7070\"}}","next_offset":105,"producers":{"producers":{"7":{"epoch":2,"batches":[{"base_sequence":0,"last_sequence":4,"written":{"index":50,"base_offset":100,"next_offset":105}}],"last_timestamp_ms":1700000000000}}},"offsets":{"entries":[[{"group":"g","topic":"t","partition":1},{"offset":9,"commit_ms":5,"metadata":"m"}]]}}"#;
+    const WRITTEN_WITHOUT_OFFSETS: &str = r#"{"last":[3,57],"membership_log_id":[2,41],"membership":"{\"configs\":[[1,2]],\"nodes\":{\"1\":\"10.0.0.1:7070\",\"2\":\"10.0.0.2:7070\",\"3\":\"10.0.0.3:7070\"}}","next_offset":105,"producers":{"producers":{"7":{"epoch":2,"batches":[{"base_sequence":0,"last_sequence":4,"written":{"index":50,"base_offset":100,"next_offset":105}}],"last_timestamp_ms":1700000000000}}}}"#;
+    const WRITTEN_EMPTY: &str = r#"{"last":null,"membership_log_id":null,"membership":"{\"configs\":[],\"nodes\":{}}","next_offset":0,"producers":{"producers":{}}}"#;
+
+    fn written_meta() -> SnapshotMetaOf {
+        let nodes: std::collections::BTreeMap<u64, openraft::impls::BasicNode> = (1..=3)
+            .map(|id| {
+                (
+                    id,
+                    openraft::impls::BasicNode::new(format!("10.0.0.{id}:7070")),
+                )
+            })
+            .collect();
+        let membership = crate::types::MembershipOf::new(vec![[1, 2].into()], nodes).unwrap();
+        let log_id = |term, index| crate::types::from_log_id(stave_log::LogId::new(term, index));
+        SnapshotMetaOf {
+            last_log_id: Some(log_id(3, 57)),
+            last_membership: StoredMembershipOf::new(Some(log_id(2, 41)), membership),
+        }
+    }
+
+    #[test]
+    fn snapshot_files_written_before_read_back_and_write_the_same_bytes() {
+        for written in [WRITTEN_WITH_OFFSETS, WRITTEN_WITHOUT_OFFSETS, WRITTEN_EMPTY] {
+            let (meta, snapshot) = PartitionSnapshot::decode_file(written.as_bytes()).unwrap();
+            let encoded = PartitionSnapshot::encode_file(&meta, &snapshot).unwrap();
+            assert_eq!(String::from_utf8(encoded).unwrap(), written);
+        }
+        let (meta, snapshot) =
+            PartitionSnapshot::decode_file(WRITTEN_WITH_OFFSETS.as_bytes()).unwrap();
+        assert_eq!(meta, written_meta());
+        assert_eq!(snapshot.next_offset, 105);
+        assert_eq!(snapshot.producers.producers[&7].epoch, 2);
+        assert_eq!(snapshot.offsets.map(|table| table.len()), Some(1));
+        let (meta, snapshot) = PartitionSnapshot::decode_file(WRITTEN_EMPTY.as_bytes()).unwrap();
+        assert_eq!(meta, SnapshotMetaOf::default());
+        assert_eq!(snapshot, PartitionSnapshot::default());
+    }
+
+    #[tokio::test]
+    async fn a_state_machine_resumes_from_its_snapshot_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("snapshot"), WRITTEN_WITH_OFFSETS).unwrap();
+        let mut sm = PartitionStateMachine::open_kind(
+            dir.path(),
+            ProducerConfig::default(),
+            PartitionKind::Offsets,
+        )
+        .unwrap();
+        assert_eq!(sm.high_watermark(), 105);
+        assert_eq!(sm.offsets().map(|table| table.len()), Some(1));
+        let (applied, _) = sm.applied_state().await.unwrap();
+        assert_eq!(applied, written_meta().last_log_id);
+        let snapshot = sm.build_snapshot().await.unwrap();
+        assert_eq!(snapshot.meta, written_meta());
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("snapshot")).unwrap(),
+            WRITTEN_WITH_OFFSETS,
+            "the state machine keeps the snapshot it opened on"
+        );
     }
 }

@@ -17,7 +17,7 @@
 //! ```
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -25,7 +25,6 @@ use futures_util::StreamExt;
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 use prost::Message;
-use serde::{Deserialize, Serialize};
 use stave_log::frame::{BODY_HEADER_LEN, FrameHeader, FrameType, HEADER_LEN};
 use stave_proto::internal::controller as proto;
 use stave_proto::internal::controller::ErrorCode;
@@ -33,16 +32,13 @@ use stave_proto::internal::controller::command_reply::Result as Outcome;
 use tokio::sync::watch;
 
 use super::metadata::ClusterMetadata;
-use crate::entry::{decode_membership, encode_membership};
+use crate::snapshot_file::{SnapshotFile, SnapshotLayout, StoredMeta};
 use crate::state_machine::InstalledSnapshots;
-use crate::types::{
-    Applied, FramePayload, LogIdOf, SnapshotCodec, StoredMembershipOf, TypeConfig, from_log_id,
-};
+use crate::types::{Applied, FramePayload, LogIdOf, SnapshotCodec, StoredMembershipOf, TypeConfig};
 
 pub type SnapshotMetaOf = openraft::alias::SnapshotMetaOf<TypeConfig>;
 pub type ControllerSnapshotOf = openraft::alias::SnapshotOf<TypeConfig, ControllerSnapshot>;
 
-const SNAPSHOT_FILE: &str = "controller-snapshot";
 const SNAPSHOT_MAGIC: u32 = 0x5343_5453; // "STCS"
 const SNAPSHOT_PREFIX_LEN: usize = 12;
 
@@ -79,10 +75,9 @@ pub struct ControllerStateMachine {
     state: Arc<Mutex<State>>,
     /// The metadata after the last applied entry, for nodes that react to changes.
     metadata: watch::Sender<Arc<ClusterMetadata>>,
-    dir: PathBuf,
-    /// Serializes snapshot writes and holds the last written snapshot's log id, so a slower
-    /// build never replaces a newer install on disk.
-    persisted: Arc<Mutex<Option<LogIdOf>>>,
+    /// `{dir}/controller-snapshot`, newer-only: a slower build never replaces a newer install
+    /// on disk.
+    file: SnapshotFile<ControllerSnapshot>,
     /// Tells the log store where an installed snapshot ends. The controller's log holds only
     /// control frames, so its offsets stay 0: every install is published with offset 0.
     installed: InstalledSnapshots,
@@ -107,9 +102,8 @@ impl ControllerStateMachine {
     /// restarted replica whose log was purged resumes after it).
     pub fn open(dir: &Path) -> io::Result<ControllerStateMachine> {
         let mut state = State::default();
-        let stored = read_snapshot(dir)?;
-        let persisted = stored.as_ref().and_then(|(meta, _)| meta.last_log_id);
-        if let Some((meta, snapshot)) = stored {
+        let file = SnapshotFile::<ControllerSnapshot>::new(dir).newer_only();
+        if let Some((meta, snapshot)) = file.read()? {
             state.applied = meta.last_log_id;
             state.membership = meta.last_membership.clone();
             state.metadata = snapshot.metadata.clone();
@@ -118,8 +112,7 @@ impl ControllerStateMachine {
         Ok(ControllerStateMachine {
             metadata: watch::Sender::new(state.metadata.clone()),
             state: Arc::new(Mutex::new(state)),
-            dir: dir.to_path_buf(),
-            persisted: Arc::new(Mutex::new(persisted)),
+            file,
             installed: InstalledSnapshots::default(),
         })
     }
@@ -141,29 +134,6 @@ impl ControllerStateMachine {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
-    }
-
-    /// Writes a snapshot file from a blocking thread, unless a newer one is already written.
-    async fn persist(
-        &self,
-        meta: &SnapshotMetaOf,
-        snapshot: &ControllerSnapshot,
-    ) -> io::Result<()> {
-        let dir = self.dir.clone();
-        let persisted = self.persisted.clone();
-        let meta = meta.clone();
-        let snapshot = snapshot.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut persisted = lock(&persisted);
-            if meta.last_log_id < *persisted {
-                return Ok(());
-            }
-            write_snapshot(&dir, &meta, &snapshot)?;
-            *persisted = meta.last_log_id;
-            Ok(())
-        })
-        .await
-        .map_err(io::Error::other)?
     }
 
     /// Keeps `(meta, snapshot)` as the current snapshot unless a newer one is there already.
@@ -222,7 +192,7 @@ impl RaftSnapshotBuilder<TypeConfig> for ControllerStateMachine {
             };
             (meta, snapshot)
         };
-        self.persist(&meta, &snapshot).await?;
+        self.file.persist(&meta, &snapshot).await?;
         self.keep_current(&meta, &snapshot);
         Ok(ControllerSnapshotOf { meta, snapshot })
     }
@@ -286,7 +256,7 @@ impl RaftStateMachine<TypeConfig> for ControllerStateMachine {
         meta: &SnapshotMetaOf,
         snapshot: ControllerSnapshot,
     ) -> Result<(), io::Error> {
-        self.persist(meta, &snapshot).await?;
+        self.file.persist(meta, &snapshot).await?;
         {
             let mut state = self.lock();
             state.applied = meta.last_log_id;
@@ -310,95 +280,49 @@ impl RaftStateMachine<TypeConfig> for ControllerStateMachine {
     }
 }
 
-/// The snapshot meta as stored, in JSON (small, readable), as partition snapshots keep it.
-#[derive(Debug, Serialize, Deserialize)]
-struct StoredMeta {
-    last: Option<(u64, u64)>,
-    membership_log_id: Option<(u64, u64)>,
-    membership: String,
-}
+impl SnapshotLayout for ControllerSnapshot {
+    const FILE_NAME: &'static str = "controller-snapshot";
 
-fn log_id_parts(id: Option<&LogIdOf>) -> Option<(u64, u64)> {
-    id.map(|id| (id.leader_id.term, id.index))
-}
-
-fn log_id_from(parts: Option<(u64, u64)>) -> Option<LogIdOf> {
-    parts.map(|(term, index)| from_log_id(stave_log::LogId::new(term, index)))
-}
-
-pub(super) fn encode_snapshot_file(
-    meta: &SnapshotMetaOf,
-    snapshot: &ControllerSnapshot,
-) -> io::Result<Vec<u8>> {
-    let stored = StoredMeta {
-        last: log_id_parts(meta.last_log_id.as_ref()),
-        membership_log_id: log_id_parts(meta.last_membership.log_id().as_ref()),
-        membership: String::from_utf8(encode_membership(meta.last_membership.membership())?)
-            .map_err(io::Error::other)?,
-    };
-    let meta_bytes = serde_json::to_vec(&stored).map_err(io::Error::other)?;
-    let metadata = snapshot.encode_snapshot()?;
-    let meta_len = u32::try_from(meta_bytes.len()).map_err(io::Error::other)?;
-    let mut bytes = Vec::with_capacity(SNAPSHOT_PREFIX_LEN + meta_bytes.len() + metadata.len());
-    bytes.extend_from_slice(&SNAPSHOT_MAGIC.to_le_bytes());
-    bytes.extend_from_slice(&[0; 4]);
-    bytes.extend_from_slice(&meta_len.to_le_bytes());
-    bytes.extend_from_slice(&meta_bytes);
-    bytes.extend_from_slice(&metadata);
-    let crc = crc32fast::hash(&bytes[8..]);
-    bytes[4..8].copy_from_slice(&crc.to_le_bytes());
-    Ok(bytes)
-}
-
-pub(super) fn decode_snapshot_file(
-    bytes: &[u8],
-) -> io::Result<(SnapshotMetaOf, ControllerSnapshot)> {
-    let damaged = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
-    let u32_at = |at: usize| -> io::Result<u32> {
-        let field = bytes
-            .get(at..at + 4)
-            .ok_or_else(|| damaged("a truncated snapshot file"))?;
-        Ok(u32::from_le_bytes(
-            field.try_into().map_err(io::Error::other)?,
-        ))
-    };
-    if u32_at(0)? != SNAPSHOT_MAGIC {
-        return Err(damaged("not a controller snapshot file"));
+    fn encode_file(meta: &SnapshotMetaOf, snapshot: &Self) -> io::Result<Vec<u8>> {
+        let meta_bytes =
+            serde_json::to_vec(&StoredMeta::from_meta(meta)?).map_err(io::Error::other)?;
+        let metadata = snapshot.encode_snapshot()?;
+        let meta_len = u32::try_from(meta_bytes.len()).map_err(io::Error::other)?;
+        let mut bytes = Vec::with_capacity(SNAPSHOT_PREFIX_LEN + meta_bytes.len() + metadata.len());
+        bytes.extend_from_slice(&SNAPSHOT_MAGIC.to_le_bytes());
+        bytes.extend_from_slice(&[0; 4]);
+        bytes.extend_from_slice(&meta_len.to_le_bytes());
+        bytes.extend_from_slice(&meta_bytes);
+        bytes.extend_from_slice(&metadata);
+        let crc = crc32fast::hash(&bytes[8..]);
+        bytes[4..8].copy_from_slice(&crc.to_le_bytes());
+        Ok(bytes)
     }
-    let crc = u32_at(4)?;
-    if crc != crc32fast::hash(bytes.get(8..).unwrap_or_default()) {
-        return Err(damaged("the controller snapshot file fails its crc"));
+
+    fn decode_file(bytes: &[u8]) -> io::Result<(SnapshotMetaOf, Self)> {
+        let damaged = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
+        let u32_at = |at: usize| -> io::Result<u32> {
+            let field = bytes
+                .get(at..at + 4)
+                .ok_or_else(|| damaged("a truncated snapshot file"))?;
+            Ok(u32::from_le_bytes(
+                field.try_into().map_err(io::Error::other)?,
+            ))
+        };
+        if u32_at(0)? != SNAPSHOT_MAGIC {
+            return Err(damaged("not a controller snapshot file"));
+        }
+        let crc = u32_at(4)?;
+        if crc != crc32fast::hash(bytes.get(8..).unwrap_or_default()) {
+            return Err(damaged("the controller snapshot file fails its crc"));
+        }
+        let meta_end = SNAPSHOT_PREFIX_LEN.saturating_add(u32_at(8)? as usize);
+        let meta_bytes = bytes
+            .get(SNAPSHOT_PREFIX_LEN..meta_end)
+            .ok_or_else(|| damaged("a truncated snapshot meta"))?;
+        let stored: StoredMeta = serde_json::from_slice(meta_bytes).map_err(invalid)?;
+        let meta = stored.into_meta()?;
+        let snapshot = ControllerSnapshot::decode_snapshot(&bytes[meta_end..])?;
+        Ok((meta, snapshot))
     }
-    let meta_end = SNAPSHOT_PREFIX_LEN.saturating_add(u32_at(8)? as usize);
-    let meta_bytes = bytes
-        .get(SNAPSHOT_PREFIX_LEN..meta_end)
-        .ok_or_else(|| damaged("a truncated snapshot meta"))?;
-    let stored: StoredMeta = serde_json::from_slice(meta_bytes).map_err(invalid)?;
-    let membership = decode_membership(stored.membership.as_bytes())?;
-    let meta = SnapshotMetaOf {
-        last_log_id: log_id_from(stored.last),
-        last_membership: StoredMembershipOf::new(log_id_from(stored.membership_log_id), membership),
-    };
-    let snapshot = ControllerSnapshot::decode_snapshot(&bytes[meta_end..])?;
-    Ok((meta, snapshot))
-}
-
-/// Writes the snapshot file atomically: a temporary file, synced, renamed over the old one,
-/// then the directory synced (the rename itself must survive a crash).
-fn write_snapshot(
-    dir: &Path,
-    meta: &SnapshotMetaOf,
-    snapshot: &ControllerSnapshot,
-) -> io::Result<()> {
-    let bytes = encode_snapshot_file(meta, snapshot)?;
-    crate::files::replace_atomically(dir, SNAPSHOT_FILE, &bytes)
-}
-
-fn read_snapshot(dir: &Path) -> io::Result<Option<(SnapshotMetaOf, ControllerSnapshot)>> {
-    let bytes = match std::fs::read(dir.join(SNAPSHOT_FILE)) {
-        Ok(bytes) => bytes,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => return Err(err),
-    };
-    decode_snapshot_file(&bytes).map(Some)
 }
