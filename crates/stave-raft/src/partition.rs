@@ -44,7 +44,9 @@ pub enum ReplicationError {
     Io(#[from] std::io::Error),
 }
 
-/// A partition's watermarks ([module docs](self) give their order).
+/// A partition's watermarks, in this order: `log_start <= high_watermark <= log_end` (a
+/// follower's or a new leader's log end may run ahead of the high watermark until those
+/// entries commit or are truncated).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Watermarks {
     pub log_start: Offset,
