@@ -272,6 +272,9 @@ impl PartitionLog {
         Ok(kept)
     }
 
+    /// Opens the segments found (their leftovers discarded), oldest first, and checks they
+    /// continue one another from the log start. A log with none, or whose entries all end
+    /// before its recorded start, starts over with one empty segment at the start.
     fn load_segments(
         storage: &dyn Storage,
         dir: &Path,
@@ -280,80 +283,13 @@ impl PartitionLog {
         found: Vec<(SegmentHeader, Arc<dyn StorageFile>)>,
         keep: Keep,
     ) -> Result<Vec<Segment>> {
-        let interval = config.index_interval_bytes;
         let first_index = meta.first_index();
-        let gap = |path: PathBuf, expected: LogIndex, found: LogIndex| LogError::Corrupt {
-            path,
-            position: 0,
-            reason: CorruptReason::SegmentGap { expected, found },
-        };
         if let Some((header, _)) = found.first().filter(|(h, _)| h.base_index > first_index) {
             let path = crate::segment::log_path(dir, header.base_index);
-            return Err(gap(path, first_index, header.base_index));
+            return Err(segment_gap(path, first_index, header.base_index));
         }
-        let mut segments: Vec<Segment> = Vec::with_capacity(found.len() + 1);
-        let mut found = found.into_iter().peekable();
-        while let Some((header, file)) = found.next() {
-            if let Some(previous) = segments.last() {
-                if previous.next_index != header.base_index
-                    || previous.next_offset != header.base_offset
-                {
-                    let path = previous.path.clone();
-                    return Err(gap(path, header.base_index, previous.next_index));
-                }
-            }
-            let last_term = segments.last().and_then(|s| s.last_term);
-            let Some(next) = found.peek().map(|(next, _)| *next) else {
-                segments.push(open_tail_logged(
-                    storage, dir, header, file, last_term, interval, keep,
-                )?);
-                break;
-            };
-            let Some((_, sealed_len)) = next.prev.filter(|(base, _)| *base == header.base_index)
-            else {
-                let path = crate::segment::log_path(dir, next.base_index);
-                return Err(gap(path, header.base_index, next.base_index));
-            };
-            let opened = Segment::open_sealed(
-                storage,
-                dir,
-                header,
-                file.clone(),
-                sealed_len,
-                next.prev_synced,
-                interval,
-            );
-            let segment = match opened {
-                Ok(segment) if next.prev_synced => segment,
-                // Sealed without a sync: sync it now, for the same reason as the tail.
-                Ok(segment) => {
-                    segment.sync()?;
-                    segment
-                }
-                // Sealed without a sync (`never`): a power cut may have left it
-                // short. Cut the log there, as at a torn tail, and drop what came after.
-                Err(LogError::Corrupt {
-                    position, reason, ..
-                }) if !next.prev_synced => {
-                    warn!(
-                        segment = %crate::segment::log_path(dir, header.base_index).display(),
-                        position,
-                        %reason,
-                        "a segment sealed without a sync is damaged, cutting the log there"
-                    );
-                    let later: Vec<_> = found.by_ref().collect();
-                    for (later, _) in later.iter().rev() {
-                        crate::segment::remove_files(storage, dir, later.base_index)?;
-                        storage
-                            .sync_dir(dir)
-                            .map_err(LogError::io("sync directory", dir))?;
-                    }
-                    open_tail_logged(storage, dir, header, file, last_term, interval, keep)?
-                }
-                Err(err) => return Err(err),
-            };
-            segments.push(segment);
-        }
+        let interval = config.index_interval_bytes;
+        let mut segments = open_chain(storage, dir, interval, found, keep)?;
         let tail_behind_start = segments
             .last()
             .is_some_and(|tail| tail.next_index < first_index);
@@ -366,25 +302,7 @@ impl PartitionLog {
             }
         }
         if segments.is_empty() {
-            let header = SegmentHeader {
-                base_index: first_index,
-                base_offset: meta.start_offset,
-                generation: meta.generation,
-                prev: None,
-                prev_synced: false,
-                created_ms: config.clock.now_ms(),
-            };
-            let space = Space::unreserved(storage);
-            segments.push(Segment::create(
-                storage,
-                space,
-                dir,
-                header,
-                config.extent_bytes,
-            )?);
-            storage
-                .sync_dir(dir)
-                .map_err(LogError::io("sync directory", dir))?;
+            segments.push(create_first_segment(storage, dir, config, meta)?);
         }
         Ok(segments)
     }
@@ -1123,6 +1041,132 @@ fn open_tail_logged(
     // sync). The log now serves it, and Raft counts it as this node's persisted log: make it
     // so before anyone sees it.
     segment.sync()?;
+    Ok(segment)
+}
+
+fn segment_gap(path: PathBuf, expected: LogIndex, found: LogIndex) -> LogError {
+    LogError::Corrupt {
+        path,
+        position: 0,
+        reason: CorruptReason::SegmentGap { expected, found },
+    }
+}
+
+/// Opens the segments found, each sealed one bounded by the length its successor recorded,
+/// the last as the tail. A segment sealed without a sync and found damaged becomes the tail:
+/// what came after it is deleted.
+fn open_chain(
+    storage: &dyn Storage,
+    dir: &Path,
+    interval: u64,
+    found: Vec<(SegmentHeader, Arc<dyn StorageFile>)>,
+    keep: Keep,
+) -> Result<Vec<Segment>> {
+    let mut segments: Vec<Segment> = Vec::with_capacity(found.len() + 1);
+    let mut found = found.into_iter().peekable();
+    while let Some((header, file)) = found.next() {
+        if let Some(previous) = segments.last() {
+            if previous.next_index != header.base_index
+                || previous.next_offset != header.base_offset
+            {
+                let path = previous.path.clone();
+                return Err(segment_gap(path, header.base_index, previous.next_index));
+            }
+        }
+        let last_term = segments.last().and_then(|s| s.last_term);
+        let Some(next) = found.peek().map(|(next, _)| *next) else {
+            segments.push(open_tail_logged(
+                storage, dir, header, file, last_term, interval, keep,
+            )?);
+            break;
+        };
+        let Some((_, sealed_len)) = next.prev.filter(|(base, _)| *base == header.base_index) else {
+            let path = crate::segment::log_path(dir, next.base_index);
+            return Err(segment_gap(path, header.base_index, next.base_index));
+        };
+        let sealed = (sealed_len, next.prev_synced);
+        let segment =
+            match open_sealed_logged(storage, dir, header, file.clone(), sealed, interval)? {
+                Some(segment) => segment,
+                // Sealed without a sync (`never`): a power cut may have left it short. Cut the
+                // log there, as at a torn tail, and drop what came after.
+                None => {
+                    let later: Vec<_> = found.by_ref().map(|(later, _)| later).collect();
+                    remove_later_segments(storage, dir, &later)?;
+                    open_tail_logged(storage, dir, header, file, last_term, interval, keep)?
+                }
+            };
+        segments.push(segment);
+    }
+    Ok(segments)
+}
+
+/// Opens a sealed segment given its `(sealed_len, synced)` as its successor recorded them.
+/// `Ok(None)` when it was sealed without a sync and is damaged (logged): the log must be cut
+/// there.
+fn open_sealed_logged(
+    storage: &dyn Storage,
+    dir: &Path,
+    header: SegmentHeader,
+    file: Arc<dyn StorageFile>,
+    (sealed_len, synced): (u64, bool),
+    interval: u64,
+) -> Result<Option<Segment>> {
+    let opened = Segment::open_sealed(storage, dir, header, file, sealed_len, synced, interval);
+    match opened {
+        Ok(segment) if synced => Ok(Some(segment)),
+        // Sealed without a sync: sync it now, for the same reason as the tail.
+        Ok(segment) => {
+            segment.sync()?;
+            Ok(Some(segment))
+        }
+        Err(LogError::Corrupt {
+            position, reason, ..
+        }) if !synced => {
+            warn!(
+                segment = %crate::segment::log_path(dir, header.base_index).display(),
+                position,
+                %reason,
+                "a segment sealed without a sync is damaged, cutting the log there"
+            );
+            Ok(None)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Deletes the segments after a cut, last first, the directory synced after each: a crash
+/// leaves a prefix of segments.
+fn remove_later_segments(storage: &dyn Storage, dir: &Path, later: &[SegmentHeader]) -> Result<()> {
+    for later in later.iter().rev() {
+        crate::segment::remove_files(storage, dir, later.base_index)?;
+        storage
+            .sync_dir(dir)
+            .map_err(LogError::io("sync directory", dir))?;
+    }
+    Ok(())
+}
+
+/// Creates the one empty segment of a log that starts over at its recorded start.
+fn create_first_segment(
+    storage: &dyn Storage,
+    dir: &Path,
+    config: &LogConfig,
+    meta: LogMeta,
+) -> Result<Segment> {
+    let header = SegmentHeader {
+        base_index: meta.first_index(),
+        base_offset: meta.start_offset,
+        generation: meta.generation,
+        prev: None,
+        prev_synced: false,
+        created_ms: config.clock.now_ms(),
+    };
+    let space = Space::unreserved(storage);
+    let segment = Segment::create(storage, space, dir, header, config.extent_bytes)?;
+    storage
+        .sync_dir(dir)
+        .map_err(LogError::io("sync directory", dir))?;
     Ok(segment)
 }
 
