@@ -1,9 +1,9 @@
 //! One segment: a `.log` file of frames after a 64-byte header, and its `.index`.
 //!
 //! ```text
-//! header: 0 magic u32 | 4 version u16 | 6 flags u16 | 8 base_index u64 | 16 base_offset u64
-//!         24 generation u64 | 32 prev_base_index u64 (u64::MAX: none) | 40 prev_sealed_len u64
-//!         48 created_ms i64 | 56 header_crc u32 (over 0..56) | 60 reserved u32
+//! {dir}/{base_index:020}.log     header (64 bytes, see `header`), frames back to back, then
+//!                                zeros up to the space reserved
+//! {dir}/{base_index:020}.index   its sparse index (see `index`)
 //! ```
 //!
 //! The header is written once, when the segment is created, and synced before any frame is
@@ -14,77 +14,33 @@
 //! log there instead. Frames are written with `pwrite` into space reserved
 //! as the segment grows; reads are slices of the file's mmap. Invariant: in the tail segment,
 //! every byte from `end` to the file's length is zero (recovery and cuts write zeros).
+//!
+//! This file owns a segment's files (creation, growth, writes, cuts, removal) and the index
+//! lookups; `header` owns the header's bytes, `scan` the checks of stored frames (opening a
+//! sealed or tail segment, the rescan after a cut), `cursor` the checked reads of frames.
+
+mod cursor;
+mod header;
+mod scan;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use tracing::warn;
 
 use crate::error::{CorruptReason, LogError, Result};
-use crate::frame::{
-    BodyHeader, FrameHeader, FrameType, HEADER_LEN, check_frame, u16_at, u32_at, u64_at,
-};
+use crate::frame::{FrameHeader, FrameType, HEADER_LEN};
 use crate::index::{IndexEntry, SparseIndex};
 use crate::space::Space;
 use crate::storage::{Storage, StorageFile};
 use crate::types::{LogId, LogIndex, Offset, Term, TimestampMs};
 
-pub(crate) const SEGMENT_HEADER_LEN: u64 = 64;
-const SEGMENT_MAGIC: u32 = 0x4753_5453; // "STSG"
-const SEGMENT_VERSION: u16 = 1;
+pub(crate) use cursor::CheckedFrame;
+pub(crate) use header::{SEGMENT_HEADER_LEN, SegmentHeader};
+use scan::{ScanState, index_entry};
+
 /// Zeros are written in pieces of this size.
 const ZERO_CHUNK_BYTES: usize = 64 * 1024;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SegmentHeader {
-    pub base_index: LogIndex,
-    pub base_offset: Offset,
-    pub generation: u64,
-    /// The previous segment's base index and sealed length, when there was one.
-    pub prev: Option<(LogIndex, u64)>,
-    /// Whether the previous segment was synced before this one was created.
-    pub prev_synced: bool,
-    pub created_ms: TimestampMs,
-}
-
-impl SegmentHeader {
-    fn encode(&self) -> [u8; SEGMENT_HEADER_LEN as usize] {
-        let mut out = [0u8; SEGMENT_HEADER_LEN as usize];
-        out[0..4].copy_from_slice(&SEGMENT_MAGIC.to_le_bytes());
-        out[4..6].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
-        out[6..8].copy_from_slice(&u16::from(self.prev_synced).to_le_bytes());
-        out[8..16].copy_from_slice(&self.base_index.0.to_le_bytes());
-        out[16..24].copy_from_slice(&self.base_offset.0.to_le_bytes());
-        out[24..32].copy_from_slice(&self.generation.to_le_bytes());
-        let (prev_base, prev_len) = self.prev.map_or((u64::MAX, 0), |(base, len)| (base.0, len));
-        out[32..40].copy_from_slice(&prev_base.to_le_bytes());
-        out[40..48].copy_from_slice(&prev_len.to_le_bytes());
-        out[48..56].copy_from_slice(&self.created_ms.to_le_bytes());
-        let crc = crc32fast::hash(&out[..56]);
-        out[56..60].copy_from_slice(&crc.to_le_bytes());
-        out
-    }
-
-    fn decode(bytes: &[u8]) -> Option<SegmentHeader> {
-        if bytes.len() < SEGMENT_HEADER_LEN as usize
-            || u32_at(bytes, 0) != SEGMENT_MAGIC
-            || u16_at(bytes, 4) != SEGMENT_VERSION
-            || u32_at(bytes, 56) != crc32fast::hash(&bytes[..56])
-        {
-            return None;
-        }
-        let prev_base = u64_at(bytes, 32);
-        Some(SegmentHeader {
-            base_index: LogIndex(u64_at(bytes, 8)),
-            base_offset: Offset(u64_at(bytes, 16)),
-            generation: u64_at(bytes, 24),
-            prev: (prev_base != u64::MAX).then(|| (LogIndex(prev_base), u64_at(bytes, 40))),
-            prev_synced: u16_at(bytes, 6) & 1 == 1,
-            created_ms: u64_at(bytes, 48) as i64,
-        })
-    }
-}
 
 /// The first reservation of a segment's space.
 const FIRST_EXTENT_BYTES: u64 = 64 * 1024;
@@ -155,100 +111,6 @@ impl PendingFrame<'_> {
     }
 }
 
-/// A stored frame, checked.
-#[derive(Debug, Clone)]
-pub(crate) struct CheckedFrame {
-    pub position: u64,
-    pub header: FrameHeader,
-    pub body: BodyHeader,
-    pub bytes: Bytes,
-}
-
-/// Where a scan is in the sequence of frames, and what it has seen.
-#[derive(Debug, Clone, Copy)]
-struct ScanState {
-    position: u64,
-    next_index: LogIndex,
-    next_offset: Offset,
-    last_term: Option<Term>,
-    max_timestamp: TimestampMs,
-    /// Bytes of frames since the last index entry, and whether the segment has any entry.
-    since_index: u64,
-    indexed: bool,
-}
-
-impl ScanState {
-    /// Checks `frame` continues the sequence, then advances over it; adds an index entry when
-    /// one is due.
-    fn advance(
-        &mut self,
-        frame: &CheckedFrame,
-        base: &SegmentHeader,
-        interval: u64,
-        entries: &mut Vec<IndexEntry>,
-    ) -> std::result::Result<(), CorruptReason> {
-        let header = &frame.header;
-        if header.log_id.index != self.next_index {
-            return Err(CorruptReason::IndexOutOfSequence {
-                expected: self.next_index,
-                found: header.log_id.index,
-            });
-        }
-        if header.base_offset != self.next_offset {
-            return Err(CorruptReason::OffsetOutOfSequence {
-                expected: self.next_offset,
-                found: header.base_offset,
-            });
-        }
-        if let Some(previous) = self.last_term.filter(|&t| header.log_id.term < t) {
-            return Err(CorruptReason::TermRegressed {
-                previous,
-                found: header.log_id.term,
-            });
-        }
-        if !self.indexed || self.since_index >= interval {
-            entries.push(index_entry(base, frame.position, header.log_id.index, self));
-            self.indexed = true;
-            self.since_index = 0;
-        }
-        let len = header.frame_len() as u64;
-        self.since_index += len;
-        self.position += len;
-        self.next_index = self.next_index.next();
-        self.next_offset = Offset(self.next_offset.0 + u64::from(frame.body.record_count));
-        self.last_term = Some(header.log_id.term);
-        if header.frame_type.is_data() {
-            self.max_timestamp = self.max_timestamp.max(frame.body.max_timestamp);
-        }
-        Ok(())
-    }
-}
-
-fn index_entry(
-    base: &SegmentHeader,
-    position: u64,
-    index: LogIndex,
-    state: &ScanState,
-) -> IndexEntry {
-    IndexEntry {
-        rel_offset: (state.next_offset.0 - base.base_offset.0) as u32,
-        rel_index: (index.0 - base.base_index.0) as u32,
-        position: position as u32,
-        max_ts_before: state.max_timestamp,
-    }
-}
-
-/// Checks the frame at the front of `bytes` (which starts at file position `position`).
-fn check_at(bytes: &Bytes, position: u64) -> std::result::Result<CheckedFrame, CorruptReason> {
-    let (header, body) = check_frame(bytes, true)?;
-    Ok(CheckedFrame {
-        position,
-        header,
-        body,
-        bytes: bytes.slice(..header.frame_len()),
-    })
-}
-
 #[derive(Debug)]
 pub(crate) struct Segment {
     pub header: SegmentHeader,
@@ -266,14 +128,6 @@ pub(crate) struct Segment {
     /// Largest timestamp of the data frames (`TimestampMs::MIN` without any).
     pub max_timestamp: TimestampMs,
     since_index: u64,
-}
-
-/// The outcome of recovering a tail segment: where it was cut, and why.
-#[derive(Debug)]
-pub(crate) struct TailCut {
-    pub position: u64,
-    pub reason: CorruptReason,
-    pub bytes_zeroed: u64,
 }
 
 impl Segment {
@@ -397,202 +251,6 @@ impl Segment {
         }
     }
 
-    /// Opens a sealed segment whose length its successor recorded. If it was synced when
-    /// sealed, trusts the index after checking its order and checks every frame after its last
-    /// entry; otherwise checks every frame and rebuilds the index.
-    pub fn open_sealed(
-        storage: &dyn Storage,
-        dir: &Path,
-        header: SegmentHeader,
-        file: Arc<dyn StorageFile>,
-        sealed_len: u64,
-        synced: bool,
-        interval: u64,
-    ) -> Result<Segment> {
-        let mut segment = Self::from_parts(storage, dir, header, file)?;
-        if sealed_len > segment.allocated || sealed_len < SEGMENT_HEADER_LEN {
-            let reason = CorruptReason::SealedLengthBeyondFile {
-                sealed_len,
-                file_len: segment.allocated,
-            };
-            return Err(segment.corrupt(0, reason));
-        }
-        // A segment sealed without a sync may have lost any frame while its index survived:
-        // check every frame. A synced one was whole when sealed: check what follows the index.
-        if synced {
-            segment.index.load(SEGMENT_HEADER_LEN, sealed_len)?;
-            if segment.rescan_from_index(sealed_len, interval)?.is_none() {
-                return Ok(segment);
-            }
-            warn!(segment = %segment.path.display(), "sealed segment index does not match its frames, rebuilding it");
-        }
-        segment.index.rewrite(&[])?;
-        if let Some((position, reason)) = segment.rescan_from_index(sealed_len, interval)? {
-            return Err(segment.corrupt(position, reason));
-        }
-        segment.index.sync()?;
-        Ok(segment)
-    }
-
-    /// Opens the tail segment: scans every frame from the start, cuts at the first torn,
-    /// corrupt, out-of-sequence or zero frame (zeroing everything after it, synced), and
-    /// rebuilds the index.
-    ///
-    /// A cut that would drop an entry at or below `committed` is refused before anything is
-    /// zeroed ([`CorruptReason::CommittedEntryLost`]).
-    pub fn open_tail(
-        storage: &dyn Storage,
-        dir: &Path,
-        header: SegmentHeader,
-        file: Arc<dyn StorageFile>,
-        last_term: Option<Term>,
-        interval: u64,
-        committed: Option<LogIndex>,
-    ) -> Result<(Segment, Option<TailCut>)> {
-        let mut segment = Self::from_parts(storage, dir, header, file)?;
-        let limit = segment.allocated;
-        let mut state = segment.scan_state_at(SEGMENT_HEADER_LEN, None);
-        state.last_term = last_term;
-        let mut entries = Vec::new();
-        let stop = segment.scan(&mut state, limit, interval, &mut entries)?;
-        if let (Some((position, reason)), Some(committed)) = (&stop, committed) {
-            let damaged =
-                state.next_index <= committed && segment.holds_nonzero(*position, limit)?;
-            if damaged {
-                let lost = CorruptReason::CommittedEntryLost {
-                    index: state.next_index,
-                    committed,
-                    why: Box::new(reason.clone()),
-                };
-                return Err(segment.corrupt(*position, lost));
-            }
-        }
-        segment.apply(&state);
-        segment.index.rewrite(&entries)?;
-        let mut cut = None;
-        if let Some((position, reason)) = stop {
-            let bytes_zeroed = segment.zero_nonzero(position, limit)?;
-            if bytes_zeroed > 0 {
-                segment.sync()?;
-                cut = Some(TailCut {
-                    position,
-                    reason,
-                    bytes_zeroed,
-                });
-            }
-        }
-        Ok((segment, cut))
-    }
-
-    fn scan_state_at(&self, position: u64, entry: Option<&IndexEntry>) -> ScanState {
-        ScanState {
-            position,
-            next_index: LogIndex(
-                self.header.base_index.0 + entry.map_or(0, |e| u64::from(e.rel_index)),
-            ),
-            next_offset: Offset(
-                self.header.base_offset.0 + entry.map_or(0, |e| u64::from(e.rel_offset)),
-            ),
-            last_term: None,
-            max_timestamp: entry.map_or(TimestampMs::MIN, |e| e.max_ts_before),
-            since_index: 0,
-            indexed: entry.is_some(),
-        }
-    }
-
-    fn apply(&mut self, state: &ScanState) {
-        self.end = state.position;
-        self.next_index = state.next_index;
-        self.next_offset = state.next_offset;
-        self.last_term = state.last_term;
-        self.max_timestamp = state.max_timestamp;
-        self.since_index = state.since_index;
-    }
-
-    /// Scans checked frames from `state` up to `limit`. Returns where and why it stopped
-    /// early, if it did.
-    fn scan(
-        &self,
-        state: &mut ScanState,
-        limit: u64,
-        interval: u64,
-        entries: &mut Vec<IndexEntry>,
-    ) -> Result<Option<(u64, CorruptReason)>> {
-        let view = self
-            .file
-            .view(state.position, (limit - state.position) as usize)
-            .map_err(LogError::io("map", &self.path))?;
-        let start = state.position;
-        while state.position < limit {
-            let rest = view.slice((state.position - start) as usize..);
-            if rest.len() < HEADER_LEN {
-                let reason = if rest.iter().all(|&b| b == 0) {
-                    CorruptReason::Zeroed
-                } else {
-                    CorruptReason::Truncated {
-                        needed: HEADER_LEN as u64,
-                        available: rest.len() as u64,
-                    }
-                };
-                return Ok(Some((state.position, reason)));
-            }
-            let checked = check_at(&rest, state.position)
-                .and_then(|frame| state.advance(&frame, &self.header, interval, entries));
-            if let Err(reason) = checked {
-                return Ok(Some((state.position, reason)));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Recomputes the in-memory state from the last index entry up to `limit`. Returns where
-    /// and why the frames stopped short of `limit`, if they did.
-    fn rescan_from_index(
-        &mut self,
-        limit: u64,
-        interval: u64,
-    ) -> Result<Option<(u64, CorruptReason)>> {
-        let last = self.index.last()?;
-        let position = last.map_or(SEGMENT_HEADER_LEN, |e| u64::from(e.position));
-        let mut state = self.scan_state_at(position, last.as_ref());
-        let mut entries = Vec::new();
-        let stop = self.scan(&mut state, limit, interval, &mut entries)?;
-        if stop.is_none() {
-            self.index.push(&entries)?;
-            self.apply(&state);
-        }
-        Ok(stop)
-    }
-
-    /// Whether any byte in `[from, to)` is non-zero.
-    fn holds_nonzero(&self, from: u64, to: u64) -> Result<bool> {
-        let view = self
-            .file
-            .view(from, (to - from) as usize)
-            .map_err(LogError::io("map", &self.path))?;
-        Ok(view.iter().any(|&b| b != 0))
-    }
-
-    /// Writes zeros over every non-zero byte in `[from, to)`. Returns how many bytes it wrote.
-    fn zero_nonzero(&self, from: u64, to: u64) -> Result<u64> {
-        let view = self
-            .file
-            .view(from, (to - from) as usize)
-            .map_err(LogError::io("map", &self.path))?;
-        let zeros = vec![0u8; ZERO_CHUNK_BYTES];
-        let mut written = 0;
-        for (i, chunk) in view.chunks(ZERO_CHUNK_BYTES).enumerate() {
-            if chunk.iter().any(|&b| b != 0) {
-                let position = from + (i * ZERO_CHUNK_BYTES) as u64;
-                self.file
-                    .write_all_at(&[&zeros[..chunk.len()]], position)
-                    .map_err(LogError::io("write", &self.path))?;
-                written += chunk.len() as u64;
-            }
-        }
-        Ok(written)
-    }
-
     pub fn is_empty(&self) -> bool {
         self.next_index == self.header.base_index
     }
@@ -686,20 +344,6 @@ impl Segment {
     pub fn seal(&self) -> Result<()> {
         self.sync()?;
         self.index.sync()
-    }
-
-    /// Checked frames from `position` to the end of the segment.
-    pub fn frames_from(&self, position: u64) -> Result<FrameCursor<'_>> {
-        let view = self
-            .file
-            .view(position, (self.end - position) as usize)
-            .map_err(LogError::io("map", &self.path))?;
-        Ok(FrameCursor {
-            view,
-            start: position,
-            at: 0,
-            path: &self.path,
-        })
     }
 
     /// A position at or before the frame holding `offset`.
@@ -797,48 +441,5 @@ impl Segment {
             self.path.parent().unwrap_or(Path::new("")),
             self.header.base_index,
         )
-    }
-}
-
-/// Iterates the checked frames of a segment range; yields a `Corrupt` error and stops at the
-/// first frame that fails a check.
-#[derive(Debug)]
-pub(crate) struct FrameCursor<'a> {
-    view: Bytes,
-    start: u64,
-    at: usize,
-    path: &'a Path,
-}
-
-impl FrameCursor<'_> {
-    /// The bytes of `[start, end)` (file positions within the cursor's range).
-    pub fn slice(&self, (start, end): (u64, u64)) -> Bytes {
-        self.view
-            .slice((start - self.start) as usize..(end - self.start) as usize)
-    }
-}
-
-impl Iterator for FrameCursor<'_> {
-    type Item = Result<CheckedFrame>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.at >= self.view.len() {
-            return None;
-        }
-        let position = self.start + self.at as u64;
-        match check_at(&self.view.slice(self.at..), position) {
-            Ok(frame) => {
-                self.at += frame.bytes.len();
-                Some(Ok(frame))
-            }
-            Err(reason) => {
-                self.at = self.view.len();
-                Some(Err(LogError::Corrupt {
-                    path: self.path.to_path_buf(),
-                    position,
-                    reason,
-                }))
-            }
-        }
     }
 }
