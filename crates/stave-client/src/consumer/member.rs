@@ -58,23 +58,7 @@ impl Consumer {
         group: &str,
         subscription: &[&str],
     ) -> Result<(), ClientError> {
-        if self.group.is_some() {
-            return Err(ClientError::InvalidArgument {
-                message: "the consumer already subscribed".into(),
-            });
-        }
-        if !self.partitions.is_empty() {
-            return Err(ClientError::InvalidArgument {
-                message: "the consumer has partitions assigned by hand: a group member reads \
-                          only what the group gives it"
-                    .into(),
-            });
-        }
-        if group.is_empty() || subscription.is_empty() {
-            return Err(ClientError::InvalidArgument {
-                message: "a group name and at least one topic or pattern are needed".into(),
-            });
-        }
+        self.check_subscription(group, subscription)?;
         let shared = Arc::new(GroupShared {
             coordinator: Coordinator::new(self.client.clone(), group),
             subscription: subscription.iter().map(|s| s.to_string()).collect(),
@@ -131,6 +115,29 @@ impl Consumer {
             listener: None,
             next_auto_commit: self.config.auto_commit_interval.map(|i| Instant::now() + i),
         });
+        Ok(())
+    }
+
+    /// Refuses a subscription this consumer cannot take: a second one, one beside partitions
+    /// assigned by hand, or one without a group name or topics.
+    fn check_subscription(&self, group: &str, subscription: &[&str]) -> Result<(), ClientError> {
+        if self.group.is_some() {
+            return Err(ClientError::InvalidArgument {
+                message: "the consumer already subscribed".into(),
+            });
+        }
+        if !self.partitions.is_empty() {
+            return Err(ClientError::InvalidArgument {
+                message: "the consumer has partitions assigned by hand: a group member reads \
+                          only what the group gives it"
+                    .into(),
+            });
+        }
+        if group.is_empty() || subscription.is_empty() {
+            return Err(ClientError::InvalidArgument {
+                message: "a group name and at least one topic or pattern are needed".into(),
+            });
+        }
         Ok(())
     }
 
@@ -295,82 +302,16 @@ impl Consumer {
             return Err(err.replicate());
         }
         let shared = group.shared.clone();
-        let held: BTreeSet<TopicPartition> = self
-            .partitions
-            .iter()
-            .map(|p| (p.topic.to_string(), p.partition))
-            .collect();
+        let held = self.held();
         let revoked: BTreeSet<TopicPartition> = if latest.lost {
             held.clone()
         } else {
             held.difference(&latest.assignment).cloned().collect()
         };
         if !revoked.is_empty() {
-            if !latest.lost && self.config.auto_commit_interval.is_some() {
-                let done = self.queue_commit(Some(&revoked))?;
-                match done.await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(err)) => {
-                        warn!(error = %err, "commit of revoked partitions failed: they resume at the previous commit");
-                    }
-                    Err(_) => {
-                        return Err(ClientError::Closed {
-                            what: "the committer",
-                        });
-                    }
-                }
-            }
-            let partitions = revoked
-                .iter()
-                .map(|(topic, partition)| (Arc::from(topic.as_str()), *partition))
-                .collect();
-            self.tell(if latest.lost {
-                AssignmentChange::Lost { partitions }
-            } else {
-                AssignmentChange::Revoked {
-                    member_id: self
-                        .group
-                        .as_ref()
-                        .map(|g| g.applied.member_id.clone())
-                        .unwrap_or_default(),
-                    member_epoch: latest.member_epoch,
-                    partitions,
-                }
-            });
-            for (topic, partition) in &revoked {
-                self.unassign(topic, *partition);
-            }
-            if let Ok(mut committed) = shared.committed.lock() {
-                committed.retain(|tp, _| !revoked.contains(tp));
-            }
-            shared.set_owned(self.held());
-            // The coordinator hands them on once it hears they are free.
-            shared.wake.notify_one();
+            self.release(&latest, &revoked, &shared).await?;
         }
-        let gained: Vec<TopicPartition> = latest
-            .assignment
-            .difference(&self.held())
-            .cloned()
-            .collect();
-        let mut assigned = Vec::with_capacity(gained.len());
-        if !gained.is_empty() {
-            let committed = self.committed_offsets(&shared).await?;
-            for (topic, partition) in gained {
-                let key = (topic, partition);
-                let start = match committed.get(&key) {
-                    Some(offset) => StartPosition::Offset(*offset),
-                    None => self.config.start_without_commit,
-                };
-                let offset = self.start_partition(&key.0, key.1, start).await?;
-                if let Ok(mut known) = shared.committed.lock()
-                    && let Some(offset) = committed.get(&key)
-                {
-                    known.insert(key.clone(), *offset);
-                }
-                shared.set_owned(self.held());
-                assigned.push((Arc::from(key.0.as_str()), key.1, offset));
-            }
-        }
+        let assigned = self.start_gained(&latest, &shared).await?;
         let (member_id, member_epoch) = (latest.member_id.clone(), latest.member_epoch);
         if let Some(group) = &mut self.group {
             group.applied = latest;
@@ -383,6 +324,94 @@ impl Consumer {
             });
         }
         Ok(())
+    }
+
+    /// Releases `revoked`: commits their positions first (with auto-commit on, unless the
+    /// membership was lost), tells the listener, stops reading them, and wakes the heartbeat
+    /// task to report them free.
+    async fn release(
+        &mut self,
+        latest: &Membership,
+        revoked: &BTreeSet<TopicPartition>,
+        shared: &GroupShared,
+    ) -> Result<(), ClientError> {
+        if !latest.lost && self.config.auto_commit_interval.is_some() {
+            let done = self.queue_commit(Some(revoked))?;
+            match done.await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => {
+                    warn!(error = %err, "commit of revoked partitions failed: they resume at the previous commit");
+                }
+                Err(_) => {
+                    return Err(ClientError::Closed {
+                        what: "the committer",
+                    });
+                }
+            }
+        }
+        let partitions = revoked
+            .iter()
+            .map(|(topic, partition)| (Arc::from(topic.as_str()), *partition))
+            .collect();
+        self.tell(if latest.lost {
+            AssignmentChange::Lost { partitions }
+        } else {
+            AssignmentChange::Revoked {
+                member_id: self
+                    .group
+                    .as_ref()
+                    .map(|g| g.applied.member_id.clone())
+                    .unwrap_or_default(),
+                member_epoch: latest.member_epoch,
+                partitions,
+            }
+        });
+        for (topic, partition) in revoked {
+            self.unassign(topic, *partition);
+        }
+        if let Ok(mut committed) = shared.committed.lock() {
+            committed.retain(|tp, _| !revoked.contains(tp));
+        }
+        shared.set_owned(self.held());
+        // The coordinator hands them on once it hears they are free.
+        shared.wake.notify_one();
+        Ok(())
+    }
+
+    /// Starts reading what `latest` assigns and this consumer does not read yet, each at the
+    /// group's committed offset (or `start_without_commit`); returns them with the offsets
+    /// they start at.
+    async fn start_gained(
+        &mut self,
+        latest: &Membership,
+        shared: &GroupShared,
+    ) -> Result<Vec<(Arc<str>, u32, u64)>, ClientError> {
+        let gained: Vec<TopicPartition> = latest
+            .assignment
+            .difference(&self.held())
+            .cloned()
+            .collect();
+        let mut assigned = Vec::with_capacity(gained.len());
+        if gained.is_empty() {
+            return Ok(assigned);
+        }
+        let committed = self.committed_offsets(shared).await?;
+        for (topic, partition) in gained {
+            let key = (topic, partition);
+            let start = match committed.get(&key) {
+                Some(offset) => StartPosition::Offset(*offset),
+                None => self.config.start_without_commit,
+            };
+            let offset = self.start_partition(&key.0, key.1, start).await?;
+            if let Ok(mut known) = shared.committed.lock()
+                && let Some(offset) = committed.get(&key)
+            {
+                known.insert(key.clone(), *offset);
+            }
+            shared.set_owned(self.held());
+            assigned.push((Arc::from(key.0.as_str()), key.1, offset));
+        }
+        Ok(assigned)
     }
 
     fn tell(&mut self, change: AssignmentChange) {
