@@ -24,6 +24,8 @@ pub async fn run(client: &Client, command: ClusterCommand) -> Result<(), CliErro
     Ok(())
 }
 
+/// The report: the cluster's nodes, its partitions, then the partitions missing in-sync
+/// replicas and the replicas out of service.
 fn status(metadata: &ClusterMetadata) -> String {
     let mut out = String::new();
     let controller = metadata
@@ -37,8 +39,40 @@ fn status(metadata: &ClusterMetadata) -> String {
             &metadata.cluster_id
         }
     ));
+    out.push_str(&nodes(metadata).render());
+    out.push('\n');
 
-    // A node that holds replicas but is in sync for none of them is likely down.
+    let survey = Survey::of(metadata);
+    if metadata.topics.is_empty() {
+        out.push_str("no topics\n");
+    } else {
+        out.push_str(&survey.partitions.render());
+    }
+    out.push('\n');
+    if survey.under_replicated.is_empty() {
+        out.push_str("under-replicated partitions: none\n");
+    } else {
+        out.push_str(&format!(
+            "under-replicated partitions ({}): {}\n",
+            survey.under_replicated.len(),
+            survey.under_replicated.join(" ")
+        ));
+    }
+    if survey.problems.is_empty() {
+        out.push_str("problems: none\n");
+    } else {
+        out.push_str(&format!("problems ({}):\n", survey.problems.len()));
+        for line in survey.problems {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The nodes table: each node's address, and the partitions it leads, holds and is in sync
+/// for. A node that holds replicas but is in sync for none of them is likely down.
+fn nodes(metadata: &ClusterMetadata) -> Table<5> {
     let mut nodes = Table::new(["NODE", "ADDRESS", "LEADS", "REPLICAS", "IN-SYNC"]);
     for (&id, addr) in &metadata.nodes {
         let (mut replicas, mut in_sync) = (0, 0);
@@ -56,61 +90,53 @@ fn status(metadata: &ClusterMetadata) -> String {
             in_sync.to_string(),
         ]);
     }
-    out.push_str(&nodes.render());
-    out.push('\n');
+    nodes
+}
 
-    let mut partitions = Table::new(["PARTITION", "LEADER", "REPLICAS", "IN-SYNC"]);
-    let mut under_replicated = Vec::new();
-    let mut problems = Vec::new();
-    for topic in metadata.topics.values() {
-        for p in &topic.partitions {
-            let name = format!("{}/{}", topic.name, p.partition);
-            for problem in &p.problems {
-                let state = match problem.offline {
-                    true => format!("offline after {} reopens", problem.reopens),
-                    false => format!("reopening ({} so far)", problem.reopens),
-                };
-                problems.push(format!(
-                    "  {name} on node {}: {state}: {}",
-                    problem.node, problem.reason
-                ));
-            }
-            partitions.row([
-                name.clone(),
-                p.leader.map_or_else(|| "none".into(), |id| id.to_string()),
-                ids(&p.replicas),
-                ids(&p.in_sync),
-            ]);
-            if p.is_under_replicated() {
-                under_replicated.push(name);
+/// What one pass over the partitions finds.
+struct Survey {
+    /// Each partition's leader, replicas and in-sync replicas.
+    partitions: Table<4>,
+    /// Partitions missing in-sync replicas, as `topic/partition`.
+    under_replicated: Vec<String>,
+    /// One line per replica a node took out of service, with its state and the reason.
+    problems: Vec<String>,
+}
+
+impl Survey {
+    /// Surveys every partition of every topic in `metadata`.
+    fn of(metadata: &ClusterMetadata) -> Survey {
+        let mut survey = Survey {
+            partitions: Table::new(["PARTITION", "LEADER", "REPLICAS", "IN-SYNC"]),
+            under_replicated: Vec::new(),
+            problems: Vec::new(),
+        };
+        for topic in metadata.topics.values() {
+            for p in &topic.partitions {
+                let name = format!("{}/{}", topic.name, p.partition);
+                for problem in &p.problems {
+                    let state = match problem.offline {
+                        true => format!("offline after {} reopens", problem.reopens),
+                        false => format!("reopening ({} so far)", problem.reopens),
+                    };
+                    survey.problems.push(format!(
+                        "  {name} on node {}: {state}: {}",
+                        problem.node, problem.reason
+                    ));
+                }
+                survey.partitions.row([
+                    name.clone(),
+                    p.leader.map_or_else(|| "none".into(), |id| id.to_string()),
+                    ids(&p.replicas),
+                    ids(&p.in_sync),
+                ]);
+                if p.is_under_replicated() {
+                    survey.under_replicated.push(name);
+                }
             }
         }
+        survey
     }
-    if metadata.topics.is_empty() {
-        out.push_str("no topics\n");
-    } else {
-        out.push_str(&partitions.render());
-    }
-    out.push('\n');
-    if under_replicated.is_empty() {
-        out.push_str("under-replicated partitions: none\n");
-    } else {
-        out.push_str(&format!(
-            "under-replicated partitions ({}): {}\n",
-            under_replicated.len(),
-            under_replicated.join(" ")
-        ));
-    }
-    if problems.is_empty() {
-        out.push_str("problems: none\n");
-    } else {
-        out.push_str(&format!("problems ({}):\n", problems.len()));
-        for line in problems {
-            out.push_str(&line);
-            out.push('\n');
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -247,6 +247,38 @@ impl ClientError {
                 addr: addr.clone(),
                 waited: *waited,
             },
+            ClientError::Corrupt {
+                topic,
+                partition,
+                source,
+            } => ClientError::Broker {
+                code: ErrorCode::CorruptBatch,
+                message: format!("corrupt batch in {topic}/{partition}: {source}"),
+                leader_id: None,
+                leader_addr: None,
+            },
+            ClientError::Timeout {
+                what,
+                elapsed,
+                last,
+            } => ClientError::Timeout {
+                what: what.clone(),
+                elapsed: *elapsed,
+                last: last.as_ref().map(|last| Box::new(last.replicate())),
+            },
+            ClientError::Closed { what } => ClientError::Closed { what },
+            ClientError::Broker { .. }
+            | ClientError::UnknownTopic { .. }
+            | ClientError::UnknownPartition { .. }
+            | ClientError::OffsetOutOfRange { .. }
+            | ClientError::RecordTooLarge { .. } => self.replicate_answer(),
+        }
+    }
+
+    /// [`ClientError::replicate`] of a typed answer (a broker's error code, an unknown topic or
+    /// partition, an offset out of range, a record too large): every field is copied.
+    fn replicate_answer(&self) -> ClientError {
+        match self {
             ClientError::Broker {
                 code,
                 message,
@@ -287,26 +319,7 @@ impl ClientError {
                 bytes: *bytes,
                 bytes_max: *bytes_max,
             },
-            ClientError::Corrupt {
-                topic,
-                partition,
-                source,
-            } => ClientError::Broker {
-                code: ErrorCode::CorruptBatch,
-                message: format!("corrupt batch in {topic}/{partition}: {source}"),
-                leader_id: None,
-                leader_addr: None,
-            },
-            ClientError::Timeout {
-                what,
-                elapsed,
-                last,
-            } => ClientError::Timeout {
-                what: what.clone(),
-                elapsed: *elapsed,
-                last: last.as_ref().map(|last| Box::new(last.replicate())),
-            },
-            ClientError::Closed { what } => ClientError::Closed { what },
+            other => unreachable!("replicate copies {other:?} itself"),
         }
     }
 

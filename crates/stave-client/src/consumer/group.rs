@@ -103,115 +103,170 @@ pub(crate) async fn heartbeat_loop(
     membership: watch::Sender<Membership>,
     mut stop: oneshot::Receiver<()>,
 ) {
-    let mut interval = Duration::from_secs(1);
-    let mut session = Duration::from_secs(10);
-    let mut last_ok = Instant::now();
-    let mut attempt = 0;
+    let mut heartbeats = Heartbeats {
+        client,
+        shared,
+        membership,
+        interval: Duration::from_secs(1),
+        session: Duration::from_secs(10),
+        last_ok: Instant::now(),
+        attempt: 0,
+    };
     loop {
         let (member_id, member_epoch) = {
-            let current = membership.borrow();
+            let current = heartbeats.membership.borrow();
             (current.member_id.clone(), current.member_epoch)
         };
-        let request = proto::GroupHeartbeatRequest {
-            group: shared.coordinator.group().to_string(),
-            member_id: member_id.clone(),
-            member_epoch,
-            subscription: shared.subscription.clone(),
-            owned: by_topic(&shared.owned()),
-            leave: false,
-        };
-        // Bounded well inside the session, so the check below runs in time even when the
-        // coordinator does not answer at all.
-        let budget = session / 3;
-        let answer =
-            match tokio::time::timeout(budget, beat(&client, &shared, request, budget)).await {
-                Ok(answer) => answer,
-                Err(_) => Err(ClientError::Rpc {
-                    addr: "the coordinator".into(),
-                    code: tonic::Code::DeadlineExceeded,
-                    message: format!("no heartbeat answer within {} ms", budget.as_millis()),
-                }),
-            };
-        let mut pause = interval;
-        match answer {
-            Ok(answer) => {
-                last_ok = Instant::now();
-                attempt = 0;
-                if answer.heartbeat_interval_ms > 0 {
-                    interval = Duration::from_millis(answer.heartbeat_interval_ms.into());
-                    pause = interval;
-                }
-                if answer.session_timeout_ms > 0 {
-                    session = Duration::from_millis(answer.session_timeout_ms.into());
-                }
-                let assignment = flatten(&answer.assignment);
-                membership.send_if_modified(|current| {
-                    let changed = current.member_id != answer.member_id
-                        || current.member_epoch != answer.member_epoch
-                        || current.assignment != assignment;
-                    if changed {
-                        current.generation += 1;
-                        current.member_id = answer.member_id.clone();
-                        current.member_epoch = answer.member_epoch;
-                        current.assignment = assignment;
-                        current.lost = false;
-                    }
-                    changed
-                });
-            }
+        let answer = heartbeats.ask(&member_id, member_epoch).await;
+        let pause = match answer {
+            Ok(answer) => heartbeats.accepted(&answer),
             Err(err)
                 if matches!(
                     err.code(),
                     Some(ErrorCode::UnknownMemberId | ErrorCode::FencedMemberEpoch)
                 ) =>
             {
-                info!(group = shared.coordinator.group(), member = %member_id, error = %err,
-                    "membership lost; joining again");
-                if err.code() == Some(ErrorCode::FencedMemberEpoch) {
-                    // Frees its partitions at once rather than after the session timeout.
-                    leave(&client, &shared, &member_id).await;
-                }
-                lose(&membership);
-                pause = Duration::ZERO;
+                heartbeats.lost(&member_id, &err).await
             }
             // A timeout wraps retriable failures (no coordinator for a while): try again.
             Err(err) if !err.is_retriable() && !matches!(err, ClientError::Timeout { .. }) => {
-                // Reported to the caller by `subscribe` or `next`.
-                debug!(group = shared.coordinator.group(), error = %err, "the group cannot be served");
-                membership.send_modify(|current| {
-                    current.generation += 1;
-                    current.failed = Some(Arc::new(err));
-                });
+                heartbeats.unservable(err);
                 return;
             }
-            Err(err) => {
-                debug!(group = shared.coordinator.group(), error = %err, "heartbeat failed");
-                shared.coordinator.forget();
-                if last_ok.elapsed() + interval > session
-                    && !membership.borrow().member_id.is_empty()
-                {
-                    // The coordinator expires this member any moment now, and may hand its
-                    // partitions on: stop reading them first (the client's side of the
-                    // session contract).
-                    info!(
-                        group = shared.coordinator.group(),
-                        "no heartbeat for a session timeout; joining again"
-                    );
-                    lose(&membership);
-                }
-                pause = client.config().backoff(attempt).min(interval);
-                attempt += 1;
-            }
-        }
+            Err(err) => heartbeats.failed(&err),
+        };
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
-            _ = shared.wake.notified() => {}
+            _ = heartbeats.shared.wake.notified() => {}
             _ = &mut stop => {
-                let member_id = membership.borrow().member_id.clone();
-                leave(&client, &shared, &member_id).await;
+                let member_id = heartbeats.membership.borrow().member_id.clone();
+                leave(&heartbeats.client, &heartbeats.shared, &member_id).await;
                 return;
             }
         }
+    }
+}
+
+/// The heartbeat task's state between beats.
+struct Heartbeats {
+    client: Client,
+    shared: Arc<GroupShared>,
+    membership: watch::Sender<Membership>,
+    /// How often to beat, as the coordinator last said.
+    interval: Duration,
+    /// How long the coordinator keeps a member without a heartbeat, as it last said.
+    session: Duration,
+    /// When a heartbeat last got an answer.
+    last_ok: Instant,
+    /// Failed heartbeats in a row (for the backoff).
+    attempt: u32,
+}
+
+impl Heartbeats {
+    /// Sends one heartbeat as `member_id` at `member_epoch`, reporting the subscription and
+    /// the partitions held, and waits at most a third of the session for the answer.
+    async fn ask(
+        &self,
+        member_id: &str,
+        member_epoch: u64,
+    ) -> Result<proto::GroupHeartbeatResponse, ClientError> {
+        let request = proto::GroupHeartbeatRequest {
+            group: self.shared.coordinator.group().to_string(),
+            member_id: member_id.to_string(),
+            member_epoch,
+            subscription: self.shared.subscription.clone(),
+            owned: by_topic(&self.shared.owned()),
+            leave: false,
+        };
+        // Bounded well inside the session, so the check in `failed` runs in time even when
+        // the coordinator does not answer at all.
+        let budget = self.session / 3;
+        match tokio::time::timeout(budget, beat(&self.client, &self.shared, request, budget)).await
+        {
+            Ok(answer) => answer,
+            Err(_) => Err(ClientError::Rpc {
+                addr: "the coordinator".into(),
+                code: tonic::Code::DeadlineExceeded,
+                message: format!("no heartbeat answer within {} ms", budget.as_millis()),
+            }),
+        }
+    }
+
+    /// Takes the coordinator's answer: its timings, and the member id, epoch and assignment
+    /// (published when they changed). Returns the pause before the next beat.
+    fn accepted(&mut self, answer: &proto::GroupHeartbeatResponse) -> Duration {
+        self.last_ok = Instant::now();
+        self.attempt = 0;
+        if answer.heartbeat_interval_ms > 0 {
+            self.interval = Duration::from_millis(answer.heartbeat_interval_ms.into());
+        }
+        if answer.session_timeout_ms > 0 {
+            self.session = Duration::from_millis(answer.session_timeout_ms.into());
+        }
+        let assignment = flatten(&answer.assignment);
+        self.membership.send_if_modified(|current| {
+            let changed = current.member_id != answer.member_id
+                || current.member_epoch != answer.member_epoch
+                || current.assignment != assignment;
+            if changed {
+                current.generation += 1;
+                current.member_id = answer.member_id.clone();
+                current.member_epoch = answer.member_epoch;
+                current.assignment = assignment;
+                current.lost = false;
+            }
+            changed
+        });
+        self.interval
+    }
+
+    /// The coordinator no longer knows `member_id`, or fenced its epoch: the membership is
+    /// lost, and the next beat joins again at once.
+    async fn lost(&self, member_id: &str, err: &ClientError) -> Duration {
+        info!(group = self.shared.coordinator.group(), member = %member_id, error = %err,
+            "membership lost; joining again");
+        if err.code() == Some(ErrorCode::FencedMemberEpoch) {
+            // Frees its partitions at once rather than after the session timeout.
+            leave(&self.client, &self.shared, member_id).await;
+        }
+        lose(&self.membership);
+        Duration::ZERO
+    }
+
+    /// The group cannot be served: the failure goes to the consumer.
+    fn unservable(&self, err: ClientError) {
+        // Reported to the caller by `subscribe` or `next`.
+        debug!(group = self.shared.coordinator.group(), error = %err, "the group cannot be served");
+        self.membership.send_modify(|current| {
+            current.generation += 1;
+            current.failed = Some(Arc::new(err));
+        });
+    }
+
+    /// A heartbeat failed in a way a retry may fix: asks for the coordinator again, drops the
+    /// partitions once a session passed without an answer, and returns the backoff.
+    fn failed(&mut self, err: &ClientError) -> Duration {
+        debug!(group = self.shared.coordinator.group(), error = %err, "heartbeat failed");
+        self.shared.coordinator.forget();
+        if self.last_ok.elapsed() + self.interval > self.session
+            && !self.membership.borrow().member_id.is_empty()
+        {
+            // The coordinator expires this member any moment now, and may hand its
+            // partitions on: stop reading them first (the client's side of the
+            // session contract).
+            info!(
+                group = self.shared.coordinator.group(),
+                "no heartbeat for a session timeout; joining again"
+            );
+            lose(&self.membership);
+        }
+        let pause = self
+            .client
+            .config()
+            .backoff(self.attempt)
+            .min(self.interval);
+        self.attempt += 1;
+        pause
     }
 }
 
