@@ -4,7 +4,7 @@
 //! against a model that recomputes everything from the list of appended batches, and the two
 //! must agree after every step.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::too_many_lines)]
 
 use proptest::prelude::*;
 use proptest::sample::Index;
