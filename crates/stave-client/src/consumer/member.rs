@@ -395,6 +395,27 @@ impl Consumer {
         if gained.is_empty() {
             return Ok(assigned);
         }
+        // Owned from the moment they are accepted, not once each one is started: starting a
+        // hundred partitions takes a while, and a heartbeat meanwhile reporting only those
+        // started would tell the coordinator the others were free (it handed them to another
+        // member, and both read them).
+        let mut accepted = self.held();
+        accepted.extend(gained.iter().cloned());
+        shared.set_owned(accepted);
+        let started = self.start_each(gained, shared, &mut assigned).await;
+        shared.set_owned(self.held());
+        started?;
+        Ok(assigned)
+    }
+
+    /// Starts reading each of `gained` at the group's committed offset (or
+    /// `start_without_commit`), noting in `assigned` where each one starts.
+    async fn start_each(
+        &mut self,
+        gained: Vec<TopicPartition>,
+        shared: &GroupShared,
+        assigned: &mut Vec<(Arc<str>, u32, u64)>,
+    ) -> Result<(), ClientError> {
         let committed = self.committed_offsets(shared).await?;
         for (topic, partition) in gained {
             let key = (topic, partition);
@@ -408,10 +429,9 @@ impl Consumer {
             {
                 known.insert(key.clone(), *offset);
             }
-            shared.set_owned(self.held());
             assigned.push((Arc::from(key.0.as_str()), key.1, offset));
         }
-        Ok(assigned)
+        Ok(())
     }
 
     fn tell(&mut self, change: AssignmentChange) {
