@@ -27,6 +27,28 @@ use crate::fetch::OffsetSpec;
 /// How many partitions a reset looks up at once (their leaders may be other nodes).
 const RESET_LOOKUPS_IN_FLIGHT_MAX: usize = 8;
 
+/// The most bytes of metadata one committed offset carries (Kafka's default
+/// `offset.metadata.max.bytes`).
+pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
+
+/// Refuses commits no table should keep: metadata past [`OFFSET_METADATA_BYTES_MAX`], or a
+/// topic name no topic can have. Every entry stays in the `__offsets` table (in memory, in
+/// every snapshot): unbounded metadata and 100 KB names let one client grow it by megabytes
+/// per commit (issue 15).
+fn check_commits(offsets: &[OffsetCommit]) -> Result<(), BrokerError> {
+    for entry in offsets {
+        if entry.metadata.len() > OFFSET_METADATA_BYTES_MAX {
+            return Err(BrokerError::InvalidRequest(format!(
+                "offset metadata has at most {OFFSET_METADATA_BYTES_MAX} bytes, not {}",
+                entry.metadata.len()
+            )));
+        }
+        stave_raft::controller::validate_topic_name(&entry.topic)
+            .map_err(|err| BrokerError::InvalidTopicName(err.to_string()))?;
+    }
+    Ok(())
+}
+
 fn check_name(consumer_group: &str) -> Result<(), BrokerError> {
     if consumer_group.is_empty() || consumer_group.len() > 255 {
         return Err(BrokerError::InvalidRequest(
@@ -216,6 +238,7 @@ impl Broker {
     /// records, answered once committed. A member's commit must carry its current epoch.
     pub(crate) async fn commit_offsets(&self, request: CommitRequest) -> Result<(), BrokerError> {
         let (partition, raft_group) = self.coordinator_partition(&request.consumer_group).await?;
+        check_commits(&request.offsets)?;
         if !request.member_id.is_empty() {
             let consumer_groups = self.consumer_groups_lock();
             let state = consumer_groups
