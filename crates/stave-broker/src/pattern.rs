@@ -2,8 +2,17 @@
 //! `*` stands for exactly one word and `#` for zero or more words (`v1.user.*` matches
 //! `v1.user.signedup`; `v1.#` matches `v1` and every `v1.…`). A pattern without `*` or `#`
 //! is a plain topic name. Internal topics (`__…`) never match a pattern.
+//!
+//! Matching costs at most (pattern words × topic words) steps, whatever the pattern: a
+//! backtracking matcher tried every way to share a topic's words among the pattern's `#`s,
+//! and `#.#.#.….x` against a 125-word name never finished (issue 15: one GroupHeartbeat
+//! stalled its coordinator node). Patterns are at most [`PATTERN_BYTES_MAX`] long.
 
-use stave_raft::controller::is_internal_topic;
+use stave_raft::controller::{TOPIC_NAME_BYTES_MAX, is_internal_topic};
+
+/// The longest pattern accepted: room for a `#` around every word of the longest topic name
+/// (`#.a.#.a.….#`); a longer pattern matches nothing a shorter one would not.
+pub const PATTERN_BYTES_MAX: usize = 2 * TOPIC_NAME_BYTES_MAX + 3;
 
 /// A parsed subscription pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +35,13 @@ impl Pattern {
         if text.is_empty() {
             return Err("an empty pattern".into());
         }
-        let words = text
+        if text.len() > PATTERN_BYTES_MAX {
+            return Err(format!(
+                "a pattern has at most {PATTERN_BYTES_MAX} bytes, this one has {}",
+                text.len()
+            ));
+        }
+        let mut words = text
             .split('.')
             .map(|word| match word {
                 "*" => Ok(Word::One),
@@ -38,6 +53,8 @@ impl Pattern {
                 w => Ok(Word::Exact(w.to_string())),
             })
             .collect::<Result<Vec<Word>, String>>()?;
+        // `#.#` means what `#` means.
+        words.dedup_by(|later, earlier| *later == Word::Any && *earlier == Word::Any);
         Ok(Pattern {
             words,
             text: text.to_string(),
@@ -67,18 +84,36 @@ impl Pattern {
     }
 }
 
-/// Whether `pattern` matches `words` in full (`#` backtracks over as many words as needed).
+/// Whether `pattern` matches `words` in full, in (pattern words × topic words) steps.
+/// `matched[j]`: the pattern words seen so far match the topic's first `j` words.
 fn matches_words(pattern: &[Word], words: &[&str]) -> bool {
-    match pattern.split_first() {
-        None => words.is_empty(),
-        Some((Word::Any, rest)) => {
-            (0..=words.len()).any(|skip| matches_words(rest, &words[skip..]))
+    let mut matched = vec![false; words.len() + 1];
+    matched[0] = true;
+    for word in pattern {
+        match word {
+            // Zero or more words: reachable wherever an earlier prefix was.
+            Word::Any => {
+                for j in 1..matched.len() {
+                    matched[j] = matched[j] || matched[j - 1];
+                }
+            }
+            // Exactly one word (any, or this one): shift by one.
+            Word::One | Word::Exact(_) => {
+                for j in (1..matched.len()).rev() {
+                    let fits = match word {
+                        Word::Exact(exact) => words[j - 1] == exact.as_str(),
+                        _ => true,
+                    };
+                    matched[j] = matched[j - 1] && fits;
+                }
+                matched[0] = false;
+            }
         }
-        Some((Word::One, rest)) => !words.is_empty() && matches_words(rest, &words[1..]),
-        Some((Word::Exact(word), rest)) => {
-            words.first() == Some(&word.as_str()) && matches_words(rest, &words[1..])
+        if !matched.contains(&true) {
+            return false;
         }
     }
+    matched[words.len()]
 }
 
 #[cfg(test)]
@@ -113,6 +148,65 @@ mod tests {
         assert!(matches("__offsets", "__offsets"));
         assert!(matches("v1.orders", "v1.orders"));
         assert!(!matches("v1.orders", "v1.orders.eu"));
+    }
+
+    /// The matcher before issue 15: backtracking, exponential in the number of `#`s. Kept
+    /// as the reference the new one must agree with.
+    fn reference(pattern: &[Word], words: &[&str]) -> bool {
+        match pattern.split_first() {
+            None => words.is_empty(),
+            Some((Word::Any, rest)) => {
+                (0..=words.len()).any(|skip| reference(rest, &words[skip..]))
+            }
+            Some((Word::One, rest)) => !words.is_empty() && reference(rest, &words[1..]),
+            Some((Word::Exact(word), rest)) => {
+                words.first() == Some(&word.as_str()) && reference(rest, &words[1..])
+            }
+        }
+    }
+
+    /// Scenario: a pattern of many `#` and a word no topic has, against the deepest topic
+    /// name (125 one-letter words). Proves: matching answers (false) at once; the
+    /// backtracking matcher explored C(149, 24) ways and hung its coordinator (issue 15).
+    #[test]
+    fn many_hashes_against_a_deep_name_answer_at_once() {
+        let deep = vec!["a"; 125].join(".");
+        let mut words = vec!["#"; 24];
+        words.push("nomatch");
+        assert!(!matches(&words.join("."), &deep));
+        let alternating = vec!["#.a"; 60].join(".") + ".#.b";
+        assert!(!matches(&alternating, &deep));
+        assert!(matches(&(vec!["#.a"; 60].join(".") + ".#"), &deep));
+    }
+
+    /// Scenario: patterns longer than any useful one. Proves: they are refused, and the
+    /// longest useful one (`#` around every word of the longest name) is not.
+    #[test]
+    fn patterns_past_the_limit_are_refused() {
+        let useful = format!("#.{}", vec!["a.#"; 125].join("."));
+        assert!(useful.len() <= PATTERN_BYTES_MAX);
+        assert!(Pattern::parse(&useful).is_ok());
+        assert!(Pattern::parse(&"*.".repeat(PATTERN_BYTES_MAX)).is_err());
+    }
+
+    proptest::proptest! {
+        /// Any pattern over a small alphabet agrees with the backtracking reference on any
+        /// topic of up to eight words.
+        #[test]
+        fn the_matcher_agrees_with_backtracking(
+            pattern in proptest::collection::vec(proptest::sample::select(vec!["*", "#", "a", "b"]), 1..8),
+            topic in proptest::collection::vec(proptest::sample::select(vec!["a", "b", "c"]), 1..8),
+        ) {
+            let text = pattern.join(".");
+            let parsed = Pattern::parse(&text).unwrap();
+            let raw: Vec<Word> = pattern.iter().map(|w| match *w {
+                "*" => Word::One,
+                "#" => Word::Any,
+                w => Word::Exact(w.to_string()),
+            }).collect();
+            let topic_name = topic.join(".");
+            proptest::prop_assert_eq!(parsed.matches(&topic_name), reference(&raw, &topic));
+        }
     }
 
     #[test]
