@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use stave_log::batch::BatchBuilder;
 use stave_proto::internal::controller as cproto;
 use stave_proto::v1 as pb;
@@ -30,6 +31,9 @@ pub const HEARTBEAT_INTERVAL_MS: u32 = 1_000;
 
 /// An `__offsets` partition is compacted once this many entries follow its last snapshot.
 const COMPACT_AFTER_ENTRIES: u64 = 1000;
+
+/// Partitions a reset looks up at once (each lookup may ask another node).
+const RESET_LOOKUPS_IN_FLIGHT_MAX: usize = 16;
 
 /// The `__offsets` partition that holds `group`'s offsets.
 pub fn offsets_partition(group: &str) -> u32 {
@@ -465,8 +469,6 @@ impl Broker {
         &self,
         request: pb::ResetOffsetsRequest,
     ) -> Result<Vec<pb::GroupOffset>, BrokerError> {
-        use pb::list_offsets_request::Spec;
-        use pb::reset_offsets_request::To;
         self.coordinator_replica(&request.group).await?;
         self.check_no_members(&request.group)?;
         let metadata = self.node().controller().metadata();
@@ -475,10 +477,13 @@ impl Broker {
             .filter(|_| !stave_raft::controller::is_internal_topic(&request.topic))
             .ok_or_else(|| BrokerError::UnknownTopic(request.topic.clone()))?;
         let count = topic.partition_count();
+        // Each partition once, however often the request names it: a partition named 1,000
+        // times was looked up (at its leader, maybe another node) 1,000 times (issue 15).
         let partitions: Vec<u32> = if request.partitions.is_empty() {
             (0..count).collect()
         } else {
-            request.partitions.clone()
+            let named: BTreeSet<u32> = request.partitions.iter().copied().collect();
+            named.into_iter().collect()
         };
         if let Some(&partition) = partitions.iter().find(|&&p| p >= count) {
             return Err(BrokerError::UnknownPartition {
@@ -491,43 +496,16 @@ impl Broker {
                 "say earliest, latest, offset or timestamp_ms".into(),
             ));
         };
-        let ask = |partition: u32, spec: Spec| pb::ListOffsetsRequest {
-            topic: request.topic.clone(),
-            partition,
-            spec: Some(spec),
-        };
-        let mut offsets = Vec::with_capacity(partitions.len());
-        for partition in partitions {
-            let offset = match to {
-                To::Earliest(_) => {
-                    self.list_offsets_anywhere(ask(partition, Spec::Earliest(true)))
-                        .await?
-                }
-                To::Latest(_) => {
-                    self.list_offsets_anywhere(ask(partition, Spec::Latest(true)))
-                        .await?
-                }
-                To::TimestampMs(ms) => {
-                    self.list_offsets_anywhere(ask(partition, Spec::TimestampMs(ms)))
-                        .await?
-                }
-                To::Offset(offset) => {
-                    let start = self
-                        .list_offsets_anywhere(ask(partition, Spec::Earliest(true)))
-                        .await?;
-                    let end = self
-                        .list_offsets_anywhere(ask(partition, Spec::Latest(true)))
-                        .await?;
-                    offset.clamp(start, end)
-                }
-            };
-            offsets.push(pb::OffsetCommit {
-                topic: request.topic.clone(),
-                partition,
-                offset,
-                metadata: String::new(),
-            });
-        }
+        let lookups = partitions
+            .into_iter()
+            .map(|partition| self.reset_target(&request.topic, partition, to));
+        // A few lookups at a time: a topic's partitions may lead on other nodes.
+        let offsets: Vec<pb::OffsetCommit> = futures_util::stream::iter(lookups)
+            .buffered(RESET_LOOKUPS_IN_FLIGHT_MAX)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
         // A consumer may have joined while the offsets were looked up.
         self.check_no_members(&request.group)?;
         let committed: Vec<pb::GroupOffset> = offsets
@@ -548,6 +526,46 @@ impl Broker {
         })
         .await?;
         Ok(committed)
+    }
+
+    /// Where a reset moves one partition, as the offset to commit.
+    async fn reset_target(
+        &self,
+        topic: &str,
+        partition: u32,
+        to: pb::reset_offsets_request::To,
+    ) -> Result<pb::OffsetCommit, BrokerError> {
+        use pb::list_offsets_request::Spec;
+        use pb::reset_offsets_request::To;
+        let ask = |spec: Spec| pb::ListOffsetsRequest {
+            topic: topic.to_string(),
+            partition,
+            spec: Some(spec),
+        };
+        let offset = match to {
+            To::Earliest(_) => {
+                self.list_offsets_anywhere(ask(Spec::Earliest(true)))
+                    .await?
+            }
+            To::Latest(_) => self.list_offsets_anywhere(ask(Spec::Latest(true))).await?,
+            To::TimestampMs(ms) => {
+                self.list_offsets_anywhere(ask(Spec::TimestampMs(ms)))
+                    .await?
+            }
+            To::Offset(offset) => {
+                let start = self
+                    .list_offsets_anywhere(ask(Spec::Earliest(true)))
+                    .await?;
+                let end = self.list_offsets_anywhere(ask(Spec::Latest(true))).await?;
+                offset.clamp(start, end)
+            }
+        };
+        Ok(pb::OffsetCommit {
+            topic: topic.to_string(),
+            partition,
+            offset,
+            metadata: String::new(),
+        })
     }
 
     fn check_no_members(&self, group: &str) -> Result<(), BrokerError> {
