@@ -1,0 +1,1 @@
+//! The internal Raft services from a client with no business there.
