@@ -150,12 +150,42 @@ impl ControlService {
 /// not wait for a slow one longer than this.
 const HEARTBEAT_ANSWER_MAX: Duration = Duration::from_millis(250);
 
+/// Refuses a message that names this node as its sender (the candidate of a vote, the
+/// leader of an append, a snapshot or a transfer). No node sends Raft messages to itself
+/// over the network, so such a message is forged; openraft does not expect one (a leader
+/// given an append in its own name takes the follower's path: a debug assertion in debug
+/// builds, a leader appending as a follower in release).
+fn not_from_self(own_id: u64, vote: Option<&pb::Vote>) -> Result<(), pb::RaftFailure> {
+    match vote {
+        Some(vote) if vote.node_id == own_id => Err(failure(format!(
+            "a message in the name of node {own_id}, which is this node"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses what only a leader sends (appends, snapshots, leader transfers) unless it carries
+/// a leader's vote: a committed one, from another node. openraft asserts that a follower's
+/// leader vote is committed (and in release builds would follow an uncommitted one).
+fn from_a_leader(own_id: u64, vote: Option<&pb::Vote>) -> Result<(), pb::RaftFailure> {
+    not_from_self(own_id, vote)?;
+    match vote {
+        Some(vote) if !vote.committed => Err(failure(format!(
+            "a leader's message with a vote not committed (term {}, node {})",
+            vote.term, vote.node_id
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// One group's append (a heartbeat or a data append), answered as the group answered it.
 async fn append(
     groups: &Groups,
+    own_id: u64,
     group_id: u64,
     append: Option<pb::AppendEntries>,
 ) -> Result<pb::AppendEntriesResponse, pb::RaftFailure> {
+    from_a_leader(own_id, append.as_ref().and_then(|a| a.vote.as_ref()))?;
     let rpc = convert::append_from_pb(append).map_err(failure)?;
     let group = groups.get(group_id).map_err(failure)?;
     let response = group.append_entries(rpc).await.map_err(failure)?;
@@ -170,6 +200,7 @@ impl RaftControl for ControlService {
     ) -> Result<Response<pb::VoteResponse>, Status> {
         let request = request.into_inner();
         let result = async {
+            not_from_self(self.identity.node_id(), request.vote.as_ref())?;
             let rpc = convert::vote_request_from_pb(&request).map_err(failure)?;
             let group = self.groups.get(request.group_id).map_err(failure)?;
             let response = group.vote(rpc, request.pre_vote).await.map_err(failure)?;
@@ -190,10 +221,11 @@ impl RaftControl for ControlService {
         request: Request<pb::HeartbeatBatch>,
     ) -> Result<Response<pb::HeartbeatResults>, Status> {
         let batch = request.into_inner();
+        let own_id = self.identity.node_id();
         // Every group's heartbeat runs concurrently: one slow group delays no other.
         let results = futures_util::future::join_all(batch.heartbeats.into_iter().map(
             |heartbeat| async move {
-                let answer = append(&self.groups, heartbeat.group_id, heartbeat.append);
+                let answer = append(&self.groups, own_id, heartbeat.group_id, heartbeat.append);
                 tokio::time::timeout(HEARTBEAT_ANSWER_MAX, answer)
                     .await
                     .unwrap_or_else(|_| Err(failure("the group did not answer in time")))
@@ -217,6 +249,7 @@ impl RaftControl for ControlService {
     ) -> Result<Response<pb::SnapshotResponse>, Status> {
         let request = request.into_inner();
         let result = async {
+            from_a_leader(self.identity.node_id(), request.vote.as_ref())?;
             let vote = convert::vote_from_pb(request.vote.as_ref()).map_err(failure)?;
             let meta = convert::snapshot_meta_from_pb(&request).map_err(failure)?;
             let group = self.groups.get(request.group_id).map_err(failure)?;
@@ -242,6 +275,7 @@ impl RaftControl for ControlService {
     ) -> Result<Response<pb::TransferLeaderResponse>, Status> {
         let request = request.into_inner();
         let result = async {
+            from_a_leader(self.identity.node_id(), request.from_leader.as_ref())?;
             let rpc = convert::transfer_from_pb(&request).map_err(failure)?;
             let group = self.groups.get(request.group_id).map_err(failure)?;
             let response = group.transfer_leader(rpc).await.map_err(failure)?;
@@ -365,6 +399,7 @@ impl RaftData for DataService {
         let mut incoming = request.into_inner();
         let (results, outgoing) = mpsc::unbounded_channel();
         let groups = self.groups.clone();
+        let own_id = self.identity.node_id();
         let mut closing = self.identity.closing.subscribe();
         tokio::spawn(async move {
             // Requests of different groups run concurrently and answer in any order (each
@@ -381,7 +416,8 @@ impl RaftData for DataService {
                 let groups = groups.clone();
                 let results = results.clone();
                 tokio::spawn(async move {
-                    let result = match append(&groups, request.group_id, request.append).await {
+                    let appended = append(&groups, own_id, request.group_id, request.append);
+                    let result = match appended.await {
                         Ok(response) => pb::append_result::Result::Response(response),
                         Err(failure) => pb::append_result::Result::Failure(failure),
                     };
