@@ -176,15 +176,36 @@ pub fn typed(error: &Option<pb::Error>) -> Result<pb::ErrorCode, Defect> {
     }
 }
 
-/// A request as a failure report shows it (cut short: some carry 100 KB names).
+/// A request as a failure report shows it: its first [`SHOWN_CHARS`] characters (some carry
+/// 100 KB names or megabytes of frames, and are not formatted past that).
 pub fn shown(request: &dyn std::fmt::Debug) -> String {
-    const SHOWN: usize = 1_500;
-    let text = format!("{request:?}");
-    match text.char_indices().nth(SHOWN) {
-        Some((cut, _)) => format!("{}… ({} bytes)", &text[..cut], text.len()),
-        None => text,
+    use std::fmt::Write;
+    /// Takes characters until it is full, then refuses the rest.
+    struct Bounded(String);
+    impl Write for Bounded {
+        fn write_str(&mut self, text: &str) -> std::fmt::Result {
+            let room = SHOWN_CHARS.saturating_sub(self.0.len());
+            if text.len() <= room {
+                self.0.push_str(text);
+                return Ok(());
+            }
+            let cut = (0..=room)
+                .rev()
+                .find(|at| text.is_char_boundary(*at))
+                .unwrap_or(0);
+            self.0.push_str(&text[..cut]);
+            Err(std::fmt::Error)
+        }
     }
+    let mut out = Bounded(String::new());
+    if write!(out, "{request:?}").is_err() {
+        out.0.push('…');
+    }
+    out.0
 }
+
+/// How much of a request a failure report shows.
+const SHOWN_CHARS: usize = 1_500;
 
 /// A call's answer: the message, or a defect if it took longer than [`CALL_MAX`] or failed
 /// with an unacceptable Status. `Ok(None)`: an acceptable whole-request failure.

@@ -140,3 +140,208 @@ fn a_reset_naming_a_partition_many_times_looks_it_up_once() {
         assert_eq!(answer.offsets.len(), 1, "one offset per partition");
     });
 }
+
+/// A model partition's Raft group id and its leader's vote, as the nodes' `Leaderships`
+/// say (what any client of the internal services can learn).
+async fn model_group(raft: &super::internal::Internal) -> (u64, super::internal::Vote) {
+    let started = std::time::Instant::now();
+    loop {
+        let leaders = raft.leaders().await.unwrap();
+        // The first topic created (the plain model topic) has incarnation 1: group 1 << 20.
+        if let Some(vote) = leaders.get(&(1 << 20)) {
+            return (1 << 20, *vote);
+        }
+        assert!(
+            started.elapsed() < harness::HEAL_MAX,
+            "no leader: {leaders:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// After a forged call: no node panicked, and every model partition takes a write with its
+/// three replicas in sync.
+async fn still_whole(ctx: &super::Ctx, raft: &super::internal::Internal, threads: &str) {
+    let panics = harness::panics_seen(threads);
+    assert!(panics.is_empty(), "a node panicked: {panics:?}");
+    let mut rng = rand::SeedableRng::seed_from_u64(7);
+    super::internal::healthy(ctx, raft, &mut rng).await.unwrap();
+}
+
+/// Scenario: a client sends a partition's leader a heartbeat in the leader's own name (its
+/// term, its node id, committed). Proves: the transport refuses it and the group runs on.
+/// Found by the internal fuzz (case 5): openraft took the follower's path on its leader,
+/// whose debug assertion panicked the group's Raft task (in a release build the leader
+/// would have appended as a follower).
+#[test]
+fn an_append_in_the_leaders_own_name_is_refused() {
+    const THREADS: &str = "fuzz-reg-own-name";
+    with_nodes(THREADS, 3, |nodes| async move {
+        let ctx = super::start(nodes).await;
+        let raft = super::internal::Internal::new(&ctx);
+        let (group_id, vote) = model_group(&raft).await;
+        let leader = raft.index_of(vote.leader);
+        let heartbeat = stave_proto::internal::raft::HeartbeatBatch {
+            heartbeats: vec![stave_proto::internal::raft::Heartbeat {
+                group_id,
+                append: Some(stave_proto::internal::raft::AppendEntries {
+                    vote: Some(vote.leaders()),
+                    prev_log_id: Some(stave_proto::internal::raft::LogId {
+                        term: vote.term,
+                        index: 1 << 62,
+                    }),
+                    entries: vec![],
+                    leader_commit: None,
+                }),
+            }],
+        };
+        let answer = raft.control[leader]
+            .clone()
+            .heartbeats(heartbeat)
+            .await
+            .unwrap()
+            .into_inner();
+        let refused = matches!(
+            answer.results[0].result,
+            Some(stave_proto::internal::raft::heartbeat_result::Result::Failure(_))
+        );
+        assert!(refused, "{answer:?}");
+        still_whole(&ctx, &raft, THREADS).await;
+    });
+}
+
+/// Scenario: a client sends a partition's follower an append whose vote is one term ahead
+/// of the group's and not committed (no leader sends that: a leader's vote is committed).
+/// Proves: the transport refuses it and the group runs on. Found by the internal fuzz (case
+/// 28): openraft took the vote, then its debug assertion that a followed leader's vote is
+/// committed panicked the group's Raft task.
+#[test]
+fn an_append_with_a_vote_not_committed_is_refused() {
+    const THREADS: &str = "fuzz-reg-uncommitted";
+    with_nodes(THREADS, 3, |nodes| async move {
+        let ctx = super::start(nodes).await;
+        let raft = super::internal::Internal::new(&ctx);
+        let (group_id, vote) = model_group(&raft).await;
+        let follower = (0..raft.ids.len())
+            .find(|i| raft.ids[*i] != vote.leader)
+            .unwrap();
+        let append = stave_proto::internal::raft::AppendRequest {
+            id: 1,
+            group_id,
+            append: Some(stave_proto::internal::raft::AppendEntries {
+                vote: Some(stave_proto::internal::raft::Vote {
+                    term: vote.term + 1,
+                    node_id: vote.leader,
+                    committed: false,
+                }),
+                prev_log_id: None,
+                entries: vec![],
+                leader_commit: None,
+            }),
+        };
+        let (sender, receiver) = tokio::sync::mpsc::channel(1);
+        sender.send(append).await.unwrap();
+        let mut results = raft.data[follower]
+            .clone()
+            .append(tokio_stream::wrappers::ReceiverStream::new(receiver))
+            .await
+            .unwrap()
+            .into_inner();
+        let answer = results.message().await.unwrap().unwrap();
+        let refused = matches!(
+            answer.result,
+            Some(stave_proto::internal::raft::append_result::Result::Failure(
+                _
+            ))
+        );
+        assert!(refused, "{answer:?}");
+        drop(sender);
+        still_whole(&ctx, &raft, THREADS).await;
+    });
+}
+
+/// Scenario: an append in the name of a partition's current leader (as `Leaderships` tells
+/// anyone), at a follower's log end (found with heartbeats, as a leader probes), carrying a
+/// data frame with one byte after it (the 8287e3c defect, one hop further), then one with a
+/// valid frame two indexes past the log end. Proves: the transport refuses both, and the
+/// follower's replica runs on (all three replicas in sync, every write taken). Found by the
+/// internal fuzz's forged calls: the follower's log refused the entry openraft had taken, a
+/// storage error, which stops the group there; the entry out of sequence trips openraft's
+/// assertion that entries follow the previous log id.
+#[test]
+fn a_malformed_frame_in_an_append_is_refused_by_the_transport() {
+    const THREADS: &str = "fuzz-reg-frame";
+    with_nodes(THREADS, 3, |nodes| async move {
+        let ctx = super::start(nodes).await;
+        let raft = super::internal::Internal::new(&ctx);
+        let (group_id, vote) = model_group(&raft).await;
+        let follower = (0..raft.ids.len())
+            .find(|i| raft.ids[*i] != vote.leader)
+            .unwrap();
+        let last = super::forged::last_index(&raft, follower, group_id, vote).await;
+        let mut rng = rand::SeedableRng::seed_from_u64(5);
+        let mut frame = super::frames::valid_batch(
+            &mut rng,
+            super::frames::Size::Small,
+            stave_log::batch::ProducerFields::NONE,
+        )
+        .bytes
+        .to_vec();
+        frame.push(0);
+        let answer = super::forged::heartbeat(
+            &raft,
+            follower,
+            group_id,
+            stave_proto::internal::raft::AppendEntries {
+                vote: Some(vote.leaders()),
+                prev_log_id: Some(stave_proto::internal::raft::LogId {
+                    term: vote.term,
+                    index: last,
+                }),
+                entries: vec![stave_proto::internal::raft::Entry {
+                    log_id: Some(stave_proto::internal::raft::LogId {
+                        term: vote.term,
+                        index: last + 1,
+                    }),
+                    payload: Some(stave_proto::internal::raft::entry::Payload::Frame(
+                        frame.into(),
+                    )),
+                }],
+                leader_commit: None,
+            },
+        )
+        .await;
+        assert!(answer.contains("Failure"), "{answer}");
+        // A valid frame, but out of sequence: two indexes past the follower's log end.
+        let valid = super::frames::valid_batch(
+            &mut rng,
+            super::frames::Size::Small,
+            stave_log::batch::ProducerFields::NONE,
+        );
+        let answer = super::forged::heartbeat(
+            &raft,
+            follower,
+            group_id,
+            stave_proto::internal::raft::AppendEntries {
+                vote: Some(vote.leaders()),
+                prev_log_id: Some(stave_proto::internal::raft::LogId {
+                    term: vote.term,
+                    index: last,
+                }),
+                entries: vec![stave_proto::internal::raft::Entry {
+                    log_id: Some(stave_proto::internal::raft::LogId {
+                        term: vote.term,
+                        index: last + 2,
+                    }),
+                    payload: Some(stave_proto::internal::raft::entry::Payload::Frame(
+                        valid.bytes,
+                    )),
+                }],
+                leader_commit: None,
+            },
+        )
+        .await;
+        assert!(answer.contains("Failure"), "{answer}");
+        still_whole(&ctx, &raft, THREADS).await;
+    });
+}
