@@ -46,6 +46,28 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// The most bytes of metadata one committed offset carries (Kafka's default
+/// `offset.metadata.max.bytes`).
+pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
+
+/// Refuses commits no table should keep: metadata past [`OFFSET_METADATA_BYTES_MAX`], or a
+/// topic name no topic can have. Every entry stays in the `__offsets` table (in memory, in
+/// every snapshot): unbounded metadata and 100 KB names let one client grow it by megabytes
+/// per commit (issue 15).
+fn check_commits(offsets: &[pb::OffsetCommit]) -> Result<(), BrokerError> {
+    for entry in offsets {
+        if entry.metadata.len() > OFFSET_METADATA_BYTES_MAX {
+            return Err(BrokerError::InvalidRequest(format!(
+                "offset metadata has at most {OFFSET_METADATA_BYTES_MAX} bytes, not {}",
+                entry.metadata.len()
+            )));
+        }
+        stave_raft::controller::validate_topic_name(&entry.topic)
+            .map_err(|err| BrokerError::InvalidTopicName(err.to_string()))?;
+    }
+    Ok(())
+}
+
 fn check_group(group: &str) -> Result<(), BrokerError> {
     if group.is_empty() || group.len() > 255 {
         return Err(BrokerError::InvalidRequest(
@@ -263,6 +285,7 @@ impl Broker {
         request: pb::CommitOffsetsRequest,
     ) -> Result<(), BrokerError> {
         let (replica, group_id) = self.coordinator_replica(&request.group).await?;
+        check_commits(&request.offsets)?;
         if !request.member_id.is_empty() {
             let groups = self.groups_lock();
             let group = groups.get(&request.group).ok_or_else(|| {
