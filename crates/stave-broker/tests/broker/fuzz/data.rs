@@ -582,3 +582,50 @@ pub async fn list_offsets(ctx: &Ctx, rng: &mut StdRng) -> Result<After, Defect> 
     }
     Ok(After::touching(&target))
 }
+
+/// A valid write to a pool topic's partition, which another case may have deleted (or never
+/// created, or given a small `max.message.bytes`): it must be taken, unless the partition
+/// does not exist or refuses the size; retriable answers are retried for the heal time.
+pub async fn write_if_exists(ctx: &Ctx, rng: &mut StdRng, topic: &str, partition: u32) -> Checked {
+    let batch = frames::valid_batch(
+        rng,
+        frames::Size::Small,
+        stave_log::batch::ProducerFields::NONE,
+    );
+    let started = std::time::Instant::now();
+    let mut last = String::new();
+    while started.elapsed() < super::harness::HEAL_MAX {
+        let request = pb::ProduceRequest {
+            sequence: 0,
+            topic: topic.to_string(),
+            partition,
+            batch: batch.bytes.clone(),
+        };
+        let node = ctx.cluster.leader(topic, partition);
+        if let Some(response) =
+            answer(&request, ctx.cluster.client(node).produce(request.clone())).await?
+        {
+            match typed(&response.error)? {
+                pb::ErrorCode::None
+                | pb::ErrorCode::UnknownTopic
+                | pb::ErrorCode::UnknownPartition
+                | pb::ErrorCode::MessageTooLarge => return Ok(()),
+                c if maybe_written(c) => {
+                    ctx.cluster.note_leader(topic, partition, &response.error);
+                    last = format!("{:?}", response.error);
+                }
+                other => {
+                    return Err(defect(
+                        "a valid write was refused",
+                        format!("{topic}/{partition}: {other:?} {:?}", response.error),
+                    ));
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err(defect(
+        "partition stopped taking writes",
+        format!("{topic}/{partition}: {last}"),
+    ))
+}

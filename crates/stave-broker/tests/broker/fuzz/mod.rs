@@ -48,6 +48,8 @@ const CASES_DEFAULT: u64 = 1_000;
 const WORKERS_DEFAULT: u64 = 4;
 /// The model is checked in full this often (and at the end).
 const VERIFY_EVERY: u64 = 1_000;
+/// A long run says how far it got this often.
+const PROGRESS_EVERY: u64 = 10_000;
 /// The thread-name prefix of the runtime the nodes run on (panics there are counted). The
 /// fuzz itself runs on another runtime, so a node stuck on its threads cannot stop the
 /// fuzz from noticing.
@@ -121,6 +123,8 @@ pub struct After {
     partition: Option<(String, u32)>,
     /// A group (valid name) the case aimed at: a plain commit to it must go through.
     group: Option<String>,
+    /// A pool topic's partition the case aimed at: if it exists, it must still take a write.
+    pool: Option<(String, u32)>,
     /// A long poll that the valid write must wake.
     waiting: Option<tokio::task::JoinHandle<Checked>>,
 }
@@ -129,6 +133,7 @@ impl After {
     fn nothing() -> After {
         After {
             partition: None,
+            pool: None,
             group: None,
             waiting: None,
         }
@@ -136,8 +141,11 @@ impl After {
 
     fn touching(target: &data::Target) -> After {
         let mut after = After::nothing();
+        let pool = names::POOL_TOPICS.contains(&target.topic.as_str()) && target.partition < 3;
         if target.kind == data::TargetKind::Model {
             after.partition = Some((target.topic.clone(), target.partition));
+        } else if pool {
+            after.pool = Some((target.topic.clone(), target.partition));
         }
         after
     }
@@ -194,6 +202,9 @@ async fn run_case(ctx: &Arc<Ctx>, seed: u64, index: u64) -> (Rpc, Checked) {
     let rpc = choose(&mut rng);
     let checked = async {
         let after = run_rpc(ctx, rpc, &mut rng).await?;
+        if let Some((topic, partition)) = &after.pool {
+            data::write_if_exists(ctx, &mut rng, topic, *partition).await?;
+        }
         if let Some((topic, partition)) = &after.partition {
             ctx.model
                 .write(&ctx.cluster, &mut rng, topic, *partition)
@@ -223,6 +234,7 @@ struct Progress {
     seed: u64,
     cases: u64,
     keep_going: bool,
+    started: Instant,
     next: AtomicU64,
     done: AtomicU64,
     stop: AtomicBool,
@@ -286,6 +298,13 @@ async fn worker(ctx: Arc<Ctx>, progress: Arc<Progress>) {
             ));
         }
         let done = progress.done.fetch_add(1, Ordering::SeqCst) + 1;
+        if done % PROGRESS_EVERY == 0 {
+            let elapsed = progress.started.elapsed().as_secs_f64();
+            eprintln!(
+                "fuzz: {done} cases in {elapsed:.0} s ({:.0} cases/s)",
+                done as f64 / elapsed.max(1e-9)
+            );
+        }
         if done % VERIFY_EVERY == 0 {
             verify(&ctx, &progress, done).await;
         }
@@ -346,6 +365,7 @@ async fn fuzz_public_api(
         seed,
         cases,
         keep_going,
+        started: Instant::now(),
         next: AtomicU64::new(0),
         done: AtomicU64::new(0),
         stop: AtomicBool::new(false),

@@ -345,3 +345,55 @@ fn a_malformed_frame_in_an_append_is_refused_by_the_transport() {
         still_whole(&ctx, &raft, THREADS).await;
     });
 }
+
+/// Scenario: commits to a group's coordinator carrying 100 KB of offset metadata, and a
+/// topic name longer than any topic's. Proves: both are refused (INVALID_REQUEST,
+/// INVALID_TOPIC_NAME) and nothing is committed, while 4 KB of metadata still goes through.
+/// Found by the long fuzz run: every committed entry stays in the `__offsets` table (in
+/// memory, cloned whole by every FetchOffsets, DescribeGroup and ListGroups, and in every
+/// snapshot), and hostile commits grew the nodes to gigabytes within minutes.
+#[test]
+fn a_commit_with_oversized_metadata_or_an_impossible_topic_is_refused() {
+    with_nodes("fuzz-reg-commit", 1, |nodes| async move {
+        let addr = &nodes[0].addr;
+        let coordinator = coordinator(addr, "fuzz.g0").await;
+        let mut api = client(&coordinator).await;
+        let commit = |topic: String, metadata: String| pb::CommitOffsetsRequest {
+            group: "fuzz.g0".into(),
+            offsets: vec![pb::OffsetCommit {
+                topic,
+                partition: 0,
+                offset: 1,
+                metadata,
+            }],
+            ..Default::default()
+        };
+        let too_much = api
+            .commit_offsets(commit("v1.orders".into(), "m".repeat(100 * 1024)))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(code(&too_much.error), pb::ErrorCode::InvalidRequest);
+        let impossible = api
+            .commit_offsets(commit("y".repeat(100 * 1024), String::new()))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(code(&impossible.error), pb::ErrorCode::InvalidTopicName);
+        let fine = api
+            .commit_offsets(commit("v1.orders".into(), "m".repeat(4096)))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(code(&fine.error), pb::ErrorCode::None, "{fine:?}");
+        let fetched = api
+            .fetch_offsets(pb::FetchOffsetsRequest {
+                group: "fuzz.g0".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(fetched.offsets.len(), 1, "{:?}", fetched.offsets.len());
+        assert_eq!(fetched.offsets[0].metadata.len(), 4096);
+    });
+}
