@@ -346,14 +346,15 @@ fn a_forged_append_in_the_leaders_name_plants_a_record() {
 /// Scenario: a snapshot for the partition's group from an unknown "leader" (node 99) one
 /// term ahead, claiming to cover a thousand entries past a follower's log, with a next offset
 /// of 1,000,000, sent to that follower. Proves (once calls are authenticated): nothing
-/// acknowledged is lost and the group runs on. Today the follower takes the term and node 99
-/// as its leader and installs the snapshot: its commit index jumps past the real log, and
-/// the real leader's next appends trip openraft's committed-log assertion (a debug build
-/// panics the group). In a release build the follower would keep a state with no data and a
-/// high watermark of 1,000,000, and the highest last log id, which wins it the next election.
+/// acknowledged is lost and every replica keeps following the real leader. Today the
+/// follower takes the term, node 99 as its leader and the snapshot (its commit index jumps
+/// past the real log), and from then on refuses the real leader, whose term is lower: in a
+/// release build the partition runs on two replicas without a sign in its metadata; in a
+/// debug build the real leader's next append trips openraft's committed-log assertion and
+/// panics the follower's group.
 #[test]
-#[ignore = "defect (unauthenticated Raft services): a forged snapshot replaces a follower's state, which can then win an election"]
-fn a_forged_snapshot_replaces_a_followers_state() {
+#[ignore = "defect (unauthenticated Raft services): a forged snapshot takes a follower out of its group"]
+fn a_forged_snapshot_takes_a_follower_out_of_its_group() {
     run("forged-snapshot", async |_ctx, raft| {
         let vote = leader(raft).await;
         let follower = follower(raft, vote);

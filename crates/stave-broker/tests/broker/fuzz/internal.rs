@@ -499,11 +499,49 @@ pub async fn replicas_running(raft: &Internal) -> Checked {
     Ok(())
 }
 
-/// The cluster is whole: every replica of the model partitions runs, metadata is intact,
-/// every model partition takes a write with all its replicas in sync, `__offsets` takes a
-/// commit.
+/// What is wrong with the model groups' leadership, if anything: every replica must name
+/// the same leader, one of the cluster's nodes.
+async fn leadership_problem(raft: &Internal) -> Result<Option<String>, Defect> {
+    for group_id in model_groups() {
+        let mut named = Vec::new();
+        for client in &raft.control {
+            let request = rpb::GroupStatusRequest { group_id };
+            let status = answer(&request, client.clone().group_status(request)).await?;
+            named.push(status.and_then(|s| match s.result {
+                Some(rpb::group_status_response::Result::Status(status)) => status.leader,
+                _ => None,
+            }));
+        }
+        let agreed = named.windows(2).all(|pair| pair[0] == pair[1]);
+        let member = named[0].is_some_and(|leader| raft.ids.contains(&leader));
+        if !agreed || !member {
+            return Ok(Some(format!("group {group_id}: leaders named {named:?}")));
+        }
+    }
+    Ok(None)
+}
+
+/// Every replica of the model groups follows the same leader, a cluster node, within the
+/// heal time (a replica stuck following a leader that does not exist is lost to its group).
+async fn one_leader_each(raft: &Internal) -> Checked {
+    let started = Instant::now();
+    loop {
+        match leadership_problem(raft).await? {
+            None => return Ok(()),
+            Some(problem) if started.elapsed() > HEAL_MAX => {
+                return Err(defect("replicas disagree on their leader", problem));
+            }
+            Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// The cluster is whole: every replica of the model partitions runs and follows the same
+/// leader, metadata is intact, every model partition takes a write with all its replicas in
+/// sync, `__offsets` takes a commit.
 pub async fn healthy(ctx: &Ctx, raft: &Internal, rng: &mut StdRng) -> Checked {
     replicas_running(raft).await?;
+    one_leader_each(raft).await?;
     for (topic, partition) in model::model_partitions() {
         ctx.model.write(&ctx.cluster, rng, topic, partition).await?;
     }
