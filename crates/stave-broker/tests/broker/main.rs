@@ -4,5 +4,6 @@
 
 mod api;
 mod cluster;
+mod fuzz;
 mod offsets;
 mod support;

@@ -1,6 +1,13 @@
 //! openraft messages to and from the transport's prost messages. Entry frames travel as the
 //! `Bytes` the log store returned (a slice of the leader's segment mmap) and arrive as a slice
 //! of tonic's decode buffer: never re-encoded.
+//!
+//! An arriving append is checked as the log store would check it before openraft sees it
+//! (issue 15): every frame whole (length, body CRC, body header, a data or command type), and
+//! log ids in sequence (consecutive indexes from the previous log id's, terms never going
+//! down and never past the sender's). openraft takes a storage error as fatal, so an entry
+//! the log would refuse must never reach it: one malformed append from anyone stopped the
+//! group on the replica that took it.
 
 use openraft::EntryPayload;
 use openraft::raft::{
@@ -73,11 +80,37 @@ fn entry_to_pb(entry: &EntryOf) -> Result<pb::Entry, Malformed> {
     })
 }
 
+/// Checks a client write's frame as the log checks it on append: within the format's
+/// bound, whole (header, body CRC, body header), nothing after it, and a data or command
+/// frame (blank and membership entries travel as their own payloads).
+fn check_frame(frame: &[u8]) -> Result<(), Malformed> {
+    use stave_log::frame::{FRAME_BYTES_LIMIT, FrameType};
+    let malformed = |what: String| Malformed(format!("entry frame: {what}"));
+    if frame.len() as u64 > FRAME_BYTES_LIMIT {
+        return Err(malformed(format!("{} bytes", frame.len())));
+    }
+    let (header, _) =
+        stave_log::frame::check_frame(frame, false).map_err(|e| malformed(e.to_string()))?;
+    if header.frame_len() != frame.len() {
+        return Err(malformed(format!(
+            "{} bytes after the frame",
+            frame.len().saturating_sub(header.frame_len())
+        )));
+    }
+    if !matches!(header.frame_type, FrameType::Data | FrameType::Command) {
+        return Err(malformed(format!("a {:?} frame", header.frame_type)));
+    }
+    Ok(())
+}
+
 fn entry_from_pb(entry: pb::Entry) -> Result<EntryOf, Malformed> {
     let log_id = log_id_from_pb(entry.log_id.as_ref().ok_or_else(|| missing("log id"))?);
     let payload = match entry.payload.ok_or_else(|| missing("entry payload"))? {
         pb::entry::Payload::Blank(_) => EntryPayload::Blank,
-        pb::entry::Payload::Frame(frame) => EntryPayload::Normal(FramePayload(frame)),
+        pb::entry::Payload::Frame(frame) => {
+            check_frame(&frame)?;
+            EntryPayload::Normal(FramePayload(frame))
+        }
         pb::entry::Payload::Membership(json) => EntryPayload::Membership(
             decode_membership(&json).map_err(|e| Malformed(e.to_string()))?,
         ),
@@ -100,10 +133,40 @@ pub fn append_to_pb(
     })
 }
 
+/// Checks that an append's log ids follow on from its previous log id: consecutive
+/// indexes, terms never going down, none past the sender's term.
+fn check_sequence(rpc: &pb::AppendEntries, vote_term: u64) -> Result<(), Malformed> {
+    let mut previous = rpc.prev_log_id.as_ref().map(|id| (id.term, id.index));
+    for entry in &rpc.entries {
+        let id = entry.log_id.as_ref().ok_or_else(|| missing("log id"))?;
+        let index = match previous {
+            Some((_, index)) => index.checked_add(1),
+            None => Some(0),
+        };
+        if index != Some(id.index) {
+            return Err(Malformed(format!(
+                "entry at index {} follows {previous:?}",
+                id.index
+            )));
+        }
+        let after = previous.map_or(0, |(term, _)| term);
+        if id.term < after || id.term > vote_term {
+            return Err(Malformed(format!(
+                "entry of term {} after term {after}, sent in term {vote_term}",
+                id.term
+            )));
+        }
+        previous = Some((id.term, id.index));
+    }
+    Ok(())
+}
+
 pub fn append_from_pb(
     rpc: Option<pb::AppendEntries>,
 ) -> Result<AppendEntriesRequest<TypeConfig>, Malformed> {
     let rpc = rpc.ok_or_else(|| missing("append entries"))?;
+    let vote_term = rpc.vote.as_ref().ok_or_else(|| missing("vote"))?.term;
+    check_sequence(&rpc, vote_term)?;
     Ok(AppendEntriesRequest {
         vote: vote_from_pb(rpc.vote.as_ref())?,
         prev_log_id: opt_log_id_from_pb(&rpc.prev_log_id),
