@@ -121,15 +121,19 @@ impl Broker {
         }
     }
 
-    /// ListOffsets on this node, which must lead the partition.
+    /// ListOffsets on this node, which must lead the partition. The target is checked
+    /// first, then the leadership, then `spec` (none: INVALID_REQUEST).
     pub(crate) async fn list_offsets(
         &self,
         topic: &str,
         partition: u32,
-        spec: OffsetSpec,
+        spec: Option<OffsetSpec>,
     ) -> Result<u64, BrokerError> {
         let target = self.target(topic, partition)?;
         let leader = self.leader_partition(&target).await?;
+        let spec = spec.ok_or_else(|| {
+            BrokerError::InvalidRequest("say earliest, latest or timestamp_ms".into())
+        })?;
         let marks = leader
             .watermarks()
             .await
@@ -159,7 +163,7 @@ impl Broker {
             .partition(target.raft_group)
             .is_some_and(|partition| partition.leads());
         if local {
-            return self.list_offsets(topic, partition, spec).await;
+            return self.list_offsets(topic, partition, Some(spec)).await;
         }
         let leader = self
             .leader_of(target.raft_group)

@@ -154,17 +154,12 @@ fn joined(chunks: Vec<Bytes>, len: usize) -> Bytes {
     joined.freeze()
 }
 
-pub(crate) fn offset_spec_from_pb(
-    spec: Option<pb::list_offsets_request::Spec>,
-) -> Result<OffsetSpec, BrokerError> {
+pub(crate) fn offset_spec_from_pb(spec: pb::list_offsets_request::Spec) -> OffsetSpec {
     use pb::list_offsets_request::Spec;
     match spec {
-        Some(Spec::Earliest(_)) => Ok(OffsetSpec::Earliest),
-        Some(Spec::Latest(_)) => Ok(OffsetSpec::Latest),
-        Some(Spec::TimestampMs(ms)) => Ok(OffsetSpec::Timestamp(ms)),
-        None => Err(BrokerError::InvalidRequest(
-            "say earliest, latest or timestamp_ms".into(),
-        )),
+        Spec::Earliest(_) => OffsetSpec::Earliest,
+        Spec::Latest(_) => OffsetSpec::Latest,
+        Spec::TimestampMs(ms) => OffsetSpec::Timestamp(ms),
     }
 }
 

@@ -85,13 +85,10 @@ impl pb::stave_server::Stave for Broker {
         request: Request<pb::ListOffsetsRequest>,
     ) -> Result<Response<pb::ListOffsetsResponse>, Status> {
         let request = request.into_inner();
-        let result = match convert::offset_spec_from_pb(request.spec) {
-            Ok(spec) => {
-                self.list_offsets(&request.topic, request.partition, spec)
-                    .await
-            }
-            Err(err) => Err(err),
-        };
+        let spec = request.spec.map(convert::offset_spec_from_pb);
+        let result = self
+            .list_offsets(&request.topic, request.partition, spec)
+            .await;
         Ok(Response::new(match result {
             Ok(offset) => pb::ListOffsetsResponse {
                 error: None,
