@@ -261,7 +261,7 @@ async fn group_cli_lists_describes_and_resets_committed_offsets() {
     );
     assert!(
         refused.starts_with(
-            "error: group \"email\" has members: stop its consumers before resetting its offsets"
+            "error: consumer group \"email\" has members: stop its consumers before resetting its offsets"
         ),
         "{refused}"
     );
