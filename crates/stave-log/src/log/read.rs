@@ -52,14 +52,14 @@ impl ReadFrames {
 
 impl PartitionLog {
     /// Data frames from the one holding `from`, up to the log end. See [`PartitionLog::read_until`].
-    pub fn read(&self, from: Offset, max_bytes: usize) -> Result<ReadFrames> {
-        self.read_until(from, self.log_end_offset(), max_bytes)
+    pub fn read(&self, from: Offset, bytes_max: usize) -> Result<ReadFrames> {
+        self.read_until(from, self.log_end_offset(), bytes_max)
     }
 
-    /// Whole data frames holding offsets in `[from, end)`, at most `max_bytes` of them but
+    /// Whole data frames holding offsets in `[from, end)`, at most `bytes_max` of them but
     /// always at least one when there is one (a consumer must progress past a large batch).
     /// The first frame may start before `from`. Every frame is CRC-checked.
-    pub fn read_until(&self, from: Offset, end: Offset, max_bytes: usize) -> Result<ReadFrames> {
+    pub fn read_until(&self, from: Offset, end: Offset, bytes_max: usize) -> Result<ReadFrames> {
         let (log_start, log_end) = (self.log_start_offset(), self.log_end_offset());
         if from < log_start || from > log_end {
             return Err(LogError::OffsetOutOfRange {
@@ -74,7 +74,7 @@ impl PartitionLog {
             next_offset: from,
         };
         let first_index = self.first_index();
-        let mut budget = max_bytes;
+        let mut budget = bytes_max;
         let start = self.segments.partition_point(|s| s.next_offset <= from);
         for segment in &self.segments[start..] {
             if out.next_offset >= end {
@@ -118,13 +118,13 @@ impl PartitionLog {
         Ok(out)
     }
 
-    /// Frames (every type) with Raft indexes in `[from, until)`, at most `max_bytes` of them
+    /// Frames (every type) with Raft indexes in `[from, until)`, at most `bytes_max` of them
     /// but at least one, for Raft replication.
     pub fn read_by_index(
         &self,
         from: LogIndex,
         until: LogIndex,
-        max_bytes: usize,
+        bytes_max: usize,
     ) -> Result<Vec<StoredFrame>> {
         let (first, next) = (self.first_index(), self.next_index());
         if from < first || from > next {
@@ -136,7 +136,7 @@ impl PartitionLog {
         }
         let until = until.min(next);
         let mut frames = Vec::new();
-        let mut budget = max_bytes;
+        let mut budget = bytes_max;
         let start = self.segments.partition_point(|s| s.next_index <= from);
         'segments: for segment in &self.segments[start..] {
             let position = segment.position_for_index(from)?;

@@ -69,19 +69,19 @@ impl Harness {
         for _ in 0..4 {
             let from = first + self.check_rand(next - first + 1);
             let until = from + self.check_rand(next - from + 3);
-            let max_bytes = [0, 1, 700, 5000][self.check_rand(4) as usize];
+            let bytes_max = [0, 1, 700, 5000][self.check_rand(4) as usize];
             let frames = self
                 .log()
-                .read_by_index(LogIndex(from), LogIndex(until), max_bytes)
+                .read_by_index(LogIndex(from), LogIndex(until), bytes_max)
                 .unwrap();
             let ids: Vec<LogId> = frames.iter().map(|f| f.log_id).collect();
-            let expected: Vec<LogId> = (self.model.read_by_index(from, until, max_bytes))
+            let expected: Vec<LogId> = (self.model.read_by_index(from, until, bytes_max))
                 .iter()
                 .map(|e| e.log_id)
                 .collect();
             assert_eq!(
                 ids, expected,
-                "{step}: read_by_index({from}, {until}, {max_bytes})"
+                "{step}: read_by_index({from}, {until}, {bytes_max})"
             );
         }
         let mut outside = vec![next + 1];
@@ -112,8 +112,8 @@ impl Harness {
         for _ in 0..4 {
             let from = start + self.check_rand(end - start + 1);
             let until = from + self.check_rand(end - from + 2);
-            let max_bytes = [0, 500, 3000, usize::MAX][self.check_rand(4) as usize];
-            self.check_read_once(from, until, max_bytes, true, step);
+            let bytes_max = [0, 500, 3000, usize::MAX][self.check_rand(4) as usize];
+            self.check_read_once(from, until, bytes_max, true, step);
         }
         let mut outside = vec![end + 1];
         if start > 0 {
@@ -133,13 +133,13 @@ impl Harness {
         }
     }
 
-    fn check_read_once(&self, from: u64, until: u64, max_bytes: usize, records: bool, step: &str) {
-        let what = format!("{step}: read_until({from}, {until}, {max_bytes})");
+    fn check_read_once(&self, from: u64, until: u64, bytes_max: usize, records: bool, step: &str) {
+        let what = format!("{step}: read_until({from}, {until}, {bytes_max})");
         let read = self
             .log()
-            .read_until(Offset(from), Offset(until), max_bytes)
+            .read_until(Offset(from), Offset(until), bytes_max)
             .unwrap_or_else(|err| panic!("{what}: {err:?}"));
-        let (expected, next) = self.model.read_until(from, until, max_bytes);
+        let (expected, next) = self.model.read_until(from, until, bytes_max);
         let batches: Vec<BatchView> = read
             .batches()
             .collect::<Result<_, _>>()

@@ -270,10 +270,10 @@ impl Model {
         point.filter(|&p| p >= self.first_index()).map(LogIndex)
     }
 
-    /// The frames `read_by_index(from, until, max_bytes)` returns.
-    pub(super) fn read_by_index(&self, from: u64, until: u64, max_bytes: usize) -> Vec<&Entry> {
+    /// The frames `read_by_index(from, until, bytes_max)` returns.
+    pub(super) fn read_by_index(&self, from: u64, until: u64, bytes_max: usize) -> Vec<&Entry> {
         let mut out = Vec::new();
-        let mut budget = max_bytes as u64;
+        let mut budget = bytes_max as u64;
         for entry in self.entries().filter(|e| e.index() >= from) {
             if entry.index() >= until || (!out.is_empty() && entry.len() > budget) {
                 break;
@@ -284,14 +284,14 @@ impl Model {
         out
     }
 
-    /// The data frames `read_until(from, end, max_bytes)` returns, and its `next_offset`.
-    pub(super) fn read_until(&self, from: u64, end: u64, max_bytes: usize) -> (Vec<&Entry>, u64) {
+    /// The data frames `read_until(from, end, bytes_max)` returns, and its `next_offset`.
+    pub(super) fn read_until(&self, from: u64, end: u64, bytes_max: usize) -> (Vec<&Entry>, u64) {
         let end = end.min(self.end_offset());
         let mut out: Vec<&Entry> = Vec::new();
         if from >= end {
             return (out, from);
         }
-        let mut budget = max_bytes as u64;
+        let mut budget = bytes_max as u64;
         let mut next = from;
         let wanted = self
             .entries()
