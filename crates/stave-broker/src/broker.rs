@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use stave_proto::v1::stave_client::StaveClient;
-use stave_raft::group::GroupId;
+use stave_raft::group::RaftGroupId;
 use stave_raft::node::{NodeConfig, PartitionLogConfig, RaftNode};
 use tonic::transport::Channel;
 
@@ -25,7 +25,7 @@ pub struct Broker {
     node: RaftNode,
     config: BrokerConfig,
     /// Per partition: the check and proposal of idempotent batches happen under it.
-    order: Mutex<HashMap<GroupId, Arc<tokio::sync::Mutex<()>>>>,
+    order: Mutex<HashMap<RaftGroupId, Arc<tokio::sync::Mutex<()>>>>,
     /// Public-API clients to other nodes (forwarding, gathering).
     pub(crate) peers: Mutex<HashMap<String, StaveClient<Channel>>>,
     pub(crate) leaderships: Mutex<Option<(Instant, Leaderships)>>,
@@ -33,7 +33,7 @@ pub struct Broker {
     /// the coordinator moves; committed offsets are in `__offsets`).
     consumer_groups: Mutex<HashMap<String, ConsumerGroup>>,
     /// Per `__offsets` partition this node leads: the term it leads in and since when.
-    coordinating: Mutex<HashMap<GroupId, Coordinating>>,
+    coordinating: Mutex<HashMap<RaftGroupId, Coordinating>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -108,13 +108,13 @@ impl Broker {
         lock(&self.consumer_groups)
     }
 
-    pub(crate) fn coordinating_lock(&self) -> MutexGuard<'_, HashMap<GroupId, Coordinating>> {
+    pub(crate) fn coordinating_lock(&self) -> MutexGuard<'_, HashMap<RaftGroupId, Coordinating>> {
         lock(&self.coordinating)
     }
 
     /// The lock under which Raft group `raft_group`'s idempotent batches are checked and
     /// proposed.
-    pub(crate) fn order_lock(&self, raft_group: GroupId) -> Arc<tokio::sync::Mutex<()>> {
+    pub(crate) fn order_lock(&self, raft_group: RaftGroupId) -> Arc<tokio::sync::Mutex<()>> {
         lock(&self.order).entry(raft_group).or_default().clone()
     }
 }

@@ -13,7 +13,7 @@ use stave_log::Offset;
 use stave_log::batch::BatchView;
 use stave_log::frame::FRAME_BYTES_LIMIT;
 use stave_raft::controller::is_internal_topic;
-use stave_raft::group::GroupId;
+use stave_raft::group::RaftGroupId;
 use stave_raft::{Partition, Proposal, Reservation, Verdict, Written};
 
 use crate::broker::Broker;
@@ -214,7 +214,7 @@ impl Broker {
         &self,
         partition: &Partition,
         topic: &str,
-        raft_group: GroupId,
+        raft_group: RaftGroupId,
         batch: Bytes,
     ) -> Result<(), BrokerError> {
         let target = Target {

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use stave_raft::group::GroupId;
+use stave_raft::group::RaftGroupId;
 use stave_raft::problems::ReplicaProblem;
 use stave_raft::{Partition, ReplicationError};
 
@@ -36,8 +36,8 @@ pub(crate) struct NodeProblem {
 /// every node.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Leaderships {
-    pub leaders: HashMap<GroupId, Leader>,
-    pub problems: HashMap<GroupId, Vec<NodeProblem>>,
+    pub leaders: HashMap<RaftGroupId, Leader>,
+    pub problems: HashMap<RaftGroupId, Vec<NodeProblem>>,
 }
 
 /// The topic and partition a request names, resolved against the metadata.
@@ -45,7 +45,7 @@ pub(crate) struct Leaderships {
 pub(crate) struct Target {
     pub topic: String,
     pub partition: u32,
-    pub raft_group: GroupId,
+    pub raft_group: RaftGroupId,
     pub config: TopicConfig,
 }
 
@@ -125,13 +125,13 @@ impl Broker {
     }
 
     /// Who leads every Raft group, from every node (cached for [`LEADERS_TTL`]).
-    pub(crate) async fn leaders(&self) -> HashMap<GroupId, Leader> {
+    pub(crate) async fn leaders(&self) -> HashMap<RaftGroupId, Leader> {
         self.leaderships().await.leaders
     }
 
     /// The leader of Raft group `raft_group` as this node or the cluster's leaderships know
     /// it.
-    pub(crate) async fn leader_of(&self, raft_group: GroupId) -> Option<u64> {
+    pub(crate) async fn leader_of(&self, raft_group: RaftGroupId) -> Option<u64> {
         if let Some(leader) = self.node().partition(raft_group).and_then(|p| p.leader()) {
             return Some(leader);
         }
@@ -164,12 +164,12 @@ impl Broker {
             for problem in answer.problems {
                 gathered
                     .problems
-                    .entry(problem.group_id)
+                    .entry(RaftGroupId(problem.group_id))
                     .or_default()
                     .push(NodeProblem {
                         node: answer.node_id,
                         problem: ReplicaProblem {
-                            group: problem.group_id,
+                            group: RaftGroupId(problem.group_id),
                             reason: problem.reason,
                             reopens: problem.reopens,
                             offline: problem.offline,
@@ -179,7 +179,7 @@ impl Broker {
             for group in answer.groups {
                 let newer = gathered
                     .leaders
-                    .get(&group.group_id)
+                    .get(&RaftGroupId(group.group_id))
                     .is_none_or(|known| known.term < group.term);
                 if newer {
                     let leader = Leader {
@@ -187,7 +187,7 @@ impl Broker {
                         term: group.term,
                         in_sync: group.in_sync,
                     };
-                    gathered.leaders.insert(group.group_id, leader);
+                    gathered.leaders.insert(RaftGroupId(group.group_id), leader);
                 }
             }
         }

@@ -18,10 +18,19 @@ use crate::types::{SnapshotCodec, TypeConfig, VoteOf};
 
 /// A Raft group's id, unique in the cluster. Group 0 is the controller; a partition's group
 /// id comes from its topic's incarnation and its number ([`partition_group_id`]).
-pub type GroupId = u64;
+/// A Raft group's id: the controller's (0) or a partition's (its topic's incarnation and its
+/// number, [`partition_group_id`]). On the wire it is a `u64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct RaftGroupId(pub u64);
+
+impl std::fmt::Display for RaftGroupId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// The controller group: cluster metadata.
-pub const CONTROLLER_GROUP: GroupId = 0;
+pub const CONTROLLER_GROUP: RaftGroupId = RaftGroupId(0);
 
 /// Bits of a partition group id that hold the partition number.
 const PARTITION_BITS: u32 = 20;
@@ -31,18 +40,18 @@ pub const MAX_PARTITIONS: u32 = 1 << PARTITION_BITS;
 
 /// The Raft group id of partition `partition` of the topic incarnation `incarnation`
 /// (incarnations start at 1, so no partition is group 0).
-pub fn partition_group_id(incarnation: u64, partition: u32) -> GroupId {
-    (incarnation << PARTITION_BITS) | u64::from(partition & (MAX_PARTITIONS - 1))
+pub fn partition_group_id(incarnation: u64, partition: u32) -> RaftGroupId {
+    RaftGroupId((incarnation << PARTITION_BITS) | u64::from(partition & (MAX_PARTITIONS - 1)))
 }
 
 /// The partition number of a partition group id.
-pub fn partition_of(group: GroupId) -> u32 {
-    (group & u64::from(MAX_PARTITIONS - 1)) as u32
+pub fn partition_of(group: RaftGroupId) -> u32 {
+    (group.0 & u64::from(MAX_PARTITIONS - 1)) as u32
 }
 
 /// The topic incarnation a partition group id belongs to.
-pub fn incarnation_of(group: GroupId) -> u64 {
-    group >> PARTITION_BITS
+pub fn incarnation_of(group: RaftGroupId) -> u64 {
+    group.0 >> PARTITION_BITS
 }
 
 pub type SnapshotMetaOf = openraft::alias::SnapshotMetaOf<TypeConfig>;
@@ -383,33 +392,33 @@ impl GroupHandle for NotVoting {
 /// (shared).
 #[derive(Clone, Default)]
 pub struct Groups {
-    inner: Arc<RwLock<HashMap<GroupId, Arc<dyn GroupHandle>>>>,
+    inner: Arc<RwLock<HashMap<RaftGroupId, Arc<dyn GroupHandle>>>>,
     problems: crate::problems::Problems,
 }
 
 impl std::fmt::Debug for Groups {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut ids: Vec<GroupId> = self.read().keys().copied().collect();
+        let mut ids: Vec<RaftGroupId> = self.read().keys().copied().collect();
         ids.sort_unstable();
         f.debug_struct("Groups").field("ids", &ids).finish()
     }
 }
 
 impl Groups {
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<GroupId, Arc<dyn GroupHandle>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<RaftGroupId, Arc<dyn GroupHandle>>> {
         self.inner
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<GroupId, Arc<dyn GroupHandle>>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<RaftGroupId, Arc<dyn GroupHandle>>> {
         self.inner
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Makes `group` reachable; replaces an earlier handle of the same group.
-    pub fn insert(&self, group: GroupId, handle: Arc<dyn GroupHandle>) {
+    pub fn insert(&self, group: RaftGroupId, handle: Arc<dyn GroupHandle>) {
         self.write().insert(group, handle);
     }
 
@@ -417,17 +426,17 @@ impl Groups {
     /// not vote with a forgotten vote until its group has demoted it to learner and promoted
     /// it again ([`crate::membership::rejoin_as_learner`]). Replace it with [`Groups::insert`]
     /// once it is a voter again.
-    pub fn insert_not_voting(&self, group: GroupId, handle: Arc<dyn GroupHandle>) {
+    pub fn insert_not_voting(&self, group: RaftGroupId, handle: Arc<dyn GroupHandle>) {
         self.write()
             .insert(group, Arc::new(NotVoting { inner: handle }));
     }
 
     /// Makes `group` unreachable (RPCs for it fail as "not running here").
-    pub fn remove(&self, group: GroupId) -> Option<Arc<dyn GroupHandle>> {
+    pub fn remove(&self, group: RaftGroupId) -> Option<Arc<dyn GroupHandle>> {
         self.write().remove(&group)
     }
 
-    pub fn get(&self, group: GroupId) -> Result<Arc<dyn GroupHandle>, RemoteFailure> {
+    pub fn get(&self, group: RaftGroupId) -> Result<Arc<dyn GroupHandle>, RemoteFailure> {
         self.read()
             .get(&group)
             .cloned()
@@ -440,7 +449,7 @@ impl Groups {
     }
 
     /// The groups running here, by id.
-    pub fn ids(&self) -> Vec<GroupId> {
+    pub fn ids(&self) -> Vec<RaftGroupId> {
         self.read().keys().copied().collect()
     }
 

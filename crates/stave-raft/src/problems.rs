@@ -9,12 +9,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::group::GroupId;
+use crate::group::RaftGroupId;
 
 /// A replica that stopped or could not open, as the node reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicaProblem {
-    pub group: GroupId,
+    pub group: RaftGroupId,
     /// Why it last failed.
     pub reason: String,
     /// Reopens tried so far.
@@ -48,11 +48,11 @@ struct Trouble {
 /// The node's replicas in trouble, by group. Cheap to clone (shared).
 #[derive(Debug, Clone, Default)]
 pub struct Problems {
-    inner: Arc<Mutex<BTreeMap<GroupId, Trouble>>>,
+    inner: Arc<Mutex<BTreeMap<RaftGroupId, Trouble>>>,
 }
 
 impl Problems {
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<GroupId, Trouble>> {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<RaftGroupId, Trouble>> {
         self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -60,7 +60,7 @@ impl Problems {
 
     /// Records that `group`'s replica failed for `reason`: the n-th failure is reopened after
     /// `backoff[n - 1]`; once the delays are spent, it is offline.
-    pub fn failed(&self, group: GroupId, reason: String, backoff: &[Duration]) -> Next {
+    pub fn failed(&self, group: RaftGroupId, reason: String, backoff: &[Duration]) -> Next {
         let mut troubles = self.lock();
         let trouble = troubles.entry(group).or_insert_with(|| Trouble {
             reason: String::new(),
@@ -86,14 +86,14 @@ impl Problems {
 
     /// Whether `group`'s replica may be opened now: it is not in trouble, or its reopen is
     /// due.
-    pub fn may_open(&self, group: GroupId) -> bool {
+    pub fn may_open(&self, group: RaftGroupId) -> bool {
         self.lock()
             .get(&group)
             .is_none_or(|t| !t.offline && Instant::now() >= t.retry_at)
     }
 
     /// `group`'s replica opened (again).
-    pub fn opened(&self, group: GroupId) {
+    pub fn opened(&self, group: RaftGroupId) {
         if let Some(trouble) = self.lock().get_mut(&group) {
             trouble.opened_at = Some(Instant::now());
         }
@@ -101,7 +101,7 @@ impl Problems {
 
     /// `group`'s replica runs: once it has run [`HEALTHY_AFTER`] since it reopened, its past
     /// failures are forgotten.
-    pub fn running(&self, group: GroupId) {
+    pub fn running(&self, group: RaftGroupId) {
         let mut troubles = self.lock();
         let healthy = troubles
             .get(&group)
@@ -113,7 +113,7 @@ impl Problems {
     }
 
     /// `group` is no longer this node's business (unassigned, deleted).
-    pub fn forget(&self, group: GroupId) {
+    pub fn forget(&self, group: RaftGroupId) {
         self.lock().remove(&group);
     }
 
@@ -134,6 +134,7 @@ impl Problems {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::group::RaftGroupId;
 
     /// Each failure is reopened after the next delay; past the last, the replica is offline
     /// and is not opened again.
@@ -141,19 +142,22 @@ mod tests {
     fn failures_back_off_then_go_offline() {
         let problems = Problems::default();
         let backoff = [Duration::ZERO, Duration::ZERO];
-        assert!(problems.may_open(7));
+        assert!(problems.may_open(RaftGroupId(7)));
         assert_eq!(
-            problems.failed(7, "one".into(), &backoff),
+            problems.failed(RaftGroupId(7), "one".into(), &backoff),
             Next::ReopenAfter(Duration::ZERO)
         );
-        assert!(problems.may_open(7));
-        problems.opened(7);
+        assert!(problems.may_open(RaftGroupId(7)));
+        problems.opened(RaftGroupId(7));
         assert_eq!(
-            problems.failed(7, "two".into(), &backoff),
+            problems.failed(RaftGroupId(7), "two".into(), &backoff),
             Next::ReopenAfter(Duration::ZERO)
         );
-        assert_eq!(problems.failed(7, "three".into(), &backoff), Next::Offline);
-        assert!(!problems.may_open(7));
+        assert_eq!(
+            problems.failed(RaftGroupId(7), "three".into(), &backoff),
+            Next::Offline
+        );
+        assert!(!problems.may_open(RaftGroupId(7)));
         let listed = problems.list();
         assert_eq!(listed.len(), 1);
         assert_eq!(
@@ -164,8 +168,8 @@ mod tests {
             ),
             (true, 2, "three")
         );
-        problems.forget(7);
-        assert!(problems.may_open(7));
+        problems.forget(RaftGroupId(7));
+        assert!(problems.may_open(RaftGroupId(7)));
         assert!(problems.list().is_empty());
     }
 
@@ -173,8 +177,12 @@ mod tests {
     #[test]
     fn a_reopen_waits_for_its_delay() {
         let problems = Problems::default();
-        problems.failed(3, "stopped".into(), &[Duration::from_secs(3600)]);
-        assert!(!problems.may_open(3));
-        assert!(problems.may_open(4));
+        problems.failed(
+            RaftGroupId(3),
+            "stopped".into(),
+            &[Duration::from_secs(3600)],
+        );
+        assert!(!problems.may_open(RaftGroupId(3)));
+        assert!(problems.may_open(RaftGroupId(4)));
     }
 }

@@ -30,7 +30,7 @@ use openraft_multi::{GroupNetworkAdapter, GroupRouter};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::group::{GroupHandle, GroupId, Groups};
+use crate::group::{GroupHandle, Groups, RaftGroupId};
 use crate::state_machine::PartitionSnapshot;
 use crate::types::{SnapshotCodec, TypeConfig, VoteOf};
 
@@ -38,7 +38,7 @@ pub use crate::replica::PartitionRaft;
 
 /// The group that [`Router::start_replica`] and [`Router::add`] use: tests of one partition
 /// need not name it.
-pub const TEST_GROUP: GroupId = 1;
+pub const TEST_GROUP: RaftGroupId = RaftGroupId(1);
 
 /// Raft settings for partition groups in one process: fast timers (there is no network to
 /// wait for), and the log start moved by retention only, never by openraft itself.
@@ -128,7 +128,7 @@ impl Router {
     }
 
     /// Makes `raft` reachable as node `id`'s replica of `group`.
-    pub fn add_group(&self, id: u64, group: GroupId, raft: Arc<dyn GroupHandle>) {
+    pub fn add_group(&self, id: u64, group: RaftGroupId, raft: Arc<dyn GroupHandle>) {
         self.node(id).insert(group, raft);
     }
 
@@ -175,7 +175,7 @@ impl Router {
     pub async fn start_group_replica(
         &self,
         id: u64,
-        group: GroupId,
+        group: RaftGroupId,
         dir: &std::path::Path,
         log_config: stave_log::LogConfig,
         raft_config: Arc<openraft::Config>,
@@ -188,7 +188,7 @@ impl Router {
     }
 
     /// The network factory for node `source`'s replica of `group`, whose snapshots are `S`.
-    pub fn network<S: SnapshotCodec>(&self, source: u64, group: GroupId) -> SimNetwork<S> {
+    pub fn network<S: SnapshotCodec>(&self, source: u64, group: RaftGroupId) -> SimNetwork<S> {
         SimNetwork {
             router: SimGroupRouter {
                 router: self.clone(),
@@ -222,7 +222,7 @@ impl Router {
         &self,
         source: u64,
         target: u64,
-        group: GroupId,
+        group: RaftGroupId,
     ) -> Result<Arc<dyn GroupHandle>, Unreachable<TypeConfig>> {
         let state = self.lock();
         if state.cut.contains(&link(source, target)) {
@@ -242,7 +242,7 @@ impl Router {
         &self,
         source: u64,
         target: u64,
-        group: GroupId,
+        group: RaftGroupId,
         call: F,
     ) -> Result<T, Unreachable<TypeConfig>>
     where
@@ -287,11 +287,11 @@ impl<S> Clone for SimGroupRouter<S> {
 #[derive(Debug, Clone)]
 pub struct SimNetwork<S> {
     router: SimGroupRouter<S>,
-    group: GroupId,
+    group: RaftGroupId,
 }
 
 impl<S: SnapshotCodec> RaftNetworkFactory<TypeConfig> for SimNetwork<S> {
-    type Network = GroupNetworkAdapter<TypeConfig, GroupId, SimGroupRouter<S>>;
+    type Network = GroupNetworkAdapter<TypeConfig, RaftGroupId, SimGroupRouter<S>>;
 
     async fn new_client(
         &mut self,
@@ -302,13 +302,13 @@ impl<S: SnapshotCodec> RaftNetworkFactory<TypeConfig> for SimNetwork<S> {
     }
 }
 
-impl<S: SnapshotCodec> GroupRouter<TypeConfig, GroupId> for SimGroupRouter<S> {
+impl<S: SnapshotCodec> GroupRouter<TypeConfig, RaftGroupId> for SimGroupRouter<S> {
     type SnapshotData = S;
 
     async fn append_entries(
         &self,
         target: u64,
-        group: GroupId,
+        group: RaftGroupId,
         rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
@@ -322,7 +322,7 @@ impl<S: SnapshotCodec> GroupRouter<TypeConfig, GroupId> for SimGroupRouter<S> {
     async fn vote(
         &self,
         target: u64,
-        group: GroupId,
+        group: RaftGroupId,
         rpc: VoteRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
@@ -336,7 +336,7 @@ impl<S: SnapshotCodec> GroupRouter<TypeConfig, GroupId> for SimGroupRouter<S> {
     async fn pre_vote(
         &self,
         target: u64,
-        group: GroupId,
+        group: RaftGroupId,
         rpc: VoteRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
@@ -350,7 +350,7 @@ impl<S: SnapshotCodec> GroupRouter<TypeConfig, GroupId> for SimGroupRouter<S> {
     async fn full_snapshot(
         &self,
         target: u64,
-        group: GroupId,
+        group: RaftGroupId,
         vote: VoteOf,
         snapshot: openraft::alias::SnapshotOf<TypeConfig, S>,
         _cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
@@ -372,7 +372,7 @@ impl<S: SnapshotCodec> GroupRouter<TypeConfig, GroupId> for SimGroupRouter<S> {
     async fn transfer_leader(
         &self,
         target: u64,
-        group: GroupId,
+        group: RaftGroupId,
         rpc: TransferLeaderRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use stave_log::batch::BatchBuilder;
 use stave_raft::Partition;
 use stave_raft::controller::{OFFSETS_PARTITION_COUNT, OFFSETS_TOPIC, is_internal_topic};
-use stave_raft::group::GroupId;
+use stave_raft::group::RaftGroupId;
 use stave_raft::offsets::{Committed, OffsetKey, as_record, commit_record};
 
 use super::membership::{ConsumerGroup, GroupMembershipError, Heartbeat};
@@ -111,7 +111,7 @@ impl Broker {
     async fn coordinator_partition(
         &self,
         consumer_group: &str,
-    ) -> Result<(Partition, GroupId), BrokerError> {
+    ) -> Result<(Partition, RaftGroupId), BrokerError> {
         check_name(consumer_group)?;
         let metadata = self.node().controller().metadata();
         let topic = metadata
@@ -137,7 +137,7 @@ impl Broker {
 
     /// Notes that this node leads `__offsets` partition `raft_group`. In a new term, the
     /// consumer groups it held from an earlier term are dropped: their members moved on.
-    fn note_coordinating(&self, partition: &Partition, raft_group: GroupId) {
+    fn note_coordinating(&self, partition: &Partition, raft_group: RaftGroupId) {
         let term = partition.term();
         let now = Coordinating {
             term,
@@ -168,7 +168,7 @@ impl Broker {
         consumer_groups: &'a mut HashMap<String, ConsumerGroup>,
         consumer_group: &str,
         partition: &Partition,
-        raft_group: GroupId,
+        raft_group: RaftGroupId,
     ) -> &'a mut ConsumerGroup {
         consumer_groups
             .entry(consumer_group.to_string())

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use stave_proto::v1 as pb;
 use stave_proto::v1::stave_client::StaveClient;
-use stave_raft::group::GroupId;
+use stave_raft::group::RaftGroupId;
 use tonic::Request;
 use tonic::transport::Channel;
 
@@ -58,7 +58,7 @@ impl Broker {
         &self,
         topic: &str,
         partition: u32,
-        raft_group: GroupId,
+        raft_group: RaftGroupId,
     ) -> Option<u64> {
         let leader = self.leader_of(raft_group).await?;
         let metadata = self.node().controller().metadata();

@@ -21,7 +21,7 @@ use stave_proto::internal::controller::command::Command as Kind;
 use stave_proto::internal::controller::command_reply::Result as Outcome;
 
 use super::topic_name::validate_topic_name;
-use crate::group::{GroupId, MAX_PARTITIONS, partition_group_id};
+use crate::group::{MAX_PARTITIONS, RaftGroupId, partition_group_id};
 
 /// The internal topic holding consumer groups' committed offsets (docs/architecture.md,
 /// "Consumer groups").
@@ -344,7 +344,7 @@ impl TopicMetadata {
     }
 
     /// The Raft group id of `partition`.
-    pub fn group_id(&self, partition: u32) -> GroupId {
+    pub fn group_id(&self, partition: u32) -> RaftGroupId {
         partition_group_id(self.incarnation, partition)
     }
 

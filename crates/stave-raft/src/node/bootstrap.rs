@@ -12,7 +12,7 @@ use stave_proto::internal::controller as proto;
 
 use super::{RaftNode, lock};
 use crate::controller::ClusterMetadata;
-use crate::group::{CONTROLLER_GROUP, GroupHandle, GroupId, Rejoined};
+use crate::group::{CONTROLLER_GROUP, GroupHandle, RaftGroupId, Rejoined};
 use crate::membership;
 use crate::types::TypeConfig;
 
@@ -203,7 +203,7 @@ impl RaftNode {
     /// this node's wiped replica as a learner; the learner entry's log index once it has.
     pub(super) async fn rejoin(
         &self,
-        group: GroupId,
+        group: RaftGroupId,
         candidates: &[u64],
         addrs: &BTreeMap<u64, String>,
     ) -> Option<u64> {
@@ -226,7 +226,7 @@ impl RaftNode {
                     }
                     Ok(Rejoined::NotLeader(_)) => break,
                     Err(err) => {
-                        tracing::debug!(group, node = ask, %err, "rejoin refused");
+                        tracing::debug!(group = %group, node = ask, %err, "rejoin refused");
                         break;
                     }
                 }

@@ -9,7 +9,7 @@ use openraft::impls::BasicNode;
 
 use super::{RaftNode, lock};
 use crate::controller::ClusterMetadata;
-use crate::group::{GroupId, incarnation_of};
+use crate::group::{RaftGroupId, incarnation_of};
 use crate::membership;
 
 impl RaftNode {
@@ -19,7 +19,7 @@ impl RaftNode {
     pub(super) fn converge_if_leads(
         &self,
         metadata: &ClusterMetadata,
-        group: GroupId,
+        group: RaftGroupId,
         raft: &crate::PartitionRaft,
         replicas: &[u64],
     ) {
@@ -52,7 +52,7 @@ impl RaftNode {
     async fn converge_membership(
         &self,
         raft: &crate::PartitionRaft,
-        group: GroupId,
+        group: RaftGroupId,
         replicas: &[u64],
         addrs: &BTreeMap<u64, String>,
     ) {
@@ -63,7 +63,7 @@ impl RaftNode {
             let Some(addr) = addrs.get(id) else {
                 // A later pass retries, once the controller has the node's address.
                 tracing::warn!(
-                    group,
+                    group = %group,
                     node = id,
                     "replica not added: its address is unknown"
                 );
@@ -71,7 +71,7 @@ impl RaftNode {
             };
             if let Err(err) = membership::add_replica(raft, *id, addr, deadline).await {
                 // Not promoted: keep the old replicas until it is (a later pass retries).
-                tracing::warn!(group, node = id, %err, "replica not added");
+                tracing::warn!(group = %group, node = id, %err, "replica not added");
                 return;
             }
         }
@@ -86,14 +86,14 @@ impl RaftNode {
         removing.sort_by_key(|id| *id == me);
         for id in &removing {
             if let Err(err) = membership::remove_replica(raft, *id).await {
-                tracing::warn!(group, node = id, %err, "replica not removed");
+                tracing::warn!(group = %group, node = id, %err, "replica not removed");
             }
         }
     }
 
     /// Converges the membership of `group`, a replica running here that the metadata no
     /// longer assigns here, if this replica leads the group.
-    pub(super) fn converge_moved_away(&self, metadata: &ClusterMetadata, group: GroupId) {
+    pub(super) fn converge_moved_away(&self, metadata: &ClusterMetadata, group: RaftGroupId) {
         let Some(replicas) = assigned_replicas(metadata, group) else {
             return;
         };
@@ -108,7 +108,7 @@ impl RaftNode {
 }
 
 /// The replicas the metadata assigns to `group` (none if its topic is gone).
-pub(super) fn assigned_replicas(metadata: &ClusterMetadata, group: GroupId) -> Option<&[u64]> {
+pub(super) fn assigned_replicas(metadata: &ClusterMetadata, group: RaftGroupId) -> Option<&[u64]> {
     metadata
         .topics()
         .values()

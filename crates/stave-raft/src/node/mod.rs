@@ -50,7 +50,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
 
 use crate::controller::{Controller, ControllerError, ControllerSnapshot, controller_log_config};
-use crate::group::{CONTROLLER_GROUP, GroupHandle, GroupId, Groups};
+use crate::group::{CONTROLLER_GROUP, GroupHandle, Groups, RaftGroupId};
 use crate::partition::Partition;
 use crate::replica::PartitionReplica;
 use crate::transport::{NodeIdentity, RaftClients};
@@ -120,15 +120,15 @@ struct NodeInner {
     controller: Controller,
     /// `{data}/node` as last written.
     node_file: Mutex<NodeFile>,
-    partitions: Mutex<BTreeMap<GroupId, RunningPartition>>,
+    partitions: Mutex<BTreeMap<RaftGroupId, RunningPartition>>,
     /// Partition groups whose replica is being created through a rejoin.
-    rejoining: Mutex<BTreeSet<GroupId>>,
+    rejoining: Mutex<BTreeSet<RaftGroupId>>,
     /// The groups whose membership this node (their leader) is converging; the controller's
     /// (`CONTROLLER_GROUP`) while it promotes the controller's learners.
-    converging: Mutex<BTreeSet<GroupId>>,
+    converging: Mutex<BTreeSet<RaftGroupId>>,
     writing_cluster: std::sync::atomic::AtomicBool,
     /// The partition groups running here, for whoever waits on them.
-    running: watch::Sender<BTreeSet<GroupId>>,
+    running: watch::Sender<BTreeSet<RaftGroupId>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     stop: watch::Sender<bool>,
 }
@@ -274,7 +274,7 @@ impl RaftNode {
     }
 
     /// This node's replica of partition group `group`, if it runs one.
-    pub fn partition(&self, group: GroupId) -> Option<Partition> {
+    pub fn partition(&self, group: RaftGroupId) -> Option<Partition> {
         let replica = self.replica(group)?;
         Some(Partition::new(self.inner.config.id, replica))
     }
@@ -282,24 +282,24 @@ impl RaftNode {
     /// The internals of this node's replica of `group`, for this crate's tests and tools
     /// (the broker uses [`RaftNode::partition`]).
     #[doc(hidden)]
-    pub fn replica(&self, group: GroupId) -> Option<PartitionReplica> {
+    pub fn replica(&self, group: RaftGroupId) -> Option<PartitionReplica> {
         lock(&self.inner.partitions)
             .get(&group)
             .map(|running| running.replica.clone())
     }
 
     /// The partition groups running here.
-    pub fn partition_groups(&self) -> Vec<GroupId> {
+    pub fn partition_groups(&self) -> Vec<RaftGroupId> {
         lock(&self.inner.partitions).keys().copied().collect()
     }
 
     /// A receiver that sees the set of partition groups running here change.
-    pub fn subscribe_partitions(&self) -> watch::Receiver<BTreeSet<GroupId>> {
+    pub fn subscribe_partitions(&self) -> watch::Receiver<BTreeSet<RaftGroupId>> {
         self.inner.running.subscribe()
     }
 
     fn publish_partitions(&self) {
-        let running: BTreeSet<GroupId> = lock(&self.inner.partitions).keys().copied().collect();
+        let running: BTreeSet<RaftGroupId> = lock(&self.inner.partitions).keys().copied().collect();
         self.inner.running.send_if_modified(|current| {
             let changed = *current != running;
             *current = running;
@@ -317,7 +317,7 @@ impl RaftNode {
             let _ = task.await;
         }
         self.inner.groups.remove(CONTROLLER_GROUP);
-        let running: Vec<(GroupId, RunningPartition)> =
+        let running: Vec<(RaftGroupId, RunningPartition)> =
             std::mem::take(&mut *lock(&self.inner.partitions))
                 .into_iter()
                 .collect();

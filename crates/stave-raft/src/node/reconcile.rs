@@ -15,7 +15,7 @@ use super::converge::{membership_of, node_addrs};
 use super::identity::write_atomically;
 use super::{NodeError, RaftNode, RunningPartition, blocking, io_error, lock};
 use crate::controller::{ClusterMetadata, TopicMetadata};
-use crate::group::{GroupHandle, GroupId};
+use crate::group::{GroupHandle, RaftGroupId};
 use crate::replica::PartitionReplica;
 use crate::state_machine::PartitionSnapshot;
 
@@ -73,7 +73,7 @@ impl RaftNode {
 
     /// Runs every replica the metadata assigns to this node; the groups assigned, or none if
     /// the node stopped meanwhile.
-    async fn ensure_assigned(&self, metadata: &ClusterMetadata) -> Option<BTreeSet<GroupId>> {
+    async fn ensure_assigned(&self, metadata: &ClusterMetadata) -> Option<BTreeSet<RaftGroupId>> {
         let me = self.inner.config.id;
         let mut assigned = BTreeSet::new();
         for (name, topic) in metadata.topics() {
@@ -89,7 +89,7 @@ impl RaftNode {
                 let group = wanted.group;
                 assigned.insert(group);
                 if let Err(err) = self.ensure_partition(metadata, wanted).await {
-                    tracing::error!(group, %err, "partition replica not started");
+                    tracing::error!(group = %group, %err, "partition replica not started");
                 }
             }
         }
@@ -195,7 +195,7 @@ impl RaftNode {
 
     /// Takes a replica whose Raft stopped on its own out of service: unreachable, no longer
     /// running here (the next pass may reopen it from disk).
-    async fn stop_failed(&self, group: GroupId, replica: &PartitionReplica) {
+    async fn stop_failed(&self, group: RaftGroupId, replica: &PartitionReplica) {
         let removed = lock(&self.inner.partitions).remove(&group).is_some();
         if removed {
             self.inner.groups.remove(group);
@@ -206,7 +206,7 @@ impl RaftNode {
 
     /// Records a failure of `group`'s replica (logged once per failure) and when, if ever,
     /// it is reopened.
-    fn replica_failed(&self, group: GroupId, reason: String) {
+    fn replica_failed(&self, group: RaftGroupId, reason: String) {
         let backoff = &self.inner.config.reopen_backoff;
         match self
             .inner
@@ -216,10 +216,10 @@ impl RaftNode {
         {
             crate::problems::Next::ReopenAfter(delay) => {
                 let after_ms = delay.as_millis() as u64;
-                tracing::error!(group, %reason, after_ms, "partition replica failed, reopening it from disk");
+                tracing::error!(group = %group, %reason, after_ms, "partition replica failed, reopening it from disk");
             }
             crate::problems::Next::Offline => {
-                tracing::error!(group, %reason, "partition replica failed again, leaving it offline (its other replicas serve the partition)");
+                tracing::error!(group = %group, %reason, "partition replica failed again, leaving it offline (its other replicas serve the partition)");
             }
         }
     }
@@ -301,7 +301,7 @@ impl RaftNode {
             blocking(move || write_atomically(&dir, REJOINING_FILE, since.to_string().as_bytes()))
                 .await;
         if let Err(err) = marked {
-            tracing::error!(group = wanted.group, %err, "cannot record the rejoin");
+            tracing::error!(group = %wanted.group, %err, "cannot record the rejoin");
             return;
         }
         match self.open_partition(&wanted, None).await {
@@ -309,7 +309,7 @@ impl RaftNode {
                 self.register(&wanted, replica, Some(since)).await;
             }
             Err(err) => {
-                tracing::error!(group = wanted.group, %err, "rejoining replica not started")
+                tracing::error!(group = %wanted.group, %err, "rejoining replica not started")
             }
         }
     }
@@ -335,7 +335,7 @@ impl RaftNode {
             })
             .await;
             if let Err(err) = cleared {
-                tracing::error!(group, %err, "cannot clear the rejoin marker");
+                tracing::error!(group = %group, %err, "cannot clear the rejoin marker");
             } else {
                 let mut partitions = lock(&inner.partitions);
                 if let Some(running) = partitions.get_mut(&group) {
@@ -351,7 +351,7 @@ impl RaftNode {
 
 /// A partition replica this node should run, as the metadata says.
 struct WantedReplica {
-    group: GroupId,
+    group: RaftGroupId,
     kind: crate::PartitionKind,
     log_config: stave_log::LogConfig,
     incarnation: u64,

@@ -8,7 +8,7 @@ use std::path::Path;
 use super::converge::{assigned_replicas, node_addrs};
 use super::{NodeError, RaftNode, RunningPartition, blocking, io_error, lock};
 use crate::controller::ClusterMetadata;
-use crate::group::{GroupId, incarnation_of};
+use crate::group::{RaftGroupId, incarnation_of};
 
 impl RaftNode {
     /// Stops the replicas no longer assigned here: a deleted topic's at once, a moved one
@@ -17,7 +17,7 @@ impl RaftNode {
     /// topics deleted while this node was down.
     pub(super) async fn stop_unassigned(
         &self,
-        assigned: &BTreeSet<GroupId>,
+        assigned: &BTreeSet<RaftGroupId>,
         metadata: &ClusterMetadata,
     ) {
         let live: BTreeSet<u64> = metadata
@@ -29,7 +29,7 @@ impl RaftNode {
         self.stop_removed(removed).await;
         // Directories of deleted topics that no replica runs in (deleted while this node was
         // down, or moved away earlier).
-        let running: BTreeSet<GroupId> = lock(&self.inner.partitions).keys().copied().collect();
+        let running: BTreeSet<RaftGroupId> = lock(&self.inner.partitions).keys().copied().collect();
         let root = self.inner.config.data_dir.join("partitions");
         let left = blocking(move || remove_dead_dirs(&root, &live, &running)).await;
         if let Err(err) = left {
@@ -42,12 +42,12 @@ impl RaftNode {
     /// Converges the others' membership if this node leads their group.
     async fn removed_replicas(
         &self,
-        assigned: &BTreeSet<GroupId>,
+        assigned: &BTreeSet<RaftGroupId>,
         metadata: &ClusterMetadata,
         live: &BTreeSet<u64>,
-    ) -> BTreeSet<GroupId> {
+    ) -> BTreeSet<RaftGroupId> {
         let me = self.inner.config.id;
-        let unassigned: Vec<GroupId> = lock(&self.inner.partitions)
+        let unassigned: Vec<RaftGroupId> = lock(&self.inner.partitions)
             .keys()
             .filter(|group| !assigned.contains(group))
             .copied()
@@ -69,8 +69,8 @@ impl RaftNode {
     }
 
     /// Stops the `removed` replicas and removes their directories.
-    async fn stop_removed(&self, removed: BTreeSet<GroupId>) {
-        let stopping: Vec<(GroupId, RunningPartition)> = {
+    async fn stop_removed(&self, removed: BTreeSet<RaftGroupId>) {
+        let stopping: Vec<(RaftGroupId, RunningPartition)> = {
             let mut partitions = lock(&self.inner.partitions);
             removed
                 .into_iter()
@@ -85,7 +85,7 @@ impl RaftNode {
             let cleared =
                 blocking(move || std::fs::remove_dir_all(&dir).map_err(io_error(&dir))).await;
             if let Err(err) = cleared {
-                tracing::warn!(group, %err, "removed replica's directory not removed");
+                tracing::warn!(group = %group, %err, "removed replica's directory not removed");
             }
         }
         if stopped_any {
@@ -95,7 +95,7 @@ impl RaftNode {
 
     /// Whether the group's current replicas (as the metadata assigns them) have committed a
     /// membership without `me`: asks them, the leader's answer first.
-    async fn removed_from(&self, metadata: &ClusterMetadata, group: GroupId, me: u64) -> bool {
+    async fn removed_from(&self, metadata: &ClusterMetadata, group: RaftGroupId, me: u64) -> bool {
         let Some(replicas) = assigned_replicas(metadata, group) else {
             return false;
         };
@@ -120,7 +120,7 @@ impl RaftNode {
 fn remove_dead_dirs(
     root: &Path,
     live: &BTreeSet<u64>,
-    running: &BTreeSet<GroupId>,
+    running: &BTreeSet<RaftGroupId>,
 ) -> Result<usize, NodeError> {
     let mut removed = 0;
     let entries = std::fs::read_dir(root).map_err(io_error(root))?;

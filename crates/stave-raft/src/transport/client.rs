@@ -32,7 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 use tonic::transport::{Channel, Endpoint};
 
 use super::convert;
-use crate::group::GroupId;
+use crate::group::RaftGroupId;
 use crate::types::{SnapshotCodec, TypeConfig, VoteOf};
 
 /// Transport settings.
@@ -89,7 +89,7 @@ impl RaftClients {
     }
 
     /// The network factory for this node's replica of `group`, whose snapshots are `S`.
-    pub fn network<S: SnapshotCodec>(&self, group: GroupId) -> GrpcNetwork<S> {
+    pub fn network<S: SnapshotCodec>(&self, group: RaftGroupId) -> GrpcNetwork<S> {
         GrpcNetwork {
             clients: self.clone(),
             group,
@@ -144,12 +144,12 @@ impl RaftClients {
         &self,
         id: u64,
         addr: &str,
-        group: GroupId,
+        group: RaftGroupId,
     ) -> Result<pb::GroupStatus, String> {
         use pb::group_status_response::Result as R;
         let peer = self.register(id, addr).map_err(|e| e.to_string())?;
         let mut control = peer.control.clone();
-        let call = control.group_status(pb::GroupStatusRequest { group_id: group });
+        let call = control.group_status(pb::GroupStatusRequest { group_id: group.0 });
         let response = match tokio::time::timeout(self.inner.config.connect_timeout * 2, call).await
         {
             Ok(Ok(response)) => response.into_inner(),
@@ -169,7 +169,7 @@ impl RaftClients {
         &self,
         id: u64,
         addr: &str,
-        group: GroupId,
+        group: RaftGroupId,
         node: u64,
         node_addr: &str,
     ) -> Result<crate::group::Rejoined, String> {
@@ -177,7 +177,7 @@ impl RaftClients {
         let peer = self.register(id, addr).map_err(|e| e.to_string())?;
         let mut control = peer.control.clone();
         let request = pb::RejoinRequest {
-            group_id: group,
+            group_id: group.0,
             node_id: node,
             addr: node_addr.to_string(),
         };
@@ -426,7 +426,7 @@ impl DataLink {
 
     async fn send(
         &self,
-        group_id: GroupId,
+        group_id: RaftGroupId,
         append: pb::AppendEntries,
         ttl: Duration,
     ) -> Result<pb::AppendEntriesResponse, String> {
@@ -441,7 +441,7 @@ impl DataLink {
             let (generation, sender) = self.sender(&mut state);
             let request = pb::AppendRequest {
                 id,
-                group_id,
+                group_id: group_id.0,
                 append: Some(append),
             };
             if let Err(err) = sender.try_send(request) {
@@ -492,7 +492,7 @@ impl<S> Clone for GrpcGroupRouter<S> {
 #[derive(Debug)]
 pub struct GrpcNetwork<S> {
     clients: RaftClients,
-    group: GroupId,
+    group: RaftGroupId,
     snapshot: PhantomData<fn() -> S>,
 }
 
@@ -502,7 +502,7 @@ impl<S: SnapshotCodec> GrpcNetwork<S> {
         target: u64,
         node: &openraft::impls::BasicNode,
         lane: Lane,
-    ) -> GroupNetworkAdapter<TypeConfig, GroupId, GrpcGroupRouter<S>> {
+    ) -> GroupNetworkAdapter<TypeConfig, RaftGroupId, GrpcGroupRouter<S>> {
         if let Err(err) = self.clients.register(target, &node.addr) {
             tracing::warn!(target, addr = %node.addr, %err, "bad peer address");
         }
@@ -516,7 +516,7 @@ impl<S: SnapshotCodec> GrpcNetwork<S> {
 }
 
 impl<S: SnapshotCodec> RaftNetworkFactory<TypeConfig> for GrpcNetwork<S> {
-    type Network = GroupNetworkAdapter<TypeConfig, GroupId, GrpcGroupRouter<S>>;
+    type Network = GroupNetworkAdapter<TypeConfig, RaftGroupId, GrpcGroupRouter<S>>;
 
     async fn new_client(
         &mut self,
@@ -560,13 +560,13 @@ impl<S: SnapshotCodec> GrpcGroupRouter<S> {
     async fn vote_rpc(
         &self,
         target: u64,
-        group: GroupId,
+        group: RaftGroupId,
         rpc: VoteRequest<TypeConfig>,
         pre_vote: bool,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
         let peer = self.clients.peer(target)?;
-        let request = convert::vote_request_to_pb(group, &rpc, pre_vote);
+        let request = convert::vote_request_to_pb(group.0, &rpc, pre_vote);
         let mut control = peer.control.clone();
         let response = with_ttl(ttl(&option), control.vote(request)).await?;
         match response.result {
@@ -579,13 +579,13 @@ impl<S: SnapshotCodec> GrpcGroupRouter<S> {
     }
 }
 
-impl<S: SnapshotCodec> GroupRouter<TypeConfig, GroupId> for GrpcGroupRouter<S> {
+impl<S: SnapshotCodec> GroupRouter<TypeConfig, RaftGroupId> for GrpcGroupRouter<S> {
     type SnapshotData = S;
 
     async fn append_entries(
         &self,
         target: u64,
-        group: GroupId,
+        group: RaftGroupId,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
@@ -593,7 +593,7 @@ impl<S: SnapshotCodec> GroupRouter<TypeConfig, GroupId> for GrpcGroupRouter<S> {
         let append = convert::append_to_pb(&rpc).map_err(rpc_error)?;
         let response = if self.lane == Lane::Heartbeat && rpc.entries.is_empty() {
             let heartbeat = pb::Heartbeat {
-                group_id: group,
+                group_id: group.0,
                 append: Some(append),
             };
             peer.heartbeats
@@ -608,7 +608,7 @@ impl<S: SnapshotCodec> GroupRouter<TypeConfig, GroupId> for GrpcGroupRouter<S> {
     async fn vote(
         &self,
         target: u64,
-        group: GroupId,
+        group: RaftGroupId,
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
@@ -618,7 +618,7 @@ impl<S: SnapshotCodec> GroupRouter<TypeConfig, GroupId> for GrpcGroupRouter<S> {
     async fn pre_vote(
         &self,
         target: u64,
-        group: GroupId,
+        group: RaftGroupId,
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
@@ -628,7 +628,7 @@ impl<S: SnapshotCodec> GroupRouter<TypeConfig, GroupId> for GrpcGroupRouter<S> {
     async fn full_snapshot(
         &self,
         target: u64,
-        group: GroupId,
+        group: RaftGroupId,
         vote: VoteOf,
         snapshot: openraft::alias::SnapshotOf<TypeConfig, S>,
         cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
@@ -643,7 +643,7 @@ impl<S: SnapshotCodec> GroupRouter<TypeConfig, GroupId> for GrpcGroupRouter<S> {
             .encode_snapshot()
             .map_err(|e| streaming(e.to_string()))?;
         let request = pb::SnapshotRequest {
-            group_id: group,
+            group_id: group.0,
             vote: Some(convert::vote_to_pb(&vote)),
             last_log_id,
             membership_log_id,
@@ -670,13 +670,13 @@ impl<S: SnapshotCodec> GroupRouter<TypeConfig, GroupId> for GrpcGroupRouter<S> {
     async fn transfer_leader(
         &self,
         target: u64,
-        group: GroupId,
+        group: RaftGroupId,
         rpc: TransferLeaderRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
         let peer = self.clients.peer(target)?;
         let mut control = peer.control.clone();
-        let request = convert::transfer_to_pb(group, &rpc);
+        let request = convert::transfer_to_pb(group.0, &rpc);
         let response = with_ttl(ttl(&option), control.transfer_leader(request)).await?;
         convert::transfer_response_from_pb(response)
             .map_err(rpc_error)?

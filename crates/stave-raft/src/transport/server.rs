@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert;
-use crate::group::{CONTROLLER_GROUP, GroupId, Groups, Promotion, Rejoined};
+use crate::group::{CONTROLLER_GROUP, Groups, Promotion, RaftGroupId, Rejoined};
 
 fn failure(message: impl ToString) -> pb::RaftFailure {
     pb::RaftFailure {
@@ -96,7 +96,7 @@ pub struct ControlService {
     groups: Groups,
     identity: NodeIdentity,
     /// The (group, node) promotions running on this node: one each.
-    promoting: Arc<std::sync::Mutex<std::collections::BTreeSet<(GroupId, u64)>>>,
+    promoting: Arc<std::sync::Mutex<std::collections::BTreeSet<(RaftGroupId, u64)>>>,
 }
 
 impl ControlService {
@@ -110,7 +110,7 @@ impl ControlService {
 
     /// Promotes rejoined `node` of `group` once it has caught up, retrying while it lags and
     /// this node leads; one such task per (group, node).
-    fn spawn_promotion(&self, group_id: GroupId, node: u64) {
+    fn spawn_promotion(&self, group_id: RaftGroupId, node: u64) {
         let fresh = self
             .promoting
             .lock()
@@ -129,11 +129,11 @@ impl ControlService {
                 };
                 match group.promote(node, deadline).await {
                     Ok(Promotion::Behind) => {
-                        tracing::warn!(group = group_id, node, "rejoining replica still behind");
+                        tracing::warn!(group = %group_id, node, "rejoining replica still behind");
                     }
                     Ok(Promotion::Promoted | Promotion::NotApplicable) => break,
                     Err(err) => {
-                        tracing::warn!(group = group_id, node, %err, "rejoining replica not promoted");
+                        tracing::warn!(group = %group_id, node, %err, "rejoining replica not promoted");
                         break;
                     }
                 }
@@ -187,7 +187,7 @@ async fn append(
 ) -> Result<pb::AppendEntriesResponse, pb::RaftFailure> {
     from_a_leader(own_id, append.as_ref().and_then(|a| a.vote.as_ref()))?;
     let rpc = convert::append_from_pb(append).map_err(failure)?;
-    let group = groups.get(group_id).map_err(failure)?;
+    let group = groups.get(RaftGroupId(group_id)).map_err(failure)?;
     let response = group.append_entries(rpc).await.map_err(failure)?;
     Ok(convert::append_response_to_pb(&response))
 }
@@ -202,7 +202,10 @@ impl RaftControl for ControlService {
         let result = async {
             not_from_self(self.identity.node_id(), request.vote.as_ref())?;
             let rpc = convert::vote_request_from_pb(&request).map_err(failure)?;
-            let group = self.groups.get(request.group_id).map_err(failure)?;
+            let group = self
+                .groups
+                .get(RaftGroupId(request.group_id))
+                .map_err(failure)?;
             let response = group.vote(rpc, request.pre_vote).await.map_err(failure)?;
             Ok(convert::vote_response_to_pb(&response))
         }
@@ -252,7 +255,10 @@ impl RaftControl for ControlService {
             from_a_leader(self.identity.node_id(), request.vote.as_ref())?;
             let vote = convert::vote_from_pb(request.vote.as_ref()).map_err(failure)?;
             let meta = convert::snapshot_meta_from_pb(&request).map_err(failure)?;
-            let group = self.groups.get(request.group_id).map_err(failure)?;
+            let group = self
+                .groups
+                .get(RaftGroupId(request.group_id))
+                .map_err(failure)?;
             let response = group
                 .install_snapshot(vote, meta, request.data)
                 .await
@@ -277,7 +283,10 @@ impl RaftControl for ControlService {
         let result = async {
             from_a_leader(self.identity.node_id(), request.from_leader.as_ref())?;
             let rpc = convert::transfer_from_pb(&request).map_err(failure)?;
-            let group = self.groups.get(request.group_id).map_err(failure)?;
+            let group = self
+                .groups
+                .get(RaftGroupId(request.group_id))
+                .map_err(failure)?;
             let response = group.transfer_leader(rpc).await.map_err(failure)?;
             Ok(convert::transfer_response_to_pb(&response))
         }
@@ -311,7 +320,7 @@ impl RaftControl for ControlService {
         request: Request<pb::GroupStatusRequest>,
     ) -> Result<Response<pb::GroupStatusResponse>, Status> {
         use pb::group_status_response::Result as R;
-        let result = match self.groups.get(request.into_inner().group_id) {
+        let result = match self.groups.get(RaftGroupId(request.into_inner().group_id)) {
             Ok(group) => {
                 let (voters, learners) = group.committed_members();
                 R::Status(pb::GroupStatus {
@@ -338,7 +347,7 @@ impl RaftControl for ControlService {
             .filter_map(|group_id| {
                 let leadership = self.groups.get(group_id).ok()?.leadership()?;
                 Some(pb::Leadership {
-                    group_id,
+                    group_id: group_id.0,
                     term: leadership.term,
                     in_sync: leadership.in_sync,
                 })
@@ -350,7 +359,7 @@ impl RaftControl for ControlService {
             .list()
             .into_iter()
             .map(|problem| pb::GroupProblem {
-                group_id: problem.group,
+                group_id: problem.group.0,
                 reason: problem.reason,
                 reopens: problem.reopens,
                 offline: problem.offline,
@@ -369,11 +378,11 @@ impl RaftControl for ControlService {
     ) -> Result<Response<pb::RejoinResponse>, Status> {
         use pb::rejoin_response::Result as R;
         let request = request.into_inner();
-        let result = match self.groups.get(request.group_id) {
+        let result = match self.groups.get(RaftGroupId(request.group_id)) {
             Err(message) => R::Failure(failure(message)),
             Ok(group) => match group.rejoin(request.node_id, request.addr).await {
                 Ok(Rejoined::Learner { since }) => {
-                    self.spawn_promotion(request.group_id, request.node_id);
+                    self.spawn_promotion(RaftGroupId(request.group_id), request.node_id);
                     R::LearnerSince(since)
                 }
                 Ok(Rejoined::NotLeader(leader)) => R::NotLeader(pb::NotLeader { leader }),

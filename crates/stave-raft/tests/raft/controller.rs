@@ -443,7 +443,7 @@ async fn refused_commands_change_nothing_and_a_recreated_topic_gets_a_new_incarn
     let after = converged(&controllers, leader).await;
     let recreated = after.topic("v1.orders").expect("the recreated topic");
     assert_eq!(recreated.incarnation(), 2);
-    let old_groups: BTreeSet<u64> = (0..2).map(|p| partition_group_id(1, p)).collect();
+    let old_groups: BTreeSet<_> = (0..2).map(|p| partition_group_id(1, p)).collect();
     assert!((0..2).all(|p| !old_groups.contains(&recreated.group_id(p))));
     assert_eq!(after.cluster_id(), Some("c-1"));
     shutdown(controllers).await;

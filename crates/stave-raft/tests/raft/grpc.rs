@@ -8,7 +8,7 @@ use std::time::Duration;
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::impls::BasicNode;
 use stave_log::{FlushPolicy, LogConfig};
-use stave_raft::group::{GroupId, Groups};
+use stave_raft::group::{Groups, RaftGroupId};
 use stave_raft::transport::{NodeIdentity, RaftClients, TransportConfig};
 use stave_raft::{FramePayload, PartitionSnapshot, start_partition};
 use tokio::sync::oneshot;
@@ -30,7 +30,7 @@ struct GrpcNode {
 struct GrpcCluster {
     nodes: BTreeMap<u64, GrpcNode>,
     /// group -> node -> replica; a killed node's replicas are absent.
-    replicas: BTreeMap<GroupId, BTreeMap<u64, Node>>,
+    replicas: BTreeMap<RaftGroupId, BTreeMap<u64, Node>>,
     raft_config: Arc<openraft::Config>,
 }
 
@@ -57,7 +57,7 @@ fn test_raft_config() -> Arc<openraft::Config> {
 }
 
 impl GrpcCluster {
-    async fn start(nodes: u64, groups: &[GroupId], raft_config: Arc<openraft::Config>) -> Self {
+    async fn start(nodes: u64, groups: &[RaftGroupId], raft_config: Arc<openraft::Config>) -> Self {
         let mut cluster = GrpcCluster {
             nodes: BTreeMap::new(),
             replicas: groups.iter().map(|&g| (g, BTreeMap::new())).collect(),
@@ -139,7 +139,7 @@ impl GrpcCluster {
         }
     }
 
-    fn term(&self, group: GroupId) -> u64 {
+    fn term(&self, group: RaftGroupId) -> u64 {
         self.replicas[&group]
             .values()
             .map(|r| r.raft.metrics().borrow_watched().current_term)
@@ -150,7 +150,7 @@ impl GrpcCluster {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitions_replicate_over_grpc_and_survive_a_node_kill() {
-    let groups = [11, 12, 13, 14];
+    let groups = [11, 12, 13, 14].map(RaftGroupId);
     let mut cluster = GrpcCluster::start(3, &groups, test_raft_config()).await;
 
     // Every group takes writes at once, over the same two connections per node pair.
@@ -168,7 +168,7 @@ async fn partitions_replicate_over_grpc_and_survive_a_node_kill() {
     }
 
     // The node leading group 11 dies; every group goes on with the other two.
-    let victim = wait_leader(&cluster.replicas[&11], None).await;
+    let victim = wait_leader(&cluster.replicas[&RaftGroupId(11)], None).await;
     cluster.kill_node(victim).await;
     for group in groups {
         let replicas = &cluster.replicas[&group];
@@ -195,8 +195,8 @@ async fn partitions_replicate_over_grpc_and_survive_a_node_kill() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leadership_moves_to_the_node_asked_for() {
-    let cluster = GrpcCluster::start(3, &[21], test_raft_config()).await;
-    let replicas = &cluster.replicas[&21];
+    let cluster = GrpcCluster::start(3, &[RaftGroupId(21)], test_raft_config()).await;
+    let replicas = &cluster.replicas[&RaftGroupId(21)];
     let leader = wait_leader(replicas, None).await;
     write_seeds(&replicas[&leader].raft, 0..20).await;
     let target = replicas.keys().copied().find(|&id| id != leader).unwrap();
@@ -219,11 +219,11 @@ async fn leadership_moves_to_the_node_asked_for() {
 /// same nodes: with production timers, no other group (and not the busy one) changes term.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_saturated_group_causes_no_elections_in_the_others() {
-    let hot: GroupId = 31;
-    let idle: Vec<GroupId> = (32..40).collect();
-    let groups: Vec<GroupId> = std::iter::once(hot).chain(idle.iter().copied()).collect();
+    let hot = RaftGroupId(31);
+    let idle: Vec<RaftGroupId> = (32..40).map(RaftGroupId).collect();
+    let groups: Vec<RaftGroupId> = std::iter::once(hot).chain(idle.iter().copied()).collect();
     let cluster = GrpcCluster::start(3, &groups, stave_raft::partition_raft_config()).await;
-    let terms_before: BTreeMap<GroupId, u64> =
+    let terms_before: BTreeMap<RaftGroupId, u64> =
         groups.iter().map(|&g| (g, cluster.term(g))).collect();
 
     let replicas = &cluster.replicas[&hot];
@@ -242,7 +242,7 @@ async fn a_saturated_group_causes_no_elections_in_the_others() {
     }
     assert!(written >= 16, "the hot group took writes");
 
-    let terms_after: BTreeMap<GroupId, u64> =
+    let terms_after: BTreeMap<RaftGroupId, u64> =
         groups.iter().map(|&g| (g, cluster.term(g))).collect();
     assert_eq!(
         terms_after, terms_before,

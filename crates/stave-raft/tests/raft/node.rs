@@ -8,7 +8,7 @@ use std::time::Duration;
 use openraft::Instant;
 use openraft::async_runtime::watch::WatchReceiver;
 use stave_proto::internal::controller as proto;
-use stave_raft::group::{GroupId, Groups, partition_group_id};
+use stave_raft::group::{Groups, RaftGroupId, partition_group_id};
 use stave_raft::node::{NodeConfig, RaftNode};
 use stave_raft::transport::{NodeIdentity, TransportConfig};
 use stave_raft::{FramePayload, PartitionRaft};
@@ -197,7 +197,12 @@ impl Cluster {
     }
 
     /// Waits until node `id` runs `group` and sees a leader there whose voters are `voters`.
-    async fn wait_group(&self, id: u64, group: GroupId, voters: &BTreeSet<u64>) -> PartitionRaft {
+    async fn wait_group(
+        &self,
+        id: u64,
+        group: RaftGroupId,
+        voters: &BTreeSet<u64>,
+    ) -> PartitionRaft {
         let node = self.node(id);
         let mut running = node.subscribe_partitions();
         tokio::time::timeout(WAIT, running.wait_for(|groups| groups.contains(&group)))
@@ -239,7 +244,7 @@ impl Cluster {
     }
 
     /// The replica of `group` that believes it leads, if any.
-    fn leader_raft(&self, group: GroupId) -> Option<PartitionRaft> {
+    fn leader_raft(&self, group: RaftGroupId) -> Option<PartitionRaft> {
         self.nodes().find_map(|node| {
             let replica = node.replica(group)?;
             let leads = replica.raft.metrics().borrow_watched().current_leader == Some(node.id());
@@ -249,7 +254,7 @@ impl Cluster {
 
     /// Writes `count` batches to `group` through its leader; returns how many were
     /// acknowledged.
-    async fn write(&self, group: GroupId, seeds: std::ops::Range<u64>) -> usize {
+    async fn write(&self, group: RaftGroupId, seeds: std::ops::Range<u64>) -> usize {
         let started = tokio::time::Instant::now();
         loop {
             let leader = self.leader_raft(group);
@@ -285,7 +290,7 @@ impl Cluster {
     /// Hands the leadership of `group`, whose voters are `voters`, to node `to` and waits
     /// until `to` leads (asking the leader again every 2 s: a transfer waits for `to` to hold
     /// the leader's log).
-    async fn make_leader(&self, group: GroupId, voters: &BTreeSet<u64>, to: u64) {
+    async fn make_leader(&self, group: RaftGroupId, voters: &BTreeSet<u64>, to: u64) {
         let target = self.wait_group(to, group, voters).await;
         let started = tokio::time::Instant::now();
         loop {
@@ -313,7 +318,7 @@ impl Cluster {
     }
 
     /// Every running replica of `group` holds the same log.
-    async fn converged(&self, group: GroupId) -> usize {
+    async fn converged(&self, group: RaftGroupId) -> usize {
         let replicas: BTreeMap<u64, stave_raft::PartitionReplica> = self
             .nodes()
             .filter_map(|node| Some((node.id(), node.replica(group)?)))
