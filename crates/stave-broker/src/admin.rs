@@ -11,7 +11,7 @@ use stave_raft::controller::{
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::routing::NodeProblem;
+use crate::leaderships::NodeProblem;
 use crate::topic_config::TopicConfig;
 
 /// Default partitions of a new topic.

@@ -15,7 +15,7 @@ use tonic::transport::Channel;
 use crate::config::BrokerConfig;
 use crate::consumer_group::{ConsumerGroup, Coordinating};
 use crate::error::BrokerError;
-use crate::routing::Leaderships;
+use crate::leaderships::Leaderships;
 use crate::topic_config::topic_config;
 
 /// A node serving the public API.

@@ -20,6 +20,7 @@ mod error;
 mod fetch;
 mod grpc;
 mod housekeeping;
+mod leaderships;
 mod placement;
 mod produce;
 mod routing;

@@ -12,33 +12,11 @@ use stave_raft::{Partition, ReplicationError};
 
 use crate::broker::{Broker, lock};
 use crate::error::{BrokerError, NodeAddr};
+use crate::leaderships::{Leader, Leaderships, NodeProblem};
 use crate::topic_config::{TopicConfig, topic_config};
 
 /// How long Metadata reuses the leaderships it gathered.
 const LEADERS_TTL: Duration = Duration::from_millis(500);
-
-/// Who leads a Raft group and which voters are in sync, as gathered for Metadata.
-#[derive(Debug, Clone)]
-pub(crate) struct Leader {
-    pub node: u64,
-    pub term: u64,
-    pub in_sync: Vec<u64>,
-}
-
-/// A replica some node took out of service.
-#[derive(Debug, Clone)]
-pub(crate) struct NodeProblem {
-    pub node: u64,
-    pub problem: ReplicaProblem,
-}
-
-/// Who leads every Raft group, and which replicas are out of service, as gathered from
-/// every node.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Leaderships {
-    pub leaders: HashMap<RaftGroupId, Leader>,
-    pub problems: HashMap<RaftGroupId, Vec<NodeProblem>>,
-}
 
 /// The topic and partition a request names, resolved against the metadata.
 #[derive(Debug, Clone)]

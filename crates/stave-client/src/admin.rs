@@ -71,6 +71,13 @@ pub struct Admin {
     pub(crate) client: Client,
 }
 
+impl Client {
+    /// Topics, the cluster and consumer groups, through any node.
+    pub fn admin(&self) -> Admin {
+        Admin::new(self.clone())
+    }
+}
+
 impl Admin {
     pub(crate) fn new(client: Client) -> Admin {
         Admin { client }

@@ -28,14 +28,9 @@ use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 use tracing::debug;
 
-use crate::admin::Admin;
-use crate::config::{
-    ClientConfig, ConsumerConfig, MESSAGE_BYTES_MAX, ProducerConfig, StartPosition,
-};
-use crate::consumer::Consumer;
+use crate::config::{ClientConfig, MESSAGE_BYTES_MAX, StartPosition};
 use crate::error::ClientError;
 use crate::metadata::ClusterMetadata;
-use crate::producer::Producer;
 use crate::suspects::{SUSPICION_MAX, Suspects};
 
 /// How long a metadata request may go unanswered before the next node is asked as well. A
@@ -164,20 +159,6 @@ impl Client {
 
     pub fn config(&self) -> &ClientConfig {
         &self.inner.config
-    }
-
-    /// A producer with `config`; with `config.idempotent` it first obtains a producer id.
-    pub async fn producer(&self, config: ProducerConfig) -> Result<Producer, ClientError> {
-        Producer::new(self.clone(), config).await
-    }
-
-    /// A consumer with no partition assigned yet.
-    pub fn consumer(&self, config: ConsumerConfig) -> Consumer {
-        Consumer::new(self.clone(), config)
-    }
-
-    pub fn admin(&self) -> Admin {
-        Admin::new(self.clone())
     }
 
     /// The cached metadata (see [`Client::refresh_metadata`] for a fresh copy).

@@ -147,7 +147,11 @@ impl LogConfig {
             return Err(ConfigError::IndexInterval(self.index_interval_bytes));
         }
         if !(FRAME_BYTES_MIN..=FRAME_BYTES_LIMIT).contains(&self.frame_bytes_max) {
-            return Err(ConfigError::FrameBytesMax(self.frame_bytes_max));
+            return Err(ConfigError::FrameBytesMax {
+                value: self.frame_bytes_max,
+                min: FRAME_BYTES_MIN,
+                max: FRAME_BYTES_LIMIT,
+            });
         }
         Ok(())
     }

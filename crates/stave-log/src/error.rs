@@ -84,8 +84,8 @@ pub enum ConfigError {
     ExtentBytes(u64),
     #[error("index_interval_bytes {0} must be at least 1")]
     IndexInterval(u64),
-    #[error("frame_bytes_max {0} must be within [{min}, {max}]", min = crate::frame::FRAME_BYTES_MIN, max = crate::frame::FRAME_BYTES_LIMIT)]
-    FrameBytesMax(u64),
+    #[error("frame_bytes_max {value} must be within [{min}, {max}]")]
+    FrameBytesMax { value: u64, min: u64, max: u64 },
     #[error("flush policy {0:?} is not one of always, never, interval:<ms>")]
     FlushPolicy(String),
 }

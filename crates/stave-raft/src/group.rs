@@ -18,16 +18,7 @@ use crate::types::{SnapshotCodec, TypeConfig, VoteOf};
 
 /// A Raft group's id, unique in the cluster. Group 0 is the controller; a partition's group
 /// id comes from its topic's incarnation and its number ([`partition_group_id`]).
-/// A Raft group's id: the controller's (0) or a partition's (its topic's incarnation and its
-/// number, [`partition_group_id`]). On the wire it is a `u64`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct RaftGroupId(pub u64);
-
-impl std::fmt::Display for RaftGroupId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
+pub use crate::types::RaftGroupId;
 
 /// The controller group: cluster metadata.
 pub const CONTROLLER_GROUP: RaftGroupId = RaftGroupId(0);

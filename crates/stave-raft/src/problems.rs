@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::group::RaftGroupId;
+use crate::types::RaftGroupId;
 
 /// A replica that stopped or could not open, as the node reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,7 +134,7 @@ impl Problems {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::group::RaftGroupId;
+    use crate::types::RaftGroupId;
 
     /// Each failure is reopened after the next delay; past the last, the replica is offline
     /// and is not opened again.

@@ -61,3 +61,14 @@ pub(crate) fn from_log_id(id: stave_log::LogId) -> LogIdOf {
         id.index.0,
     )
 }
+
+/// A Raft group's id: the controller's (0) or a partition's (its topic's incarnation and its
+/// number, [`crate::group::partition_group_id`]). On the wire it is a `u64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct RaftGroupId(pub u64);
+
+impl std::fmt::Display for RaftGroupId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}

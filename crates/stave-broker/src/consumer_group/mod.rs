@@ -19,21 +19,16 @@ pub mod pattern;
 
 use std::collections::BTreeSet;
 
-use stave_log::LogIndex;
-use stave_raft::controller::{OFFSETS_PARTITION_COUNT, OFFSETS_TOPIC};
+use stave_raft::controller::OFFSETS_PARTITION_COUNT;
 
 pub use self::assignor::TopicPartition;
 pub use self::membership::{ConsumerGroup, GroupMembershipError};
-use crate::broker::Broker;
 
 /// A member not heard from for this long leaves the group (Kafka's default is 45 s).
 pub const SESSION_TIMEOUT_MS: i64 = 10_000;
 
 /// How often members heartbeat.
 pub const HEARTBEAT_INTERVAL_MS: u32 = 1_000;
-
-/// An `__offsets` partition is compacted once this many entries follow its last snapshot.
-const COMPACT_AFTER_ENTRIES: u64 = 1000;
 
 /// The `__offsets` partition that holds `group`'s offsets.
 pub fn offsets_partition(group: &str) -> u32 {
@@ -171,41 +166,4 @@ pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// Expires the members of the consumer groups this node coordinates that went silent, so
-/// their partitions move on even when nobody else heartbeats; drops groups left empty.
-pub fn expire_members(broker: &Broker) {
-    let now = now_ms();
-    let mut consumer_groups = broker.consumer_groups_lock();
-    for consumer_group in consumer_groups.values_mut() {
-        consumer_group.expire(now, SESSION_TIMEOUT_MS);
-    }
-    consumer_groups.retain(|_, consumer_group| !consumer_group.is_empty());
-}
-
-/// Compacts the `__offsets` partition replicas on this node, leader and followers alike
-/// (each its own log): once enough entries follow the last snapshot, a snapshot (the whole
-/// table), then a purge of what it covers. A partition that fails is reported and skipped.
-pub async fn compact(broker: &Broker) {
-    let metadata = broker.node().controller().metadata();
-    let Some(topic) = metadata.topic(OFFSETS_TOPIC) else {
-        return;
-    };
-    for (partition, _) in topic.partitions() {
-        let Some(replica) = broker.node().partition(topic.group_id(partition)) else {
-            continue;
-        };
-        let (applied, snapshot) = replica.applied_and_snapshot();
-        let since_snapshot = applied.0.saturating_sub(snapshot.map_or(0, |s| s.0));
-        if since_snapshot < COMPACT_AFTER_ENTRIES {
-            continue;
-        }
-        let compacted = replica
-            .compact_through(LogIndex(applied.0), "offsets snapshot")
-            .await;
-        if let Err(err) = compacted {
-            tracing::warn!(partition, %err, "__offsets compaction failed");
-        }
-    }
 }

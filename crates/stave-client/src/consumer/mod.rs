@@ -95,6 +95,13 @@ impl Drop for Assigned {
     }
 }
 
+impl Client {
+    /// A consumer with no partition assigned yet.
+    pub fn consumer(&self, config: ConsumerConfig) -> Consumer {
+        Consumer::new(self.clone(), config)
+    }
+}
+
 impl Consumer {
     pub(crate) fn new(client: Client, config: ConsumerConfig) -> Consumer {
         Consumer {

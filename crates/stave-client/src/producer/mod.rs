@@ -129,6 +129,13 @@ pub(crate) async fn init_producer_id(client: &Client) -> Result<Identity, Client
         .await
 }
 
+impl Client {
+    /// A producer with `config`; with `config.idempotent` it first obtains a producer id.
+    pub async fn producer(&self, config: ProducerConfig) -> Result<Producer, ClientError> {
+        Producer::new(self.clone(), config).await
+    }
+}
+
 impl Producer {
     pub(crate) async fn new(
         client: Client,
