@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use stave_log::{FlushPolicy, LogConfig, RetentionPolicy};
+use stave_log::{FlushPolicy, LogConfig, RetentionPolicy, SEGMENT_BYTES_MAX};
 use stave_raft::controller::TopicMetadata;
 
 use crate::error::BrokerError;
@@ -35,7 +35,8 @@ pub const KEYS: [&str; 6] = [
     "flush",
 ];
 
-/// `segment.bytes` at least this (a segment holds at least one batch).
+/// `segment.bytes` at least this (a segment holds at least one batch), and at most the log's
+/// [`SEGMENT_BYTES_MAX`] (1 GiB).
 const SEGMENT_BYTES_MIN: u64 = 64 << 10;
 
 impl Default for TopicConfig {
@@ -64,13 +65,13 @@ fn limit(key: &str, value: &str) -> Result<Option<u64>, BrokerError> {
     }
 }
 
-fn positive(key: &str, value: &str, min: u64) -> Result<u64, BrokerError> {
+fn within(key: &str, value: &str, min: u64, max: u64) -> Result<u64, BrokerError> {
     match value.parse::<u64>() {
-        Ok(n) if n >= min => Ok(n),
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
         _ => Err(invalid(
             key,
             value,
-            &format!("expected an integer of at least {min}"),
+            &format!("expected an integer within [{min}, {max}]"),
         )),
     }
 }
@@ -89,6 +90,12 @@ impl TopicConfig {
         for (key, value) in settings {
             config.set(key, value)?;
         }
+        // A partition whose log refuses its config could never open: refused here, not
+        // found by every replica of a topic already created.
+        config
+            .log_config()
+            .validate()
+            .map_err(|err| BrokerError::InvalidConfig(err.to_string()))?;
         Ok(config)
     }
 
@@ -96,9 +103,11 @@ impl TopicConfig {
         match key {
             "retention.ms" => self.retention_ms = limit(key, value)?,
             "retention.bytes" => self.retention_bytes = limit(key, value)?,
-            "segment.bytes" => self.segment_bytes = positive(key, value, SEGMENT_BYTES_MIN)?,
+            "segment.bytes" => {
+                self.segment_bytes = within(key, value, SEGMENT_BYTES_MIN, SEGMENT_BYTES_MAX)?
+            }
             "segment.ms" => self.segment_ms = limit(key, value)?,
-            "max.message.bytes" => self.max_message_bytes = positive(key, value, 1)?,
+            "max.message.bytes" => self.max_message_bytes = within(key, value, 1, u64::MAX)?,
             "flush" => self.flush = flush_policy(value)?,
             _ => {
                 return Err(BrokerError::InvalidConfig(format!(
@@ -181,6 +190,9 @@ mod tests {
             ("retention.ms", "soon"),
             ("retention.bytes", "-2"),
             ("segment.bytes", "10"),
+            // Past the log's largest segment: every replica would fail to open.
+            ("segment.bytes", "1073741825"),
+            ("segment.bytes", "18446744073709551615"),
             ("flush", "sometimes"),
             ("cleanup.policy", "compact"),
         ] {

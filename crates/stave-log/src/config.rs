@@ -134,9 +134,12 @@ impl Default for LogConfig {
     }
 }
 
+/// The largest `segment_bytes` (and `extent_bytes`) a log takes: 1 GiB.
+pub const SEGMENT_BYTES_MAX: u64 = 1 << 30;
+
 impl LogConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        const GIB: u64 = 1 << 30;
+        const GIB: u64 = SEGMENT_BYTES_MAX;
         if !(4096..=GIB).contains(&self.segment_bytes) {
             return Err(ConfigError::SegmentBytes(self.segment_bytes));
         }

@@ -44,7 +44,7 @@ pub mod storage;
 mod types;
 mod varint;
 
-pub use config::{Clock, FlushPolicy, LogConfig, RetentionPolicy};
+pub use config::{Clock, FlushPolicy, LogConfig, RetentionPolicy, SEGMENT_BYTES_MAX};
 pub use error::{ConfigError, CorruptReason, LogError, Result};
 pub use flush::Completion;
 pub use log::{Appended, LogState, PartitionLog, ReadFrames, StoredFrame};

@@ -163,7 +163,7 @@ impl RaftNode {
         let replica = match self.open_partition(&wanted, initial).await {
             Ok(replica) => replica,
             Err(err) => {
-                self.replica_failed(group, format!("cannot open: {err}"));
+                self.replica_failed(group, format!("cannot open: {}", with_sources(&err)));
                 return Ok(());
             }
         };
@@ -394,6 +394,19 @@ impl WantedReplica {
             dir,
         }
     }
+}
+
+/// `err` and every error under it, as one line: what `cluster status` shows must name the
+/// cause, not only the directory.
+fn with_sources(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Why a running replica's Raft stopped on its own, if it did.

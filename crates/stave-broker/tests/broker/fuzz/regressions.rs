@@ -397,3 +397,85 @@ fn a_commit_with_oversized_metadata_or_an_impossible_topic_is_refused() {
         assert_eq!(fetched.offsets[0].metadata.len(), 4096);
     });
 }
+
+/// Scenario: a topic is created with `segment.bytes` past 1 GiB (the log's largest segment),
+/// and a topic created with 1 GiB is altered to 2^64 - 1. Proves: both are refused
+/// (INVALID_CONFIG) and change nothing: the first topic does not exist, the second keeps its
+/// setting and takes writes. Found by the long fuzz run (seed 1592651810, case 60664): the
+/// broker stored any `segment.bytes` of at least 64 KiB, every replica of the topic then
+/// failed to open its log (1 GiB at most), and the partitions never had a leader; an alter
+/// would have done the same to a working topic at its next restart.
+#[test]
+fn a_segment_size_the_log_refuses_is_refused_by_the_broker() {
+    with_nodes("fuzz-reg-segment", 1, |nodes| async move {
+        let addr = &nodes[0].addr;
+        let mut api = client(addr).await;
+        let spec = |name: &str, segment_bytes: &str| pb::TopicSpec {
+            name: name.into(),
+            partitions: 1,
+            replication_factor: 1,
+            configs: vec![pb::ConfigEntry {
+                key: "segment.bytes".into(),
+                value: segment_bytes.into(),
+            }],
+        };
+        let create = |spec: pb::TopicSpec| pb::CreateTopicsRequest { topics: vec![spec] };
+        let answer = retry(|| {
+            let mut api = api.clone();
+            let request = create(spec("v1.too.large", &((1u64 << 30) + 1).to_string()));
+            async move {
+                let results = api
+                    .create_topics(request)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .into_inner()
+                    .results;
+                match code(&results[0].error) {
+                    c if crate::support::retriable(c) => Err(format!("{results:?}")),
+                    other => Ok(other),
+                }
+            }
+        })
+        .await;
+        assert_eq!(answer, pb::ErrorCode::InvalidConfig);
+
+        let largest = (1u64 << 30).to_string();
+        create_topic(addr, "v1.largest", 1, 1, &[("segment.bytes", &largest)]).await;
+        let altered = api
+            .alter_topic_config(pb::AlterTopicConfigRequest {
+                name: "v1.largest".into(),
+                set: vec![pb::ConfigEntry {
+                    key: "segment.bytes".into(),
+                    value: u64::MAX.to_string(),
+                }],
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(code(&altered.error), pb::ErrorCode::InvalidConfig);
+
+        let described = api
+            .describe_topics(pb::DescribeTopicsRequest {
+                names: vec!["v1.too.large".into(), "v1.largest".into()],
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .topics;
+        assert_eq!(code(&described[0].error), pb::ErrorCode::UnknownTopic);
+        let segment = described[1]
+            .configs
+            .iter()
+            .find(|entry| entry.key == "segment.bytes")
+            .map(|entry| entry.value.clone());
+        assert_eq!(segment, Some(largest));
+        let written = crate::support::produce(
+            addr,
+            "v1.largest",
+            0,
+            crate::support::batch(&["kept"], stave_log::batch::ProducerFields::NONE),
+        )
+        .await;
+        assert_eq!(written.base_offset, 0);
+    });
+}
