@@ -425,10 +425,12 @@ fn public_api_survives_hostile_requests() {
     let workers = env_u64("STAVE_FUZZ_WORKERS", WORKERS_DEFAULT).max(1);
     let keep_going = env_u64("STAVE_FUZZ_KEEP_GOING", 0) != 0;
     // `RUST_LOG` shows the nodes' logs (a replica that cannot open says why only there).
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .try_init();
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     eprintln!("fuzz: seed {seed}, {cases} cases, {workers} workers (STAVE_SEED={seed})");
     let nodes = harness::NodeRuntime::new(THREADS);
     let cluster = nodes.cluster(3);
