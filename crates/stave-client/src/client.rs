@@ -579,10 +579,10 @@ impl Client {
             let result = match self.pick(redirect.take(), &mut failed).await {
                 Ok((addr, node)) => {
                     let result = op(addr.clone(), node).await;
-                    if let Err(err) = &result {
-                        if err.is_node_failure() {
-                            failed.insert(addr);
-                        }
+                    if let Err(err) = &result
+                        && err.is_node_failure()
+                    {
+                        failed.insert(addr);
                     }
                     result
                 }

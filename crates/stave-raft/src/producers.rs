@@ -421,10 +421,10 @@ impl ProducerTable {
             }
             return Verdict::New(Some(self.reserve(batch)));
         };
-        if batch.producer_epoch == tail.epoch {
-            if let Some(written) = self.find_duplicate(batch) {
-                return Verdict::Duplicate { written };
-            }
+        if batch.producer_epoch == tail.epoch
+            && let Some(written) = self.find_duplicate(batch)
+        {
+            return Verdict::Duplicate { written };
         }
         if batch.producer_epoch < tail.epoch {
             return Verdict::FencedEpoch {

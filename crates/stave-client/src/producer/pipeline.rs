@@ -285,10 +285,10 @@ impl Pipeline {
 
     /// Adds a record to the open batch, closing batches as they fill.
     pub(crate) fn push(&mut self, record: PendingRecord, now: Instant) {
-        if let Some(open) = &self.open {
-            if open.bytes + record.bytes > self.config.request_bytes_max {
-                self.close_open();
-            }
+        if let Some(open) = &self.open
+            && open.bytes + record.bytes > self.config.request_bytes_max
+        {
+            self.close_open();
         }
         let open = self.open.get_or_insert_with(|| {
             let id = self.next_batch_id;
@@ -392,10 +392,10 @@ impl Pipeline {
         let Some(mut batch) = self.queued.pop_front() else {
             return Next::Idle;
         };
-        if batch.built.is_none() {
-            if let Some(identity) = self.identity {
-                batch.built = Some(self.build(&batch, identity));
-            }
+        if batch.built.is_none()
+            && let Some(identity) = self.identity
+        {
+            batch.built = Some(self.build(&batch, identity));
         }
         let Some(built) = &batch.built else {
             // Unreachable: `needs_identity` covered a missing identity.
@@ -488,13 +488,13 @@ impl Pipeline {
             Outcome::OutOfOrder(err) => {
                 debug!(batch_id, error = %err, "batch refused for its sequence");
                 batch.out_of_order += 1;
-                if batch.out_of_order >= 2 {
-                    if let Some(built) = &batch.built {
-                        self.gaps.push(Gap {
-                            identity: built.identity,
-                            from_batch: batch.id,
-                        });
-                    }
+                if batch.out_of_order >= 2
+                    && let Some(built) = &batch.built
+                {
+                    self.gaps.push(Gap {
+                        identity: built.identity,
+                        from_batch: batch.id,
+                    });
                 }
                 self.last_error = Some(err);
                 self.window_failed = true;

@@ -232,10 +232,10 @@ impl Sessions {
 
     /// Stops handing out `session` for `addr` (requests in flight on it still complete).
     pub(crate) fn retire(&self, addr: &str, session: &Arc<Session>) {
-        if let Ok(mut open) = self.open.lock() {
-            if open.get(addr).is_some_and(|s| Arc::ptr_eq(s, session)) {
-                open.remove(addr);
-            }
+        if let Ok(mut open) = self.open.lock()
+            && open.get(addr).is_some_and(|s| Arc::ptr_eq(s, session))
+        {
+            open.remove(addr);
         }
     }
 

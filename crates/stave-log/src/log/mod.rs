@@ -152,15 +152,15 @@ impl PartitionLog {
     /// write or sync).
     fn or_stop<T>(&mut self, op: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         let result = op(self);
-        if let Err(err) = &result {
-            if !matches!(
+        if let Err(err) = &result
+            && !matches!(
                 err,
                 LogError::InvalidFrame { .. }
                     | LogError::IndexOutOfRange { .. }
                     | LogError::StorageFull { .. }
-            ) {
-                self.durability.stop();
-            }
+            )
+        {
+            self.durability.stop();
         }
         result
     }

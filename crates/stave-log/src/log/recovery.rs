@@ -289,13 +289,12 @@ fn open_chain(
     let mut segments: Vec<Segment> = Vec::with_capacity(found.len() + 1);
     let mut found = found.into_iter().peekable();
     while let Some((header, file)) = found.next() {
-        if let Some(previous) = segments.last() {
-            if previous.next_index != header.base_index
-                || previous.next_offset != header.base_offset
-            {
-                let path = previous.path.clone();
-                return Err(segment_gap(path, header.base_index, previous.next_index));
-            }
+        if let Some(previous) = segments.last()
+            && (previous.next_index != header.base_index
+                || previous.next_offset != header.base_offset)
+        {
+            let path = previous.path.clone();
+            return Err(segment_gap(path, header.base_index, previous.next_index));
         }
         let last_term = segments.last().and_then(|s| s.last_term);
         let Some(next) = found.peek().map(|(next, _)| *next) else {

@@ -223,15 +223,15 @@ fn note<T>(
     path: &Path,
 ) -> io::Result<T> {
     // The simulated disk fails with `Other` only for the crash; `NotFound` is an answer.
-    if let Err(err) = &result {
-        if err.kind() == io::ErrorKind::Other {
-            let mut failed = failed.lock().unwrap();
-            if failed.is_none() {
-                *failed = Some(FailedCall {
-                    call,
-                    path: path.to_path_buf(),
-                });
-            }
+    if let Err(err) = &result
+        && err.kind() == io::ErrorKind::Other
+    {
+        let mut failed = failed.lock().unwrap();
+        if failed.is_none() {
+            *failed = Some(FailedCall {
+                call,
+                path: path.to_path_buf(),
+            });
         }
     }
     result

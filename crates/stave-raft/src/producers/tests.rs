@@ -608,14 +608,14 @@ impl Model {
         let last_sequence = model_last_sequence(batch);
         if batch.producer_epoch == epoch {
             let table = self.fold_all();
-            if let Some(state) = table.get(&batch.producer_id) {
-                if state.epoch == epoch {
-                    for b in &state.batches {
-                        if b.base_sequence == received && b.last_sequence == last_sequence {
-                            return Verdict::Duplicate {
-                                written: Some(b.written),
-                            };
-                        }
+            if let Some(state) = table.get(&batch.producer_id)
+                && state.epoch == epoch
+            {
+                for b in &state.batches {
+                    if b.base_sequence == received && b.last_sequence == last_sequence {
+                        return Verdict::Duplicate {
+                            written: Some(b.written),
+                        };
                     }
                 }
             }

@@ -633,10 +633,10 @@ async fn fuzz_internal(nodes: Vec<crate::support::Node>, seed: u64, cases: u64) 
         if !panics.is_empty() {
             defects.push(format!("case {index}: panic: {}", panics.join("\n")));
         }
-        if (index + 1) % HEAL_EVERY == 0 || index + 1 == cases {
-            if let Err(err) = healthy(&ctx, &raft, &mut rng).await {
-                defects.push(format!("after case {index}: {}: {}", err.kind, err.detail));
-            }
+        if ((index + 1) % HEAL_EVERY == 0 || index + 1 == cases)
+            && let Err(err) = healthy(&ctx, &raft, &mut rng).await
+        {
+            defects.push(format!("after case {index}: {}: {}", err.kind, err.detail));
         }
         if !defects.is_empty() {
             break;
