@@ -36,6 +36,7 @@ pub mod frame;
 pub mod hash;
 mod index;
 mod log;
+pub mod message_id;
 mod meta;
 mod segment;
 pub mod slots;
