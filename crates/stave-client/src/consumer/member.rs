@@ -188,6 +188,72 @@ impl Consumer {
         })
     }
 
+    /// Commits these offsets (each the offset of the next record to read) and waits for the
+    /// coordinator's answer, as Kafka's `commitSync(offsets)`: each partition must be one this
+    /// member holds (otherwise nothing is committed).
+    pub async fn commit_offsets(
+        &mut self,
+        offsets: &[(String, u32, u64)],
+    ) -> Result<(), ClientError> {
+        let Some(group) = &self.group else {
+            return Err(ClientError::InvalidArgument {
+                message: "only a group member commits offsets (see Consumer::subscribe)".into(),
+            });
+        };
+        if let Some((topic, partition, _)) = offsets.iter().find(|(topic, partition, _)| {
+            !self
+                .partitions
+                .iter()
+                .any(|p| &*p.topic == topic && p.partition == *partition)
+        }) {
+            return Err(ClientError::InvalidArgument {
+                message: format!("{topic}/{partition} is not held by this member"),
+            });
+        }
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let (done, answer) = oneshot::channel();
+        let job = CommitJob {
+            member_id: group.applied.member_id.clone(),
+            offsets: offsets
+                .iter()
+                .map(|(topic, partition, offset)| ((topic.clone(), *partition), *offset))
+                .collect(),
+            done: Some(done),
+        };
+        group.commits.send(job).map_err(|_| ClientError::Closed {
+            what: "the committer",
+        })?;
+        match answer.await {
+            Ok(result) => result,
+            Err(_) => Err(ClientError::Closed {
+                what: "the committer",
+            }),
+        }
+    }
+
+    /// For a member that is not reading now (its caller has no room for more records):
+    /// waits for the group's next change, or the auto-commit's turn, and applies it, so its
+    /// partitions can still move (a member that neither reads nor calls this holds up every
+    /// rebalance of its group). Returns after one step; never returns outside a group.
+    /// Cancel-safe between steps; a step interrupted is redone by the next call.
+    pub async fn keep_membership(&mut self) -> Result<(), ClientError> {
+        let Some(group) = &mut self.group else {
+            return std::future::pending().await;
+        };
+        let due = group.next_auto_commit;
+        tokio::select! {
+            changed = group.membership.changed() => {
+                if changed.is_err() {
+                    return Err(ClientError::Closed { what: "the group membership" });
+                }
+            }
+            () = sleep_until(due) => {}
+        }
+        self.group_step().await
+    }
+
     /// Queues a commit of the positions that moved since the last commit (of `only` when
     /// given).
     fn queue_commit(
