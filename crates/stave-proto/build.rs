@@ -1,5 +1,6 @@
 //! Compiles `proto/stave/**` with protox (pure Rust) and generates prost messages and tonic
-//! services from the descriptors: no `protoc` on the machine. Every `bytes` field is
+//! services from the descriptors: no `protoc` on the machine. The descriptors are also kept
+//! (encoded) for gRPC server reflection. Every `bytes` field is
 //! generated as `bytes::Bytes`, so decoding a payload does not copy it.
 
 use std::path::PathBuf;
@@ -15,6 +16,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={}", root.join(file).display());
     }
     let descriptors = protox::compile(files, [&root])?;
+    // The encoded descriptors, for gRPC server reflection.
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out.join("stave_descriptors.bin"),
+        prost::Message::encode_to_vec(&descriptors),
+    )?;
     tonic_prost_build::configure()
         .bytes(".")
         .build_server(true)

@@ -34,6 +34,10 @@ pub struct Broker {
     consumer_groups: Mutex<HashMap<String, ConsumerGroup>>,
     /// Per `__offsets` partition this node leads: the term it leads in and since when.
     coordinating: Mutex<HashMap<RaftGroupId, Coordinating>>,
+    /// The client Consume streams read through (bootstrapped at this node), made on first use.
+    pub(crate) consume_client: tokio::sync::OnceCell<stave_client::Client>,
+    /// Per partition led here: the message ids written within its dedupe window.
+    pub(crate) id_tables: crate::dedupe::IdTables,
 }
 
 impl std::fmt::Debug for Broker {
@@ -93,6 +97,8 @@ impl Broker {
             leaderships: Mutex::new(None),
             consumer_groups: Mutex::new(HashMap::new()),
             coordinating: Mutex::new(HashMap::new()),
+            consume_client: tokio::sync::OnceCell::new(),
+            id_tables: Default::default(),
         }))
     }
 

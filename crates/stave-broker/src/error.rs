@@ -71,6 +71,14 @@ pub enum BrokerError {
     },
     #[error("internal error: {0}")]
     Internal(String),
+    /// A typed answer from the node a request was forwarded to, passed on as it came (`code`
+    /// is the API's error code).
+    #[error("{message}")]
+    Forwarded {
+        code: i32,
+        message: String,
+        leader: Option<NodeAddr>,
+    },
     #[error("this node does not coordinate consumer group {consumer_group:?}")]
     NotCoordinator {
         consumer_group: String,

@@ -15,7 +15,9 @@
 mod admin;
 mod broker;
 pub mod config;
+mod consume;
 pub mod consumer_group;
+mod dedupe;
 mod error;
 mod fetch;
 mod grpc;
@@ -23,6 +25,7 @@ mod housekeeping;
 mod leaderships;
 mod placement;
 mod produce;
+mod publish;
 mod routing;
 mod topic_config;
 
@@ -72,6 +75,9 @@ pub async fn serve(
     // `Server::tcp_nodelay` covers only listeners tonic binds itself: set it on the accepted
     // sockets here, or small answers wait out Nagle's algorithm and delayed ACKs (~40 ms).
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let (reflection_v1, reflection_v1alpha) = reflection()?;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<StaveServer<broker::Broker>>().await;
     let (stopping, mut stopped) = tokio::sync::watch::channel(false);
     let server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
@@ -80,8 +86,14 @@ pub async fn serve(
         .add_service(control)
         .add_service(data)
         .add_service(api)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(health_service)
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
+            health
+                .set_not_serving::<StaveServer<broker::Broker>>()
+                .await;
             let _ = stopping.send(true);
         });
     tokio::pin!(server);
@@ -106,6 +118,34 @@ pub async fn serve(
                 .map_err(BrokerError::from)
         }
     }
+}
+
+/// gRPC server reflection over every service the port serves (Stave's, health, reflection
+/// itself), as `grpc.reflection.v1` and `v1alpha` (which grpcurl and most tools still ask),
+/// so `grpcurl -plaintext HOST:PORT list` and `describe` work.
+fn reflection() -> Result<
+    (
+        tonic_reflection::server::v1::ServerReflectionServer<
+            impl tonic_reflection::server::v1::ServerReflection,
+        >,
+        tonic_reflection::server::v1alpha::ServerReflectionServer<
+            impl tonic_reflection::server::v1alpha::ServerReflection,
+        >,
+    ),
+    BrokerError,
+> {
+    let builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(stave_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let failed = |err: tonic_reflection::server::Error| {
+        BrokerError::Internal(format!("the reflection service: {err}"))
+    };
+    Ok((
+        builder().build_v1().map_err(failed)?,
+        builder().build_v1alpha().map_err(failed)?,
+    ))
 }
 
 /// Serves a node with `config` on an already bound listener, in the background; for tests

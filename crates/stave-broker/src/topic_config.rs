@@ -24,16 +24,26 @@ pub struct TopicConfig {
     /// `flush`: `always` (a batch is acknowledged once synced on a majority), `never`, or
     /// `interval:<ms>`.
     pub flush: FlushPolicy,
+    /// `dedupe.window.ms`: how long a Publish record's message id is remembered, so a retry
+    /// is answered with the first write (0: off).
+    pub dedupe_window_ms: u64,
+    /// `dedupe.max.ids`: at most this many ids per partition (the oldest go first).
+    pub dedupe_max_ids: usize,
 }
 
-pub const KEYS: [&str; 6] = [
+pub const KEYS: [&str; 8] = [
     "retention.ms",
     "retention.bytes",
     "segment.bytes",
     "segment.ms",
     "max.message.bytes",
     "flush",
+    "dedupe.window.ms",
+    "dedupe.max.ids",
 ];
+
+/// `dedupe.max.ids` at most this: 10 million ids (a few hundred MB per partition).
+const DEDUPE_MAX_IDS_LIMIT: u64 = 10_000_000;
 
 /// `segment.bytes` at least this (a segment holds at least one batch), and at most the log's
 /// [`SEGMENT_BYTES_MAX`] (1 GiB).
@@ -48,6 +58,8 @@ impl Default for TopicConfig {
             segment_ms: Some(7 * 24 * 3600 * 1000),
             max_message_bytes: 1 << 20,
             flush: FlushPolicy::Always,
+            dedupe_window_ms: 2 * 60 * 1000,
+            dedupe_max_ids: 1_000_000,
         }
     }
 }
@@ -109,6 +121,10 @@ impl TopicConfig {
             "segment.ms" => self.segment_ms = limit(key, value)?,
             "max.message.bytes" => self.max_message_bytes = within(key, value, 1, u64::MAX)?,
             "flush" => self.flush = flush_policy(value)?,
+            "dedupe.window.ms" => self.dedupe_window_ms = within(key, value, 0, u64::MAX)?,
+            "dedupe.max.ids" => {
+                self.dedupe_max_ids = within(key, value, 1, DEDUPE_MAX_IDS_LIMIT)? as usize
+            }
             _ => {
                 return Err(BrokerError::InvalidConfig(format!(
                     "unknown topic config {key:?} (known: {})",
@@ -132,6 +148,8 @@ impl TopicConfig {
                 self.max_message_bytes.to_string(),
             ),
             ("flush".into(), self.flush.to_string()),
+            ("dedupe.window.ms".into(), self.dedupe_window_ms.to_string()),
+            ("dedupe.max.ids".into(), self.dedupe_max_ids.to_string()),
         ]
     }
 

@@ -3,6 +3,11 @@
 
 #![allow(clippy::all, clippy::too_many_lines)]
 
+/// Every proto file's descriptor (an encoded `google.protobuf.FileDescriptorSet`), for gRPC
+/// server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/stave_descriptors.bin"));
+
 /// The public API: produce, fetch, offsets, metadata, topics.
 pub mod v1 {
     tonic::include_proto!("stave.v1");

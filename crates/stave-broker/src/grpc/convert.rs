@@ -7,6 +7,7 @@ use bytes::{Bytes, BytesMut};
 use stave_proto::v1 as pb;
 
 use crate::admin::{PartitionState, TopicSpec};
+use crate::consume::{ConsumeInput, ConsumeOutput, Start, Subscription};
 use crate::consumer_group::{
     CommitRequest, GroupDescription, GroupListing, GroupMembershipError, GroupOffset,
     HeartbeatAnswer, HeartbeatRequest, ListedGroup, OffsetCommit, ResetRequest, ResetTo,
@@ -15,10 +16,28 @@ use crate::consumer_group::{
 use crate::error::BrokerError;
 use crate::fetch::{FetchRequest, Fetched, OffsetSpec};
 use crate::produce::{ProduceRequest, Produced};
+use crate::publish::{Answer, PublishRecord, PublishedRecord, RecordOutcome};
+use stave_client::{AssignmentChange, ConsumerRecord};
 
 /// The typed error the API answers with.
 pub(crate) fn error(err: &BrokerError) -> pb::Error {
     use pb::ErrorCode as C;
+    if let BrokerError::Forwarded {
+        code,
+        message,
+        leader,
+    } = err
+    {
+        return pb::Error {
+            code: *code,
+            message: message.clone(),
+            leader_id: leader.as_ref().map(|hint| hint.node_id),
+            leader_addr: leader
+                .as_ref()
+                .map(|hint| hint.addr.clone())
+                .unwrap_or_default(),
+        };
+    }
     let code = match err {
         BrokerError::UnknownTopic(_) => C::UnknownTopic,
         BrokerError::UnknownPartition { .. } => C::UnknownPartition,
@@ -47,6 +66,7 @@ pub(crate) fn error(err: &BrokerError) -> pb::Error {
             GroupMembershipError::BadSubscription(_) => C::InvalidRequest,
         },
         BrokerError::Internal(_)
+        | BrokerError::Forwarded { .. }
         | BrokerError::Replication(_)
         | BrokerError::Node(_)
         | BrokerError::Listen { .. }
@@ -64,6 +84,19 @@ pub(crate) fn error(err: &BrokerError) -> pb::Error {
         message: err.to_string(),
         leader_id: hint.as_ref().map(|hint| hint.node_id),
         leader_addr: hint.map(|hint| hint.addr).unwrap_or_default(),
+    }
+}
+
+/// A forwarded request's typed answer, passed on as it came.
+pub(crate) fn forwarded_error(error: pb::Error) -> BrokerError {
+    let leader = error.leader_id.map(|node_id| crate::error::NodeAddr {
+        node_id,
+        addr: error.leader_addr,
+    });
+    BrokerError::Forwarded {
+        code: error.code,
+        message: error.message,
+        leader,
     }
 }
 
@@ -96,6 +129,204 @@ pub(crate) fn produced(
             error: some_error(&err),
             ..Default::default()
         },
+    }
+}
+
+/// A forwarded record's answer from the node that wrote it.
+pub(crate) fn published_record_from_pb(result: pb::PublishResult) -> Answer {
+    match result.error {
+        Some(error) if error.code != pb::ErrorCode::None as i32 => {
+            Err(std::sync::Arc::new(forwarded_error(error)))
+        }
+        _ => Ok(PublishedRecord {
+            offset: result.offset,
+            duplicate: result.duplicate,
+        }),
+    }
+}
+
+pub(crate) fn publish_records_to_pb(records: Vec<PublishRecord>) -> Vec<pb::PublishRecord> {
+    records
+        .into_iter()
+        .map(|record| pb::PublishRecord {
+            topic: record.topic,
+            key: record.key,
+            value: record.value,
+            headers: record
+                .headers
+                .into_iter()
+                .map(|(key, value)| pb::Header { key, value })
+                .collect(),
+            partition: record.partition,
+            timestamp_ms: record.timestamp_ms,
+        })
+        .collect()
+}
+
+pub(crate) fn publish_records(records: Vec<pb::PublishRecord>) -> Vec<PublishRecord> {
+    records
+        .into_iter()
+        .map(|record| PublishRecord {
+            topic: record.topic,
+            key: record.key,
+            value: record.value,
+            headers: record
+                .headers
+                .into_iter()
+                .map(|header| (header.key, header.value))
+                .collect(),
+            partition: record.partition,
+            timestamp_ms: record.timestamp_ms,
+        })
+        .collect()
+}
+
+pub(crate) fn published(sequence: u64, outcomes: Vec<RecordOutcome>) -> pb::PublishResponse {
+    let results = outcomes
+        .into_iter()
+        .map(|outcome| match outcome.result {
+            Ok(written) => pb::PublishResult {
+                error: None,
+                partition: outcome.partition,
+                offset: written.offset,
+                duplicate: written.duplicate,
+                id: outcome.id,
+            },
+            Err(err) => pb::PublishResult {
+                error: some_error(&err),
+                partition: outcome.partition,
+                offset: 0,
+                duplicate: false,
+                id: outcome.id,
+            },
+        })
+        .collect();
+    pb::PublishResponse { results, sequence }
+}
+
+pub(crate) fn subscription(subscribe: pb::Subscribe) -> Subscription {
+    use pb::subscribe::Start as S;
+    let start = match subscribe.start {
+        Some(S::Earliest(true)) => Start::Earliest,
+        Some(S::Offset(offset)) => Start::Offset(offset),
+        Some(S::TimestampMs(ms)) => Start::Timestamp(ms),
+        Some(S::Latest(_) | S::Earliest(false)) | None => Start::Latest,
+    };
+    Subscription {
+        topics: subscribe.topics,
+        group: subscribe.group,
+        partitions: subscribe.partitions,
+        auto_commit: subscribe.auto_commit,
+        start,
+    }
+}
+
+/// A message after the subscribe; `None` for an empty one. A second subscribe is refused.
+pub(crate) fn consume_input(
+    request: pb::ConsumeRequest,
+) -> Result<Option<ConsumeInput>, BrokerError> {
+    use pb::consume_request::Request as R;
+    Ok(match request.request {
+        Some(R::Credit(credit)) => Some(ConsumeInput::Credit {
+            records: credit.records,
+            bytes: credit.bytes,
+        }),
+        Some(R::Commit(commit)) => Some(ConsumeInput::Commit {
+            id: commit.id,
+            offsets: commit
+                .offsets
+                .into_iter()
+                .map(|o| (o.topic, o.partition, o.offset))
+                .collect(),
+        }),
+        Some(R::Subscribe(_)) => {
+            return Err(BrokerError::InvalidRequest(
+                "a Consume stream subscribes once, in its first message".into(),
+            ));
+        }
+        None => None,
+    })
+}
+
+fn partition_offsets<'a>(
+    partitions: impl IntoIterator<Item = (&'a std::sync::Arc<str>, u32, u64)>,
+) -> Vec<pb::CommitOffset> {
+    partitions
+        .into_iter()
+        .map(|(topic, partition, offset)| pb::CommitOffset {
+            topic: topic.to_string(),
+            partition,
+            offset,
+        })
+        .collect()
+}
+
+fn assignment(change: AssignmentChange) -> pb::Assignment {
+    match change {
+        AssignmentChange::Assigned {
+            member_id,
+            member_epoch,
+            partitions,
+        } => pb::Assignment {
+            member_id,
+            member_epoch,
+            assigned: partition_offsets(partitions.iter().map(|(t, p, o)| (t, *p, *o))),
+            ..Default::default()
+        },
+        AssignmentChange::Revoked {
+            member_id,
+            member_epoch,
+            partitions,
+        } => pb::Assignment {
+            member_id,
+            member_epoch,
+            revoked: partition_offsets(partitions.iter().map(|(t, p)| (t, *p, 0))),
+            ..Default::default()
+        },
+        AssignmentChange::Lost { partitions } => pb::Assignment {
+            lost: partition_offsets(partitions.iter().map(|(t, p)| (t, *p, 0))),
+            ..Default::default()
+        },
+    }
+}
+
+fn consumed(record: ConsumerRecord) -> pb::ConsumedRecord {
+    pb::ConsumedRecord {
+        topic: record.topic.to_string(),
+        partition: record.partition,
+        offset: record.offset,
+        timestamp_ms: record.timestamp,
+        key: record.key,
+        value: record.value.unwrap_or_default(),
+        headers: record
+            .headers
+            .into_iter()
+            .map(|(key, value)| pb::Header { key, value })
+            .collect(),
+    }
+}
+
+pub(crate) fn consume_output(output: ConsumeOutput) -> pb::ConsumeResponse {
+    use pb::consume_response::Response as R;
+    let response = match output {
+        ConsumeOutput::Records(records) => R::Records(pb::Records {
+            records: records.into_iter().map(consumed).collect(),
+        }),
+        ConsumeOutput::Assignment(change) => R::Assignment(assignment(change)),
+        ConsumeOutput::Committed { id, result } => R::Committed(pb::Committed {
+            id,
+            error: result.err().as_ref().map(error),
+        }),
+        ConsumeOutput::Failed(err) => R::Error(error(&err)),
+    };
+    pb::ConsumeResponse {
+        response: Some(response),
+    }
+}
+
+pub(crate) fn consume_failed(err: &BrokerError) -> pb::ConsumeResponse {
+    pb::ConsumeResponse {
+        response: Some(pb::consume_response::Response::Error(error(err))),
     }
 }
 

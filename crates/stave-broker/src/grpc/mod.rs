@@ -40,6 +40,8 @@ macro_rules! via_controller {
 }
 
 type ProduceStream = Pin<Box<dyn Stream<Item = Result<pb::ProduceResponse, Status>> + Send>>;
+type PublishStream = Pin<Box<dyn Stream<Item = Result<pb::PublishResponse, Status>> + Send>>;
+type ConsumeStream = Pin<Box<dyn Stream<Item = Result<pb::ConsumeResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl pb::stave_server::Stave for Broker {
@@ -66,6 +68,55 @@ impl pb::stave_server::Stave for Broker {
             .upgrade()
             .ok_or_else(|| Status::unavailable("the node is shutting down"))?;
         tokio::spawn(serve_produce_stream(broker, incoming, answers));
+        let stream = tokio_stream::wrappers::ReceiverStream::new(outgoing);
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn publish(
+        &self,
+        request: Request<pb::PublishRequest>,
+    ) -> Result<Response<pb::PublishResponse>, Status> {
+        let is_forwarded = forwarded(&request);
+        let request = request.into_inner();
+        let outcomes = self
+            .publish(convert::publish_records(request.records), is_forwarded)
+            .await;
+        Ok(Response::new(convert::published(
+            request.sequence,
+            outcomes,
+        )))
+    }
+
+    type PublishStreamStream = PublishStream;
+
+    async fn publish_stream(
+        &self,
+        request: Request<Streaming<pb::PublishRequest>>,
+    ) -> Result<Response<PublishStream>, Status> {
+        let incoming = request.into_inner();
+        let (answers, outgoing) = mpsc::channel(64);
+        let broker = self
+            .this
+            .upgrade()
+            .ok_or_else(|| Status::unavailable("the node is shutting down"))?;
+        tokio::spawn(serve_publish_stream(broker, incoming, answers));
+        let stream = tokio_stream::wrappers::ReceiverStream::new(outgoing);
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    type ConsumeStream = ConsumeStream;
+
+    async fn consume(
+        &self,
+        request: Request<Streaming<pb::ConsumeRequest>>,
+    ) -> Result<Response<ConsumeStream>, Status> {
+        let incoming = request.into_inner();
+        let (answers, outgoing) = mpsc::channel(16);
+        let broker = self
+            .this
+            .upgrade()
+            .ok_or_else(|| Status::unavailable("the node is shutting down"))?;
+        tokio::spawn(serve_consume_stream(broker, incoming, answers));
         let stream = tokio_stream::wrappers::ReceiverStream::new(outgoing);
         Ok(Response::new(Box::pin(stream)))
     }
@@ -399,4 +450,89 @@ async fn serve_produce_stream(
             }
         }
     }
+}
+
+/// Serves one PublishStream: each request in turn, answered before the next is begun (so a
+/// stream's records keep their order in each partition), until the client or the node ends
+/// it.
+async fn serve_publish_stream(
+    broker: std::sync::Arc<Broker>,
+    mut incoming: Streaming<pb::PublishRequest>,
+    answers: mpsc::Sender<Result<pb::PublishResponse, Status>>,
+) {
+    let mut closing = broker.node().identity().subscribe_closing();
+    loop {
+        let request = tokio::select! {
+            request = incoming.next() => match request {
+                Some(Ok(request)) => request,
+                _ => break,
+            },
+            _ = closing.wait_for(|closing| *closing) => break,
+        };
+        let outcomes = broker
+            .publish(convert::publish_records(request.records), false)
+            .await;
+        let answer = convert::published(request.sequence, outcomes);
+        if answers.send(Ok(answer)).await.is_err() {
+            break; // The client hung up.
+        }
+    }
+}
+
+/// Serves one Consume stream: its first message must be a subscribe; the rest become the
+/// domain's inputs, and the domain's outputs go back as messages. The stream ends when the
+/// client ends its side (the member leaves), the domain fails it, or the node stops.
+async fn serve_consume_stream(
+    broker: std::sync::Arc<Broker>,
+    mut incoming: Streaming<pb::ConsumeRequest>,
+    answers: mpsc::Sender<Result<pb::ConsumeResponse, Status>>,
+) {
+    let first = incoming.next().await;
+    let subscription = match first.map(|m| m.map(|m| m.request)) {
+        Some(Ok(Some(pb::consume_request::Request::Subscribe(subscribe)))) => {
+            convert::subscription(subscribe)
+        }
+        Some(Ok(_)) => {
+            let err = crate::error::BrokerError::InvalidRequest(
+                "a Consume stream starts with a subscribe".into(),
+            );
+            let _ = answers.send(Ok(convert::consume_failed(&err))).await;
+            return;
+        }
+        Some(Err(_)) | None => return,
+    };
+    let (inputs, input) = mpsc::channel(64);
+    let (output, mut outputs) = mpsc::channel(16);
+    let mut closing = broker.node().identity().subscribe_closing();
+    let reader = tokio::spawn(async move {
+        loop {
+            let message = tokio::select! {
+                message = incoming.next() => message,
+                _ = closing.wait_for(|closing| *closing) => None,
+            };
+            let Some(Ok(message)) = message else { break };
+            let asked = match convert::consume_input(message) {
+                Ok(Some(asked)) => asked,
+                Ok(None) => continue,
+                Err(err) => crate::consume::ConsumeInput::Refused(err),
+            };
+            if inputs.send(asked).await.is_err() {
+                break;
+            }
+        }
+    });
+    let writer = tokio::spawn(async move {
+        while let Some(out) = outputs.recv().await {
+            if answers
+                .send(Ok(convert::consume_output(out)))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    broker.consume(subscription, input, output).await;
+    reader.abort();
+    let _ = writer.await;
 }

@@ -15,6 +15,7 @@ use crate::broker::{Broker, lock};
 use crate::consumer_group::ListedGroup;
 use crate::error::BrokerError;
 use crate::fetch::OffsetSpec;
+use crate::publish::{Answer, PublishRecord};
 use crate::routing::Target;
 
 /// Marks a request one node forwarded to another (never forwarded again).
@@ -97,6 +98,42 @@ impl Broker {
             }
             _ => Ok(answer.offset),
         }
+    }
+
+    /// A Publish of one partition's records forwarded to its leader at `addr` (it does not
+    /// forward again): one answer per record, in order.
+    pub(crate) async fn remote_publish(
+        &self,
+        addr: &str,
+        records: Vec<PublishRecord>,
+    ) -> Result<Vec<Answer>, BrokerError> {
+        let count = records.len();
+        let mut client = self.peer_client(addr)?;
+        let message = pb::PublishRequest {
+            records: convert::publish_records_to_pb(records),
+            sequence: 0,
+        };
+        // A write waits for its commit: the produce timeout, plus a margin for the hop.
+        let within = self.config().produce_timeout() + PEER_CALL_MAX;
+        let answer = tokio::time::timeout(within, client.publish(forward_request(message)))
+            .await
+            .map_err(|_| BrokerError::Timeout(format!("{addr} did not answer a publish")))?
+            .map_err(|status| BrokerError::LeaderNotAvailable {
+                topic: format!("(leader at {addr}: {})", status.message()),
+                partition: 0,
+            })?
+            .into_inner();
+        if answer.results.len() != count {
+            return Err(BrokerError::Timeout(format!(
+                "{addr} answered {} of {count} records",
+                answer.results.len()
+            )));
+        }
+        Ok(answer
+            .results
+            .into_iter()
+            .map(convert::published_record_from_pb)
+            .collect())
     }
 
     /// The consumer groups node `id` (at `addr`) coordinates; its id if it did not answer.

@@ -1,5 +1,5 @@
-//! The public API on one node: produce, fetch, offsets, metadata, topic admin, and every
-//! bad input answered with its typed error and nothing changed.
+//! The public API on one node: produce, fetch, offsets, metadata, topic admin, reflection and
+//! health, and every bad input answered with its typed error and nothing changed.
 
 use std::time::Duration;
 
@@ -374,4 +374,108 @@ async fn a_fetch_asking_for_more_than_a_message_holds_is_clamped() {
         answers += 1;
     }
     assert!(answers >= 2, "more than 16 MiB came in {answers} answer(s)");
+}
+
+/// Scenario: a tool that knows nothing of Stave asks a node what it serves (gRPC reflection,
+/// v1 and v1alpha, as grpcurl does) and whether it is up (the standard health service).
+/// Proves: reflection lists `stave.v1.Stave` and health, and returns the descriptor of the
+/// file that defines `stave.v1.PublishRecord`; health answers SERVING for the node and for
+/// `stave.v1.Stave`, and NOT_FOUND for a service the node does not have.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_and_health_answer_tools_that_know_nothing_of_stave() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    use tonic_reflection::pb::{v1, v1alpha};
+
+    let nodes = cluster(1).await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", nodes[0].addr))
+        .unwrap()
+        .connect_lazy();
+    let reflection = v1::server_reflection_client::ServerReflectionClient::new(channel.clone());
+    let ask = |request| v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(request),
+    };
+    let asks = vec![
+        ask(v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+        ask(
+            v1::server_reflection_request::MessageRequest::FileContainingSymbol(
+                "stave.v1.PublishRecord".into(),
+            ),
+        ),
+    ];
+    let mut answers = retry(|| {
+        let mut reflection = reflection.clone();
+        let asks = asks.clone();
+        async move {
+            reflection
+                .server_reflection_info(tokio_stream::iter(asks))
+                .await
+                .map_err(|status| status.to_string())
+        }
+    })
+    .await
+    .into_inner();
+    let listed = answers.message().await.unwrap().unwrap();
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(listed)) =
+        listed.message_response
+    else {
+        panic!("not a list: {listed:?}");
+    };
+    let names: Vec<String> = listed.service.into_iter().map(|s| s.name).collect();
+    for wanted in ["stave.v1.Stave", "grpc.health.v1.Health"] {
+        assert!(
+            names.iter().any(|n| n == wanted),
+            "{wanted} not in {names:?}"
+        );
+    }
+    let file = answers.message().await.unwrap().unwrap();
+    let Some(v1::server_reflection_response::MessageResponse::FileDescriptorResponse(file)) =
+        file.message_response
+    else {
+        panic!("not a descriptor: {file:?}");
+    };
+    assert!(!file.file_descriptor_proto.is_empty());
+    let described = String::from_utf8_lossy(&file.file_descriptor_proto[0]).into_owned();
+    assert!(described.contains("PublishRecord"), "{described:?}");
+
+    let mut alpha = v1alpha::server_reflection_client::ServerReflectionClient::new(channel.clone());
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
+        ),
+    };
+    let listed = alpha
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(format!("{listed:?}").contains("stave.v1.Stave"));
+
+    let mut health = HealthClient::new(channel);
+    for service in ["", "stave.v1.Stave"] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
+    }
+    let unknown = health
+        .check(HealthCheckRequest {
+            service: "no.such.Service".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
 }

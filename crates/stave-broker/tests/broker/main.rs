@@ -4,6 +4,8 @@
 
 mod api;
 mod cluster;
+mod consume;
 mod fuzz;
 mod offsets;
+mod publish;
 mod support;

@@ -27,6 +27,7 @@ mod harness;
 mod internal;
 mod model;
 mod names;
+mod records;
 mod regressions;
 
 use std::collections::{BTreeMap, HashSet};
@@ -58,6 +59,9 @@ const THREADS: &str = "fuzz-api-node";
 /// The RPCs of `stave.v1.Stave`, each with its share of the cases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Rpc {
+    Publish,
+    PublishStream,
+    Consume,
     Produce,
     ProduceStream,
     Fetch,
@@ -77,7 +81,10 @@ enum Rpc {
     ResetOffsets,
 }
 
-const WEIGHTS: [(Rpc, u32); 17] = [
+const WEIGHTS: [(Rpc, u32); 20] = [
+    (Rpc::Publish, 8),
+    (Rpc::PublishStream, 3),
+    (Rpc::Consume, 4),
     (Rpc::Produce, 26),
     (Rpc::ProduceStream, 8),
     (Rpc::Fetch, 14),
@@ -176,6 +183,9 @@ fn case_rng(seed: u64, index: u64) -> StdRng {
 
 async fn run_rpc(ctx: &Arc<Ctx>, rpc: Rpc, rng: &mut StdRng) -> Result<After, Defect> {
     match rpc {
+        Rpc::Publish => records::publish(ctx, rng).await,
+        Rpc::PublishStream => records::publish_stream(ctx, rng).await,
+        Rpc::Consume => records::consume(ctx, rng).await,
         Rpc::Produce => data::produce(ctx, rng).await,
         Rpc::ProduceStream => data::produce_stream(ctx, rng).await,
         Rpc::Fetch => data::fetch(ctx, rng).await,
@@ -298,14 +308,14 @@ async fn worker(ctx: Arc<Ctx>, progress: Arc<Progress>) {
             ));
         }
         let done = progress.done.fetch_add(1, Ordering::SeqCst) + 1;
-        if done % PROGRESS_EVERY == 0 {
+        if done.is_multiple_of(PROGRESS_EVERY) {
             let elapsed = progress.started.elapsed().as_secs_f64();
             eprintln!(
                 "fuzz: {done} cases in {elapsed:.0} s ({:.0} cases/s)",
                 done as f64 / elapsed.max(1e-9)
             );
         }
-        if done % VERIFY_EVERY == 0 {
+        if done.is_multiple_of(VERIFY_EVERY) {
             verify(&ctx, &progress, done).await;
         }
     }

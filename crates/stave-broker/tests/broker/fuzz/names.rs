@@ -171,6 +171,8 @@ pub fn config_entry(rng: &mut StdRng) -> (String, String) {
         "segment.ms",
         "max.message.bytes",
         "flush",
+        "dedupe.window.ms",
+        "dedupe.max.ids",
     ];
     let key = if rng.random_bool(0.8) {
         pick(rng, &keys).to_string()

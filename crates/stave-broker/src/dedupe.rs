@@ -1,0 +1,245 @@
+//! Exactly-once publish by message id. Per partition this node leads, a table of the ids
+//! written within the topic's `dedupe.window.ms` (at most `dedupe.max.ids` of them), kept as
+//! 128-bit xxh3 hashes of the `id` header, each with the offset it was written at. A Publish
+//! record whose id is in the table is answered with that offset and `duplicate`, and nothing
+//! is written; one whose id is being written right now is answered DUPLICATE_IN_FLIGHT.
+//!
+//! The table is the leader's: it is built for one Raft term, from the log's tail (every
+//! record of the window, whichever client wrote it), before the first Publish of that term
+//! is checked against it; a term change rebuilds it. So a retry that reaches a new leader
+//! after a failover still finds the first write.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use stave_log::batch::BatchView;
+use stave_log::message_id::MESSAGE_ID_HEADER;
+use stave_raft::Partition;
+use stave_raft::group::RaftGroupId;
+use tokio::sync::Mutex;
+
+use crate::broker::{Broker, lock};
+use crate::error::BrokerError;
+use crate::routing::Target;
+
+/// The hash an id is kept as.
+pub(crate) fn id_hash(id: &[u8]) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(id)
+}
+
+/// What the table knows of an id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Seen {
+    New,
+    /// Written at this offset, within the window.
+    Written(u64),
+    /// Being written by another request now.
+    InFlight,
+}
+
+/// One partition's ids, for one leader term.
+#[derive(Debug)]
+pub(crate) struct IdTable {
+    term: u64,
+    window_ms: i64,
+    max_ids: usize,
+    /// Hash → (offset, written at in epoch ms).
+    written: HashMap<u128, (u64, i64)>,
+    /// (written at, hash), oldest first; an entry whose hash was written again later is
+    /// skipped when it expires.
+    order: VecDeque<(i64, u128)>,
+    in_flight: HashSet<u128>,
+    /// Ids the cap evicted while younger than the window.
+    pub(crate) evicted_young: u64,
+}
+
+impl IdTable {
+    pub(crate) fn new(term: u64, window_ms: u64, max_ids: usize) -> IdTable {
+        IdTable {
+            term,
+            window_ms: i64::try_from(window_ms).unwrap_or(i64::MAX),
+            max_ids: max_ids.max(1),
+            written: HashMap::new(),
+            order: VecDeque::new(),
+            in_flight: HashSet::new(),
+            evicted_young: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.written.len()
+    }
+
+    fn expire(&mut self, now_ms: i64) {
+        while let Some(&(at, hash)) = self.order.front() {
+            if now_ms.saturating_sub(at) < self.window_ms {
+                break;
+            }
+            self.order.pop_front();
+            if self
+                .written
+                .get(&hash)
+                .is_some_and(|(_, written)| *written == at)
+            {
+                self.written.remove(&hash);
+            }
+        }
+    }
+
+    /// What the table knows of `hash` now.
+    pub(crate) fn check(&mut self, hash: u128, now_ms: i64) -> Seen {
+        self.expire(now_ms);
+        if self.in_flight.contains(&hash) {
+            return Seen::InFlight;
+        }
+        match self.written.get(&hash) {
+            Some((offset, _)) => Seen::Written(*offset),
+            None => Seen::New,
+        }
+    }
+
+    /// `hash` is being written.
+    pub(crate) fn begin(&mut self, hash: u128) {
+        self.in_flight.insert(hash);
+    }
+
+    /// The write of `hash` ended: at `offset` if it was written.
+    pub(crate) fn end(&mut self, hash: u128, written: Option<(u64, i64)>) {
+        self.in_flight.remove(&hash);
+        if let Some((offset, at)) = written {
+            self.insert(hash, offset, at);
+        }
+    }
+
+    /// Records `hash` written at `offset` at `at_ms`; past the cap, the oldest id goes.
+    pub(crate) fn insert(&mut self, hash: u128, offset: u64, at_ms: i64) {
+        self.written.insert(hash, (offset, at_ms));
+        self.order.push_back((at_ms, hash));
+        while self.written.len() > self.max_ids {
+            let Some((at, oldest)) = self.order.pop_front() else {
+                break;
+            };
+            if self
+                .written
+                .get(&oldest)
+                .is_some_and(|(_, written)| *written == at)
+            {
+                self.written.remove(&oldest);
+                if at_ms.saturating_sub(at) < self.window_ms {
+                    self.evicted_young += 1;
+                }
+            }
+        }
+    }
+}
+
+/// The tables of the partitions this node leads (or led), by Raft group.
+pub(crate) type IdTables = std::sync::Mutex<HashMap<RaftGroupId, Arc<Mutex<IdTable>>>>;
+
+/// Bytes read per step when a table is rebuilt.
+const REBUILD_READ_BYTES: usize = 4 << 20;
+
+impl Broker {
+    /// `target`'s id table on `partition` (which leads), rebuilt from the log's tail first if
+    /// it was built in another term. `None` if the topic has dedupe off.
+    pub(crate) async fn id_table(
+        &self,
+        target: &Target,
+        partition: &Partition,
+    ) -> Result<Option<Arc<Mutex<IdTable>>>, BrokerError> {
+        let window_ms = target.config.dedupe_window_ms;
+        if window_ms == 0 {
+            return Ok(None);
+        }
+        let max_ids = target.config.dedupe_max_ids;
+        let shared = lock(&self.id_tables)
+            .entry(target.raft_group)
+            .or_insert_with(|| Arc::new(Mutex::new(IdTable::new(0, window_ms, max_ids))))
+            .clone();
+        let mut table = shared.lock().await;
+        let term = partition.term();
+        if table.term != term || table.window_ms != window_ms as i64 || table.max_ids != max_ids {
+            *table = self
+                .rebuild(target, partition, term, window_ms, max_ids)
+                .await?;
+        }
+        drop(table);
+        Ok(Some(shared))
+    }
+
+    /// A table for `term`, from every record of the window in the log, once everything the
+    /// log holds is committed (a new leader's first commit covers its predecessors' entries).
+    async fn rebuild(
+        &self,
+        target: &Target,
+        partition: &Partition,
+        term: u64,
+        window_ms: u64,
+        max_ids: usize,
+    ) -> Result<IdTable, BrokerError> {
+        let started = std::time::Instant::now();
+        let deadline = tokio::time::Instant::now() + self.config().produce_timeout();
+        let watermarks = loop {
+            let watermarks = partition
+                .watermarks()
+                .await
+                .map_err(|err| self.replication_error(target, err))?;
+            if watermarks.high_watermark >= watermarks.log_end {
+                break watermarks;
+            }
+            let mut moved = partition.subscribe_high_watermark();
+            let caught_up = tokio::time::timeout_at(
+                deadline,
+                moved.wait_for(|hwm| *hwm >= watermarks.log_end.0),
+            )
+            .await;
+            if !matches!(caught_up, Ok(Ok(_))) {
+                return Err(self.leader_not_available(target));
+            }
+        };
+        let mut table = IdTable::new(term, window_ms, max_ids);
+        let since = crate::publish::now_ms().saturating_sub(window_ms as i64);
+        let from = partition
+            .offset_for_timestamp(since)
+            .await
+            .map_err(|err| self.replication_error(target, err))?
+            .unwrap_or(watermarks.high_watermark)
+            .max(watermarks.log_start);
+        let mut at = from;
+        while at < watermarks.high_watermark {
+            let frames = partition
+                .read_committed(at, watermarks.high_watermark, REBUILD_READ_BYTES)
+                .await
+                .map_err(|err| self.replication_error(target, err))?;
+            let next = frames.next_offset;
+            for batch in frames.batches().flatten() {
+                add_batch(&mut table, &batch);
+            }
+            if next <= at {
+                break;
+            }
+            at = next;
+        }
+        tracing::debug!(
+            topic = %target.topic,
+            partition = target.partition,
+            ids = table.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "id table rebuilt from the log's tail"
+        );
+        Ok(table)
+    }
+}
+
+/// Adds every id of a stored batch to `table`.
+fn add_batch(table: &mut IdTable, batch: &BatchView) {
+    for record in batch.records().flatten() {
+        let id = record
+            .headers()
+            .find(|(key, _)| *key == MESSAGE_ID_HEADER)
+            .map(|(_, value)| value);
+        if let Some(id) = id {
+            table.insert(id_hash(id), record.offset.0, record.timestamp);
+        }
+    }
+}

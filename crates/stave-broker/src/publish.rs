@@ -1,0 +1,460 @@
+//! Publish: records as messages, for clients in any language. Any node takes a request; each
+//! record is checked and routed on its own (explicit partition, else by key, else by message
+//! id, murmur2 as the Rust client), records without an `id` header get one, and the records
+//! of each partition become batches (in request order, each within the topic's size limit)
+//! written as produces are: here if this node leads the partition, else forwarded once to
+//! the leader. Every record gets its own answer.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use rand::Rng;
+use stave_log::batch::{BatchBuilder, Record};
+use stave_log::frame::{BODY_HEADER_LEN, HEADER_LEN};
+use stave_log::hash::partition_for_key;
+use stave_log::message_id::{MESSAGE_ID_HEADER, uuid_v7};
+use stave_raft::controller::is_internal_topic;
+
+use crate::broker::Broker;
+use crate::dedupe::{IdTable, Seen, id_hash};
+use crate::error::BrokerError;
+use crate::produce::{ProduceRequest, Produced};
+use crate::routing::Target;
+
+/// The most records one Publish request may carry.
+pub const PUBLISH_RECORDS_MAX: usize = 10_000;
+
+/// One record to publish, as it arrives (unchecked).
+#[derive(Debug, Clone, Default)]
+pub struct PublishRecord {
+    pub topic: String,
+    pub key: Option<Bytes>,
+    pub value: Bytes,
+    pub headers: Vec<(String, Bytes)>,
+    pub partition: Option<u32>,
+    pub timestamp_ms: Option<i64>,
+}
+
+/// Where a published record was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishedRecord {
+    pub offset: u64,
+    /// A retry of a record already written: the offset is the first write's.
+    pub duplicate: bool,
+}
+
+/// The answer for one record.
+#[derive(Debug)]
+pub struct RecordOutcome {
+    /// The record's message id (its own, or the one it was given).
+    pub id: String,
+    /// The partition it was routed to (0 if it was refused before routing).
+    pub partition: u32,
+    /// Shared by the records of one batch, which share its outcome.
+    pub result: Result<PublishedRecord, Arc<BrokerError>>,
+}
+
+/// A record that passed its checks, with its id and timestamp settled.
+struct Routed {
+    index: usize,
+    /// Its message id, hashed (see `dedupe`).
+    id_hash: u128,
+    timestamp_ms: i64,
+    /// The headers to write: the record's, and an `id` if it had none.
+    headers: Vec<(String, Bytes)>,
+}
+
+/// A batch's outcome, shared by its records.
+type Written = Result<Produced, Arc<BrokerError>>;
+
+/// One record's answer.
+pub(crate) type Answer = Result<PublishedRecord, Arc<BrokerError>>;
+
+/// One partition's records, sorted against its id table.
+#[derive(Default)]
+struct Sorted {
+    /// New ids: to write (each marked in flight).
+    fresh: Vec<Routed>,
+    /// Answered already: written within the window, or in flight elsewhere.
+    answered: Vec<(usize, Answer)>,
+    /// An id repeated in this request: (index, index of its first record here).
+    repeats: Vec<(usize, usize)>,
+}
+
+/// Sorts `routed` against `table`: each new id is marked in flight.
+fn sort_by_id(table: &mut IdTable, routed: Vec<Routed>, now: i64) -> Sorted {
+    let mut sorted = Sorted::default();
+    let mut first_here: HashMap<u128, usize> = HashMap::new();
+    for record in routed {
+        if let Some(&first) = first_here.get(&record.id_hash) {
+            sorted.repeats.push((record.index, first));
+            continue;
+        }
+        match table.check(record.id_hash, now) {
+            Seen::Written(offset) => {
+                let answer = Ok(PublishedRecord {
+                    offset,
+                    duplicate: true,
+                });
+                sorted.answered.push((record.index, answer));
+            }
+            Seen::InFlight => {
+                let answer = Err(Arc::new(BrokerError::DuplicateInFlight));
+                sorted.answered.push((record.index, answer));
+            }
+            Seen::New => {
+                table.begin(record.id_hash);
+                first_here.insert(record.id_hash, record.index);
+                sorted.fresh.push(record);
+            }
+        }
+    }
+    sorted
+}
+
+/// One batch to write, and the records (by request index) it holds, in order.
+struct Job {
+    target: Target,
+    batch: Bytes,
+    indices: Vec<usize>,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The first `id` header's value, if any.
+fn id_of(headers: &[(String, Bytes)]) -> Option<&Bytes> {
+    headers
+        .iter()
+        .find(|(key, _)| key == MESSAGE_ID_HEADER)
+        .map(|(_, value)| value)
+}
+
+impl Broker {
+    /// Publishes `records`; one outcome per record, in order. A `forwarded` request (from
+    /// another node) is not forwarded again.
+    pub(crate) async fn publish(
+        &self,
+        records: Vec<PublishRecord>,
+        forwarded: bool,
+    ) -> Vec<RecordOutcome> {
+        if records.len() > PUBLISH_RECORDS_MAX {
+            let why = format!(
+                "{} records in one request: at most {PUBLISH_RECORDS_MAX}",
+                records.len()
+            );
+            return records
+                .iter()
+                .map(|_| RecordOutcome {
+                    id: String::new(),
+                    partition: 0,
+                    result: Err(Arc::new(BrokerError::InvalidRequest(why.clone()))),
+                })
+                .collect();
+        }
+        let now = now_ms();
+        let mut outcomes = Vec::with_capacity(records.len());
+        let mut by_partition: BTreeMap<(String, u32), (Target, Vec<Routed>)> = BTreeMap::new();
+        for (index, record) in records.iter().enumerate() {
+            let (id, routed) = self.route_record(index, record, now);
+            let (partition, result) = match routed {
+                Ok((target, routed)) => {
+                    let partition = target.partition;
+                    by_partition
+                        .entry((target.topic.clone(), partition))
+                        .or_insert_with(|| (target, Vec::new()))
+                        .1
+                        .push(routed);
+                    // Replaced once its batch is answered.
+                    let unanswered = BrokerError::Internal("not written".into());
+                    (partition, Err(Arc::new(unanswered)))
+                }
+                Err(err) => (0, Err(Arc::new(err))),
+            };
+            outcomes.push(RecordOutcome {
+                id,
+                partition,
+                result,
+            });
+        }
+        let answers =
+            futures_util::future::join_all(by_partition.into_values().map(|(target, routed)| {
+                self.publish_partition(&records, target, routed, forwarded)
+            }))
+            .await;
+        for (index, result) in answers.into_iter().flatten() {
+            outcomes[index].result = result;
+        }
+        outcomes
+    }
+
+    /// Publishes one partition's records: here if this node leads it, else through its
+    /// leader (unless the request was forwarded here already).
+    async fn publish_partition(
+        &self,
+        records: &[PublishRecord],
+        target: Target,
+        routed: Vec<Routed>,
+        forwarded: bool,
+    ) -> Vec<(usize, Answer)> {
+        let failed = |routed: &[Routed], err: BrokerError| {
+            let err = Arc::new(err);
+            routed.iter().map(|r| (r.index, Err(err.clone()))).collect()
+        };
+        match self.leader_partition(&target).await {
+            Ok(partition) => self.publish_here(records, target, &partition, routed).await,
+            Err(BrokerError::NotLeader {
+                leader: Some(leader),
+                ..
+            }) if !forwarded && leader.node_id != self.node().id() => {
+                let indices: Vec<usize> = routed.iter().map(|r| r.index).collect();
+                let sent = routed
+                    .into_iter()
+                    .map(|r| PublishRecord {
+                        partition: Some(target.partition),
+                        timestamp_ms: Some(r.timestamp_ms),
+                        headers: r.headers,
+                        ..records[r.index].clone()
+                    })
+                    .collect();
+                match self.remote_publish(&leader.addr, sent).await {
+                    Ok(answers) => indices.into_iter().zip(answers).collect(),
+                    Err(err) => {
+                        let err = Arc::new(err);
+                        indices.into_iter().map(|i| (i, Err(err.clone()))).collect()
+                    }
+                }
+            }
+            Err(err) => failed(&routed, err),
+        }
+    }
+
+    /// Publishes one partition's records on this node, which leads it: ids already written
+    /// within the window are answered as duplicates, the others written in order.
+    async fn publish_here(
+        &self,
+        records: &[PublishRecord],
+        target: Target,
+        partition: &stave_raft::Partition,
+        routed: Vec<Routed>,
+    ) -> Vec<(usize, Answer)> {
+        let table = match self.id_table(&target, partition).await {
+            Ok(table) => table,
+            Err(err) => {
+                let err = Arc::new(err);
+                return routed.iter().map(|r| (r.index, Err(err.clone()))).collect();
+            }
+        };
+        let now = now_ms();
+        let sorted = match &table {
+            Some(table) => sort_by_id(&mut *table.lock().await, routed, now),
+            None => Sorted {
+                fresh: routed,
+                ..Sorted::default()
+            },
+        };
+        let mut answers = sorted.answered;
+        let hashes: HashMap<usize, u128> =
+            sorted.fresh.iter().map(|r| (r.index, r.id_hash)).collect();
+        let (jobs, refused) = self.batch_records(records, target, sorted.fresh);
+        let written = self.write_in_order(jobs).await;
+        let mut by_index: HashMap<usize, Answer> = HashMap::new();
+        for (index, err) in refused {
+            by_index.insert(index, Err(Arc::new(err)));
+        }
+        for (indices, result) in written {
+            for (position, index) in indices.into_iter().enumerate() {
+                let answer = result
+                    .as_ref()
+                    .map_err(Arc::clone)
+                    .map(|produced| PublishedRecord {
+                        offset: produced.base_offset.0 + position as u64,
+                        duplicate: produced.duplicate,
+                    });
+                by_index.insert(index, answer);
+            }
+        }
+        if let Some(table) = &table {
+            let mut table = table.lock().await;
+            for (index, answer) in &by_index {
+                let written = answer.as_ref().ok().map(|w| (w.offset, now));
+                table.end(hashes[index], written);
+            }
+        }
+        for (index, first) in sorted.repeats {
+            let answer = match &by_index[&first] {
+                Ok(written) => Ok(PublishedRecord {
+                    offset: written.offset,
+                    duplicate: true,
+                }),
+                Err(err) => Err(err.clone()),
+            };
+            answers.push((index, answer));
+        }
+        answers.extend(by_index);
+        answers
+    }
+
+    /// Checks `record` and finds its partition; its message id either way (empty if the
+    /// record has an unusable one).
+    fn route_record(
+        &self,
+        index: usize,
+        record: &PublishRecord,
+        now: i64,
+    ) -> (String, Result<(Target, Routed), BrokerError>) {
+        let mut headers = record.headers.clone();
+        let id = match id_of(&headers) {
+            Some(id) => String::from_utf8_lossy(id).into_owned(),
+            None => {
+                let id = uuid_v7(now, rand::rng().random());
+                headers.push((MESSAGE_ID_HEADER.to_string(), Bytes::from(id.clone())));
+                id
+            }
+        };
+        let routed = check_record(record, &headers)
+            .and_then(|()| self.partition_for(record, id.as_bytes()))
+            .map(|target| {
+                let routed = Routed {
+                    index,
+                    id_hash: id_hash(id.as_bytes()),
+                    timestamp_ms: record.timestamp_ms.unwrap_or(now),
+                    headers,
+                };
+                (target, routed)
+            });
+        (id, routed)
+    }
+
+    /// The partition `record` goes to: its own, else by key, else by `id`.
+    fn partition_for(&self, record: &PublishRecord, id: &[u8]) -> Result<Target, BrokerError> {
+        let metadata = self.node().controller().metadata();
+        let topic = metadata
+            .topic(&record.topic)
+            .ok_or_else(|| BrokerError::UnknownTopic(record.topic.clone()))?;
+        let partitions = topic.partition_count();
+        let partition = match (record.partition, &record.key) {
+            (Some(partition), _) => partition,
+            (None, Some(key)) => partition_for_key(key, partitions),
+            (None, None) => partition_for_key(id, partitions),
+        };
+        self.target(&record.topic, partition)
+    }
+
+    /// Writes one partition's batches one after another, so its records keep their order;
+    /// once one fails, the rest are not tried and share its answer.
+    async fn write_in_order(&self, jobs: Vec<Job>) -> Vec<(Vec<usize>, Written)> {
+        let mut answers = Vec::with_capacity(jobs.len());
+        let mut failed: Option<Arc<BrokerError>> = None;
+        for job in jobs {
+            let written = match &failed {
+                Some(err) => Err(err.clone()),
+                None => self
+                    .produce(ProduceRequest {
+                        topic: job.target.topic,
+                        partition: job.target.partition,
+                        batch: job.batch,
+                    })
+                    .await
+                    .map_err(Arc::new),
+            };
+            if let Err(err) = &written {
+                failed = Some(err.clone());
+            }
+            answers.push((job.indices, written));
+        }
+        answers
+    }
+
+    /// Cuts one partition's records into batches within its size limit (a record that does
+    /// not fit alone is answered MESSAGE_TOO_LARGE).
+    fn batch_records(
+        &self,
+        records: &[PublishRecord],
+        target: Target,
+        routed: Vec<Routed>,
+    ) -> (Vec<Job>, Vec<(usize, BrokerError)>) {
+        let mut jobs = Vec::new();
+        let mut refused = Vec::new();
+        let max = (target.config.max_message_bytes as usize).min(self.config().max_message_bytes);
+        let mut builder = BatchBuilder::new();
+        let mut indices = Vec::new();
+        for routed in routed {
+            let source = &records[routed.index];
+            let headers: Vec<(&str, &[u8])> = routed
+                .headers
+                .iter()
+                .map(|(key, value)| (key.as_str(), &value[..]))
+                .collect();
+            let record = Record {
+                timestamp: routed.timestamp_ms,
+                key: source.key.as_deref(),
+                value: Some(&source.value),
+                headers: &headers,
+            };
+            let alone = HEADER_LEN + BODY_HEADER_LEN + builder.encoded_len(&record);
+            if alone > max {
+                refused.push((
+                    routed.index,
+                    BrokerError::MessageTooLarge { bytes: alone, max },
+                ));
+                continue;
+            }
+            if !builder.is_empty() && builder.frame_len() + builder.encoded_len(&record) > max {
+                let full = std::mem::take(&mut builder);
+                jobs.push(Job {
+                    target: target.clone(),
+                    batch: Bytes::from(full.finish()),
+                    indices: std::mem::take(&mut indices),
+                });
+            }
+            builder.push(&record);
+            indices.push(routed.index);
+        }
+        if !builder.is_empty() {
+            jobs.push(Job {
+                target,
+                batch: Bytes::from(builder.finish()),
+                indices,
+            });
+        }
+        (jobs, refused)
+    }
+}
+
+/// The checks of a record that need no metadata.
+fn check_record(record: &PublishRecord, headers: &[(String, Bytes)]) -> Result<(), BrokerError> {
+    if record.topic.is_empty() {
+        return Err(BrokerError::InvalidTopicName(
+            "a record needs a topic".into(),
+        ));
+    }
+    if is_internal_topic(&record.topic) {
+        return Err(BrokerError::InvalidRequest(format!(
+            "{} is an internal topic",
+            record.topic
+        )));
+    }
+    if headers.iter().any(|(key, _)| key.is_empty()) {
+        return Err(BrokerError::InvalidRequest(
+            "a header key must not be empty".into(),
+        ));
+    }
+    if id_of(headers).is_some_and(|id| id.is_empty()) {
+        return Err(BrokerError::InvalidRequest(
+            "the `id` header must not be empty".into(),
+        ));
+    }
+    if record.timestamp_ms.is_some_and(|ms| ms < 0) {
+        return Err(BrokerError::InvalidRequest(
+            "timestamp_ms must not be negative".into(),
+        ));
+    }
+    Ok(())
+}
