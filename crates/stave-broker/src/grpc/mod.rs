@@ -421,12 +421,18 @@ async fn serve_produce_stream(
     let mut closing = broker.node().identity().subscribe_closing();
     loop {
         let request = tokio::select! {
-            request = incoming.next() => match request {
-                Some(Ok(request)) => request,
-                _ => break,
-            },
+            request = incoming.next() => request,
             // The node stops: the stream ends, the client reconnects elsewhere.
             _ = closing.wait_for(|closing| *closing) => break,
+        };
+        let request = match request {
+            Some(Ok(request)) => request,
+            Some(Err(status)) => {
+                // A request that could not be read: the stream ends with its status.
+                let _ = answers.send(Err(status)).await;
+                break;
+            }
+            None => break,
         };
         let sequence = request.sequence;
         match broker
@@ -463,11 +469,18 @@ async fn serve_publish_stream(
     let mut closing = broker.node().identity().subscribe_closing();
     loop {
         let request = tokio::select! {
-            request = incoming.next() => match request {
-                Some(Ok(request)) => request,
-                _ => break,
-            },
+            request = incoming.next() => request,
             _ = closing.wait_for(|closing| *closing) => break,
+        };
+        let request = match request {
+            Some(Ok(request)) => request,
+            Some(Err(status)) => {
+                // A request that could not be read (too large, undecodable): the stream ends
+                // with its status, so no request goes silently unanswered.
+                let _ = answers.send(Err(status)).await;
+                break;
+            }
+            None => break,
         };
         let outcomes = broker
             .publish(convert::publish_records(request.records), false)
@@ -510,7 +523,19 @@ async fn serve_consume_stream(
                 message = incoming.next() => message,
                 _ = closing.wait_for(|closing| *closing) => None,
             };
-            let Some(Ok(message)) = message else { break };
+            let message = match message {
+                Some(Ok(message)) => message,
+                Some(Err(status)) => {
+                    // A message that could not be read: the stream fails with why.
+                    let why = format!("a message could not be read: {}", status.message());
+                    let refused = crate::error::BrokerError::InvalidRequest(why);
+                    let _ = inputs
+                        .send(crate::consume::ConsumeInput::Refused(refused))
+                        .await;
+                    break;
+                }
+                None => break,
+            };
             let asked = match convert::consume_input(message) {
                 Ok(Some(asked)) => asked,
                 Ok(None) => continue,

@@ -479,3 +479,45 @@ fn a_segment_size_the_log_refuses_is_refused_by_the_broker() {
         assert_eq!(written.base_offset, 0);
     });
 }
+
+/// Scenario: a PublishStream's second request is larger than the node's 16 MiB message
+/// limit. Proves: the first request is answered, and the stream then ends with an error
+/// status, so the client learns the second was not taken. Found by the fuzz (seed
+/// 1592651810, case 8802): the node ended the stream as if the client had closed it, and the
+/// unanswered request looked lost.
+#[test]
+fn a_stream_request_too_large_to_read_ends_the_stream_with_its_status() {
+    with_nodes("fuzz-reg-large-stream", 1, |nodes| async move {
+        let addr = &nodes[0].addr;
+        create_topic(addr, "v1.big", 1, 1, &[]).await;
+        let record = |value: Vec<u8>| pb::PublishRecord {
+            topic: "v1.big".into(),
+            value: value.into(),
+            partition: Some(0),
+            ..Default::default()
+        };
+        let requests = vec![
+            pb::PublishRequest {
+                records: vec![record(b"small".to_vec())],
+                sequence: 1,
+            },
+            pb::PublishRequest {
+                records: vec![record(vec![7; 17 << 20])],
+                sequence: 2,
+            },
+        ];
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap();
+        let mut api = stave_proto::v1::stave_client::StaveClient::new(endpoint.connect_lazy())
+            .max_encoding_message_size(64 << 20);
+        let mut answers = api
+            .publish_stream(tokio_stream::iter(requests))
+            .await
+            .unwrap()
+            .into_inner();
+        let first = answers.message().await.unwrap().unwrap();
+        assert_eq!(first.sequence, 1);
+        assert_eq!(code(&first.results[0].error), pb::ErrorCode::None);
+        let second = answers.message().await;
+        assert!(second.is_err(), "the stream ended silently: {second:?}");
+    });
+}
