@@ -175,7 +175,7 @@ impl Reads {
 }
 
 /// Records in the topic now (high watermark minus log start, over its partitions).
-async fn records_in(client: &Client, topic: &str) -> Result<u64, CliError> {
+pub(super) async fn records_in(client: &Client, topic: &str) -> Result<u64, CliError> {
     let admin = client.admin();
     let partitions = admin.describe_topic(topic).await?.partitions.len() as u32;
     let mut total = 0;
