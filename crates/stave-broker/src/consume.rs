@@ -211,7 +211,8 @@ impl Broker {
                         Step::Record(Ok(record)) => {
                             credits.spend(record_size(&record));
                             waiting.push_back(record);
-                            take_buffered(&mut consumer, &mut waiting, &mut credits).await
+                            take_buffered(&mut consumer, &mut waiting, &mut credits);
+                            Ok(())
                         }
                         Step::Record(Err(err)) | Step::Kept(Err(err)) => Err(err),
                         Step::Kept(Ok(())) => Ok(()),
@@ -378,21 +379,18 @@ async fn next_step(consumer: &mut Consumer, may_read: bool) -> Step {
 
 /// Moves the records the consumer already holds (no waiting) to `waiting`, as many as the
 /// credits and one push allow.
-async fn take_buffered(
+fn take_buffered(
     consumer: &mut Consumer,
     waiting: &mut VecDeque<ConsumerRecord>,
     credits: &mut Credits,
-) -> Result<(), ClientError> {
+) {
     while waiting.len() < PUSH_RECORDS_MAX && credits.allow() {
-        match consumer.poll(Duration::ZERO).await? {
-            Some(record) => {
-                credits.spend(record_size(&record));
-                waiting.push_back(record);
-            }
-            None => break,
-        }
+        let Some(record) = consumer.try_next() else {
+            break;
+        };
+        credits.spend(record_size(&record));
+        waiting.push_back(record);
     }
-    Ok(())
 }
 
 /// Pushes every record of `waiting` (taken within the credits), in messages within the push

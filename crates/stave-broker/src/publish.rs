@@ -22,6 +22,8 @@ use crate::dedupe::{IdTable, Seen, id_hash};
 use crate::error::BrokerError;
 use crate::produce::{ProduceRequest, Produced};
 use crate::routing::Target;
+use crate::topic_config::{TopicConfig, topic_config};
+use stave_raft::controller::{ClusterMetadata, TopicMetadata};
 
 /// The most records one Publish request may carry.
 pub const PUBLISH_RECORDS_MAX: usize = 10_000;
@@ -56,11 +58,48 @@ pub struct RecordOutcome {
     pub result: Result<PublishedRecord, Arc<BrokerError>>,
 }
 
+/// The topics one request names, each looked up once: its metadata and config, or `None`
+/// if it does not exist.
+struct Topics {
+    metadata: Arc<ClusterMetadata>,
+    /// Name → its slot in `found`, or `None` if it does not exist.
+    slots: HashMap<String, Option<usize>>,
+    found: Vec<(String, TopicMetadata, TopicConfig)>,
+}
+
+impl Topics {
+    /// `name`'s slot, looked up in the metadata the first time.
+    fn slot(&mut self, name: &str) -> Option<usize> {
+        if let Some(slot) = self.slots.get(name) {
+            return *slot;
+        }
+        let slot = self.metadata.topic(name).map(|meta| {
+            self.found
+                .push((name.to_string(), meta.clone(), topic_config(meta)));
+            self.found.len() - 1
+        });
+        self.slots.insert(name.to_string(), slot);
+        slot
+    }
+
+    /// The target of `partition` of the topic in `slot`.
+    fn target(&self, slot: usize, partition: u32) -> Target {
+        let (name, meta, config) = &self.found[slot];
+        Target {
+            topic: name.clone(),
+            partition,
+            raft_group: meta.group_id(partition),
+            config: config.clone(),
+        }
+    }
+}
+
 /// A record that passed its checks, with its id and timestamp settled.
 struct Routed {
     index: usize,
-    /// Its message id, hashed (see `dedupe`).
-    id_hash: u128,
+    /// Its message id, hashed (see `dedupe`), if the record brought it (an id the node gave
+    /// is not looked up).
+    id_hash: Option<u128>,
     timestamp_ms: i64,
     /// The headers to write: the record's, and an `id` if it had none.
     headers: Vec<(String, Bytes)>,
@@ -88,11 +127,15 @@ fn sort_by_id(table: &mut IdTable, routed: Vec<Routed>, now: i64) -> Sorted {
     let mut sorted = Sorted::default();
     let mut first_here: HashMap<u128, usize> = HashMap::new();
     for record in routed {
-        if let Some(&first) = first_here.get(&record.id_hash) {
+        let Some(hash) = record.id_hash else {
+            sorted.fresh.push(record);
+            continue;
+        };
+        if let Some(&first) = first_here.get(&hash) {
             sorted.repeats.push((record.index, first));
             continue;
         }
-        match table.check(record.id_hash, now) {
+        match table.check(hash, now) {
             Seen::Written(offset) => {
                 let answer = Ok(PublishedRecord {
                     offset,
@@ -105,8 +148,8 @@ fn sort_by_id(table: &mut IdTable, routed: Vec<Routed>, now: i64) -> Sorted {
                 sorted.answered.push((record.index, answer));
             }
             Seen::New => {
-                table.begin(record.id_hash);
-                first_here.insert(record.id_hash, record.index);
+                table.begin(hash);
+                first_here.insert(hash, record.index);
                 sorted.fresh.push(record);
             }
         }
@@ -159,21 +202,24 @@ impl Broker {
                 .collect();
         }
         let now = now_ms();
+        let mut topics = Topics {
+            metadata: self.node().controller().metadata(),
+            slots: HashMap::new(),
+            found: Vec::new(),
+        };
         let mut outcomes = Vec::with_capacity(records.len());
-        let mut by_partition: BTreeMap<(String, u32), (Target, Vec<Routed>)> = BTreeMap::new();
+        let mut by_partition: BTreeMap<(usize, u32), Vec<Routed>> = BTreeMap::new();
+        // Replaced once a record's batch is answered.
+        let unanswered = Arc::new(BrokerError::Internal("not written".into()));
         for (index, record) in records.iter().enumerate() {
-            let (id, routed) = self.route_record(index, record, now);
+            let (id, routed) = route_record(&mut topics, index, record, now);
             let (partition, result) = match routed {
-                Ok((target, routed)) => {
-                    let partition = target.partition;
+                Ok((slot, partition, routed)) => {
                     by_partition
-                        .entry((target.topic.clone(), partition))
-                        .or_insert_with(|| (target, Vec::new()))
-                        .1
+                        .entry((slot, partition))
+                        .or_default()
                         .push(routed);
-                    // Replaced once its batch is answered.
-                    let unanswered = BrokerError::Internal("not written".into());
-                    (partition, Err(Arc::new(unanswered)))
+                    (partition, Err(unanswered.clone()))
                 }
                 Err(err) => (0, Err(Arc::new(err))),
             };
@@ -184,7 +230,8 @@ impl Broker {
             });
         }
         let answers =
-            futures_util::future::join_all(by_partition.into_values().map(|(target, routed)| {
+            futures_util::future::join_all(by_partition.into_iter().map(|((slot, p), routed)| {
+                let target = topics.target(slot, p);
                 self.publish_partition(&records, target, routed, forwarded)
             }))
             .await;
@@ -260,8 +307,11 @@ impl Broker {
             },
         };
         let mut answers = sorted.answered;
-        let hashes: HashMap<usize, u128> =
-            sorted.fresh.iter().map(|r| (r.index, r.id_hash)).collect();
+        let hashes: HashMap<usize, u128> = sorted
+            .fresh
+            .iter()
+            .filter_map(|r| Some((r.index, r.id_hash?)))
+            .collect();
         let (jobs, refused) = self.batch_records(records, target, sorted.fresh);
         let written = self.write_in_order(jobs).await;
         let mut by_index: HashMap<usize, Answer> = HashMap::new();
@@ -283,8 +333,10 @@ impl Broker {
         if let Some(table) = &table {
             let mut table = table.lock().await;
             for (index, answer) in &by_index {
-                let written = answer.as_ref().ok().map(|w| (w.offset, now));
-                table.end(hashes[index], written);
+                if let Some(hash) = hashes.get(index) {
+                    let written = answer.as_ref().ok().map(|w| (w.offset, now));
+                    table.end(*hash, written);
+                }
             }
         }
         for (index, first) in sorted.repeats {
@@ -299,52 +351,6 @@ impl Broker {
         }
         answers.extend(by_index);
         answers
-    }
-
-    /// Checks `record` and finds its partition; its message id either way (empty if the
-    /// record has an unusable one).
-    fn route_record(
-        &self,
-        index: usize,
-        record: &PublishRecord,
-        now: i64,
-    ) -> (String, Result<(Target, Routed), BrokerError>) {
-        let mut headers = record.headers.clone();
-        let id = match id_of(&headers) {
-            Some(id) => String::from_utf8_lossy(id).into_owned(),
-            None => {
-                let id = uuid_v7(now, rand::rng().random());
-                headers.push((MESSAGE_ID_HEADER.to_string(), Bytes::from(id.clone())));
-                id
-            }
-        };
-        let routed = check_record(record, &headers)
-            .and_then(|()| self.partition_for(record, id.as_bytes()))
-            .map(|target| {
-                let routed = Routed {
-                    index,
-                    id_hash: id_hash(id.as_bytes()),
-                    timestamp_ms: record.timestamp_ms.unwrap_or(now),
-                    headers,
-                };
-                (target, routed)
-            });
-        (id, routed)
-    }
-
-    /// The partition `record` goes to: its own, else by key, else by `id`.
-    fn partition_for(&self, record: &PublishRecord, id: &[u8]) -> Result<Target, BrokerError> {
-        let metadata = self.node().controller().metadata();
-        let topic = metadata
-            .topic(&record.topic)
-            .ok_or_else(|| BrokerError::UnknownTopic(record.topic.clone()))?;
-        let partitions = topic.partition_count();
-        let partition = match (record.partition, &record.key) {
-            (Some(partition), _) => partition,
-            (None, Some(key)) => partition_for_key(key, partitions),
-            (None, None) => partition_for_key(id, partitions),
-        };
-        self.target(&record.topic, partition)
     }
 
     /// Writes one partition's batches one after another, so its records keep their order;
@@ -426,6 +432,62 @@ impl Broker {
         }
         (jobs, refused)
     }
+}
+
+/// Checks `record` and finds its partition (the topic's slot in `topics`, the partition);
+/// its message id either way.
+fn route_record(
+    topics: &mut Topics,
+    index: usize,
+    record: &PublishRecord,
+    now: i64,
+) -> (String, Result<(usize, u32, Routed), BrokerError>) {
+    let mut headers = record.headers.clone();
+    let (id, own_id) = match id_of(&headers) {
+        Some(id) => (String::from_utf8_lossy(id).into_owned(), true),
+        None => {
+            let id = uuid_v7(now, rand::rng().random());
+            headers.push((MESSAGE_ID_HEADER.to_string(), Bytes::from(id.clone())));
+            (id, false)
+        }
+    };
+    let routed = check_record(record, &headers)
+        .and_then(|()| partition_for(topics, record, id.as_bytes()))
+        .map(|(slot, partition)| {
+            let routed = Routed {
+                index,
+                // An id the node gave is new by construction: no table work for it.
+                id_hash: own_id.then(|| id_hash(id.as_bytes())),
+                timestamp_ms: record.timestamp_ms.unwrap_or(now),
+                headers,
+            };
+            (slot, partition, routed)
+        });
+    (id, routed)
+}
+
+/// The partition `record` goes to: its own, else by key, else by `id`.
+fn partition_for(
+    topics: &mut Topics,
+    record: &PublishRecord,
+    id: &[u8],
+) -> Result<(usize, u32), BrokerError> {
+    let slot = topics
+        .slot(&record.topic)
+        .ok_or_else(|| BrokerError::UnknownTopic(record.topic.clone()))?;
+    let partitions = topics.found[slot].1.partition_count();
+    let partition = match (record.partition, &record.key) {
+        (Some(partition), _) => partition,
+        (None, Some(key)) => partition_for_key(key, partitions),
+        (None, None) => partition_for_key(id, partitions),
+    };
+    if partition >= partitions {
+        return Err(BrokerError::UnknownPartition {
+            topic: record.topic.clone(),
+            partition,
+        });
+    }
+    Ok((slot, partition))
 }
 
 /// The checks of a record that need no metadata.

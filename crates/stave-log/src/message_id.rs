@@ -10,19 +10,22 @@ pub const MESSAGE_ID_HEADER: &str = "id";
 /// The UUIDv7 text (`xxxxxxxx-xxxx-7xxx-[89ab]xxx-xxxxxxxxxxxx`) of `unix_ms` and `random`
 /// (of which 74 bits are used).
 pub fn uuid_v7(unix_ms: i64, random: u128) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let ms = (unix_ms as u128) & ((1 << 48) - 1);
     let rand_a = (random >> 64) & 0x0fff;
     let rand_b = random & ((1 << 62) - 1);
     let value = (ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b;
-    let hex = format!("{value:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    // 32 hex digits, dashes after the 8th, 12th, 16th and 20th (one allocation: ids are
+    // made per record).
+    let mut text = String::with_capacity(36);
+    for digit in 0..32 {
+        if matches!(digit, 8 | 12 | 16 | 20) {
+            text.push('-');
+        }
+        let nibble = (value >> (124 - 4 * digit)) & 0xf;
+        text.push(HEX[nibble as usize] as char);
+    }
+    text
 }
 
 #[cfg(test)]

@@ -301,6 +301,17 @@ impl Consumer {
         }
     }
 
+    /// The next record already fetched, without waiting: `None` when [`Consumer::next`]
+    /// would have to fetch (or step the group) first. For callers that hand records on in
+    /// bulk once `next` returned one.
+    pub fn try_next(&mut self) -> Option<ConsumerRecord> {
+        let record = self.buffered.pop_front()?;
+        if let Some(assigned) = self.partitions.get_mut(self.buffered_from) {
+            assigned.position = record.offset + 1;
+        }
+        Some(record)
+    }
+
     /// [`Consumer::next`], waiting at most `timeout`: `None` when no record came.
     pub async fn poll(&mut self, timeout: Duration) -> Result<Option<ConsumerRecord>, ClientError> {
         // Cancel-safe: `next` only takes a fetch off its channel when it is ready, and hands
