@@ -44,11 +44,11 @@ pub(crate) struct IdTable {
     window_ms: i64,
     max_ids: usize,
     /// Hash → (offset, written at in epoch ms).
-    written: HashMap<u128, (u64, i64)>,
+    written: HashMap<u128, (u64, i64), ById>,
     /// (written at, hash), oldest first; an entry whose hash was written again later is
     /// skipped when it expires.
     order: VecDeque<(i64, u128)>,
-    in_flight: HashSet<u128>,
+    in_flight: HashSet<u128, ById>,
     /// Ids the cap evicted while younger than the window.
     pub(crate) evicted_young: u64,
 }
@@ -59,9 +59,9 @@ impl IdTable {
             term,
             window_ms: i64::try_from(window_ms).unwrap_or(i64::MAX),
             max_ids: max_ids.max(1),
-            written: HashMap::new(),
+            written: HashMap::default(),
             order: VecDeque::new(),
-            in_flight: HashSet::new(),
+            in_flight: HashSet::default(),
             evicted_young: 0,
         }
     }
@@ -133,13 +133,51 @@ impl IdTable {
     }
 }
 
-/// The tables of the partitions this node leads (or led), by Raft group.
+/// The tables of the partitions this node leads (or led until the last housekeeping pass),
+/// by Raft group.
 pub(crate) type IdTables = std::sync::Mutex<HashMap<RaftGroupId, Arc<Mutex<IdTable>>>>;
+
+/// Hashes an id hash (already uniform: xxh3) by taking its low 64 bits, not by hashing it
+/// again with SipHash.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u128 keys are hashed here; any other input still gets a fair hash.
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
+        }
+    }
+
+    fn write_u128(&mut self, value: u128) {
+        self.0 = value as u64;
+    }
+}
+
+/// A map or set keyed by id hashes.
+pub(crate) type ById = std::hash::BuildHasherDefault<IdHasher>;
 
 /// Bytes read per step when a table is rebuilt.
 const REBUILD_READ_BYTES: usize = 4 << 20;
 
 impl Broker {
+    /// Forgets the tables of partitions this node no longer leads (a new term rebuilds them
+    /// anyway) or that are gone.
+    pub(crate) fn drop_id_tables_not_led(&self) {
+        lock(&self.id_tables).retain(|group, _| {
+            self.node()
+                .partition(*group)
+                .is_some_and(|partition| partition.leads())
+        });
+    }
+
     /// `target`'s id table on `partition` (which leads), rebuilt from the log's tail first if
     /// it was built in another term. `None` if the topic has dedupe off.
     pub(crate) async fn id_table(

@@ -23,6 +23,7 @@ pub async fn housekeeping_loop(broker: Arc<Broker>) {
         apply_retention(&broker).await;
         compact_offsets(&broker).await;
         expire_members(&broker);
+        broker.drop_id_tables_not_led();
     }
 }
 

@@ -18,7 +18,7 @@ use stave_log::message_id::{MESSAGE_ID_HEADER, uuid_v7};
 use stave_raft::controller::is_internal_topic;
 
 use crate::broker::Broker;
-use crate::dedupe::{IdTable, Seen, id_hash};
+use crate::dedupe::{ById, IdTable, Seen, id_hash};
 use crate::error::BrokerError;
 use crate::produce::{ProduceRequest, Produced};
 use crate::routing::Target;
@@ -125,7 +125,7 @@ struct Sorted {
 /// Sorts `routed` against `table`: each new id is marked in flight.
 fn sort_by_id(table: &mut IdTable, routed: Vec<Routed>, now: i64) -> Sorted {
     let mut sorted = Sorted::default();
-    let mut first_here: HashMap<u128, usize> = HashMap::new();
+    let mut first_here: HashMap<u128, usize, ById> = HashMap::default();
     for record in routed {
         let Some(hash) = record.id_hash else {
             sorted.fresh.push(record);
@@ -307,16 +307,16 @@ impl Broker {
             },
         };
         let mut answers = sorted.answered;
-        let hashes: HashMap<usize, u128> = sorted
-            .fresh
-            .iter()
-            .filter_map(|r| Some((r.index, r.id_hash?)))
-            .collect();
+        // By request index: the id hash of each record written here, then its answer.
+        let mut hashes: Vec<Option<u128>> = vec![None; records.len()];
+        for record in &sorted.fresh {
+            hashes[record.index] = record.id_hash;
+        }
         let (jobs, refused) = self.batch_records(records, target, sorted.fresh);
         let written = self.write_in_order(jobs).await;
-        let mut by_index: HashMap<usize, Answer> = HashMap::new();
+        let mut by_index: Vec<Option<Answer>> = vec![None; records.len()];
         for (index, err) in refused {
-            by_index.insert(index, Err(Arc::new(err)));
+            by_index[index] = Some(Err(Arc::new(err)));
         }
         for (indices, result) in written {
             for (position, index) in indices.into_iter().enumerate() {
@@ -327,29 +327,34 @@ impl Broker {
                         offset: produced.base_offset.0 + position as u64,
                         duplicate: produced.duplicate,
                     });
-                by_index.insert(index, answer);
+                by_index[index] = Some(answer);
             }
         }
         if let Some(table) = &table {
             let mut table = table.lock().await;
-            for (index, answer) in &by_index {
-                if let Some(hash) = hashes.get(index) {
-                    let written = answer.as_ref().ok().map(|w| (w.offset, now));
-                    table.end(*hash, written);
+            for (hash, answer) in hashes.iter().zip(&by_index) {
+                if let (Some(hash), Some(answer)) = (hash, answer) {
+                    table.end(*hash, answer.as_ref().ok().map(|w| (w.offset, now)));
                 }
             }
         }
         for (index, first) in sorted.repeats {
-            let answer = match &by_index[&first] {
-                Ok(written) => Ok(PublishedRecord {
+            let answer = match &by_index[first] {
+                Some(Ok(written)) => Ok(PublishedRecord {
                     offset: written.offset,
                     duplicate: true,
                 }),
-                Err(err) => Err(err.clone()),
+                Some(Err(err)) => Err(err.clone()),
+                None => Err(Arc::new(BrokerError::Internal("unanswered".into()))),
             };
             answers.push((index, answer));
         }
-        answers.extend(by_index);
+        answers.extend(
+            by_index
+                .into_iter()
+                .enumerate()
+                .filter_map(|(index, answer)| Some((index, answer?))),
+        );
         answers
     }
 

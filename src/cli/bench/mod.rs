@@ -103,6 +103,11 @@ pub struct BenchArgs {
     /// client in any language uses them: PublishStream, Consume). e2e takes only `batch`.
     #[arg(long, value_enum, default_value_t = Api::Batch)]
     api: Api,
+    /// produce --api records: give every record its own `id` header (so the broker checks
+    /// it against the partition's id table, the exactly-once path) instead of letting the
+    /// node give one.
+    #[arg(long)]
+    message_ids: bool,
     /// Print one JSON object with the results on the last line.
     #[arg(long)]
     json: bool,

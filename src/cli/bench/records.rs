@@ -55,6 +55,12 @@ async fn connect(client: &Client) -> Result<StaveClient<Channel>, ClientError> {
         .max_encoding_message_size(MESSAGE_BYTES_MAX))
 }
 
+/// A random tag, so two producers (or runs) never share ids.
+fn rand_tag() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
 fn rpc_error(status: tonic::Status) -> ClientError {
     ClientError::Rpc {
         addr: String::new(),
@@ -132,12 +138,15 @@ async fn publish(
         ..Default::default()
     };
     let per_request = (args.batch_bytes / args.size.max(1)).clamp(1, 10_000);
+    let ids = args
+        .message_ids
+        .then(|| format!("{}-{}", super::fresh_group(), rand_tag()));
     let batcher = tokio::spawn(batch(
         dues,
         requests,
         sent_tx,
         room.clone(),
-        record,
+        (record, ids),
         per_request,
     ));
     let scheduled = tokio::spawn(schedule.run(move |due| {
@@ -181,10 +190,11 @@ async fn batch(
     requests: mpsc::Sender<pb::PublishRequest>,
     sent: mpsc::UnboundedSender<Sent>,
     room: Arc<Semaphore>,
-    record: pb::PublishRecord,
+    (record, ids): (pb::PublishRecord, Option<String>),
     per_request: usize,
 ) {
     let mut sequence = 0;
+    let mut next_id = 0u64;
     while let Some(first) = dues.recv().await {
         let mut due = vec![first];
         while due.len() < per_request {
@@ -197,10 +207,22 @@ async fn batch(
             return;
         };
         permit.forget();
-        let request = pb::PublishRequest {
-            records: vec![record.clone(); due.len()],
-            sequence,
+        let records = match &ids {
+            // A unique id per record: `<run>-<n>`.
+            Some(prefix) => (0..due.len())
+                .map(|_| {
+                    next_id += 1;
+                    let mut record = record.clone();
+                    record.headers.push(pb::Header {
+                        key: "id".into(),
+                        value: format!("{prefix}-{next_id}").into(),
+                    });
+                    record
+                })
+                .collect(),
+            None => vec![record.clone(); due.len()],
         };
+        let request = pb::PublishRequest { records, sequence };
         sequence += 1;
         let _ = sent.send(Sent {
             dues: due,
