@@ -241,6 +241,16 @@ async fn ensure_topic(client: &Client, args: &BenchArgs) -> Result<(), CliError>
     Ok(())
 }
 
+/// Records a produce run writes: `--messages`, none with `--duration` (it runs until then),
+/// else 1,000,000.
+fn produce_total(args: &BenchArgs) -> Option<u64> {
+    match (args.messages, args.duration) {
+        (Some(messages), _) => Some(messages),
+        (None, Some(_)) => None,
+        (None, None) => Some(1_000_000),
+    }
+}
+
 /// The topic's flush policy, as the report prints it.
 async fn topic_flush(client: &Client, topic: &str) -> String {
     match client.admin().describe_topic(topic).await {

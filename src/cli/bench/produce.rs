@@ -66,11 +66,7 @@ impl Tally {
 /// Runs the workload: sets up the topic, starts the producers, and adds up what they counted.
 pub(super) async fn run(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError> {
     ensure_topic(client, args).await?;
-    let total = match (args.messages, args.duration) {
-        (Some(messages), _) => Some(messages),
-        (None, Some(_)) => None,
-        (None, None) => Some(1_000_000),
-    };
+    let total = super::produce_total(args);
     let start = Instant::now();
     let until = args.duration.map(|d| start + d);
     let progress = Progress::start("produce", Arc::default(), total, args.size, until);

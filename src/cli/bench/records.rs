@@ -75,11 +75,7 @@ type Written = (u64, Histogram<u64>, Histogram<u64>);
 /// produce, through `PublishStream`.
 pub(super) async fn produce(client: &Client, args: &BenchArgs) -> Result<Outcome, CliError> {
     ensure_topic(client, args).await?;
-    let total = match (args.messages, args.duration) {
-        (Some(messages), _) => Some(messages),
-        (None, Some(_)) => None,
-        (None, None) => Some(1_000_000),
-    };
+    let total = super::produce_total(args);
     let start = Instant::now();
     let until = args.duration.map(|d| start + d);
     let progress = Progress::start("produce", Arc::default(), total, args.size, until);

@@ -411,6 +411,28 @@ impl pb::stave_server::Stave for Broker {
     }
 }
 
+/// The next request of a stream; `None` once it ends: the client closed it, the node stops
+/// (the client reconnects elsewhere), or a request could not be read (too large,
+/// undecodable), in which case the stream ends with its status, so no request goes silently
+/// unanswered.
+async fn next_request<T, A>(
+    incoming: &mut Streaming<T>,
+    closing: &mut tokio::sync::watch::Receiver<bool>,
+    answers: &mpsc::Sender<Result<A, Status>>,
+) -> Option<T> {
+    let request = tokio::select! {
+        request = incoming.next() => request,
+        _ = closing.wait_for(|closing| *closing) => return None,
+    };
+    match request? {
+        Ok(request) => Some(request),
+        Err(status) => {
+            let _ = answers.send(Err(status)).await;
+            None
+        }
+    }
+}
+
 /// Serves one ProduceStream: requests are checked and proposed in arrival order; the waits
 /// for commit overlap, and answers go back as they come (each carries its sequence).
 async fn serve_produce_stream(
@@ -419,21 +441,7 @@ async fn serve_produce_stream(
     answers: mpsc::Sender<Result<pb::ProduceResponse, Status>>,
 ) {
     let mut closing = broker.node().identity().subscribe_closing();
-    loop {
-        let request = tokio::select! {
-            request = incoming.next() => request,
-            // The node stops: the stream ends, the client reconnects elsewhere.
-            _ = closing.wait_for(|closing| *closing) => break,
-        };
-        let request = match request {
-            Some(Ok(request)) => request,
-            Some(Err(status)) => {
-                // A request that could not be read: the stream ends with its status.
-                let _ = answers.send(Err(status)).await;
-                break;
-            }
-            None => break,
-        };
+    while let Some(request) = next_request(&mut incoming, &mut closing, &answers).await {
         let sequence = request.sequence;
         match broker
             .begin_produce(convert::produce_request(request))
@@ -467,21 +475,7 @@ async fn serve_publish_stream(
     answers: mpsc::Sender<Result<pb::PublishResponse, Status>>,
 ) {
     let mut closing = broker.node().identity().subscribe_closing();
-    loop {
-        let request = tokio::select! {
-            request = incoming.next() => request,
-            _ = closing.wait_for(|closing| *closing) => break,
-        };
-        let request = match request {
-            Some(Ok(request)) => request,
-            Some(Err(status)) => {
-                // A request that could not be read (too large, undecodable): the stream ends
-                // with its status, so no request goes silently unanswered.
-                let _ = answers.send(Err(status)).await;
-                break;
-            }
-            None => break,
-        };
+    while let Some(request) = next_request(&mut incoming, &mut closing, &answers).await {
         let outcomes = broker
             .publish(convert::publish_records(request.records), false)
             .await;
