@@ -98,6 +98,14 @@ impl Broker {
                 BrokerError::Timeout(format!("{}/{}: {why}", target.topic, target.partition))
             }
             ReplicationError::Log(log) => BrokerError::from_log(self.node().id(), log),
+            // The replica stopped under the request (its topic deleted, the node stopping, a
+            // storage error): whether the write committed is not known; the answer is the
+            // retriable, in-doubt one, and a retry finds the partition's new leader (or that
+            // the topic is gone).
+            ReplicationError::Stopped(why) => BrokerError::Timeout(format!(
+                "{}/{}: the replica stopped before the outcome was known ({why})",
+                target.topic, target.partition
+            )),
             other => BrokerError::Replication(other),
         }
     }

@@ -521,3 +521,74 @@ fn a_stream_request_too_large_to_read_ends_the_stream_with_its_status() {
         assert!(second.is_err(), "the stream ended silently: {second:?}");
     });
 }
+
+/// Scenario: writers keep publishing to a topic while it is deleted, five times over.
+/// Proves: no write is answered INTERNAL: one in flight when its replica stops gets the
+/// retriable, in-doubt REQUEST_TIMED_OUT, and later ones UNKNOWN_TOPIC (or a leader code).
+/// Found by the long fuzz run (seed 1592651810, case 92456): a Publish to a pool topic that
+/// another case deleted was answered INTERNAL ("the replica stopped: the write was dropped").
+#[test]
+fn a_write_racing_its_topics_deletion_is_not_internal() {
+    with_nodes("fuzz-reg-delete-race", 1, |nodes| async move {
+        let addr = nodes[0].addr.clone();
+        for round in 0..5 {
+            let topic = format!("v1.doomed.{round}");
+            create_topic(&addr, &topic, 2, 1, &[("flush", "always")]).await;
+            let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let writers: Vec<_> = (0..4)
+                .map(|w| {
+                    let (addr, topic, written) = (addr.clone(), topic.clone(), written.clone());
+                    tokio::spawn(async move {
+                        let mut api = client(&addr).await;
+                        let mut codes = Vec::new();
+                        for i in 0..400 {
+                            let record = pb::PublishRecord {
+                                topic: topic.clone(),
+                                value: format!("{w}-{i}").into(),
+                                ..Default::default()
+                            };
+                            let request = pb::PublishRequest {
+                                records: vec![record],
+                                sequence: 0,
+                            };
+                            let Ok(answer) = api.publish(request).await else {
+                                continue;
+                            };
+                            let code = code(&answer.into_inner().results[0].error);
+                            codes.push(code);
+                            written.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if code == pb::ErrorCode::UnknownTopic && i > 10 {
+                                break;
+                            }
+                        }
+                        codes
+                    })
+                })
+                .collect();
+            // Delete once the writers are under way.
+            retry(|| async {
+                match written.load(std::sync::atomic::Ordering::Relaxed) {
+                    n if n >= 40 => Ok(()),
+                    n => Err(format!("{n} written")),
+                }
+            })
+            .await;
+            let deleted = client(&addr)
+                .await
+                .delete_topics(pb::DeleteTopicsRequest {
+                    names: vec![topic.clone()],
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(code(&deleted.results[0].error), pb::ErrorCode::None);
+            for writer in writers {
+                let codes = writer.await.unwrap();
+                assert!(
+                    !codes.contains(&pb::ErrorCode::Internal),
+                    "{topic}: {codes:?}"
+                );
+            }
+        }
+    });
+}
