@@ -2,15 +2,18 @@
 # The record face against the batch face, same run, alternating: W1 (1 KiB), W2 (100 B) and
 # W3 (a group reads W1's data) through `stave bench --api batch` and `--api records`, on a
 # fresh single node (replication factor 1, flush=never), ROUNDS times (default 3). Prints
-# each run's records/s and, per round, records/batch as a ratio.
+# each run's records/s and, per round, records/batch as a ratio. Then W4 (1 KiB at 5,000/s,
+# linger 0, W4_SECS seconds, default 10): end-to-end latency with the group reading through
+# the batch consumer and through Consume (the writes are the batch producer's in both).
 #
-#   scripts/records-vs-batch.sh [ROUNDS]      (W1=1000000 W2=3000000 to change the counts)
+#   scripts/records-vs-batch.sh [ROUNDS]      (W1=1000000 W2=3000000 W4_SECS=10 to change)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rounds=${1:-3}
 w1=${W1:-1000000}
 w2=${W2:-3000000}
+w4_secs=${W4_SECS:-10}
 cargo build --release --quiet
 bin=target/release/stave
 work=$(mktemp -d)
@@ -56,4 +59,17 @@ import sys
 b1, r1, b2, r2, b3, r3 = map(float, sys.argv[1:])
 print(f"       records/batch: W1 {r1 / b1:.2f}x  W2 {r2 / b2:.2f}x  W3 {r3 / b3:.2f}x")
 EOF
+done
+
+printf '%-6s %-8s %10s %10s %10s\n' round api 'e2e p50' 'e2e p99' 'p99.9 (us)'
+for round in $(seq "$rounds"); do
+    for api in batch records; do
+        t=r$round-$api-w4
+        read -r p50 p99 p999 < <("$bin" --bootstrap "$bootstrap" --timeout 30s bench e2e \
+            --api "$api" --topic "$t" --partitions 6 --replication-factor 1 --size 1024 \
+            --rate 5000 --duration "${w4_secs}s" --linger-ms 0 --flush never --json | tail -1 |
+            python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["p50_us"], r["p99_us"], r["p999_us"])')
+        printf '%-6s %-8s %10s %10s %10s\n' "$round" "$api" "$p50" "$p99" "$p999"
+        drop "$t"
+    done
 done

@@ -22,6 +22,9 @@ use super::{
     producer_config,
 };
 use crate::cli::error::CliError;
+use stave_proto::v1 as pb;
+use stave_proto::v1::stave_client::StaveClient;
+use tonic::transport::Channel;
 
 /// The group's members: each returns the produce → consume latencies it saw.
 type Readers = JoinSet<Result<Histogram<u64>, ClientError>>;
@@ -149,7 +152,17 @@ fn spawn_readers(
                 window: shared.in_flight.clone(),
             },
         };
-        consumers.spawn(reader.read(client.clone(), stop.clone()));
+        match args.api {
+            super::Api::Batch => consumers.spawn(reader.read(client.clone(), stop.clone())),
+            super::Api::Records => {
+                let client = client.clone();
+                let stop = stop.clone();
+                consumers.spawn(async move {
+                    let stub = super::records::connect(&client).await?;
+                    reader.read_records(stub, stop).await
+                })
+            }
+        };
     }
     consumers
 }
@@ -197,6 +210,83 @@ impl Reader {
             }
         }
         consumer.close().await?;
+        Ok(latency)
+    }
+}
+
+impl Reader {
+    /// [`Reader::read`] through a `Consume` stream (`--api records`): the group's member is
+    /// the node, records are pushed as they commit (credits granted in steps).
+    async fn read_records(
+        self,
+        mut stub: StaveClient<Channel>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<Histogram<u64>, ClientError> {
+        use pb::consume_request::Request;
+        use pb::consume_response::Response;
+        let _ended = self.ended;
+        const STEP: u32 = 100_000;
+        let credit = || pb::ConsumeRequest {
+            request: Some(Request::Credit(pb::Credit {
+                records: STEP,
+                bytes: 0,
+            })),
+        };
+        let subscribe = pb::Subscribe {
+            topics: vec![self.topic.clone()],
+            group: self.group.clone(),
+            start: Some(pb::subscribe::Start::Latest(true)),
+            ..Default::default()
+        };
+        let (send, outgoing) = tokio::sync::mpsc::channel(16);
+        let _ = send
+            .send(pb::ConsumeRequest {
+                request: Some(Request::Subscribe(subscribe)),
+            })
+            .await;
+        let _ = send.send(credit()).await;
+        let mut pushed = stub
+            .consume(tokio_stream::wrappers::ReceiverStream::new(outgoing))
+            .await
+            .map_err(super::records::rpc_error)?
+            .into_inner();
+        let (mut latency, mut unused) = (histogram(), u64::from(STEP));
+        loop {
+            let message = tokio::select! {
+                message = pushed.message() => message.map_err(super::records::rpc_error)?,
+                _ = stop.wait_for(|stop| *stop) => break,
+            };
+            let Some(message) = message else { break };
+            match message.response {
+                Some(Response::Records(records)) => {
+                    let now = now_nanos();
+                    for record in &records.records {
+                        record_stamp(&mut latency, &record.value, now);
+                        self.received.fetch_add(1, Ordering::Relaxed);
+                        if let Some(in_flight) = &self.in_flight {
+                            in_flight.add_permits(1);
+                        }
+                    }
+                    unused = unused.saturating_sub(records.records.len() as u64);
+                    if unused < u64::from(STEP / 2) {
+                        unused += u64::from(STEP);
+                        let _ = send.send(credit()).await;
+                    }
+                }
+                Some(Response::Assignment(change)) => {
+                    let gone = change.revoked.len() + change.lost.len();
+                    self.held.send_modify(|held| {
+                        *held = (*held + change.assigned.len()).saturating_sub(gone);
+                    });
+                }
+                Some(Response::Error(error)) => {
+                    return Err(ClientError::InvalidArgument {
+                        message: format!("the Consume stream failed: {error:?}"),
+                    });
+                }
+                _ => {}
+            }
+        }
         Ok(latency)
     }
 }

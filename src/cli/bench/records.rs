@@ -3,7 +3,8 @@
 //! produce (records gathered into requests of up to `--batch-bytes`, at most
 //! [`REQUESTS_IN_FLIGHT`] requests outstanding per stream, one stream per producer), and a
 //! `Consume` stream per group member for consume (credits granted in steps of
-//! [`CREDIT_STEP`] records).
+//! [`CREDIT_STEP`] records). e2e keeps the batch producers and reads through `Consume`
+//! (`e2e::Reader::read_records`), so the two consumers are compared on the same writes.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -32,7 +33,7 @@ const CREDIT_STEP: u32 = 50_000;
 const MESSAGE_BYTES_MAX: usize = 16 << 20;
 
 /// A stub connection to the first bootstrap node.
-async fn connect(client: &Client) -> Result<StaveClient<Channel>, ClientError> {
+pub(super) async fn connect(client: &Client) -> Result<StaveClient<Channel>, ClientError> {
     let addr = client
         .config()
         .bootstrap
@@ -61,7 +62,7 @@ fn rand_tag() -> u64 {
     RandomState::new().hash_one(std::time::SystemTime::now())
 }
 
-fn rpc_error(status: tonic::Status) -> ClientError {
+pub(super) fn rpc_error(status: tonic::Status) -> ClientError {
     ClientError::Rpc {
         addr: String::new(),
         code: status.code(),
