@@ -207,21 +207,18 @@ impl Broker {
                 // Reading when there is credit; otherwise the group's changes are still
                 // applied, so the partitions can move.
                 step = next_step(&mut consumer, may_read) => {
-                    let read = match step {
-                        Step::Record(Ok(record)) => {
-                            credits.spend(record_size(&record));
-                            waiting.push_back(record);
-                            take_buffered(&mut consumer, &mut waiting, &mut credits);
-                            Ok(())
-                        }
-                        Step::Record(Err(err)) | Step::Kept(Err(err)) => Err(err),
-                        Step::Kept(Ok(())) => Ok(()),
-                    };
-                    if let Err(err) = read {
+                    if let Err(err) = take_step(step, &mut consumer, &mut waiting, &mut credits) {
                         let _ = forward_changes(&mut changes, &output).await;
                         // What was taken still goes out.
                         let _ = push_ready(&mut waiting, &output).await;
                         let _ = output.send(ConsumeOutput::Failed(client_error(err))).await;
+                        break;
+                    }
+                }
+                // A change made while the consumer waits for records goes out at once (a
+                // client may wait for its assignment before anything is written).
+                Some(change) = changes.recv() => {
+                    if output.send(ConsumeOutput::Assignment(change)).await.is_err() {
                         break;
                     }
                 }
@@ -374,6 +371,26 @@ async fn next_step(consumer: &mut Consumer, may_read: bool) -> Step {
         Step::Record(consumer.next().await)
     } else {
         Step::Kept(consumer.keep_membership().await)
+    }
+}
+
+/// Takes what a turn of the consumer gave: a record (and the ones already fetched behind it)
+/// into `waiting`, within the credits.
+fn take_step(
+    step: Step,
+    consumer: &mut Consumer,
+    waiting: &mut VecDeque<ConsumerRecord>,
+    credits: &mut Credits,
+) -> Result<(), ClientError> {
+    match step {
+        Step::Record(Ok(record)) => {
+            credits.spend(record_size(&record));
+            waiting.push_back(record);
+            take_buffered(consumer, waiting, credits);
+            Ok(())
+        }
+        Step::Record(Err(err)) | Step::Kept(Err(err)) => Err(err),
+        Step::Kept(Ok(())) => Ok(()),
     }
 }
 

@@ -523,3 +523,25 @@ async fn a_client_that_ended_its_side_gets_its_credit_then_the_end() {
     let values: Vec<Bytes> = read.into_iter().map(|r| r.value).collect();
     assert_eq!(values, [&b"0"[..], b"1", b"2"].map(Bytes::from_static));
 }
+
+/// Scenario: a stream joins a group on an empty topic with credit to spare (as a service
+/// that waits for its partitions before anything is written). Proves: its assignment is
+/// pushed while no record exists (it used to wait for the first record).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_assignment_is_pushed_before_any_record_exists() {
+    let nodes = cluster(1).await;
+    let addr = &nodes[0].addr;
+    create_topic(addr, "v1.quiet", 3, 1, &[]).await;
+    let mut stream = Stream::open(
+        addr,
+        subscribe(&["v1.quiet"], "waiters", pb::subscribe::Start::Latest(true)),
+    )
+    .await;
+    stream.send(credit(100)).await;
+    let mut held = BTreeMap::new();
+    let started = std::time::Instant::now();
+    while held.len() < 3 {
+        follow_assignment(&mut stream, &mut held, Duration::from_millis(200)).await;
+        assert!(started.elapsed() < WAIT, "assigned so far: {held:?}");
+    }
+}
