@@ -11,7 +11,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
 
-use crate::support::{WAIT, client, cluster, code, create_topic, retriable, retry};
+use crate::support::{
+    WAIT, client, cluster, code, create_topic, retriable, retry, wait_for_leaders,
+};
 
 /// A Consume stream: what the test sends, and what the node pushes.
 struct Stream {
@@ -310,6 +312,7 @@ async fn consume_streams_and_a_rust_member_share_one_group() {
     let nodes = cluster(1).await;
     let addr = &nodes[0].addr;
     create_topic(addr, "v1.order.placed", 6, 1, &[]).await;
+    wait_for_leaders(addr, "v1.order.placed").await;
     let records = (0..60)
         .map(|i| keyed("v1.order.placed", &format!("c{i}"), &i.to_string(), &[]))
         .collect();

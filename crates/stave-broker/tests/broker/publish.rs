@@ -8,7 +8,7 @@ use bytes::Bytes;
 use stave_log::hash::partition_for_key;
 use stave_proto::v1 as pb;
 
-use crate::support::{client, cluster, code, create_topic, retriable, retry};
+use crate::support::{client, cluster, code, create_topic, retriable, retry, wait_for_leaders};
 
 /// A record with a value, headers as given, nothing else.
 fn record(topic: &str, value: &str, headers: &[(&str, &str)]) -> pb::PublishRecord {
@@ -332,6 +332,7 @@ async fn bad_records_get_typed_errors_and_write_nothing() {
         (good("last"), pb::ErrorCode::None),
     ];
     // The topic is known and led before the request that must be answered as it is.
+    wait_for_leaders(addr, "v1.audit").await;
     publish(addr, vec![good("warm-up")]).await;
     let records: Vec<pb::PublishRecord> = cases.iter().map(|(r, _)| r.clone()).collect();
     let mut api = client(addr).await;
@@ -402,6 +403,7 @@ async fn a_retried_message_id_is_written_once() {
     let nodes = cluster(1).await;
     let addr = &nodes[0].addr;
     create_topic(addr, "v1.order.placed", 3, 1, &[]).await;
+    wait_for_leaders(addr, "v1.order.placed").await;
     let order = |id: &str| record("v1.order.placed", "order", &[("id", id)]);
     let first = publish(addr, vec![order("order-7")]).await;
     assert!(!first[0].duplicate);
@@ -436,6 +438,7 @@ async fn a_retried_message_id_is_written_once() {
     assert_eq!(written, 2, "order-7 and order-8, once each");
 
     create_topic(addr, "v1.order.raw", 1, 1, &[("dedupe.window.ms", "0")]).await;
+    wait_for_leaders(addr, "v1.order.raw").await;
     let raw = || record("v1.order.raw", "order", &[("id", "order-7")]);
     let once = publish(addr, vec![raw()]).await;
     let twice = publish_once(addr, vec![raw()]).await;

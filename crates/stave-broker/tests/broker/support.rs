@@ -213,3 +213,24 @@ pub fn now_ms() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+/// Waits until every partition of `topic` has a leader, as `addr` reports it.
+pub async fn wait_for_leaders(addr: &str, topic: &str) {
+    retry(|| async {
+        let metadata = client(addr)
+            .await
+            .metadata(pb::MetadataRequest {
+                topics: vec![topic.to_string()],
+            })
+            .await
+            .map_err(|status| status.to_string())?
+            .into_inner();
+        let partitions = &metadata.topics.first().ok_or("no topic")?.partitions;
+        match partitions.iter().find(|p| p.leader.is_none()) {
+            None if !partitions.is_empty() => Ok(()),
+            None => Err("no partitions yet".to_string()),
+            Some(p) => Err(format!("partition {} has no leader", p.partition)),
+        }
+    })
+    .await;
+}

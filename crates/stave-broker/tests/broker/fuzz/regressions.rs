@@ -496,6 +496,23 @@ fn a_stream_request_too_large_to_read_ends_the_stream_with_its_status() {
             partition: Some(0),
             ..Default::default()
         };
+        // The partition has its leader before the stream starts.
+        retry(|| async {
+            let answer = client(addr)
+                .await
+                .publish(pb::PublishRequest {
+                    records: vec![record(b"first".to_vec())],
+                    sequence: 0,
+                })
+                .await
+                .map_err(|status| status.to_string())?
+                .into_inner();
+            match code(&answer.results[0].error) {
+                pb::ErrorCode::None => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
         let requests = vec![
             pb::PublishRequest {
                 records: vec![record(b"small".to_vec())],
