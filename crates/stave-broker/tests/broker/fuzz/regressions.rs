@@ -1,6 +1,4 @@
-//! Defects the fuzz found, each minimised into a named test. A test marked
-//! `#[ignore = "defect: …"]` shows a defect whose fix belongs to files being edited
-//! elsewhere (see the issue 15 report).
+//! Defects the fuzz found, each minimised into a named test that fails without its fix.
 
 use std::time::Duration;
 
