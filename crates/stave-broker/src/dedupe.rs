@@ -49,8 +49,8 @@ pub(crate) struct IdTable {
     /// skipped when it expires.
     order: VecDeque<(i64, u128)>,
     in_flight: HashSet<u128, ById>,
-    /// Ids the cap evicted while younger than the window.
-    pub(crate) evicted_young: u64,
+    /// Ids the cap evicted while younger than the window (the first one is logged).
+    evicted_young: u64,
 }
 
 impl IdTable {
@@ -126,6 +126,15 @@ impl IdTable {
             {
                 self.written.remove(&oldest);
                 if at_ms.saturating_sub(at) < self.window_ms {
+                    if self.evicted_young == 0 {
+                        tracing::warn!(
+                            max_ids = self.max_ids,
+                            kept_ms = at_ms.saturating_sub(at),
+                            window_ms = self.window_ms,
+                            "dedupe.max.ids evicts ids younger than dedupe.window.ms: retries \
+                             older than kept_ms are no longer recognised (raise dedupe.max.ids)"
+                        );
+                    }
                     self.evicted_young += 1;
                 }
             }
@@ -236,7 +245,7 @@ impl Broker {
             }
         };
         let mut table = IdTable::new(term, window_ms, max_ids);
-        let since = crate::publish::now_ms().saturating_sub(window_ms as i64);
+        let since = crate::consumer_group::now_ms().saturating_sub(window_ms as i64);
         let from = partition
             .offset_for_timestamp(since)
             .await

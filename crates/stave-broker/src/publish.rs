@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use rand::Rng;
@@ -18,6 +17,7 @@ use stave_log::message_id::{MESSAGE_ID_HEADER, uuid_v7};
 use stave_raft::controller::is_internal_topic;
 
 use crate::broker::Broker;
+use crate::consumer_group::now_ms;
 use crate::dedupe::{ById, IdTable, Seen, id_hash};
 use crate::error::BrokerError;
 use crate::produce::{ProduceRequest, Produced};
@@ -162,13 +162,6 @@ struct Job {
     target: Target,
     batch: Bytes,
     indices: Vec<usize>,
-}
-
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// The first `id` header's value, if any.
