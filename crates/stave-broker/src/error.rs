@@ -50,7 +50,7 @@ pub enum BrokerError {
     OutOfOrderSequence { expected: i32, received: i32 },
     #[error("producer fenced: epoch {received} is older than {current}")]
     ProducerFenced { current: i16, received: i16 },
-    #[error("the same batch is being written right now")]
+    #[error("the same batch, or a record with the same id, is being written right now: retry")]
     DuplicateInFlight,
     #[error("timed out: {0}")]
     Timeout(String),

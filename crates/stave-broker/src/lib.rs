@@ -40,6 +40,10 @@ use config::CLIENT_MESSAGE_BYTES_MAX;
 
 /// How long a shutdown waits for connections to finish before it drops them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How often the node pings a connection that sent nothing, and how long it waits for the
+/// answer before it closes it (a Consume stream on a dead connection is found within twice
+/// this: the group's session timeout).
+const CONNECTION_PROBE: Duration = Duration::from_secs(5);
 
 /// Binds `config.listen` and serves until `shutdown` resolves.
 pub async fn run(
@@ -83,6 +87,11 @@ pub async fn serve(
         .tcp_nodelay(true)
         .initial_stream_window_size(4 << 20)
         .initial_connection_window_size(32 << 20)
+        // A connection that died without a word (a client's host gone, a cable pulled) is
+        // found within `CONNECTION_PROBE * 2` and closed: its Consume streams end, so their
+        // members leave the group and the partitions move on.
+        .http2_keepalive_interval(Some(CONNECTION_PROBE))
+        .http2_keepalive_timeout(Some(CONNECTION_PROBE))
         .add_service(control)
         .add_service(data)
         .add_service(api)

@@ -78,9 +78,17 @@ impl pb::stave_server::Stave for Broker {
     ) -> Result<Response<pb::PublishResponse>, Status> {
         let is_forwarded = forwarded(&request);
         let request = request.into_inner();
-        let outcomes = self
-            .publish(convert::publish_records(request.records), is_forwarded)
-            .await;
+        let broker = self
+            .this
+            .upgrade()
+            .ok_or_else(|| Status::unavailable("the node is shutting down"))?;
+        // The write runs on its own task: a client that gives up (its deadline, a cut
+        // connection) drops this future, and a write dropped halfway would leave its ids
+        // marked in flight, so every retry would be refused until the leader changed.
+        let records = convert::publish_records(request.records);
+        let outcomes = tokio::spawn(async move { broker.publish(records, is_forwarded).await })
+            .await
+            .map_err(|err| Status::internal(format!("the publish task failed: {err}")))?;
         Ok(Response::new(convert::published(
             request.sequence,
             outcomes,

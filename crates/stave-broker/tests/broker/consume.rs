@@ -12,7 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
 
 use crate::support::{
-    WAIT, client, cluster, code, create_topic, retriable, retry, wait_for_leaders,
+    Link, Proxy, WAIT, client, cluster, code, create_topic, retriable, retry, wait_for_leaders,
 };
 
 /// A Consume stream: what the test sends, and what the node pushes.
@@ -547,4 +547,93 @@ async fn an_assignment_is_pushed_before_any_record_exists() {
         follow_assignment(&mut stream, &mut held, Duration::from_millis(200)).await;
         assert!(started.elapsed() < WAIT, "assigned so far: {held:?}");
     }
+}
+
+/// Scenario: two Consume streams share a group on a 4-partition topic; one of them reaches
+/// the node through a proxy. It commits an offset for a partition it holds, then its link goes
+/// silent: no byte passes either way and no connection is closed (the client's host is gone).
+/// Proves: the node finds the dead connection and the stream's member leaves, so within the
+/// session timeout its partitions move to the other stream, at the committed offset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_whose_link_died_silently_hands_its_partitions_on() {
+    let nodes = cluster(1).await;
+    let addr = &nodes[0].addr;
+    create_topic(addr, "v1.audit.logged", 4, 1, &[]).await;
+    wait_for_leaders(addr, "v1.audit.logged").await;
+    let proxy = Proxy::start(addr).await;
+    let earliest = || {
+        subscribe(
+            &["v1.audit.logged"],
+            "audit",
+            pb::subscribe::Start::Earliest(true),
+        )
+    };
+    let mut doomed = Stream::open(&proxy.addr, earliest()).await;
+    let mut survivor = Stream::open(addr, earliest()).await;
+    let (mut held_doomed, mut held_survivor) = (BTreeMap::new(), BTreeMap::new());
+    let started = std::time::Instant::now();
+    loop {
+        follow_assignment(&mut doomed, &mut held_doomed, Duration::from_millis(100)).await;
+        follow_assignment(
+            &mut survivor,
+            &mut held_survivor,
+            Duration::from_millis(100),
+        )
+        .await;
+        let all: BTreeSet<u32> = held_doomed
+            .keys()
+            .chain(held_survivor.keys())
+            .copied()
+            .collect();
+        let disjoint = held_doomed.len() + held_survivor.len() == all.len();
+        if all.len() == 4 && disjoint && !held_doomed.is_empty() && !held_survivor.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "{held_doomed:?} {held_survivor:?}"
+        );
+    }
+    let mine = *held_doomed.keys().next().unwrap();
+    doomed
+        .send(commit(1, &[("v1.audit.logged", mine, 2)]))
+        .await;
+    loop {
+        match doomed.next_within(WAIT).await {
+            Some(pb::consume_response::Response::Committed(done)) => {
+                assert_eq!(code(&done.error), pb::ErrorCode::None);
+                break;
+            }
+            Some(_) => {}
+            None => panic!("the commit was not answered"),
+        }
+    }
+
+    proxy.set(Link::Silent);
+    let silent_since = std::time::Instant::now();
+    let resumed_at = loop {
+        follow_assignment(
+            &mut survivor,
+            &mut held_survivor,
+            Duration::from_millis(200),
+        )
+        .await;
+        if let Some(at) = held_survivor.get(&mine) {
+            break *at;
+        }
+        assert!(
+            silent_since.elapsed() < WAIT,
+            "partition {mine} stayed with the dead stream"
+        );
+    };
+    assert_eq!(
+        resumed_at, 2,
+        "partition {mine} resumes at its committed offset"
+    );
+    assert_eq!(held_survivor.len(), 4, "{held_survivor:?}");
+    println!(
+        "partitions moved {:?} after the link went silent",
+        silent_since.elapsed()
+    );
+    drop(doomed);
 }

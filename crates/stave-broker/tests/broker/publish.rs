@@ -8,7 +8,9 @@ use bytes::Bytes;
 use stave_log::hash::partition_for_key;
 use stave_proto::v1 as pb;
 
-use crate::support::{client, cluster, code, create_topic, retriable, retry, wait_for_leaders};
+use crate::support::{
+    Link, Proxy, client, cluster, code, create_topic, retriable, retry, wait_for_leaders,
+};
 
 /// A record with a value, headers as given, nothing else.
 fn record(topic: &str, value: &str, headers: &[(&str, &str)]) -> pb::PublishRecord {
@@ -480,4 +482,86 @@ async fn a_retry_after_the_leader_died_finds_the_first_write() {
     assert_eq!(again[0].offset, first[0].offset);
     let read = read_partition(&survivor, "v1.payment.taken", 0).await;
     assert_eq!(read.len(), 1, "{read:?}");
+}
+
+/// Scenario: 100 records with ids are published through a proxy whose link loses the node's
+/// answers; the client gives up after 2 s and the link is cut. 100 more are published with a
+/// 1 ms deadline, so the node drops the call while it writes. Both sets are sent again,
+/// straight to the node. Proves: every retry is answered (a call its client abandoned never
+/// leaves an id "in flight" for good), the retries of the lost set are all `duplicate`, and
+/// each id is in the topic once, at the (partition, offset) its retry names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_whose_client_gave_up_is_written_once_when_retried() {
+    let nodes = cluster(1).await;
+    let addr = &nodes[0].addr;
+    create_topic(addr, "v1.invoice.sent", 3, 1, &[]).await;
+    wait_for_leaders(addr, "v1.invoice.sent").await;
+    let value = "x".repeat(1024);
+    let set = |name: &str| -> Vec<pb::PublishRecord> {
+        (0..100)
+            .map(|i| record("v1.invoice.sent", &value, &[("id", &format!("{name}-{i}"))]))
+            .collect()
+    };
+
+    let proxy = Proxy::start(addr).await;
+    let mut through = client(&proxy.addr).await;
+    through
+        .metadata(pb::MetadataRequest::default())
+        .await
+        .unwrap();
+    proxy.set(Link::Deaf);
+    let request = pb::PublishRequest {
+        records: set("lost"),
+        sequence: 0,
+    };
+    let lost =
+        tokio::time::timeout(std::time::Duration::from_secs(2), through.publish(request)).await;
+    assert!(lost.is_err(), "the answer was lost: {lost:?}");
+    proxy.set(Link::Cut);
+
+    let mut request = tonic::Request::new(pb::PublishRequest {
+        records: set("cancelled"),
+        sequence: 0,
+    });
+    request.set_timeout(std::time::Duration::from_millis(1));
+    let _ = client(addr).await.publish(request).await;
+
+    let lost_again = publish(addr, set("lost")).await;
+    assert!(
+        lost_again.iter().all(|r| r.duplicate),
+        "the lost set was written before its answer was lost: {lost_again:?}"
+    );
+    let cancelled_again = publish(addr, set("cancelled")).await;
+    let mut answered = BTreeMap::new();
+    for (records, results) in [
+        (set("lost"), lost_again),
+        (set("cancelled"), cancelled_again),
+    ] {
+        for (record, result) in records.iter().zip(results) {
+            assert_eq!(code(&result.error), pb::ErrorCode::None, "{result:?}");
+            let id = record.headers[0].value.clone();
+            answered.insert(id.to_vec(), (result.partition, result.offset));
+        }
+    }
+    let mut in_log: BTreeMap<Vec<u8>, Vec<(u32, u64)>> = BTreeMap::new();
+    for partition in 0..3 {
+        for (offset, read) in read_partition(addr, "v1.invoice.sent", partition).await {
+            let (_, id) = read.headers.iter().find(|(key, _)| key == "id").unwrap();
+            in_log
+                .entry(id.clone())
+                .or_default()
+                .push((partition, offset));
+        }
+    }
+    assert_eq!(in_log.len(), 200);
+    for (id, at) in &in_log {
+        assert_eq!(
+            at.len(),
+            1,
+            "{} written {} times",
+            String::from_utf8_lossy(id),
+            at.len()
+        );
+        assert_eq!(answered[id], at[0]);
+    }
 }

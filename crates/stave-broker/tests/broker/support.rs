@@ -88,6 +88,7 @@ pub fn retriable(code: pb::ErrorCode) -> bool {
             | pb::ErrorCode::LeaderNotAvailable
             | pb::ErrorCode::RequestTimedOut
             | pb::ErrorCode::UnknownTopic
+            | pb::ErrorCode::DuplicateInFlight
     )
 }
 
@@ -233,4 +234,84 @@ pub async fn wait_for_leaders(addr: &str, topic: &str) {
         }
     })
     .await;
+}
+
+/// What a [`Proxy`] does with the bytes of its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// Both ways passed on.
+    Open,
+    /// The client's bytes reach the node; the node's answers are lost.
+    Deaf,
+    /// Nothing passed on, nothing closed: a link that died without a word.
+    Silent,
+    /// Every connection closed.
+    Cut,
+}
+
+/// A TCP proxy on a loopback port in front of `target`, whose links can be made to fail.
+pub struct Proxy {
+    pub addr: String,
+    link: tokio::sync::watch::Sender<Link>,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    pub async fn start(target: &str) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (link, watch) = tokio::sync::watch::channel(Link::Open);
+        let target = target.to_string();
+        let accepting = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(node) = tokio::net::TcpStream::connect(&target).await else {
+                    continue;
+                };
+                let (client_read, client_write) = client.into_split();
+                let (node_read, node_write) = node.into_split();
+                tokio::spawn(pass(client_read, node_write, watch.clone(), Link::Deaf));
+                tokio::spawn(pass(node_read, client_write, watch.clone(), Link::Open));
+            }
+        });
+        Proxy {
+            addr,
+            link,
+            accepting,
+        }
+    }
+
+    /// What the proxy does from now on (to connections open now and later).
+    pub fn set(&self, link: Link) {
+        self.link.send_replace(link);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accepting.abort();
+        self.link.send_replace(Link::Cut);
+    }
+}
+
+/// Copies one direction of a proxied connection; passes bytes on while the link is `Open`
+/// (or `also`), swallows them otherwise, and closes both ends once it is `Cut`.
+async fn pass(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut link: tokio::sync::watch::Receiver<Link>,
+    also: Link,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 64 << 10];
+    loop {
+        let read = tokio::select! {
+            read = from.read(&mut buffer) => read,
+            _ = link.wait_for(|link| *link == Link::Cut) => return,
+        };
+        let Ok(read @ 1..) = read else { return };
+        let now = *link.borrow();
+        if (now == Link::Open || now == also) && to.write_all(&buffer[..read]).await.is_err() {
+            return;
+        }
+    }
 }
