@@ -9,5 +9,6 @@ mod full_disk;
 mod group_cli;
 mod groups;
 mod keyed;
+mod records;
 mod script;
 mod support;
