@@ -2,8 +2,8 @@
 //! node runs a `stave_client::Consumer` on the client's behalf, bootstrapped at the node
 //! itself: with a group it is the group's member (it heartbeats, takes the partitions the
 //! coordinator gives it, commits, and leaves when the stream ends), without one it reads the
-//! partitions asked for. Either way it fetches from the partition leaders, here or on other
-//! nodes, so a Consume member and a Rust-client member of one group are the same kind of
+//! partitions asked for. Either way it fetches from the partition leaders: in process for the
+//! partitions this node leads, over the network from other nodes; so a Consume member and a Rust-client member of one group are the same kind of
 //! member. Records go out only as far as the client's credits allow.
 
 use std::collections::VecDeque;
@@ -141,14 +141,21 @@ fn client_error(err: ClientError) -> BrokerError {
 }
 
 impl Broker {
-    /// The client the node's Consume streams share, bootstrapped at the node itself.
+    /// The client the node's Consume streams share, bootstrapped at the node itself; it
+    /// reads the partitions this node leads in process.
     async fn own_client(&self) -> Result<Client, BrokerError> {
+        let addr = self.config().advertised().to_string();
         let config = ClientConfig {
-            bootstrap: vec![self.config().advertised().to_string()],
+            bootstrap: vec![addr.clone()],
             ..ClientConfig::default()
         };
+        let local = crate::grpc::LocalReads::new(self.this.clone(), addr);
         self.consume_client
-            .get_or_try_init(|| async { Client::connect(config).await.map_err(client_error) })
+            .get_or_try_init(|| async {
+                Client::connect_within(config, local)
+                    .await
+                    .map_err(client_error)
+            })
             .await
             .cloned()
     }

@@ -47,6 +47,19 @@ pub(crate) const LEADER_LOOKUP_WAIT: Duration = Duration::from_millis(250);
 /// A gRPC client of one node.
 pub(crate) type NodeClient = StaveClient<Channel>;
 
+/// A node that runs a client inside itself (the broker, for its Consume streams): fetches
+/// from the partitions it leads are served in process, not over a connection to itself.
+pub trait LocalNode: Send + Sync + 'static {
+    /// The address the node advertises, as the metadata names it.
+    fn addr(&self) -> &str;
+
+    /// Serves `request` as the node's `Fetch` RPC would.
+    fn fetch(
+        &self,
+        request: proto::FetchRequest,
+    ) -> std::pin::Pin<Box<dyn Future<Output = proto::FetchResponse> + Send>>;
+}
+
 /// A handle to a Stave cluster. Cheap to clone; clones share connections and metadata.
 #[derive(Clone)]
 pub struct Client {
@@ -74,6 +87,8 @@ struct Inner {
     suspects: Suspects,
     /// Told after every metadata refresh.
     refreshed: tokio::sync::watch::Sender<()>,
+    /// The node this client runs in, if it runs in one.
+    local: Option<Arc<dyn LocalNode>>,
     /// A background refresh (`refresh_metadata_for`) is running.
     refreshing_in_background: AtomicBool,
     /// Turns through a partition's replicas when none is known to lead.
@@ -87,13 +102,32 @@ impl Client {
     /// [`ClientError::Unreachable`]; a node that answers but is not ready yet is retried
     /// until `retry_timeout`.
     pub async fn connect(config: ClientConfig) -> Result<Client, ClientError> {
-        let client = Client::new(config)?;
+        let client = Client::new(config, None)?;
         client.bootstrap().await?;
         Ok(client)
     }
 
+    /// [`Client::connect`] for a client that runs inside the node `local`: its consumers
+    /// read the partitions that node leads in process.
+    pub async fn connect_within(
+        config: ClientConfig,
+        local: Arc<dyn LocalNode>,
+    ) -> Result<Client, ClientError> {
+        let client = Client::new(config, Some(local))?;
+        client.bootstrap().await?;
+        Ok(client)
+    }
+
+    /// The node this client runs in, if `addr` is its address.
+    pub(crate) fn local_at(&self, addr: &str) -> Option<&Arc<dyn LocalNode>> {
+        self.inner
+            .local
+            .as_ref()
+            .filter(|local| local.addr() == addr)
+    }
+
     /// A client with no metadata yet.
-    fn new(config: ClientConfig) -> Result<Client, ClientError> {
+    fn new(config: ClientConfig, local: Option<Arc<dyn LocalNode>>) -> Result<Client, ClientError> {
         if config.bootstrap.is_empty() {
             return Err(ClientError::Config {
                 message: "the bootstrap list is empty".into(),
@@ -111,6 +145,7 @@ impl Client {
                 refreshed: tokio::sync::watch::Sender::new(()),
                 refreshing_in_background: AtomicBool::new(false),
                 next_replica: AtomicUsize::new(0),
+                local,
             }),
         })
     }

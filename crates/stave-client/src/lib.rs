@@ -52,7 +52,7 @@ pub use admin::{Admin, NewTopic, TopicDescription};
 pub use admin_groups::{
     GroupDescription, GroupListing, GroupPartitionLag, GroupSummary, MemberDescription, ResetTo,
 };
-pub use client::Client;
+pub use client::{Client, LocalNode};
 pub use config::{
     ClientConfig, ConsumerConfig, DEFAULT_PORT, IN_FLIGHT_LIMIT, OffsetReset, ProducerConfig,
     StartPosition, parse_bootstrap,

@@ -258,14 +258,14 @@ pub(super) async fn consume(client: &Client, args: &BenchArgs) -> Result<Outcome
         };
         tasks.spawn(reader.read(stub, stop.clone()));
     }
+    let mut bytes = 0;
     let ended = tokio::select! {
         _ = async { stop.clone().wait_for(|s| *s).await.map(|_| ()) } => Ok(()),
         () = super::sleep_until(until) => Ok(()),
-        failed = first_failure(&mut tasks) => failed,
+        failed = first_failure(&mut tasks, &mut bytes) => failed,
     };
     let elapsed = first.get().map_or_else(|| start.elapsed(), |f| f.elapsed());
     let _ = stop_tx.send(true);
-    let mut bytes = 0;
     while let Some(joined) = tasks.join_next().await {
         if let Ok(Ok(read)) = joined {
             bytes += read;
@@ -284,11 +284,17 @@ pub(super) async fn consume(client: &Client, args: &BenchArgs) -> Result<Outcome
     })
 }
 
-/// Waits for a member to fail (never returns while they all run).
-async fn first_failure(tasks: &mut JoinSet<Result<u64, ClientError>>) -> Result<(), CliError> {
+/// Waits for a member to fail (never returns while they all run); the bytes of the members
+/// that finished meanwhile are added to `bytes`.
+async fn first_failure(
+    tasks: &mut JoinSet<Result<u64, ClientError>>,
+    bytes: &mut u64,
+) -> Result<(), CliError> {
     while let Some(joined) = tasks.join_next().await {
-        if let Ok(Err(err)) = joined {
-            return Err(err.into());
+        match joined {
+            Ok(Err(err)) => return Err(err.into()),
+            Ok(Ok(read)) => *bytes += read,
+            Err(_) => {}
         }
     }
     std::future::pending().await

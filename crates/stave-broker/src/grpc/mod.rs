@@ -563,3 +563,39 @@ async fn serve_consume_stream(
     reader.abort();
     let _ = writer.await;
 }
+
+/// Fetches of this node's own Consume streams: served in process, as the `Fetch` RPC would
+/// answer them, without a connection to itself (and the encoding, copies and checks a
+/// loopback round trip costs).
+pub(crate) struct LocalReads {
+    broker: std::sync::Weak<Broker>,
+    addr: String,
+}
+
+impl LocalReads {
+    pub(crate) fn new(broker: std::sync::Weak<Broker>, addr: String) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(LocalReads { broker, addr })
+    }
+}
+
+impl stave_client::LocalNode for LocalReads {
+    fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    fn fetch(
+        &self,
+        request: pb::FetchRequest,
+    ) -> Pin<Box<dyn std::future::Future<Output = pb::FetchResponse> + Send>> {
+        let broker = self.broker.clone();
+        Box::pin(async move {
+            let result = match broker.upgrade() {
+                Some(broker) => broker.fetch(convert::fetch_request(request)).await,
+                None => Err(crate::error::BrokerError::Timeout(
+                    "the node is shutting down".into(),
+                )),
+            };
+            convert::fetched(result)
+        })
+    }
+}

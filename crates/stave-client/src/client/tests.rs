@@ -69,7 +69,7 @@ async fn bootstrap_passes_over_a_silent_first_address() {
 /// lookup asks again.
 #[tokio::test]
 async fn hints_naming_a_suspect_are_not_followed() {
-    let client = Client::new(ClientConfig::new("a:1").unwrap()).unwrap();
+    let client = Client::new(ClientConfig::new("a:1").unwrap(), None).unwrap();
     client.store_metadata(metadata(["a:1", "b:2", "c:3"]));
     let hint = not_leader(2, "b:2");
     client.observe_failure("t", 0, "a:1", &hint);
@@ -87,7 +87,7 @@ async fn hints_naming_a_suspect_are_not_followed() {
 /// leader; an answer from the node ends the suspicion.
 #[tokio::test]
 async fn an_unanswered_attempt_suspects_its_node_until_it_answers() {
-    let client = Client::new(ClientConfig::new("a:1").unwrap()).unwrap();
+    let client = Client::new(ClientConfig::new("a:1").unwrap(), None).unwrap();
     client.store_metadata(metadata(["a:1", "b:2", "c:3"]));
     let silence = ClientError::NoAnswer {
         addr: "a:1".into(),
@@ -117,7 +117,7 @@ async fn a_suspected_leader_is_passed_over_for_its_replicas_in_turn() {
         bootstrap: vec![addrs[0].to_string()],
         ..bounds(NEVER)
     };
-    let client = Client::new(config).unwrap();
+    let client = Client::new(config, None).unwrap();
     client.store_metadata(metadata(addrs));
     assert_eq!(client.leader("t", 0).await.unwrap().0, addrs[0]);
 

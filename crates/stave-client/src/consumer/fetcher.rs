@@ -1,5 +1,5 @@
 //! The fetch loop of one assigned partition: a task that long-polls the partition's leader
-//! from the consumer's position, decodes and CRC-checks the returned frames (end-to-end
+//! (in process when the client runs inside that node: `LocalNode`) from the consumer's position, decodes and CRC-checks the returned frames (end-to-end
 //! integrity, docs/batch-format.md), and hands the records over a channel of capacity 1. So
 //! one fetch runs ahead of the consumer while it works through the previous one (prefetch),
 //! and no more: a slow consumer holds at most two fetches' worth of records per partition.
@@ -104,10 +104,15 @@ impl Fetcher {
             min_bytes: self.config.fetch_bytes_min,
             max_wait_ms: u32::try_from(wait.as_millis()).unwrap_or(u32::MAX),
         };
-        let response = self
-            .client
-            .unary_with(&addr, wait, node.fetch(request))
-            .await
+        let answered = match self.client.local_at(&addr) {
+            Some(local) => Ok(local.fetch(request).await),
+            None => {
+                self.client
+                    .unary_with(&addr, wait, node.fetch(request))
+                    .await
+            }
+        };
+        let response = answered
             .and_then(|response| ClientError::check(response.error.clone()).map(|()| response));
         let response = match response {
             Ok(response) => response,
