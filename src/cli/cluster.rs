@@ -163,6 +163,7 @@ mod tests {
             replicas: vec![1, 2, 3],
             in_sync: vec![1, 2],
             problems,
+            dedupe_window_effective_ms: None,
         };
         let metadata = |problems| ClusterMetadata {
             cluster_id: "c".into(),

@@ -20,7 +20,9 @@ pub enum TopicCommand {
         #[arg(long, value_name = "R")]
         replication_factor: Option<u32>,
         /// A topic setting, repeatable: retention.ms, retention.bytes, segment.bytes,
-        /// segment.ms, max.message.bytes, flush (always | never | interval:<ms>).
+        /// segment.ms, max.message.bytes, flush (always | never | interval:<ms>),
+        /// dedupe.window.ms (how long Publish recognises a message id: 120000; 0 off),
+        /// dedupe.max.ids (ids kept per partition: 1000000).
         #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
         configs: Vec<(String, String)>,
     },
@@ -106,18 +108,54 @@ fn describe(topic: &TopicDescription) -> String {
             leader(p),
             ids(&p.replicas),
             ids(&p.in_sync),
-            if p.is_under_replicated() {
-                "under-replicated".to_string()
-            } else {
-                String::new()
-            },
+            remarks(p),
         ]);
     }
     out.push_str(&table.render());
     out
 }
 
+/// What an operator should know of a partition: under-replicated; a message-id table cut
+/// short by dedupe.max.ids (retries older than the effective window are written again).
+fn remarks(p: &PartitionInfo) -> String {
+    let mut remarks = Vec::new();
+    if p.is_under_replicated() {
+        remarks.push("under-replicated".to_string());
+    }
+    if let Some(ms) = p.dedupe_window_effective_ms {
+        remarks.push(format!(
+            "dedupe window {:.1} s (dedupe.max.ids reached)",
+            ms as f64 / 1000.0
+        ));
+    }
+    remarks.join(", ")
+}
+
 fn leader(p: &PartitionInfo) -> String {
     p.leader
         .map_or_else(|| "none".to_string(), |id| id.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remarks_name_under_replication_and_a_cut_dedupe_window() {
+        let mut p = PartitionInfo {
+            partition: 0,
+            leader: Some(1),
+            replicas: vec![1, 2],
+            in_sync: vec![1, 2],
+            problems: vec![],
+            dedupe_window_effective_ms: None,
+        };
+        assert_eq!(remarks(&p), "");
+        p.in_sync = vec![1];
+        p.dedupe_window_effective_ms = Some(45_250);
+        assert_eq!(
+            remarks(&p),
+            "under-replicated, dedupe window 45.2 s (dedupe.max.ids reached)"
+        );
+    }
 }

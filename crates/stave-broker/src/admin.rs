@@ -40,6 +40,9 @@ pub struct PartitionState {
     pub replicas: Vec<u64>,
     pub in_sync: Vec<u64>,
     pub problems: Vec<NodeProblem>,
+    /// How far back (ms) the leader recognises a retried message id, when dedupe.max.ids
+    /// cut its table short of dedupe.window.ms; `None`: the whole window.
+    pub dedupe_window_effective_ms: Option<u64>,
 }
 
 /// Where this node stands with the controller.
@@ -221,6 +224,10 @@ impl Broker {
                     leader: leader.map(|l| l.node),
                     replicas: replicas.to_vec(),
                     in_sync: leader.map(|l| l.in_sync.clone()).unwrap_or_default(),
+                    dedupe_window_effective_ms: leader.and_then(|l| l.note).map(|since| {
+                        u64::try_from(crate::consumer_group::now_ms().saturating_sub(since))
+                            .unwrap_or(0)
+                    }),
                     problems: leaderships
                         .problems
                         .get(&group)

@@ -9,7 +9,8 @@
 //! is checked against it; a term change rebuilds it. So a retry that reaches a new leader
 //! after a failover still finds the first write.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use stave_log::batch::BatchView;
@@ -43,14 +44,19 @@ pub(crate) struct IdTable {
     term: u64,
     window_ms: i64,
     max_ids: usize,
-    /// Hash → (offset, written at in epoch ms).
+    /// Hash → (offset, written at in epoch ms), or [`IN_FLIGHT`] while it is being written
+    /// (one map, so checking an id and marking it in flight is one lookup).
     written: HashMap<u128, (u64, i64), ById>,
-    /// (written at, hash), oldest first; an entry whose hash was written again later is
-    /// skipped when it expires.
+    /// (written at, hash) of the written ids, oldest first; an entry whose hash was written
+    /// again later is skipped when it expires.
     order: VecDeque<(i64, u128)>,
-    in_flight: HashSet<u128, ById>,
     /// Ids the cap evicted while younger than the window (the first one is logged).
     evicted_young: u64,
+    /// While the cap cuts the table short of the window: when the oldest id kept was
+    /// written (the effective window reaches back to it).
+    cut_since: Option<i64>,
+    /// `cut_since` as last reported with the partition's leadership.
+    noted: Option<i64>,
 }
 
 impl IdTable {
@@ -61,9 +67,23 @@ impl IdTable {
             max_ids: max_ids.max(1),
             written: HashMap::default(),
             order: VecDeque::new(),
-            in_flight: HashSet::default(),
             evicted_young: 0,
+            cut_since: None,
+            noted: None,
         }
+    }
+
+    /// `Some(note)` when the effective window changed (by a second or more, or the cut began
+    /// or ended) since the last call: what to report with the partition's leadership.
+    pub(crate) fn note_change(&mut self) -> Option<Option<i64>> {
+        let changed = match (self.noted, self.cut_since) {
+            (Some(noted), Some(now)) => now.abs_diff(noted) >= 1_000,
+            (noted, now) => noted != now,
+        };
+        changed.then(|| {
+            self.noted = self.cut_since;
+            self.cut_since
+        })
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -76,6 +96,8 @@ impl IdTable {
                 break;
             }
             self.order.pop_front();
+            // Ids leave by age again: the table holds the whole window.
+            self.cut_since = None;
             if self
                 .written
                 .get(&hash)
@@ -86,28 +108,29 @@ impl IdTable {
         }
     }
 
-    /// What the table knows of `hash` now.
-    pub(crate) fn check(&mut self, hash: u128, now_ms: i64) -> Seen {
+    /// What the table knows of `hash` now; a new one is marked in flight (its writer must
+    /// [`end`](IdTable::end) it).
+    pub(crate) fn begin(&mut self, hash: u128, now_ms: i64) -> Seen {
         self.expire(now_ms);
-        if self.in_flight.contains(&hash) {
-            return Seen::InFlight;
+        match self.written.entry(hash) {
+            Entry::Occupied(seen) if *seen.get() == IN_FLIGHT => Seen::InFlight,
+            Entry::Occupied(seen) => Seen::Written(seen.get().0),
+            Entry::Vacant(new) => {
+                new.insert(IN_FLIGHT);
+                Seen::New
+            }
         }
-        match self.written.get(&hash) {
-            Some((offset, _)) => Seen::Written(*offset),
-            None => Seen::New,
-        }
-    }
-
-    /// `hash` is being written.
-    pub(crate) fn begin(&mut self, hash: u128) {
-        self.in_flight.insert(hash);
     }
 
     /// The write of `hash` ended: at `offset` if it was written.
     pub(crate) fn end(&mut self, hash: u128, written: Option<(u64, i64)>) {
-        self.in_flight.remove(&hash);
-        if let Some((offset, at)) = written {
-            self.insert(hash, offset, at);
+        match written {
+            Some((offset, at)) => self.insert(hash, offset, at),
+            None => {
+                if self.written.get(&hash) == Some(&IN_FLIGHT) {
+                    self.written.remove(&hash);
+                }
+            }
         }
     }
 
@@ -136,11 +159,17 @@ impl IdTable {
                         );
                     }
                     self.evicted_young += 1;
+                    self.cut_since = self.order.front().map(|(at, _)| *at);
+                } else {
+                    self.cut_since = None;
                 }
             }
         }
     }
 }
+
+/// The value of an id being written (no record is written at time `i64::MIN`).
+const IN_FLIGHT: (u64, i64) = (u64::MAX, i64::MIN);
 
 /// The tables of the partitions this node leads (or led until the last housekeeping pass),
 /// by Raft group.
@@ -181,10 +210,22 @@ impl Broker {
     /// anyway) or that are gone.
     pub(crate) fn drop_id_tables_not_led(&self) {
         lock(&self.id_tables).retain(|group, _| {
-            self.node()
+            let led = self
+                .node()
                 .partition(*group)
-                .is_some_and(|partition| partition.leads())
+                .is_some_and(|partition| partition.leads());
+            if !led {
+                self.node().groups().set_note(*group, None);
+            }
+            led
         });
+    }
+
+    /// Reports `table`'s effective window with `group`'s leadership, if it changed.
+    pub(crate) fn note_effective_window(&self, group: RaftGroupId, table: &mut IdTable) {
+        if let Some(note) = table.note_change() {
+            self.node().groups().set_note(group, note);
+        }
     }
 
     /// `target`'s id table on `partition` (which leads), rebuilt from the log's tail first if
@@ -209,6 +250,8 @@ impl Broker {
             *table = self
                 .rebuild(target, partition, term, window_ms, max_ids)
                 .await?;
+            self.node().groups().set_note(target.raft_group, None);
+            self.note_effective_window(target.raft_group, &mut table);
         }
         drop(table);
         Ok(Some(shared))
@@ -288,5 +331,62 @@ fn add_batch(table: &mut IdTable, batch: &BatchView) {
         if let Some(id) = id {
             table.insert(id_hash(id), record.offset.0, record.timestamp);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_is_new_then_in_flight_then_written_at_its_offset() {
+        let mut table = IdTable::new(1, 60_000, 100);
+        let id = id_hash(b"order-7");
+        assert_eq!(table.begin(id, 1_000), Seen::New);
+        assert_eq!(table.begin(id, 1_001), Seen::InFlight);
+        table.end(id, Some((42, 1_002)));
+        assert_eq!(table.begin(id, 1_003), Seen::Written(42));
+        assert_eq!(table.len(), 1);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_its_id_free_for_a_retry() {
+        let mut table = IdTable::new(1, 60_000, 100);
+        let id = id_hash(b"order-7");
+        assert_eq!(table.begin(id, 1_000), Seen::New);
+        table.end(id, None);
+        assert_eq!(table.begin(id, 1_001), Seen::New);
+    }
+
+    #[test]
+    fn ids_leave_the_table_after_the_window() {
+        let mut table = IdTable::new(1, 60_000, 100);
+        let (old, young) = (id_hash(b"old"), id_hash(b"young"));
+        table.insert(old, 1, 1_000);
+        table.insert(young, 2, 30_000);
+        assert_eq!(table.begin(old, 60_999), Seen::Written(1));
+        assert_eq!(table.begin(old, 61_000), Seen::New, "60 s after its write");
+        assert_eq!(table.begin(young, 61_000), Seen::Written(2));
+    }
+
+    #[test]
+    fn the_cap_evicts_the_oldest_ids_first() {
+        let mut table = IdTable::new(1, 60_000, 2);
+        let ids: Vec<u128> = (0..3u8).map(|i| id_hash(&[i])).collect();
+        for (offset, id) in ids.iter().enumerate() {
+            table.insert(*id, offset as u64, 1_000 + offset as i64);
+        }
+        assert_eq!(table.len(), 2);
+        assert_eq!(table.evicted_young, 1);
+        assert_eq!(
+            table.note_change(),
+            Some(Some(1_001)),
+            "the window reaches back to the oldest id kept"
+        );
+        assert_eq!(table.note_change(), None, "reported once");
+        assert_eq!(table.begin(ids[0], 1_010), Seen::New);
+        assert_eq!(table.begin(ids[2], 1_010), Seen::Written(2));
+        assert_eq!(table.begin(ids[2], 62_000), Seen::New, "expired");
+        assert_eq!(table.note_change(), Some(None), "the whole window again");
     }
 }

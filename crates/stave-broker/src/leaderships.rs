@@ -13,6 +13,9 @@ pub struct Leader {
     pub node: u64,
     pub term: u64,
     pub in_sync: Vec<u64>,
+    /// The leader's note (`stave_raft::group::Groups::set_note`): since when (epoch ms) its
+    /// message-id table reaches back, if dedupe.max.ids cut it short of the window.
+    pub note: Option<i64>,
 }
 
 /// A replica some node took out of service.

@@ -135,7 +135,7 @@ fn sort_by_id(table: &mut IdTable, routed: Vec<Routed>, now: i64) -> Sorted {
             sorted.repeats.push((record.index, first));
             continue;
         }
-        match table.check(hash, now) {
+        match table.begin(hash, now) {
             Seen::Written(offset) => {
                 let answer = Ok(PublishedRecord {
                     offset,
@@ -148,7 +148,6 @@ fn sort_by_id(table: &mut IdTable, routed: Vec<Routed>, now: i64) -> Sorted {
                 sorted.answered.push((record.index, answer));
             }
             Seen::New => {
-                table.begin(hash);
                 first_here.insert(hash, record.index);
                 sorted.fresh.push(record);
             }
@@ -305,6 +304,7 @@ impl Broker {
         for record in &sorted.fresh {
             hashes[record.index] = record.id_hash;
         }
+        let target_group = target.raft_group;
         let (jobs, refused) = self.batch_records(records, target, sorted.fresh);
         let written = self.write_in_order(jobs).await;
         let mut by_index: Vec<Option<Answer>> = vec![None; records.len()];
@@ -330,6 +330,7 @@ impl Broker {
                     table.end(*hash, answer.as_ref().ok().map(|w| (w.offset, now)));
                 }
             }
+            self.note_effective_window(target_group, &mut table);
         }
         for (index, first) in sorted.repeats {
             let answer = match &by_index[first] {

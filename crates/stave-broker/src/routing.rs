@@ -172,6 +172,7 @@ impl Broker {
                         node: answer.node_id,
                         term: group.term,
                         in_sync: group.in_sync,
+                        note: group.note,
                     };
                     gathered.leaders.insert(RaftGroupId(group.group_id), leader);
                 }
@@ -200,6 +201,7 @@ impl Broker {
                     node: me,
                     term: leadership.term,
                     in_sync: leadership.in_sync,
+                    note: self.node().groups().note(group),
                 };
                 leaderships.leaders.insert(group, leader);
             }

@@ -18,6 +18,9 @@ pub struct PartitionInfo {
     pub in_sync: Vec<u64>,
     /// Replicas their nodes took out of service (a storage error), as they report them.
     pub problems: Vec<ReplicaProblem>,
+    /// How far back (ms) the leader recognises a retried message id, when the topic's
+    /// dedupe.max.ids cut its table short of dedupe.window.ms; `None`: the whole window.
+    pub dedupe_window_effective_ms: Option<u64>,
 }
 
 /// A replica out of service: its Raft stopped on its own, or it could not be opened.
@@ -46,6 +49,7 @@ impl From<proto::PartitionMetadata> for PartitionInfo {
             leader: p.leader,
             replicas: p.replicas,
             in_sync: p.in_sync,
+            dedupe_window_effective_ms: p.dedupe_window_effective_ms,
             problems: p
                 .problems
                 .into_iter()
@@ -224,6 +228,7 @@ mod tests {
                         replicas: vec![1, 2],
                         in_sync: vec![1],
                         problems: vec![],
+                        dedupe_window_effective_ms: None,
                     },
                     proto::PartitionMetadata {
                         partition: 0,
@@ -231,6 +236,7 @@ mod tests {
                         replicas: vec![2, 1],
                         in_sync: vec![2, 1],
                         problems: vec![],
+                        dedupe_window_effective_ms: None,
                     },
                 ],
             }],

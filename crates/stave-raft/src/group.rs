@@ -385,6 +385,10 @@ impl GroupHandle for NotVoting {
 pub struct Groups {
     inner: Arc<RwLock<HashMap<RaftGroupId, Arc<dyn GroupHandle>>>>,
     problems: crate::problems::Problems,
+    /// A number the application attaches to a group this node leads, reported with its
+    /// leadership (the broker: since when its message-id table reaches back, when its cap
+    /// cut it short).
+    notes: Arc<std::sync::Mutex<HashMap<RaftGroupId, i64>>>,
 }
 
 impl std::fmt::Debug for Groups {
@@ -437,6 +441,28 @@ impl Groups {
     /// The partition replicas of this node that stopped or could not open.
     pub fn problems(&self) -> &crate::problems::Problems {
         &self.problems
+    }
+
+    /// Attaches `note` to `group` (reported with its leadership while this node leads it),
+    /// or takes it off.
+    pub fn set_note(&self, group: RaftGroupId, note: Option<i64>) {
+        let mut notes = self
+            .notes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match note {
+            Some(note) => notes.insert(group, note),
+            None => notes.remove(&group),
+        };
+    }
+
+    /// The note attached to `group`, if any.
+    pub fn note(&self, group: RaftGroupId) -> Option<i64> {
+        self.notes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&group)
+            .copied()
     }
 
     /// The groups running here, by id.

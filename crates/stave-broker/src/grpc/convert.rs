@@ -409,6 +409,7 @@ pub(crate) fn partition_metadata(state: PartitionState) -> pb::PartitionMetadata
         leader: state.leader,
         replicas: state.replicas,
         in_sync: state.in_sync,
+        dedupe_window_effective_ms: state.dedupe_window_effective_ms,
         problems: state
             .problems
             .into_iter()

@@ -565,3 +565,36 @@ async fn a_publish_whose_client_gave_up_is_written_once_when_retried() {
         assert_eq!(answered[id], at[0]);
     }
 }
+
+/// Scenario: a topic keeps at most 10 ids per partition (`dedupe.max.ids=10`) within a
+/// 2-minute window; 30 records with ids are published to its one partition. Proves: the
+/// first ids are no longer recognised (a retry of the first is written again), and the
+/// partition's metadata reports the effective window, shorter than the 2 minutes asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capped_id_table_reports_its_effective_window() {
+    let nodes = cluster(1).await;
+    let addr = &nodes[0].addr;
+    create_topic(addr, "v1.click.seen", 1, 1, &[("dedupe.max.ids", "10")]).await;
+    wait_for_leaders(addr, "v1.click.seen").await;
+    let click = |i: usize| record("v1.click.seen", "click", &[("id", &format!("click-{i}"))]);
+    let first = publish(addr, (0..30).map(click).collect()).await;
+    let again = publish_once(addr, vec![click(0), click(29)]).await;
+    assert!(!again[0].duplicate, "click-0 was evicted: {again:?}");
+    assert_eq!(again[0].offset, first[29].offset + 1);
+    assert!(again[1].duplicate, "click-29 is kept: {again:?}");
+    let effective = retry(|| async {
+        let metadata = client(addr)
+            .await
+            .metadata(pb::MetadataRequest {
+                topics: vec!["v1.click.seen".into()],
+            })
+            .await
+            .map_err(|s| s.to_string())?
+            .into_inner();
+        metadata.topics[0].partitions[0]
+            .dedupe_window_effective_ms
+            .ok_or_else(|| "no effective window reported".to_string())
+    })
+    .await;
+    assert!(effective < 120_000, "{effective} ms");
+}

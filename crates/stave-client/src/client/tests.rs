@@ -28,6 +28,7 @@ fn metadata(addrs: [&str; 3]) -> ClusterMetadata {
                     replicas: vec![1, 2, 3],
                     in_sync: vec![1, 2, 3],
                     problems: vec![],
+                    dedupe_window_effective_ms: None,
                 }],
             },
         )]),

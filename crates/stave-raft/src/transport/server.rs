@@ -350,6 +350,7 @@ impl RaftControl for ControlService {
                     group_id: group_id.0,
                     term: leadership.term,
                     in_sync: leadership.in_sync,
+                    note: self.groups.note(group_id),
                 })
             })
             .collect();
