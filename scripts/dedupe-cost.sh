@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # What exactly-once Publish costs, on a fresh single node (replication factor 1,
-# flush=never): W1 through `stave bench produce --api records` with every record carrying its
-# own id (checked against the partition's id table) against records the node gives ids
-# (no table work), alternating, ROUNDS times (default 3); the server's resident memory before
-# and after each run with ids; then how long a new leader takes to rebuild a table of N ids
+# flush=never): W1 through `stave bench produce --api records`, alternating, ROUNDS times
+# (default 3), three ways: records the node gives ids (no table work), records with their own
+# ids on a topic with dedupe off (`dedupe.window.ms=0`: the same bytes, no table), and the same
+# with the default 2-minute window (every id checked against the partition's id table). The
+# table's cost is "on/off"; "on/node" adds the ids' own cost (the client makes them, the node
+# parses them). The server's resident memory before and after each run with the table; then how long a new leader takes to rebuild a table of N ids
 # (default 1,000,000, one partition) from its log after a restart, from the server's log.
 #
 #   scripts/dedupe-cost.sh [ROUNDS]          (W1=1000000 N=1000000 to change the counts)
@@ -45,16 +47,22 @@ w1_args=(--partitions 6 --replication-factor 1 --size 1024 --messages "$w1" --fl
 echo "warm-up (not measured)" >&2
 bench produce --api records --topic warm "${w1_args[@]}" >/dev/null
 drop warm
-printf '%-6s %14s %14s %8s %18s\n' round node-ids own-ids ratio "rss MB (ids run)"
+printf '%-6s %10s %10s %10s %8s %8s %18s\n' round node-ids ids-off ids-on on/off on/node \
+    "rss MB (on run)"
 for round in $(seq "$rounds"); do
     plain=$(bench produce --api records --topic "r$round-plain" "${w1_args[@]}")
     drop "r$round-plain"
+    "$bin" --bootstrap "$bootstrap" topic create "r$round-off" --partitions 6 \
+        --replication-factor 1 --config flush=never --config dedupe.window.ms=0 >/dev/null
+    off=$(bench produce --api records --message-ids --topic "r$round-off" "${w1_args[@]}")
+    drop "r$round-off"
     before=$(rss_mb)
-    ids=$(bench produce --api records --message-ids --topic "r$round-ids" "${w1_args[@]}")
+    on=$(bench produce --api records --message-ids --topic "r$round-on" "${w1_args[@]}")
     after=$(rss_mb)
-    drop "r$round-ids"
-    ratio=$(python3 -c "print(f'{$ids / $plain:.2f}x')")
-    printf '%-6s %14s %14s %8s %18s\n' "$round" "$plain" "$ids" "$ratio" "$before -> $after"
+    drop "r$round-on"
+    read -r on_off on_node < <(python3 -c "print(f'{$on / $off:.2f}x {$on / $plain:.2f}x')")
+    printf '%-6s %10s %10s %10s %8s %8s %18s\n' "$round" "$plain" "$off" "$on" "$on_off" \
+        "$on_node" "$before -> $after"
 done
 
 echo "rebuild: $n records with ids on one partition, then a restart" >&2

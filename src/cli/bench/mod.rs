@@ -208,10 +208,14 @@ fn check(args: &BenchArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Creates the topic unless it exists.
+/// Creates the topic unless it exists; either way, waits until its partitions have leaders
+/// (a topic created just before the run may still be electing them).
 async fn ensure_topic(client: &Client, args: &BenchArgs) -> Result<(), CliError> {
     let admin = client.admin();
     if admin.describe_topic(&args.topic).await.is_ok() {
+        admin
+            .wait_for_leaders(&args.topic, Duration::from_secs(30))
+            .await?;
         return Ok(());
     }
     let mut topic = NewTopic::new(&args.topic, args.partitions);
