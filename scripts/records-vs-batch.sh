@@ -4,7 +4,8 @@
 # fresh single node (replication factor 1, flush=never), ROUNDS times (default 3). Prints
 # each run's records/s and, per round, records/batch as a ratio. Then W4 (1 KiB at 5,000/s,
 # linger 0, W4_SECS seconds, default 10): end-to-end latency with the group reading through
-# the batch consumer and through Consume (the writes are the batch producer's in both).
+# the batch consumer and through Consume (the writes are the batch producer's in both), and per
+# record the time from its ack reaching the producer to its arrival at the consumer.
 #
 #   scripts/records-vs-batch.sh [ROUNDS]      (W1=1000000 W2=3000000 W4_SECS=10 to change)
 set -euo pipefail
@@ -61,15 +62,21 @@ print(f"       records/batch: W1 {r1 / b1:.2f}x  W2 {r2 / b2:.2f}x  W3 {r3 / b3:
 EOF
 done
 
-printf '%-6s %-8s %10s %10s %10s\n' round api 'e2e p50' 'e2e p99' 'p99.9 (us)'
+# e2e: produce → consume per record; ack→consume: per record, from its ack reaching the
+# producer to its arrival at the consumer (what the consume path adds; "early" records
+# arrived before their ack and count as 0).
+printf '%-6s %-8s %10s %10s %11s %15s %15s %7s\n' round api 'e2e p50' 'e2e p99' 'e2e p99.9' \
+    'ack→consume p50' 'ack→consume p99' early
 for round in $(seq "$rounds"); do
     for api in batch records; do
         t=r$round-$api-w4
-        read -r p50 p99 p999 < <("$bin" --bootstrap "$bootstrap" --timeout 30s bench e2e \
-            --api "$api" --topic "$t" --partitions 6 --replication-factor 1 --size 1024 \
-            --rate 5000 --duration "${w4_secs}s" --linger-ms 0 --flush never --json | tail -1 |
-            python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["p50_us"], r["p99_us"], r["p999_us"])')
-        printf '%-6s %-8s %10s %10s %10s\n' "$round" "$api" "$p50" "$p99" "$p999"
+        read -r p50 p99 p999 a50 a99 early < <("$bin" --bootstrap "$bootstrap" --timeout 30s \
+            bench e2e --api "$api" --topic "$t" --partitions 6 --replication-factor 1 \
+            --size 1024 --rate 5000 --duration "${w4_secs}s" --linger-ms 0 --flush never \
+            --json | tail -1 | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["p50_us"], r["p99_us"], r["p999_us"], r["after_ack_p50_us"], r["after_ack_p99_us"], r["consumed_before_ack"])')
+        printf '%-6s %-8s %10s %10s %11s %15s %15s %7s\n' "$round" "$api" "$p50" "$p99" "$p999" \
+            "$a50" "$a99" "$early"
         drop "$t"
     done
 done
+echo "(latencies in µs)"

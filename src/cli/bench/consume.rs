@@ -88,6 +88,7 @@ pub(super) async fn run(client: &Client, args: &BenchArgs) -> Result<Outcome, Cl
         elapsed: elapsed.unwrap_or_else(since_first),
         latency: None,
         from_send: None,
+        after_ack: None,
     })
 }
 

@@ -32,6 +32,62 @@ type Readers = JoinSet<Result<Histogram<u64>, ClientError>>;
 /// The producers: each returns how many records it sent.
 type Writers = JoinSet<Result<u64, ClientError>>;
 
+/// Per record, the time from its ack reaching the producer to its arrival at a consumer:
+/// what the consume path adds to produce → ack. Records are known by their stamp; whichever
+/// of the two events comes second measures the gap.
+#[derive(Default)]
+struct AckGap {
+    inner: Mutex<AckGapInner>,
+}
+
+#[derive(Default)]
+struct AckGapInner {
+    /// Stamp → when its ack or its arrival came (wall clock, ns), whichever came first.
+    waiting: std::collections::HashMap<u64, Seen>,
+    gaps: Option<Histogram<u64>>,
+    /// Records consumed before their ack reached the producer.
+    before_ack: u64,
+}
+
+enum Seen {
+    Acked(u64),
+    Consumed,
+}
+
+impl AckGap {
+    fn acked(&self, stamp: u64, now: u64) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        match inner.waiting.remove(&stamp) {
+            Some(Seen::Consumed) => {
+                inner.before_ack += 1;
+                let _ = inner.gaps.get_or_insert_with(histogram).record(1);
+            }
+            Some(Seen::Acked(_)) | None => {
+                inner.waiting.insert(stamp, Seen::Acked(now));
+            }
+        }
+    }
+
+    fn consumed(&self, stamp: u64, now: u64) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        match inner.waiting.remove(&stamp) {
+            Some(Seen::Acked(at)) => {
+                let gap = (now.saturating_sub(at) / 1000).clamp(1, 600_000_000);
+                let _ = inner.gaps.get_or_insert_with(histogram).record(gap);
+            }
+            Some(Seen::Consumed) | None => {
+                inner.waiting.insert(stamp, Seen::Consumed);
+            }
+        }
+    }
+
+    fn take(&self) -> Option<(Histogram<u64>, u64)> {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let before_ack = inner.before_ack;
+        inner.gaps.take().map(|gaps| (gaps, before_ack))
+    }
+}
+
 /// What the readers and the writers of one run share.
 struct Shared {
     /// Partitions the group's members hold now: the run starts once they hold them all.
@@ -42,6 +98,7 @@ struct Shared {
     halt: Arc<AtomicBool>,
     /// Records consumed so far, over all members.
     received: Arc<AtomicU64>,
+    gap: Arc<AckGap>,
 }
 
 /// Runs the workload: the group joins at the end of the topic, the producers write, and the
@@ -69,6 +126,7 @@ pub(super) async fn run(client: &Client, args: &BenchArgs) -> Result<Outcome, Cl
         in_flight: args.in_flight.map(|n| Arc::new(Semaphore::new(n))),
         halt: Arc::new(AtomicBool::new(false)),
         received: Arc::new(AtomicU64::new(0)),
+        gap: Arc::default(),
     };
     let (stop_tx, stop) = watch::channel(false);
     let mut consumers = spawn_readers(client, args, &group, &shared, &stop);
@@ -102,6 +160,7 @@ pub(super) async fn run(client: &Client, args: &BenchArgs) -> Result<Outcome, Cl
         elapsed,
         latency: Some(gathered.latency),
         from_send: None,
+        after_ack: shared.gap.take(),
     })
 }
 
@@ -128,6 +187,7 @@ struct Reader {
     held: Arc<watch::Sender<usize>>,
     in_flight: Option<Arc<Semaphore>>,
     received: Arc<AtomicU64>,
+    gap: Arc<AckGap>,
     ended: ConsumerEnded,
 }
 
@@ -147,6 +207,7 @@ fn spawn_readers(
             held: shared.held.clone(),
             in_flight: shared.in_flight.clone(),
             received: shared.received.clone(),
+            gap: shared.gap.clone(),
             ended: ConsumerEnded {
                 halt: shared.halt.clone(),
                 window: shared.in_flight.clone(),
@@ -202,7 +263,7 @@ impl Reader {
             };
             let now = now_nanos();
             if let Some(value) = &record.value {
-                record_stamp(&mut latency, value, now);
+                record_stamp(&mut latency, &self.gap, value, now);
             }
             self.received.fetch_add(1, Ordering::Relaxed);
             if let Some(in_flight) = &self.in_flight {
@@ -261,7 +322,7 @@ impl Reader {
                 Some(Response::Records(records)) => {
                     let now = now_nanos();
                     for record in &records.records {
-                        record_stamp(&mut latency, &record.value, now);
+                        record_stamp(&mut latency, &self.gap, &record.value, now);
                         self.received.fetch_add(1, Ordering::Relaxed);
                         if let Some(in_flight) = &self.in_flight {
                             in_flight.add_permits(1);
@@ -291,13 +352,15 @@ impl Reader {
     }
 }
 
-/// Records the latency from the stamp in `value`'s first 8 bytes (when it has them) to `now`.
-fn record_stamp(latency: &mut Histogram<u64>, value: &[u8], now: u64) {
+/// Records the latency from the stamp in `value`'s first 8 bytes (when it has them) to `now`,
+/// and the record's arrival in `gap`.
+fn record_stamp(latency: &mut Histogram<u64>, gap: &AckGap, value: &[u8], now: u64) {
     if value.len() >= 8 {
         let mut stamp = [0u8; 8];
         stamp.copy_from_slice(&value[..8]);
         let due = u64::from_be_bytes(stamp);
         let _ = latency.record((now.saturating_sub(due) / 1000).clamp(1, 600_000_000));
+        gap.consumed(due, now);
     }
 }
 
@@ -351,6 +414,7 @@ fn spawn_writers(
             template.clone(),
             shared.in_flight.clone(),
             shared.halt.clone(),
+            shared.gap.clone(),
         ));
     }
     producers
@@ -365,6 +429,7 @@ async fn write(
     template: Bytes,
     in_flight: Option<Arc<Semaphore>>,
     halt: Arc<AtomicBool>,
+    gap: Arc<AckGap>,
 ) -> Result<u64, ClientError> {
     let producer = client.producer(producer_config(&args)).await?;
     let stamper = Stamper {
@@ -374,6 +439,7 @@ async fn write(
         in_flight,
         patience: args.delivery_timeout,
         halt,
+        gap,
         failure: Arc::default(),
     };
     let failure = stamper.failure.clone();
@@ -397,6 +463,7 @@ struct Stamper {
     /// How long a record in flight may take to reach a consumer.
     patience: Duration,
     halt: Arc<AtomicBool>,
+    gap: Arc<AckGap>,
     /// The first failed delivery, reported when the run ends.
     failure: Arc<Mutex<Option<ClientError>>>,
 }
@@ -419,9 +486,12 @@ impl Stamper {
         let mut value = self.template.to_vec();
         value[..8].copy_from_slice(&stamp.to_be_bytes());
         let record = ProducerRecord::new(self.topic, value);
-        let (failure, halt) = (self.failure, self.halt);
+        let (failure, halt, gap) = (self.failure, self.halt, self.gap);
         self.producer
             .enqueue_with(record, move |result| {
+                if result.is_ok() {
+                    gap.acked(stamp, now_nanos());
+                }
                 if let Err(err) = result {
                     failure
                         .lock()

@@ -149,6 +149,9 @@ struct Outcome {
     /// produce: latency counted from when each record was handed to the producer, as tools
     /// without a schedule count it (`nats bench`, Kafka's ProducerPerformance).
     from_send: Option<Histogram<u64>>,
+    /// e2e: per record, from its ack reaching the producer to its arrival at a consumer
+    /// (what consuming adds to produce → ack), and how many arrived before their ack.
+    after_ack: Option<(Histogram<u64>, u64)>,
 }
 
 /// Runs `command`, then prints its figures.

@@ -93,6 +93,7 @@ pub(super) async fn run(client: &Client, args: &BenchArgs) -> Result<Outcome, Cl
         elapsed,
         latency: Some(latency),
         from_send: Some(from_send),
+        after_ack: None,
     })
 }
 

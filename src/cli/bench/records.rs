@@ -103,6 +103,7 @@ pub(super) async fn produce(client: &Client, args: &BenchArgs) -> Result<Outcome
         elapsed,
         latency: Some(latency),
         from_send: Some(from_send),
+        after_ack: None,
     })
 }
 
@@ -281,6 +282,7 @@ pub(super) async fn consume(client: &Client, args: &BenchArgs) -> Result<Outcome
         elapsed,
         latency: None,
         from_send: None,
+        after_ack: None,
     })
 }
 

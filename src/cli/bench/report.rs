@@ -89,6 +89,17 @@ fn lines(
         );
         lines.insert(1, line);
     }
+    if let Some((after_ack, before_ack)) = &outcome.after_ack {
+        let after_ack = Some(after_ack.clone());
+        lines.insert(
+            2,
+            format!(
+                "latency (ack → consume, per record): {} ({before_ack} consumed before \
+                 their ack reached the producer, counted as 0)",
+                percentiles(&after_ack)
+            ),
+        );
+    }
     if args.rate > 0 && outcome.from_send.is_some() {
         // The same, counted from each send rather than from the schedule: the figure tools
         // without a schedule print.
@@ -110,6 +121,8 @@ fn json(
 ) -> serde_json::Value {
     let latency = |q: f64| quantile(&outcome.latency, q);
     let from_send = |q: f64| quantile(&outcome.from_send, q);
+    let after_ack = outcome.after_ack.as_ref().map(|(h, _)| h.clone());
+    let after_ack = |q: f64| quantile(&after_ack, q);
     serde_json::json!({
         "workload": outcome.workload,
         "topic": args.topic,
@@ -128,6 +141,9 @@ fn json(
         "send_p50_us": from_send(0.5),
         "send_p99_us": from_send(0.99),
         "send_p999_us": from_send(0.999),
+        "after_ack_p50_us": after_ack(0.5),
+        "after_ack_p99_us": after_ack(0.99),
+        "consumed_before_ack": outcome.after_ack.as_ref().map(|(_, before)| *before),
         "flush": flush,
         "partitions": args.partitions,
         "replication_factor": replication,
