@@ -1,0 +1,17 @@
+// Original file: proto/stave/v1/stave.proto
+
+import type { Error as _stave_v1_Error, Error__Output as _stave_v1_Error__Output } from '../../stave/v1/Error';
+import type { GroupMember as _stave_v1_GroupMember, GroupMember__Output as _stave_v1_GroupMember__Output } from '../../stave/v1/GroupMember';
+import type { PartitionLag as _stave_v1_PartitionLag, PartitionLag__Output as _stave_v1_PartitionLag__Output } from '../../stave/v1/PartitionLag';
+
+export interface DescribeGroupResponse {
+  'error'?: (_stave_v1_Error | null);
+  'members'?: (_stave_v1_GroupMember)[];
+  'offsets'?: (_stave_v1_PartitionLag)[];
+}
+
+export interface DescribeGroupResponse__Output {
+  'error': (_stave_v1_Error__Output | null);
+  'members': (_stave_v1_GroupMember__Output)[];
+  'offsets': (_stave_v1_PartitionLag__Output)[];
+}

@@ -1,0 +1,12 @@
+// Original file: proto/stave/v1/stave.proto
+
+
+export interface TopicPartitions {
+  'topic'?: (string);
+  'partitions'?: (number)[];
+}
+
+export interface TopicPartitions__Output {
+  'topic': (string);
+  'partitions': (number)[];
+}
