@@ -325,6 +325,12 @@ func (s *session) next(ctx context.Context) (*Record, error) {
 	s.nextMu.Lock()
 	defer s.nextMu.Unlock()
 	for {
+		s.mu.Lock()
+		closed := s.closed
+		s.mu.Unlock()
+		if closed {
+			return nil, ErrClosed
+		}
 		if s.index < len(s.current) {
 			r := s.current[s.index]
 			s.current[s.index] = nil
@@ -514,9 +520,24 @@ func (s *session) close(ctx context.Context) error {
 	s.closed = true
 	stream := s.stream
 	s.mu.Unlock()
-	if stream != nil {
-		stream.cancel()
+	if stream == nil {
+		return nil
 	}
+	defer stream.cancel()
+	// The node ends a stream, leaving the group, as soon as it is refused a message (here a
+	// second subscribe); a cancelled call or a half-close is noticed only when the node next
+	// pushes a record, so the member would hold its partitions until then.
+	goodbye := &pb.ConsumeRequest{Request: &pb.ConsumeRequest_Subscribe{Subscribe: s.subscribe}}
+	if err := stream.send(goodbye); err == nil {
+		_ = stream.stream.CloseSend()
+		select {
+		case <-s.done:
+			return nil
+		case <-ctx.Done():
+		case <-time.After(5 * time.Second):
+		}
+	}
+	stream.cancel()
 	select {
 	case <-s.done:
 		return nil
