@@ -45,6 +45,26 @@ class Admin:
     def _call(self, method: str, request):
         return self._conn.call(method, request, timeout_s=self._timeout_s)
 
+    def _retrying(self, attempt_fn, *, done_on_retry: ErrorCode | None = None) -> None:
+        """Runs ``attempt_fn`` (which raises StaveError) again on retriable codes (the
+        cluster still forming, the controller moving) until the admin timeout. A retry
+        answered ``done_on_retry`` (TOPIC_EXISTS after a create, UNKNOWN_TOPIC after a
+        delete) means an earlier try got through."""
+        deadline = time.monotonic() + self._timeout_s
+        attempt = 0
+        while True:
+            try:
+                attempt_fn()
+                return
+            except StaveError as err:
+                if attempt > 0 and err.code == done_on_retry:
+                    return
+                pause = backoff_s(attempt, 0.02, 0.5)
+                if not err.retriable or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            attempt += 1
+
     def create_topic(
         self,
         name: str,
@@ -65,9 +85,13 @@ class Admin:
             replication_factor=replication_factor or 0,
             configs=[stave_pb2.ConfigEntry(key=k, value=str(v)) for k, v in (configs or {}).items()],
         )
-        response = self._call("CreateTopics", stave_pb2.CreateTopicsRequest(topics=[spec]))
-        for result in response.results:
-            _check(result.error)
+        request = stave_pb2.CreateTopicsRequest(topics=[spec])
+
+        def attempt() -> None:
+            for result in self._call("CreateTopics", request).results:
+                _check(result.error)
+
+        self._retrying(attempt, done_on_retry=ErrorCode.TOPIC_EXISTS)
         if wait:
             self.wait_for_leaders(name)
 
@@ -115,9 +139,13 @@ class Admin:
 
     def delete_topic(self, name: str) -> None:
         """Deletes topic ``name`` and its records. Raises StaveError (UNKNOWN_TOPIC)."""
-        response = self._call("DeleteTopics", stave_pb2.DeleteTopicsRequest(names=[name]))
-        for result in response.results:
-            _check(result.error)
+        request = stave_pb2.DeleteTopicsRequest(names=[name])
+
+        def attempt() -> None:
+            for result in self._call("DeleteTopics", request).results:
+                _check(result.error)
+
+        self._retrying(attempt, done_on_retry=ErrorCode.UNKNOWN_TOPIC)
 
     def close(self) -> None:
         self._conn.close()

@@ -219,6 +219,8 @@ class _ConsumeStream:
             credit=stave_pb2.Credit(records=self._credit_records)))
         call = stub.Consume(iter(requests.get, None))
         with self._lock:
+            if self._requests is not None:
+                self._requests.put(None)  # the failed stream's request iterator ends
             self._requests = requests
             self._call = call
             self._generation = generation
@@ -286,7 +288,7 @@ class _ConsumeStream:
                 elif kind == "committed":
                     self._committed(response.committed)
                 elif kind == "error":
-                    return StaveError.from_proto(response.error)
+                    return None if self._closing else StaveError.from_proto(response.error)
             return None if self._closing else StaveTransportError(
                 grpc.StatusCode.UNAVAILABLE, "the node ended the stream")
         except grpc.RpcError as err:
@@ -354,11 +356,28 @@ class _ConsumeStream:
 
     # ------------------------------------------------------------------------- close
 
-    def _close_stream(self) -> None:
+    def _close_stream(self, timeout: float = 10.0) -> None:
+        with self._lock:
+            pending = list(self._commits.values())
+        # Let commits on their way be answered (auto-commit) before the stream goes.
+        deadline = time.monotonic() + timeout
+        for future in pending:
+            try:
+                future.result(max(0.0, deadline - time.monotonic()))
+            except (StaveError, FutureTimeoutError):
+                pass
         with self._lock:
             self._closing = True
             call = self._call
+            requests = self._requests
             self._requests = None
+        if requests is not None:
+            # The node ends a stream that subscribes twice at once, and leaves the group. A
+            # cancelled or half-closed stream would stay a member until the node next
+            # pushes a record to it (the node notices a gone client only when it writes).
+            requests.put(stave_pb2.ConsumeRequest(subscribe=self._subscribe))
+            requests.put(None)  # half-close: ends the request iterator
+        self._reader.join(max(0.0, deadline - time.monotonic()))
         if call is not None:
             call.cancel()
         self._reader.join()
@@ -439,18 +458,19 @@ class Consumer(_ConsumeStream):
         waits for the node's answer. Raises StaveError if it refused."""
         self._commit_sync(timeout)
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Commits what was returned (see :meth:`commit`), leaves the group (its partitions
-        go to the other members at once) and stops. A failed commit is logged."""
+    def close(self, timeout: float = 10.0, *, commit: bool = True) -> None:
+        """Commits what was returned (see :meth:`commit`; not with ``commit=False``), leaves
+        the group (its partitions go to the other members at once) and stops. A failed
+        commit is logged. Safe to call from another thread: an iteration in progress ends."""
         if self._closed:
             return
         self._closed = True
-        if not self._ended:
+        if commit and not self._ended:
             try:
                 self._commit_sync(timeout)
             except StaveError as err:
                 log.warning("commit at close failed: %s", err)
-        self._close_stream()
+        self._close_stream(timeout)
 
     def _after_take(self) -> None:
         if self._auto_commit_s is not None and time.monotonic() >= self._next_auto_commit:

@@ -507,6 +507,7 @@ class Producer:
         except BaseException:
             log.exception("the producer's reader thread failed")
             error = StaveError(ErrorCode.INTERNAL, "the producer's reader thread failed")
+        stream.requests.put(None)  # ends grpc's thread reading the request queue
         with self._cond:
             stream.failed = True
             if self._stream is stream:

@@ -1,0 +1,64 @@
+"""Pieces that need no server: ids, errors, argument checks."""
+
+import pickle
+import time
+import uuid
+
+import grpc
+import pytest
+
+import stave
+from stave._connection import parse_bootstrap
+from stave._uuid7 import uuid7_many
+from stave.errors import StaveTransportError
+
+
+def test_uuid7_is_a_version_7_rfc_uuid_with_the_current_time():
+    before = time.time_ns() // 1_000_000
+    text = stave.uuid7()
+    after = time.time_ns() // 1_000_000
+    parsed = uuid.UUID(text)
+    assert str(parsed) == text
+    assert parsed.version == 7
+    assert parsed.variant == uuid.RFC_4122
+    assert before <= parsed.int >> 80 <= after
+
+
+def test_uuid7_many_are_distinct():
+    ids = uuid7_many(10_000)
+    assert len(set(ids)) == 10_000
+    assert all(uuid.UUID(i).version == 7 for i in ids[:100])
+
+
+def test_error_carries_code_and_retriable():
+    err = stave.StaveError(stave.ErrorCode.NOT_LEADER, "ask node 2", leader_addr="h:1")
+    assert err.code is stave.ErrorCode.NOT_LEADER
+    assert err.retriable and err.leader_addr == "h:1"
+    assert "NOT_LEADER" in str(err)
+    assert not stave.StaveError(stave.ErrorCode.UNKNOWN_TOPIC, "x").retriable
+    copy = pickle.loads(pickle.dumps(err))
+    assert copy.code == err.code and copy.leader_addr == "h:1"
+
+
+def test_transport_error_is_retriable_when_unavailable():
+    err = StaveTransportError(grpc.StatusCode.UNAVAILABLE, "down")
+    assert isinstance(err, stave.StaveError) and err.retriable
+    assert not StaveTransportError(grpc.StatusCode.INVALID_ARGUMENT, "bad").retriable
+
+
+def test_bootstrap_lists():
+    assert parse_bootstrap("a:1, b:2") == ["a:1", "b:2"]
+    assert parse_bootstrap(["a:1"]) == ["a:1"]
+    with pytest.raises(ValueError):
+        parse_bootstrap(" , ")
+
+
+def test_publish_checks_argument_types():
+    # The channel connects lazily: nothing needs to listen for these checks.
+    with stave.Producer("127.0.0.1:1", delivery_timeout_ms=100) as producer:
+        with pytest.raises(TypeError):
+            producer.publish("t", 42)
+        with pytest.raises(TypeError):
+            producer.publish(b"t", b"v")
+        with pytest.raises(ValueError):
+            producer.publish("t", b"v", partition=-1)
