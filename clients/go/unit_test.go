@@ -1,0 +1,105 @@
+package stave
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+func TestUUIDv7(t *testing.T) {
+	form := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	seen := map[string]bool{}
+	before := time.Now().UnixMilli()
+	for range 10_000 {
+		id := newUUIDv7()
+		if !form.MatchString(id) {
+			t.Fatalf("%q is not a UUIDv7", id)
+		}
+		if seen[id] {
+			t.Fatalf("%q made twice", id)
+		}
+		seen[id] = true
+	}
+	id := newUUIDv7()
+	var ms int64
+	fmt.Sscanf(id[0:8]+id[9:13], "%x", &ms)
+	if ms < before || ms > time.Now().UnixMilli() {
+		t.Fatalf("%q holds %d ms, not now", id, ms)
+	}
+}
+
+func TestRecordToPBKeepsTheCallersIDAndHeaders(t *testing.T) {
+	headers := make([]Header, 1, 4)
+	headers[0] = Header{Key: "a", Value: []byte("1")}
+	r := Record{Topic: "t", Headers: headers}
+	rec, id := r.toPB()
+	if len(rec.Headers) != 2 || rec.Headers[1].Key != IDHeader || string(rec.Headers[1].Value) != id {
+		t.Fatalf("headers %v, id %q", rec.Headers, id)
+	}
+	if len(r.Headers) != 1 || len(headers[:2][1].Key) != 0 {
+		t.Fatalf("the caller's headers were changed: %v", headers[:2])
+	}
+	if rec.Key != nil || rec.Partition != nil || rec.TimestampMs != nil || rec.Value == nil {
+		t.Fatalf("unset fields were set: %v", rec)
+	}
+	r.Headers = append(r.Headers, Header{Key: IDHeader, Value: []byte("mine")}, Header{Key: IDHeader, Value: []byte("second")})
+	rec, id = r.toPB()
+	if id != "mine" || len(rec.Headers) != 3 {
+		t.Fatalf("own id: %q, headers %v", id, rec.Headers)
+	}
+}
+
+func TestRetriable(t *testing.T) {
+	cases := []struct {
+		err  error
+		want bool
+	}{
+		{&Error{Code: CodeNotLeader}, true},
+		{&Error{Code: CodeLeaderNotAvailable}, true},
+		{&Error{Code: CodeRequestTimedOut}, true},
+		{&Error{Code: CodeDuplicateInFlight}, true},
+		{&Error{Code: CodeStorageFull}, true},
+		{&Error{Code: CodeUnknownTopic}, false},
+		{&Error{Code: CodeInvalidRequest}, false},
+		{fmt.Errorf("wrapped: %w", &Error{Code: CodeNotLeader}), true},
+		{status.Error(codes.Unavailable, "down"), true},
+		{fmt.Errorf("wrapped: %w", status.Error(codes.DeadlineExceeded, "slow")), true},
+		{status.Error(codes.InvalidArgument, "bad"), false},
+		{context.Canceled, false},
+		{errors.New("other"), false},
+		{nil, false},
+	}
+	for _, c := range cases {
+		if got := IsRetriable(c.err); got != c.want {
+			t.Errorf("IsRetriable(%v) = %v", c.err, got)
+		}
+	}
+}
+
+func TestErrorText(t *testing.T) {
+	err := error(&Error{Code: CodeUnknownTopic, Message: `unknown topic "x"`})
+	if err.Error() != `stave: UNKNOWN_TOPIC: unknown topic "x"` {
+		t.Fatal(err.Error())
+	}
+	if CodeOf(fmt.Errorf("publish: %w", err)) != CodeUnknownTopic || CodeOf(errors.New("x")) != CodeNone {
+		t.Fatal("CodeOf")
+	}
+	if ErrorCode(99).String() != "ErrorCode(99)" || CodeStorageFull.String() != "STORAGE_FULL" {
+		t.Fatal("String")
+	}
+}
+
+func TestRetryDelayGrowsToOneSecond(t *testing.T) {
+	want := []time.Duration{25, 25, 50, 100, 200, 400, 800, 1000, 1000}
+	for tries, w := range want {
+		if got := retryDelay(tries); got != w*time.Millisecond {
+			t.Errorf("retryDelay(%d) = %s, want %s", tries, got, w*time.Millisecond)
+		}
+	}
+}
