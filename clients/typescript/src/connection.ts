@@ -71,7 +71,9 @@ export class Connection {
 
   /**
    * One unary call, retried on the next node while nodes are unreachable (gRPC UNAVAILABLE)
-   * until `timeoutMs` has passed; other failures are thrown at once as StaveError.
+   * until `timeoutMs` has passed; other failures are thrown at once as StaveError, and so is
+   * UNAVAILABLE once every bootstrap node has refused the connection in a row (nothing
+   * listens there: no point waiting).
    */
   async unary<Res>(
     what: string,
@@ -79,6 +81,7 @@ export class Connection {
     invoke: (client: StaveClient, options: grpc.CallOptions, done: grpc.requestCallback<Res>) => void,
   ): Promise<Res> {
     const deadlineMs = Date.now() + timeoutMs;
+    let refusedInARow = 0;
     for (let attempt = 0; ; attempt++) {
       try {
         return await new Promise<Res>((resolve, reject) => {
@@ -91,6 +94,8 @@ export class Connection {
         const failure = StaveError.fromGrpc(error, what);
         const pauseMs = backoffMs(attempt);
         if (failure.grpcCode !== grpc.status.UNAVAILABLE || Date.now() + pauseMs >= deadlineMs) throw failure;
+        refusedInARow = /ECONNREFUSED/.test(failure.message) ? refusedInARow + 1 : 0;
+        if (refusedInARow >= this.addresses.length) throw failure;
         this.rotate();
         await delay(pauseMs);
       }
