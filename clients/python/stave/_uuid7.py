@@ -5,13 +5,8 @@ from __future__ import annotations
 import os
 import time
 
-_VERSION_VARIANT = (0x7 << 76) | (0b10 << 62)
-_RAND_B_MASK = (1 << 62) - 1
-
-
-def _format(value: int) -> str:
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+# The variant group's first hex digit: bits 10 then two random bits.
+_VARIANT_DIGITS = "89ab"
 
 
 def uuid7() -> str:
@@ -22,11 +17,12 @@ def uuid7() -> str:
 def uuid7_many(count: int) -> list[str]:
     """``count`` UUIDv7 strings of the current millisecond (one read of the random source)."""
     ms = time.time_ns() // 1_000_000
-    stamp = (ms & 0xFFFF_FFFF_FFFF) << 80 | _VERSION_VARIANT
-    rand = os.urandom(10 * count)
-    ids = []
-    for i in range(0, 10 * count, 10):
-        r = int.from_bytes(rand[i : i + 10], "big")
-        # 12 bits of rand_a above the variant, 62 bits of rand_b below it.
-        ids.append(_format(stamp | ((r >> 68) << 64) | (r & _RAND_B_MASK)))
-    return ids
+    stamp = (ms & 0xFFFF_FFFF_FFFF).to_bytes(6, "big").hex()
+    head = f"{stamp[:8]}-{stamp[8:12]}-7"
+    rand = os.urandom(10 * count).hex()  # 20 hex digits per id, 74 of their 80 bits used
+    variant = _VARIANT_DIGITS
+    return [
+        f"{head}{rand[i + 1:i + 4]}-{variant[int(rand[i + 4], 16) & 3]}{rand[i + 5:i + 8]}-"
+        f"{rand[i + 8:i + 20]}"
+        for i in range(0, 20 * count, 20)
+    ]

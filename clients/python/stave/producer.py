@@ -100,9 +100,13 @@ class _BatchSink:
             self.done.set()
 
     def set(self, index: int, outcome) -> None:
+        self.results[index] = outcome
+        self.settled(1)
+
+    def settled(self, count: int) -> None:
+        """``count`` more outcomes were stored in ``results``."""
         with self.lock:
-            self.results[index] = outcome
-            self.remaining -= 1
+            self.remaining -= count
             if self.remaining == 0:
                 self.done.set()
 
@@ -238,7 +242,7 @@ class Producer:
         with a :class:`StaveError`. ``value``, ``key`` and header values are bytes or str
         (str is sent as UTF-8). ``headers``: a dict or a list of ``(key, value)`` pairs.
         ``partition`` skips routing by key or id. Blocks while ``buffer_records`` records
-        are waiting to be sent."""
+        are waiting to be sent. Raises RuntimeError once the producer is closed."""
         future: Future = Future()
         future.set_running_or_notify_cancel()
         pending = self._pending(
@@ -258,13 +262,15 @@ class Producer:
         items = [self._as_record(r) for r in records]
         sink = _BatchSink(len(items))
         deadline = time.monotonic() + self._delivery_timeout_s
-        ids = uuid7_many(len(items))
-        pending = [
-            self._pending(record, ids[i], sink, i, deadline, True)
-            for i, record in enumerate(items)
-        ]
-        for start in range(0, len(pending), self._buffer_records):
-            self._enqueue(pending[start : start + self._buffer_records])
+        # A request's worth at a time, so the first is on its way while the next is built.
+        step = self._batch_records
+        for start in range(0, len(items), step):
+            chunk = items[start : start + step]
+            ids = uuid7_many(len(chunk))
+            self._enqueue([
+                self._pending(record, ids[i], sink, start + i, deadline, True)
+                for i, record in enumerate(chunk)
+            ])
         sink.done.wait()
         if any(isinstance(r, StaveError) for r in sink.results):
             raise BatchPublishError(sink.results)
@@ -336,11 +342,11 @@ class Producer:
 
     def _enqueue(self, pending: list[_Pending]) -> None:
         with self._cond:
-            if self._closed:
-                raise StaveError(ErrorCode.INVALID_REQUEST, "the producer is closed")
             self._cond.wait_for(
                 lambda: self._closed or len(self._queue) < self._buffer_records
             )
+            if self._closed:
+                raise RuntimeError("the producer is closed")
             if not self._queue:
                 self._queue_since = time.monotonic()
             self._queue.extend(pending)
@@ -533,14 +539,23 @@ class Producer:
             return
         retry: list[_Pending] = []
         written = 0
+        sinks: dict[_BatchSink, int] = {}  # outcomes stored per publish_batch, counted once
         for item, result in zip(batch, results):
             if result.error.code == 0:
-                item.resolve(RecordMetadata(item.topic, result.partition, result.offset,
-                                            result.duplicate, result.id or item.id))
+                meta = RecordMetadata(item.topic, result.partition, result.offset,
+                                      result.duplicate, result.id or item.id)
+                sink = item.sink
+                if type(sink) is _BatchSink:
+                    sink.results[item.index] = meta  # each index is written once
+                    sinks[sink] = sinks.get(sink, 0) + 1
+                else:
+                    sink.set_result(meta)
                 written += 1
             else:
                 item.last_error = StaveError.from_proto(result.error)
                 retry.append(item)
+        for sink, count in sinks.items():
+            sink.settled(count)
         if retry:
             self._retry_or_fail(retry, None)
         with self._cond:
@@ -592,6 +607,7 @@ class Producer:
 
     def _shutdown(self) -> None:
         with self._cond:
+            self._closed = True  # publish() refuses from now on, even if the thread failed
             stream = self._stream
             self._stream = None
         if stream is not None:
