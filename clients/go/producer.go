@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -164,12 +165,12 @@ func (p *Producer) PublishAsync(ctx context.Context, topic string, value []byte,
 // PublishRecordAsync is PublishAsync for a Record built by the caller (not modified).
 func (p *Producer) PublishRecordAsync(ctx context.Context, record *Record) *Future {
 	future := &Future{done: make(chan struct{})}
-	it := p.newItem(record, future, 0)
+	items := p.newItems(unsafe.Slice(record, 1), future)
 	if err := p.reserve(ctx, 1); err != nil {
-		future.complete(0, Result{Topic: record.Topic, ID: it.id}, err)
+		future.complete(0, Result{Topic: record.Topic, ID: items[0].id}, err)
 		return future
 	}
-	p.add([]*item{it}, false)
+	p.add(items, false)
 	return future
 }
 
@@ -183,10 +184,7 @@ func (p *Producer) PublishBatch(ctx context.Context, records []Record) ([]Result
 	}
 	batch := &batchSink{results: make([]Result, len(records)), done: make(chan struct{})}
 	batch.remaining.Store(int64(len(records)))
-	items := make([]*item, len(records))
-	for i := range records {
-		items[i] = p.newItem(&records[i], batch, i)
-	}
+	items := p.newItems(records, batch)
 	if err := p.reserve(ctx, len(items)); err != nil {
 		return nil, err
 	}
@@ -239,20 +237,21 @@ func (p *Producer) Close() error {
 	return flushErr
 }
 
-func (p *Producer) newItem(record *Record, s sink, index int) *item {
-	rec, id := record.toPB()
-	size := len(rec.Topic) + len(rec.Key) + len(rec.Value) + 24
-	for _, h := range rec.Headers {
-		size += len(h.Key) + len(h.Value) + 4
+// newItems makes the items of records, ids given, deadlines set from now.
+func (p *Producer) newItems(records []Record, s sink) []*item {
+	pbRecords, ids := publishRecords(records)
+	deadline := time.Now().Add(p.config.DeliveryTimeout)
+	items := make([]item, len(records))
+	ptrs := make([]*item, len(records))
+	for i, rec := range pbRecords {
+		size := len(rec.Topic) + len(rec.Key) + len(rec.Value) + 24
+		for _, h := range rec.Headers {
+			size += len(h.Key) + len(h.Value) + 4
+		}
+		items[i] = item{record: rec, id: ids[i], size: size, deadline: deadline, sink: s, index: i}
+		ptrs[i] = &items[i]
 	}
-	return &item{
-		record:   rec,
-		id:       id,
-		size:     size,
-		deadline: time.Now().Add(p.config.DeliveryTimeout),
-		sink:     s,
-		index:    index,
-	}
+	return ptrs
 }
 
 // reserve counts n records as outstanding, waiting while MaxBufferedRecords are (a larger

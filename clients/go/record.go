@@ -1,9 +1,11 @@
 package stave
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"math/rand/v2"
 	"time"
+	"unsafe"
 
 	"github.com/stave-broker/stave/clients/go/internal/pb"
 )
@@ -117,36 +119,56 @@ func WithTimestamp(t time.Time) RecordOption {
 	return func(r *Record) { r.Timestamp = t }
 }
 
-// toPB converts a record to publish, giving it an id if it has none; it returns the id.
-// The caller's Headers slice is not modified.
-func (r *Record) toPB() (*pb.PublishRecord, string) {
-	out := &pb.PublishRecord{Topic: r.Topic, Key: r.Key, Value: r.Value}
-	if r.Value == nil {
-		out.Value = []byte{}
+// publishRecords converts records to publish, giving each without an "id" header a new
+// UUIDv7; it returns the records and their ids. The callers' records are not modified. The
+// proto records and headers are allocated together, a few allocations per call rather than
+// several per record.
+func publishRecords(records []Record) ([]*pb.PublishRecord, []string) {
+	headerCount := 0
+	for i := range records {
+		headerCount += len(records[i].Headers) + 1
 	}
-	if r.ExplicitPartition {
-		partition := r.Partition
-		out.Partition = &partition
-	}
-	if !r.Timestamp.IsZero() {
-		ms := r.Timestamp.UnixMilli()
-		out.TimestampMs = &ms
-	}
-	id, hasID := "", false
-	headers := make([]pb.Header, len(r.Headers), len(r.Headers)+1)
-	out.Headers = make([]*pb.Header, len(r.Headers), len(r.Headers)+1)
-	for i, h := range r.Headers {
-		headers[i] = pb.Header{Key: h.Key, Value: h.Value}
-		out.Headers[i] = &headers[i]
-		if !hasID && h.Key == IDHeader {
-			id, hasID = string(h.Value), true
+	out := make([]pb.PublishRecord, len(records))
+	outPtrs := make([]*pb.PublishRecord, len(records))
+	headers := make([]pb.Header, headerCount)
+	headerPtrs := make([]*pb.Header, headerCount)
+	ids := make([]string, len(records))
+	next := 0
+	for i := range records {
+		r, rec := &records[i], &out[i]
+		outPtrs[i] = rec
+		rec.Topic, rec.Key, rec.Value = r.Topic, r.Key, r.Value
+		if r.Value == nil {
+			rec.Value = []byte{}
 		}
+		if r.ExplicitPartition {
+			partition := r.Partition
+			rec.Partition = &partition
+		}
+		if !r.Timestamp.IsZero() {
+			ms := r.Timestamp.UnixMilli()
+			rec.TimestampMs = &ms
+		}
+		first := next
+		hasID := false
+		for _, h := range r.Headers {
+			headers[next].Key, headers[next].Value = h.Key, h.Value
+			headerPtrs[next] = &headers[next]
+			next++
+			if !hasID && h.Key == IDHeader {
+				ids[i], hasID = string(h.Value), true
+			}
+		}
+		if !hasID {
+			id, idBytes := newUUIDv7()
+			ids[i] = id
+			headers[next].Key, headers[next].Value = IDHeader, idBytes
+			headerPtrs[next] = &headers[next]
+			next++
+		}
+		rec.Headers = headerPtrs[first:next:next]
 	}
-	if !hasID {
-		id = newUUIDv7()
-		out.Headers = append(out.Headers, &pb.Header{Key: IDHeader, Value: []byte(id)})
-	}
-	return out, id
+	return outPtrs, ids
 }
 
 // recordFromPB converts a consumed record.
@@ -169,23 +191,16 @@ func recordFromPB(r *pb.ConsumedRecord) *Record {
 }
 
 // newUUIDv7 returns a random UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then random
-// bits (math/rand/v2's generator is seeded from the OS and safe for concurrent use).
-func newUUIDv7() string {
+// bits (math/rand/v2's generator is seeded from the OS and safe for concurrent use). The
+// string and the bytes share one allocation, and neither is ever modified.
+func newUUIDv7() (string, []byte) {
 	var b [16]byte
 	ms := uint64(time.Now().UnixMilli())
-	hi, lo := rand.Uint64(), rand.Uint64()
-	for i := 0; i < 6; i++ {
-		b[i] = byte(ms >> (40 - 8*i))
-	}
-	for i := 6; i < 8; i++ {
-		b[i] = byte(hi >> (8 * (i - 6)))
-	}
-	for i := 8; i < 16; i++ {
-		b[i] = byte(lo >> (8 * (i - 8)))
-	}
+	binary.BigEndian.PutUint64(b[0:8], ms<<16|rand.Uint64()&0xffff)
+	binary.BigEndian.PutUint64(b[8:16], rand.Uint64())
 	b[6] = b[6]&0x0f | 0x70 // version 7
 	b[8] = b[8]&0x3f | 0x80 // variant 10
-	var s [36]byte
+	s := new([36]byte)
 	hex.Encode(s[0:8], b[0:4])
 	s[8] = '-'
 	hex.Encode(s[9:13], b[4:6])
@@ -195,5 +210,5 @@ func newUUIDv7() string {
 	hex.Encode(s[19:23], b[8:10])
 	s[23] = '-'
 	hex.Encode(s[24:36], b[10:16])
-	return string(s[:])
+	return unsafe.String(&s[0], len(s)), s[:]
 }

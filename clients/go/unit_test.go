@@ -17,7 +17,10 @@ func TestUUIDv7(t *testing.T) {
 	seen := map[string]bool{}
 	before := time.Now().UnixMilli()
 	for range 10_000 {
-		id := newUUIDv7()
+		id, idBytes := newUUIDv7()
+		if string(idBytes) != id {
+			t.Fatalf("%q and %q", id, idBytes)
+		}
 		if !form.MatchString(id) {
 			t.Fatalf("%q is not a UUIDv7", id)
 		}
@@ -26,7 +29,7 @@ func TestUUIDv7(t *testing.T) {
 		}
 		seen[id] = true
 	}
-	id := newUUIDv7()
+	id, _ := newUUIDv7()
 	var ms int64
 	fmt.Sscanf(id[0:8]+id[9:13], "%x", &ms)
 	if ms < before || ms > time.Now().UnixMilli() {
@@ -38,7 +41,8 @@ func TestRecordToPBKeepsTheCallersIDAndHeaders(t *testing.T) {
 	headers := make([]Header, 1, 4)
 	headers[0] = Header{Key: "a", Value: []byte("1")}
 	r := Record{Topic: "t", Headers: headers}
-	rec, id := r.toPB()
+	recs, ids := publishRecords([]Record{r})
+	rec, id := recs[0], ids[0]
 	if len(rec.Headers) != 2 || rec.Headers[1].Key != IDHeader || string(rec.Headers[1].Value) != id {
 		t.Fatalf("headers %v, id %q", rec.Headers, id)
 	}
@@ -49,7 +53,8 @@ func TestRecordToPBKeepsTheCallersIDAndHeaders(t *testing.T) {
 		t.Fatalf("unset fields were set: %v", rec)
 	}
 	r.Headers = append(r.Headers, Header{Key: IDHeader, Value: []byte("mine")}, Header{Key: IDHeader, Value: []byte("second")})
-	rec, id = r.toPB()
+	recs, ids = publishRecords([]Record{r})
+	rec, id = recs[0], ids[0]
 	if id != "mine" || len(rec.Headers) != 3 {
 		t.Fatalf("own id: %q, headers %v", id, rec.Headers)
 	}
