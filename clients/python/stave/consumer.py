@@ -192,6 +192,8 @@ class _ConsumeStream:
             if assigned:
                 for tp in assigned:
                     self._assignment[(tp.topic, tp.partition)] = tp
+                    # Read from the group's offset now: an old position is not ours to commit.
+                    self._positions.pop((tp.topic, tp.partition), None)
                 if self._on_assign is not None:
                     self._on_assign(assigned)
         elif kind == _ERROR:
@@ -235,6 +237,9 @@ class _ConsumeStream:
         failing_since = None
         while True:
             error = self._read_stream()
+            if self._answered:  # the stream worked: a new failure gets its own time
+                attempt = 0
+                failing_since = None
             with self._lock:
                 closing = self._closing
                 held = [TopicPartition(t, p) for t, p in self._held]
@@ -278,8 +283,10 @@ class _ConsumeStream:
         because we closed it)."""
         call = self._call
         items = self._items
+        self._answered = False
         try:
             for response in call:
+                self._answered = True
                 kind = response.WhichOneof("response")
                 if kind == "records":
                     items.put(_records_of(response.records))
