@@ -36,6 +36,21 @@ func TestPublishRetriedAfterServerKillIsWrittenOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A group consumer that reads the first records and commits them, then lives through
+	// the restart: it joins again and goes on from its commit.
+	var lost []stave.TopicPartition
+	consumer, err := client.Consumer(ctx, stave.ConsumerConfig{
+		Group: topic + "-group", Topics: []string{topic}, FromBeginning: true,
+		OnLost: func(ps []stave.TopicPartition) { lost = append(lost, ps...) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumer.Close(context.Background())
+	readN(t, ctx, consumer.Next, len(records))
+	if err := consumer.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
 
 	server.kill()
 	// While the node is down: new records, retried by the producer until it is back.
@@ -73,6 +88,24 @@ func TestPublishRetriedAfterServerKillIsWrittenOnce(t *testing.T) {
 			t.Fatalf("record %d published while the node was down: %v", i, err)
 		}
 		wanted[res.ID] = true
+	}
+
+	// The consumer reads what was written since its commit, once.
+	fresh := map[string]bool{}
+	for id := range wanted {
+		fresh[id] = true
+	}
+	for _, r := range first {
+		delete(fresh, r.ID)
+	}
+	for _, r := range readN(t, ctx, consumer.Next, len(fresh)) {
+		if !fresh[r.ID()] {
+			t.Fatalf("the consumer read %s at %d@%d again after the restart", r.ID(), r.Partition, r.Offset)
+		}
+		delete(fresh, r.ID())
+	}
+	if len(lost) != 3 {
+		t.Fatalf("the consumer was told of %d lost partitions", len(lost))
 	}
 
 	reader, err := client.PartitionReader(ctx, topic, nil, stave.Earliest)
