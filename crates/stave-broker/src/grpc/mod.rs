@@ -548,8 +548,16 @@ async fn serve_consume_stream(
             }
         }
     });
+    // Ends when the client is gone (it cancelled the call, or its connection closed), even
+    // while nothing is pushed: dropping `outputs` then ends the domain's loop, so the member
+    // leaves its group at once instead of holding its partitions until a record comes.
     let writer = tokio::spawn(async move {
-        while let Some(out) = outputs.recv().await {
+        loop {
+            let out = tokio::select! {
+                out = outputs.recv() => out,
+                () = answers.closed() => None,
+            };
+            let Some(out) = out else { break };
             if answers
                 .send(Ok(convert::consume_output(out)))
                 .await

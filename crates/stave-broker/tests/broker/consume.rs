@@ -637,3 +637,46 @@ async fn a_stream_whose_link_died_silently_hands_its_partitions_on() {
     );
     drop(doomed);
 }
+
+/// Scenario: two Consume streams share a group on an empty 2-partition topic, each with
+/// credit to spare; one of them is dropped by its client (the call cancelled) while it waits
+/// for records. Proves: the node notices at once, although it has nothing to push: the
+/// stream's member leaves and the other stream is given both partitions well before a
+/// session timeout would pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_cancelled_while_it_waits_for_records_leaves_at_once() {
+    let nodes = cluster(1).await;
+    let addr = &nodes[0].addr;
+    create_topic(addr, "v1.idle.checked", 2, 1, &[]).await;
+    wait_for_leaders(addr, "v1.idle.checked").await;
+    let earliest = || {
+        subscribe(
+            &["v1.idle.checked"],
+            "idlers",
+            pb::subscribe::Start::Earliest(true),
+        )
+    };
+    let mut leaving = Stream::open(addr, earliest()).await;
+    let mut staying = Stream::open(addr, earliest()).await;
+    leaving.send(credit(100)).await;
+    staying.send(credit(100)).await;
+    let (mut held_leaving, mut held_staying) = (BTreeMap::new(), BTreeMap::new());
+    let started = std::time::Instant::now();
+    while held_leaving.len() != 1 || held_staying.len() != 1 {
+        follow_assignment(&mut leaving, &mut held_leaving, Duration::from_millis(100)).await;
+        follow_assignment(&mut staying, &mut held_staying, Duration::from_millis(100)).await;
+        assert!(
+            started.elapsed() < WAIT,
+            "{held_leaving:?} {held_staying:?}"
+        );
+    }
+    drop(leaving);
+    let cancelled = std::time::Instant::now();
+    while held_staying.len() < 2 {
+        follow_assignment(&mut staying, &mut held_staying, Duration::from_millis(100)).await;
+        assert!(
+            cancelled.elapsed() < Duration::from_secs(8),
+            "the cancelled stream kept its partition: {held_staying:?}"
+        );
+    }
+}
