@@ -22,7 +22,9 @@ type TopicConfig struct {
 
 // TopicDescription is a topic as the cluster describes it.
 type TopicDescription struct {
-	Name       string
+	// Name of the topic.
+	Name string
+	// Partitions in partition order.
 	Partitions []PartitionDescription
 	// Configs holds every setting, defaults included.
 	Configs map[string]string
@@ -30,6 +32,7 @@ type TopicDescription struct {
 
 // PartitionDescription is one partition of a topic.
 type PartitionDescription struct {
+	// Partition is the partition's number, from 0.
 	Partition uint32
 	// Leader is the leading node's id, or -1 while there is none.
 	Leader int64

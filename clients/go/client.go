@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 
@@ -107,6 +108,9 @@ func Dial(ctx context.Context, bootstrap string, opts ...Option) (*Client, error
 			},
 			MinConnectTimeout: 5 * time.Second,
 		}),
+		// A connection that died silently fails its streams within about 20 s (a consumer
+		// then joins again, a producer sends again) instead of waiting for good.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 15 * time.Second, Timeout: 5 * time.Second}),
 	}
 	conn, err := grpc.NewClient(nodes.Scheme()+":///cluster", append(grpcOptions, o.grpcOptions...)...)
 	if err != nil {

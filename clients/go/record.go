@@ -17,7 +17,9 @@ const IDHeader = "id"
 
 // Header is a record header. Keys may repeat; a key must not be empty.
 type Header struct {
-	Key   string
+	// Key names the header (not empty).
+	Key string
+	// Value is the header's bytes (may be empty).
 	Value []byte
 }
 
@@ -31,9 +33,11 @@ type Header struct {
 // where and when it was written; Key is nil when it was published without one; Headers
 // include the id.
 type Record struct {
+	// Topic the record is published to or was read from.
 	Topic string
 	// Key routes the record (partition = murmur2(key) % partitions); nil: no key.
-	Key   []byte
+	Key []byte
+	// Value is the record's payload.
 	Value []byte
 	// Headers, in order; one with key "id" is the record's message id.
 	Headers []Header
@@ -71,9 +75,12 @@ func (r *Record) Header(key string) ([]byte, bool) {
 
 // Result says where a published record was written.
 type Result struct {
-	Topic     string
+	// Topic the record was published to.
+	Topic string
+	// Partition the record went to.
 	Partition uint32
-	Offset    uint64
+	// Offset of the record in its partition.
+	Offset uint64
 	// Duplicate: the record's id had been written before (within the topic's dedupe window),
 	// so nothing was written; Partition and Offset are the first write's.
 	Duplicate bool

@@ -18,9 +18,12 @@ import (
 // TopicPartition names a partition, with an offset where one applies (where reading starts
 // for an assigned partition, the next offset to read otherwise).
 type TopicPartition struct {
-	Topic     string
+	// Topic of the partition.
+	Topic string
+	// Partition is the partition's number, from 0.
 	Partition uint32
-	Offset    uint64
+	// Offset, where one applies.
+	Offset uint64
 }
 
 type partitionKey struct {
