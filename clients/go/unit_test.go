@@ -37,7 +37,7 @@ func TestUUIDv7(t *testing.T) {
 	}
 }
 
-func TestRecordToPBKeepsTheCallersIDAndHeaders(t *testing.T) {
+func TestPublishRecordsKeepTheCallersIDAndHeaders(t *testing.T) {
 	headers := make([]Header, 1, 4)
 	headers[0] = Header{Key: "a", Value: []byte("1")}
 	r := Record{Topic: "t", Headers: headers}
