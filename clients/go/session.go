@@ -528,8 +528,10 @@ func (s *session) close(ctx context.Context) error {
 	}
 	defer stream.cancel()
 	// The node ends a stream, leaving the group, as soon as it is refused a message (here a
-	// second subscribe); a cancelled call or a half-close is noticed only when the node next
-	// pushes a record, so the member would hold its partitions until then.
+	// second subscribe). Nodes built before f8f4994 noticed a cancelled call only when they
+	// next pushed a record, so an idle member held its partitions until then; the refused
+	// message ends the stream at once on every node. Waiting for the end also means the
+	// member has left when Close returns.
 	goodbye := &pb.ConsumeRequest{Request: &pb.ConsumeRequest_Subscribe{Subscribe: s.subscribe}}
 	if err := stream.send(goodbye); err == nil {
 		_ = stream.stream.CloseSend()
