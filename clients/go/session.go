@@ -175,14 +175,21 @@ func (s *session) run(stream *consumeStream) {
 	defer close(s.done)
 	for {
 		err := s.receive(stream)
-		stream.cancel()
 		s.mu.Lock()
 		closed := s.closed
 		s.mu.Unlock()
 		if closed {
+			// The node ends the stream once the member has left (or close cancels it).
+			for {
+				if _, err := stream.stream.Recv(); err != nil {
+					break
+				}
+			}
+			stream.cancel()
 			s.end(ErrClosed)
 			return
 		}
+		stream.cancel()
 		if !s.reconnect || !IsRetriable(err) {
 			s.end(err)
 			return
