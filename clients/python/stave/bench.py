@@ -1,7 +1,7 @@
 """Throughput of the Python client: ``python -m stave.bench [produce|consume|all]``.
 
 Publishes ``--records`` records of ``--size`` bytes with ``publish_batch`` (ids generated
-by the client) to a topic it creates if missing (``--partitions``, replication factor 1,
+by the client; ``--form single``: ``publish`` per record) to a topic it creates if missing (``--partitions``, replication factor 1,
 ``flush=never``), then reads them back through a fresh consumer group from the beginning.
 Prints records/s and MB/s of each phase.
 """
@@ -40,7 +40,13 @@ def produce(args) -> float:
                 left = per_thread
                 while left > 0:
                     n = min(args.batch, left)
-                    producer.publish_batch([(args.topic, value)] * n)
+                    if args.form == "batch":
+                        producer.publish_batch([(args.topic, value)] * n)
+                    else:
+                        futures = [producer.publish(args.topic, value) for _ in range(n)]
+                        futures[-1].result()
+                        for f in futures:
+                            f.result()
                     left -= n
             except BaseException as err:  # noqa: BLE001 - reported below
                 errors.append(err)
@@ -97,11 +103,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--size", type=int, default=100, help="value bytes")
     parser.add_argument("--batch", type=int, default=10_000, help="records per publish_batch call")
+    parser.add_argument("--form", choices=["batch", "single"], default="batch",
+                        help="publish_batch calls, or publish() per record (futures)")
     parser.add_argument("--threads", type=int, default=1, help="threads calling publish_batch")
     parser.add_argument("--request-records", type=int, default=5_000, help="records per Publish request")
     parser.add_argument("--in-flight", type=int, default=4, help="Publish requests outstanding")
     parser.add_argument("--credit", type=int, default=1_000, help="consumer credit window (records)")
+    parser.add_argument("--switch-interval-ms", type=float, default=None,
+                        help="sys.setswitchinterval for this run (GIL hand-over, default 5 ms)")
     args = parser.parse_args(argv)
+    if args.switch_interval_ms is not None:
+        sys.setswitchinterval(args.switch_interval_ms / 1000)
     ensure_topic(args.bootstrap, args.topic, args.partitions)
     if args.phase in ("produce", "all"):
         produce(args)

@@ -86,6 +86,14 @@ def _header_list(headers: Headers) -> list[tuple[str, bytes]]:
     return out
 
 
+class _PublishFuture(Future):
+    """The Future of one published record: it cannot be cancelled (the record may be on its
+    way already), so its outcome always arrives."""
+
+    def cancel(self) -> bool:
+        return False
+
+
 class _BatchSink:
     """Collects the outcomes of one publish_batch call."""
 
@@ -243,8 +251,7 @@ class Producer:
         (str is sent as UTF-8). ``headers``: a dict or a list of ``(key, value)`` pairs.
         ``partition`` skips routing by key or id. Blocks while ``buffer_records`` records
         are waiting to be sent. Raises RuntimeError once the producer is closed."""
-        future: Future = Future()
-        future.set_running_or_notify_cancel()
+        future = _PublishFuture()
         pending = self._pending(
             ProducerRecord(topic, value, key, headers, partition, timestamp_ms),
             None, future, 0, time.monotonic() + self._delivery_timeout_s, False,
@@ -330,7 +337,11 @@ class Producer:
         if key is not None:
             key = _to_bytes(key, "key")
         header_list = _header_list(headers)
-        given = next((v for k, v in header_list if k == "id"), None)
+        given = None
+        for k, v in header_list:
+            if k == "id":
+                given = v
+                break
         if given is not None:
             id_ = given.decode("utf-8", "replace")
         else:
@@ -347,13 +358,18 @@ class Producer:
             )
             if self._closed:
                 raise RuntimeError("the producer is closed")
-            if not self._queue:
+            was_empty = not self._queue
+            if was_empty:
                 self._queue_since = time.monotonic()
             self._queue.extend(pending)
             self._unfinished += len(pending)
             if pending[0].urgent:
                 self._urgent += len(pending)
-            self._cond.notify_all()
+            # The sender waits for a first record, or lingers on a timer: wake it only when
+            # that changes (waking it per record costs more than the record).
+            filled = len(self._queue) >= self._batch_records > len(self._queue) - len(pending)
+            if was_empty or pending[0].urgent or filled:
+                self._cond.notify_all()
 
     @staticmethod
     def _request(sequence: int, items: list[_Pending]) -> stave_pb2.PublishRequest:
