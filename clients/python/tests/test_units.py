@@ -62,3 +62,21 @@ def test_publish_checks_argument_types():
             producer.publish(b"t", b"v")
         with pytest.raises(ValueError):
             producer.publish("t", b"v", partition=-1)
+
+
+def test_uuid7_after_fork_differs_from_the_parent():
+    import os
+
+    stave.uuid7()  # fill the pool before forking
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        os.write(write_end, "\n".join(stave.uuid7() for _ in range(50)).encode())
+        os._exit(0)
+    os.close(write_end)
+    parent = {stave.uuid7() for _ in range(50)}
+    with os.fdopen(read_end) as pipe:
+        child = set(pipe.read().split("\n"))
+    os.waitpid(pid, 0)
+    assert len(child) == 50 and not parent & child
