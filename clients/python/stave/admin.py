@@ -148,6 +148,7 @@ class Admin:
         self._retrying(attempt, done_on_retry=ErrorCode.UNKNOWN_TOPIC)
 
     def close(self) -> None:
+        """Closes the connection."""
         self._conn.close()
 
     def __enter__(self) -> "Admin":
