@@ -379,9 +379,9 @@ class _ConsumeStream:
             requests = self._requests
             self._requests = None
         if requests is not None:
-            # The node ends a stream that subscribes twice at once, and leaves the group. A
-            # cancelled or half-closed stream would stay a member until the node next
-            # pushes a record to it (the node notices a gone client only when it writes).
+            # The node ends a stream that subscribes twice at once, and leaves the group.
+            # (A half-closed stream is served until its credits are used up, and nodes
+            # before f8f4994 kept a cancelled one as a member until they next pushed to it.)
             requests.put(stave_pb2.ConsumeRequest(subscribe=self._subscribe))
             requests.put(None)  # half-close: ends the request iterator
         self._reader.join(max(0.0, deadline - time.monotonic()))
