@@ -38,6 +38,8 @@ pub struct Broker {
     pub(crate) consume_client: tokio::sync::OnceCell<stave_client::Client>,
     /// Per partition led here: the message ids written within its dedupe window.
     pub(crate) id_tables: crate::dedupe::IdTables,
+    /// When this node started serving.
+    pub(crate) started: Instant,
 }
 
 impl std::fmt::Debug for Broker {
@@ -99,6 +101,7 @@ impl Broker {
             coordinating: Mutex::new(HashMap::new()),
             consume_client: tokio::sync::OnceCell::new(),
             id_tables: Default::default(),
+            started: Instant::now(),
         }))
     }
 

@@ -58,6 +58,10 @@ fn check_name(consumer_group: &str) -> Result<(), BrokerError> {
     Ok(())
 }
 
+/// How long after its start a node waits for every configured node to register before it
+/// creates `__offsets` with fewer replicas.
+const OFFSETS_WAIT_FOR_PEERS: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Broker {
     /// Creates `__offsets` (on the controller leader) if it does not exist yet.
     pub(crate) async fn ensure_offsets_topic(&self) -> Result<(), BrokerError> {
@@ -66,12 +70,28 @@ impl Broker {
             return Ok(());
         }
         let nodes: Vec<u64> = metadata.nodes().keys().copied().collect();
-        if nodes.is_empty() {
-            return Err(BrokerError::CoordinatorNotAvailable(
-                "(the cluster is forming)".into(),
-            ));
+        // As many replicas as the cluster was configured with nodes (up to 3), not as many as
+        // have registered: a group used while the cluster forms would otherwise get
+        // `__offsets` with one replica for good. A node that has not come after
+        // `OFFSETS_WAIT_FOR_PEERS` is not waited for any longer.
+        let configured = self.config().peers.len().max(1);
+        let wanted = 3.min(configured);
+        let forming = self.started.elapsed() < OFFSETS_WAIT_FOR_PEERS;
+        if nodes.is_empty() || (nodes.len() < wanted && forming) {
+            return Err(BrokerError::CoordinatorNotAvailable(format!(
+                "(the cluster is forming: {} of {configured} nodes registered)",
+                nodes.len()
+            )));
         }
-        let replication = 3.min(nodes.len() as u32);
+        let replication = wanted.min(nodes.len()) as u32;
+        if (replication as usize) < wanted {
+            tracing::warn!(
+                replicas = replication,
+                wanted,
+                "creating {OFFSETS_TOPIC} with fewer replicas than wanted: not every \
+                 configured node registered in time"
+            );
+        }
         // Compaction, not retention, bounds `__offsets`.
         let configs = [
             ("retention.ms".to_string(), "-1".to_string()),

@@ -444,3 +444,26 @@ async fn offsets_compact_on_every_replica() {
     })
     .await;
 }
+
+/// Scenario: a consumer group is looked up on a 3-node cluster from its first moment, while
+/// its nodes are still registering. Proves: `__offsets` gets a replica on every node (as
+/// many replicas as the cluster was configured with nodes, up to 3), never fewer because a
+/// node had not registered yet when the first group came (it used to get one replica, for
+/// good, when a lookup won that race).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_are_replicated_on_every_configured_node() {
+    let nodes = cluster(3).await;
+    find(&nodes[1].addr, "billing").await;
+    retry(|| async {
+        let replicas: Vec<(usize, usize)> = nodes
+            .iter()
+            .map(|node| offsets_replicas(node._dir.path()))
+            .collect();
+        if replicas.iter().all(|(held, _)| *held > 0) {
+            Ok(())
+        } else {
+            Err(format!("__offsets replicas per node: {replicas:?}"))
+        }
+    })
+    .await;
+}
