@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import time
+import traceback
 
 import stave
 
@@ -139,13 +140,30 @@ def wait(args) -> int:
 
 
 def read_topic(bootstrap: str, topic: str, total: int, timeout_s: float = 60) -> list[stave.Record]:
-    """Every record of `topic` (`total` of them, by the high watermarks)."""
-    records = []
+    """Every record of `topic` (`total` of them, by the high watermarks).
+
+    A PartitionReader does not move on to the next bootstrap address when its node fails (it
+    raises from poll), and a new one starts at the first address again: so each attempt
+    starts at the next address, from the beginning, until one reads everything."""
+    addresses = bootstrap.split(",")
     deadline = time.monotonic() + timeout_s
-    with stave.PartitionReader(bootstrap, topic, offset="earliest") as reader:
-        while len(records) < total and time.monotonic() < deadline:
-            records.extend(reader.poll_many(1000, timeout=1.0))
-    return records
+    attempt = 0
+    while True:
+        first = attempt % len(addresses)
+        order = addresses[first:] + addresses[:first]
+        records: list[stave.Record] = []
+        try:
+            with stave.PartitionReader(order, topic, offset="earliest") as reader:
+                while len(records) < total and time.monotonic() < deadline:
+                    records.extend(reader.poll_many(1000, timeout=1.0))
+            return records
+        except stave.StaveError as err:
+            attempt += 1
+            if time.monotonic() > deadline:
+                raise
+            print(f"      reading {topic} through {order[0]} failed ({str(err)[:120]}); "
+                  f"trying {addresses[attempt % len(addresses)]}", flush=True)
+            time.sleep(0.5)
 
 
 def check(args) -> int:
@@ -293,7 +311,14 @@ def main() -> int:
     parser.add_argument("--stave", required=True)
     parser.add_argument("--timeout", type=float, default=180)
     args = parser.parse_args()
-    return wait(args) if args.mode == "wait" else check(args)
+    if args.mode == "wait":
+        return wait(args)
+    try:
+        return check(args)
+    except Exception:  # a check that cannot be made has failed; say why
+        traceback.print_exc()
+        print("\nFAIL: the checks could not be completed (see the error above)")
+        return 1
 
 
 if __name__ == "__main__":

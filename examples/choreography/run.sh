@@ -9,7 +9,9 @@
 #   SIGNUPS=2000        signups the load publishes
 #   RATE=100            signups a second the load aims at
 #   WAIT_TIMEOUT=180    seconds to wait, after the load, for everything to be handled
-#   KILL_NODE=2         the broker node SIGKILLed mid-way (1, 2 or 3; every client knows all three)
+#   KILL_NODE=1         the broker node SIGKILLed mid-way (1, 2 or 3). Every client is given all
+#                       three addresses and starts on the first, so killing node 1 breaks every
+#                       client's connection: they must fail over to nodes 2 and 3
 #   RESTART_NODE=1      restart that node 15 s later (0: leave it dead; the cluster runs on two)
 #   BREAK=dedupe        the email service skips its outbox check: the run must FAIL
 #   KEEP_WORK=1         keep the work directory after a passing run (a failing run keeps it)
@@ -21,7 +23,7 @@ REPO=$(cd "$HERE/../.." && pwd)
 COUNT=${SIGNUPS:-2000}
 RATE=${RATE:-100}
 WAIT_TIMEOUT=${WAIT_TIMEOUT:-180}
-KILL_NODE=${KILL_NODE:-2}
+KILL_NODE=${KILL_NODE:-1}
 RESTART_NODE=${RESTART_NODE:-1}
 BREAK=${BREAK:-}
 STAVE_BIN=${STAVE_BIN:-$REPO/target/release/stave}
@@ -104,14 +106,30 @@ setup_s=$((SECONDS - setup_started))
 # ------------------------------------------------------------------ the cluster
 
 cluster_started=$SECONDS
-read -r -a PORTS < <(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(3)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))')
-PEERS="1=127.0.0.1:${PORTS[0]},2=127.0.0.1:${PORTS[1]},3=127.0.0.1:${PORTS[2]}"
-BS="127.0.0.1:${PORTS[0]},127.0.0.1:${PORTS[1]},127.0.0.1:${PORTS[2]}"
+# Three free loopback ports, below the kernel's ephemeral range when there is room (a port
+# picked inside it can be taken by any outgoing connection before the node binds it).
+pick_ports() {
+    python3 -c '
+import random, socket
+try:
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except OSError:
+    low = 32768
+ports = []
+while len(ports) < 3:
+    port = random.randint(10000, low - 1) if low > 11000 else 0
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        chosen = s.getsockname()[1]
+        s.close()
+    if chosen not in ports:
+        ports.append(chosen)
+print(" ".join(map(str, ports)))'
+}
 stave() { "$STAVE_BIN" --bootstrap "$BS" "$@"; }
 
 start_node() {
@@ -120,23 +138,54 @@ start_node() {
         --peers "$PEERS" >>"$WORK/logs/node-$id.log" 2>&1 &
     track "node-$id" $!
 }
-for id in 1 2 3; do start_node "$id"; done
-say "3 nodes starting on $BS (work directory $WORK)"
 
-deadline=$((SECONDS + 60))
-until stave --timeout 2s topic list >/dev/null 2>&1; do
-    for id in 1 2 3; do
-        if ! alive "node-$id"; then
-            say "node $id exited:"
-            tail -20 "$WORK/logs/node-$id.log"
-            exit 1
+# Starts the three nodes; returns 1 if one of them exited (its port taken, say), 2 if the
+# cluster did not serve requests within 60 s.
+start_cluster() {
+    read -r -a PORTS < <(pick_ports)
+    PEERS="1=127.0.0.1:${PORTS[0]},2=127.0.0.1:${PORTS[1]},3=127.0.0.1:${PORTS[2]}"
+    BS="127.0.0.1:${PORTS[0]},127.0.0.1:${PORTS[1]},127.0.0.1:${PORTS[2]}"
+    local id
+    for id in 1 2 3; do start_node "$id"; done
+    say "3 nodes starting on $BS (work directory $WORK)"
+    local deadline=$((SECONDS + 60)) ready_since=-1
+    while true; do
+        for id in 1 2 3; do
+            if ! alive "node-$id"; then
+                say "node $id exited:"
+                tail -5 "$WORK/logs/node-$id.log"
+                return 1
+            fi
+        done
+        # Ready: the cluster answers, and all three nodes are still up a second later.
+        if ((ready_since >= 0)); then
+            ((SECONDS - ready_since >= 1)) && return 0
+        elif stave --timeout 2s topic list >/dev/null 2>&1; then
+            ready_since=$SECONDS
         fi
+        if ((SECONDS > deadline)); then
+            say "the cluster did not serve requests within 60 s"
+            return 2
+        fi
+        sleep 0.2
     done
-    if ((SECONDS > deadline)); then
-        say "the cluster did not serve requests within 60 s"
-        exit 1
-    fi
-    sleep 0.2
+}
+stop_cluster() {
+    local id pid
+    for id in 1 2 3; do
+        pid=${PID[node-$id]:-}
+        [[ -n $pid ]] && { kill -KILL "$pid" && wait "$pid"; } 2>/dev/null || true
+        rm -rf "$WORK/node-$id"
+        mv "$WORK/logs/node-$id.log" "$WORK/logs/node-$id.failed-start.log" 2>/dev/null || true
+    done
+}
+for attempt in 1 2 3; do
+    started=0
+    start_cluster || started=$?
+    ((started == 0)) && break
+    stop_cluster
+    ((attempt < 3)) || exit 1
+    say "starting the cluster again on other ports"
 done
 for topic in v1.user.signup v1.user.signedup; do
     deadline=$((SECONDS + 60))
@@ -234,9 +283,12 @@ while [[ -z $load_rc ]] || ((email_restarted == 0 || node_killed == 0 || node_re
         say "SIGKILL email-1 at $done_count signups: it had sent $(sent_by email-1) emails, $(uncommitted_email1) of them since its last commit"
     fi
     if ((email_killed && node_killed == 0 && done_count * 2 >= COUNT && now - email_killed >= 2)); then
+        stave --timeout 3s group list >"$WORK/logs/groups-before-node-kill.txt" 2>&1 || true
+        coordinated=$(awk -v n="$KILL_NODE" 'NR > 1 && $2 == n { printf "%s%s", sep, $1; sep = ", " }' \
+            "$WORK/logs/groups-before-node-kill.txt")
         { kill -KILL "${PID[node-$KILL_NODE]}" && wait "${PID[node-$KILL_NODE]}"; } 2>/dev/null || true
         node_killed=$now
-        say "SIGKILL broker node $KILL_NODE at $done_count signups"
+        say "SIGKILL broker node $KILL_NODE at $done_count signups (it coordinated groups: ${coordinated:-none})"
     fi
     if ((email_killed && email_restarted == 0 && now - email_killed >= EMAIL_DOWN_S)); then
         start_email email-1
