@@ -17,7 +17,8 @@
 # Kafka side: scripts/compare/clients/{python/kafka_bench.py,go/main.go} against a fresh Kafka
 # broker (KRaft, single node, Kafka's default flush: no fsync per message), topic created with
 # kafka-topics (6 partitions, RF 1); acks=all, linger 5 ms, batches up to 1,000,000 bytes,
-# idempotent producer, no compression; see the head of each program.
+# idempotent producer (its producer id fetched before the clock starts, with one record to a
+# warm-up topic), no compression; see the head of each program.
 # Both sides time publish from the first call until every record is acknowledged, and consume
 # from the first record returned until the N'th.
 #
@@ -31,6 +32,8 @@
 #                      single (produce() per record)
 #   KAFKA_PY_SINGLE=1  after consuming, the Kafka Python run publishes the records once more
 #                      with produce() per record, to another topic (a reference line; 0: not)
+#   KAFKA_PY_TUNED=1   after consuming with librdkafka's defaults, the Kafka Python run reads the
+#                      topic again with fetch.queue.backoff.ms=0 (its own row; 0: not)
 #   LOAD_MAX=1.5       wait before each measurement until the 1-minute load average is below this
 #   LOAD_WAIT=600      at most this long (s) before the first measurement
 #   LOAD_WAIT_RUN=90   at most this long (s) before each later one (the previous run's own load
@@ -64,7 +67,7 @@ say() { echo "== $*" >&2; }
 
 # The command as given (the settings that came from the environment), for the record.
 CMDLINE=
-for v in QUICK ROUNDS LANGS PY_RECORDS GO_RECORDS KAFKA_PY_FORM KAFKA_PY_SINGLE LOAD_MAX LOAD_WAIT LOAD_WAIT_RUN STAVE_BIN \
+for v in QUICK ROUNDS LANGS PY_RECORDS GO_RECORDS KAFKA_PY_FORM KAFKA_PY_SINGLE KAFKA_PY_TUNED LOAD_MAX LOAD_WAIT LOAD_WAIT_RUN STAVE_BIN \
     CONFLUENT_KAFKA_VERSION KAFKA_VERSIONS TOOL_TIMEOUT; do
     [[ -n ${!v+x} ]] && CMDLINE+="$v=${!v} "
 done
@@ -83,6 +86,7 @@ fi
 LANGS=${LANGS:-"python go"}
 KAFKA_PY_FORM=${KAFKA_PY_FORM:-batch}
 KAFKA_PY_SINGLE=${KAFKA_PY_SINGLE:-1}
+KAFKA_PY_TUNED=${KAFKA_PY_TUNED:-1}
 LOAD_MAX=${LOAD_MAX:-1.5}
 LOAD_WAIT=${LOAD_WAIT:-600}
 LOAD_WAIT_RUN=${LOAD_WAIT_RUN:-90}
@@ -316,7 +320,7 @@ measure() {
         FAILED=$((FAILED + 1))
         say "[$lang r$round $side] FAILED (exit $rc): $(tail -c 400 "$err" | tr '\n' ' ')"
     }
-    grep -E '^(publish|produce|consume|publish_single):' "$out" | sed 's/^/   /' >&2 || true
+    grep -E '^(publish|produce|consume|publish_single|consume_tuned):' "$out" | sed 's/^/   /' >&2 || true
     R_LANG=$lang R_SIDE=$side R_ROUND=$round R_CMD="$shown" R_RC=$rc R_LOAD=$load_before \
         R_WAITED=$waited R_LOAD_AFTER=$(load1) R_STARTED=$started R_OUT="raw/$base.out" R_ERR="raw/$base.err" \
         R_FILE=$RUN/runs.jsonl python3 - <<'PY'
@@ -409,20 +413,23 @@ kafka_run() { # lang round
     local lang=$1 round=$2
     kafka_start "$lang-r$round"
     kafka_topic "clients-$lang"
+    kafka_topic clients-warmup
     case $lang in
     python)
-        local single=()
+        local extra=()
+        [[ $KAFKA_PY_TUNED == 1 ]] && extra+=(--tuned-consume)
         if [[ $KAFKA_PY_SINGLE == 1 ]]; then
             kafka_topic clients-python-single
-            single=(--single-topic clients-python-single)
+            extra+=(--single-topic clients-python-single)
         fi
         measure python kafka "$round" -- "$PY" "$HERE/python/kafka_bench.py" all --bootstrap "127.0.0.1:$KPORT" \
             --topic clients-python --records "$PY_RECORDS" --size "$SIZE" --form "$KAFKA_PY_FORM" \
-            "${single[@]+"${single[@]}"}"
+            --warmup-topic clients-warmup \
+            "${extra[@]+"${extra[@]}"}"
         ;;
     go)
         measure go kafka "$round" -- "$BIN/kafka-bench-go" -bootstrap "127.0.0.1:$KPORT" \
-            -topic clients-go -records "$GO_RECORDS" -size "$SIZE"
+            -topic clients-go -records "$GO_RECORDS" -size "$SIZE" -warmup-topic clients-warmup
         ;;
     esac
     kafka_stop

@@ -5,7 +5,9 @@ them back through a new consumer group from the beginning, and prints records/s 
 phase, timed the way ``python -m stave.bench`` times the Stave client:
 
 - publish: from the first produce call until every record is acknowledged (``flush()``
-  returned and every delivery report came back without error);
+  returned and every delivery report came back without error); with --warmup-topic the
+  producer first publishes one record there, untimed, so that getting its idempotent producer
+  id (slow on a broker that has just started) is not in the figure;
 - consume: from the first record returned (the group join before it is left out, as in
   Stave's bench) until the --records'th; the time from subscribe() is printed too.
 
@@ -19,6 +21,13 @@ Stave clients batch up to 1 MiB a request), enable.idempotence (on: a retry is w
 like Stave's ids; librdkafka's default is off), no compression (librdkafka's default);
 queue.buffering.max.messages 100,000 (librdkafka's default, and the Stave Python client's
 buffer_records). The consumer keeps librdkafka's defaults (auto commit, prefetching).
+
+librdkafka's consumer, with its defaults, waits fetch.queue.backoff.ms (1,000 ms) before it
+fetches a partition again once its local queue is past queued.min.messages (100,000); on this
+machine that held it to roughly a quarter of what it reads with the wait at 0 (its
+documentation: "may need to be decreased if ... the application is experiencing long (~1s)
+delays between messages"). --tuned-consume reads the topic a second time, through another new
+group, with fetch.queue.backoff.ms=0 (phase 'consume_tuned').
 
 --single-topic T adds a third phase: the same records published again to topic T with
 ``produce()`` per record (for reference beside the batch form).
@@ -59,6 +68,14 @@ def produce(args, form: str, topic: str, phase: str) -> None:
     tmd = md.topics.get(topic)
     if tmd is None or tmd.error is not None or not tmd.partitions:
         raise SystemExit(f"kafka_bench: topic {topic} not available: {tmd and tmd.error}")
+    if args.warmup_topic:
+        # One record to another topic first, so that the idempotent producer has its producer
+        # id before the clock starts: on a broker that has just started, InitProducerId is
+        # answered COORDINATOR_LOAD_IN_PROGRESS for a while, and librdkafka retries it.
+        warm_err = []
+        producer.produce(args.warmup_topic, b"warmup", on_delivery=lambda err, _m: warm_err.append(err))
+        if producer.flush(60) or warm_err != [None]:
+            raise SystemExit(f"kafka_bench: the warm-up record to {args.warmup_topic} failed: {warm_err}")
     value = os.urandom(args.size)
     acked = 0
     failed = 0
@@ -117,12 +134,13 @@ def produce(args, form: str, topic: str, phase: str) -> None:
            seconds=elapsed, records_per_s=rate)
 
 
-def consume(args) -> None:
-    group = args.group or f"bench-{uuid.uuid4().hex}"
+def consume(args, phase: str, extra: dict) -> None:
+    group = (args.group or "bench") + f"-{uuid.uuid4().hex}"
     consumer = Consumer({
         "bootstrap.servers": args.bootstrap,
         "group.id": group,
         "auto.offset.reset": "earliest",
+        **extra,
     })
     want = args.records
     try:
@@ -156,10 +174,10 @@ def consume(args) -> None:
         consumer.close()
     elapsed = end - started
     total = end - joined
-    print(f"consume: {got:,} records in {elapsed:.2f} s from the first record: {got / elapsed:,.0f} "
+    print(f"{phase}: {got:,} records in {elapsed:.2f} s from the first record: {got / elapsed:,.0f} "
           f"records/s, {nbytes / elapsed / 1e6:.1f} MB/s ({total:.2f} s and {got / total:,.0f} "
           f"records/s from subscribe)", flush=True)
-    result(phase="consume", records=got, bytes=nbytes, seconds=elapsed, records_per_s=got / elapsed,
+    result(phase=phase, config=extra, records=got, bytes=nbytes, seconds=elapsed, records_per_s=got / elapsed,
            seconds_from_join=total, records_per_s_from_join=got / total)
     if got != want:
         raise SystemExit(f"kafka_bench: read {got} records, {want} were published")
@@ -185,7 +203,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queue-records", type=int, default=100_000,
                         help="queue.buffering.max.messages")
     parser.add_argument("--idempotence", type=int, choices=[0, 1], default=1)
-    parser.add_argument("--group", default=None)
+    parser.add_argument("--warmup-topic", default=None,
+                        help="an existing topic to publish one record to before each publish phase's clock "
+                             "starts (the producer id is fetched then, not in the timed part)")
+    parser.add_argument("--group", default=None, help="prefix of the consumer groups (default: bench)")
+    parser.add_argument("--tuned-consume", action="store_true",
+                        help="after the consume phase, read the topic again through another new group "
+                             "with fetch.queue.backoff.ms=0 (phase 'consume_tuned')")
     parser.add_argument("--single-topic", default=None,
                         help="after the consume phase, publish the records again to this (existing) "
                              "topic with produce() per record (phase 'publish_single'), for reference")
@@ -195,7 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.phase in ("produce", "all"):
         produce(args, args.form, args.topic, "publish")
     if args.phase in ("consume", "all"):
-        consume(args)
+        consume(args, "consume", {})
+        if args.tuned_consume:
+            consume(args, "consume_tuned", {"fetch.queue.backoff.ms": 0})
     if args.single_topic:
         produce(args, "single", args.single_topic, "publish_single")
     return 0
