@@ -96,7 +96,7 @@ fn lines(
             format!(
                 "latency (ack → consume, per record): {} ({before_ack} consumed before \
                  their ack reached the producer, counted as 0)",
-                percentiles(&after_ack)
+                percentiles_in(&after_ack, us)
             ),
         );
     }
@@ -166,7 +166,12 @@ fn quantile(latency: &Option<Histogram<u64>>, q: f64) -> Option<u64> {
 
 /// p50, p90, p99 and p99.9 of `latency`, in milliseconds.
 fn percentiles(latency: &Option<Histogram<u64>>) -> String {
-    let at = |q: f64| ms(quantile(latency, q));
+    percentiles_in(latency, ms)
+}
+
+/// p50, p90, p99 and p99.9 of `latency`, each shown by `show`.
+fn percentiles_in(latency: &Option<Histogram<u64>>, show: fn(Option<u64>) -> String) -> String {
+    let at = |q: f64| show(quantile(latency, q));
     format!(
         "p50 {}, p90 {}, p99 {}, p99.9 {}",
         at(0.5),
@@ -174,6 +179,11 @@ fn percentiles(latency: &Option<Histogram<u64>>) -> String {
         at(0.99),
         at(0.999)
     )
+}
+
+/// Microseconds as they are; `-` for none.
+fn us(us: Option<u64>) -> String {
+    us.map_or_else(|| "-".to_string(), |us| format!("{us} µs"))
 }
 
 /// Microseconds as milliseconds with two decimals; `-` for none.
