@@ -9,6 +9,7 @@ mod full_disk;
 mod group_cli;
 mod groups;
 mod keyed;
+mod queue;
 mod records;
 mod script;
 mod support;

@@ -16,12 +16,12 @@ use crate::support::{Server, WAIT, client, code, create_topic, eventually, start
 
 /// Prints the end of every node's log when the test fails (the servers' own drop only kills
 /// them). Reads the files `support::start` writes: `node-{id}.log` under the test's root.
-struct LogsOnPanic {
+pub(crate) struct LogsOnPanic {
     logs: Vec<PathBuf>,
 }
 
 impl LogsOnPanic {
-    fn new(root: &Path, servers: &[Server]) -> LogsOnPanic {
+    pub(crate) fn new(root: &Path, servers: &[Server]) -> LogsOnPanic {
         let logs = servers
             .iter()
             .map(|s| root.join(format!("node-{}.log", s.id)))
@@ -45,7 +45,7 @@ impl Drop for LogsOnPanic {
 }
 
 /// A record with message id `id`: keyed (routed by the key) or keyless (routed by the id).
-fn record(topic: &str, key: Option<&str>, id: &str, value: &str) -> pb::PublishRecord {
+pub(crate) fn record(topic: &str, key: Option<&str>, id: &str, value: &str) -> pb::PublishRecord {
     pb::PublishRecord {
         topic: topic.into(),
         key: key.map(|k| Bytes::from(k.to_string())),
@@ -74,7 +74,7 @@ fn retriable(code: pb::ErrorCode) -> bool {
 /// Publishes `records` through `addr`, the whole request again while any record is answered
 /// with a retriable code (or the node cannot be reached), until every record is answered
 /// NONE, within `WAIT`; those answers. Any other code fails the test.
-async fn publish_until_written(
+pub(crate) async fn publish_until_written(
     addr: &str,
     records: &[pb::PublishRecord],
 ) -> Vec<pb::PublishResult> {
@@ -136,7 +136,11 @@ async fn partition_metadata(
 }
 
 /// The leader of `topic`'s `partition` once all three replicas are in sync, as `addr` sees it.
-async fn leader_with_every_replica_in_sync(addr: &str, topic: &str, partition: u32) -> u64 {
+pub(crate) async fn leader_with_every_replica_in_sync(
+    addr: &str,
+    topic: &str,
+    partition: u32,
+) -> u64 {
     eventually("a leader with three replicas in sync", || async {
         let metadata = partition_metadata(addr, topic, partition).await?;
         (metadata.replicas.len() == 3 && metadata.in_sync.len() == 3)
@@ -442,7 +446,7 @@ impl Member {
 }
 
 /// The node coordinating `group`, once one does (asking `addr`).
-async fn coordinator_of(addr: &str, group: &str) -> u64 {
+pub(crate) async fn coordinator_of(addr: &str, group: &str) -> u64 {
     eventually("a coordinator", || async {
         let answer = client(addr)
             .find_coordinator(pb::FindCoordinatorRequest {

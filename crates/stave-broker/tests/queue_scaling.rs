@@ -1,6 +1,7 @@
-//! Queue groups scale past the partition count: eight members on one partition, each
-//! sleeping 1 ms per record, get through records at least six times as fast as one. A
-//! binary of its own: it times things, so no other test shares the machine with it.
+//! Queue groups hand work to whoever is free: a member ten times slower gets at most a fifth
+//! of what each fast one gets; and they scale past the partition count: eight members on
+//! one partition, each sleeping 1 ms per record, get through records at least six times as
+//! fast as one. A binary of its own: it times things, so no other test's load blurs them.
 #![allow(clippy::unwrap_used)]
 
 #[allow(dead_code)]
@@ -10,11 +11,12 @@ mod queue_support;
 #[path = "broker/support.rs"]
 mod support;
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use stave_client::{QueuedRecord, Settle};
+use stave_client::{QueueConsumer, QueuedRecord, Settle};
 
 use crate::queue_support::{from_start, join, publish, rust_client};
 use crate::support::{WAIT, cluster, create_topic, wait_for_leaders};
@@ -91,4 +93,83 @@ async fn members_beyond_the_partition_count_all_work() {
         eight >= 6.0 * one,
         "8 members: {eight:.0} records/s, 1 member: {one:.0} records/s (at least 6x expected)"
     );
+}
+
+/// What members acknowledged: offset → how many times, and per member how many.
+#[derive(Default)]
+struct Tally {
+    acked: BTreeMap<u64, u32>,
+    per_member: HashMap<usize, u64>,
+}
+
+/// A member that takes one record at a time (credit 1), works `work` on it, and acks it,
+/// until `total` records are acknowledged by the group.
+async fn worker(
+    member: QueueConsumer,
+    index: usize,
+    work: Duration,
+    tally: Arc<Mutex<Tally>>,
+    total: usize,
+) -> QueueConsumer {
+    let deadline = Instant::now() + WAIT * 2;
+    loop {
+        if tally.lock().unwrap().acked.len() >= total {
+            return member;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the group did not finish in time"
+        );
+        let records = member.fetch(1, Duration::from_millis(100)).await.unwrap();
+        for record in records {
+            tokio::time::sleep(work).await;
+            member.ack(&record).await.unwrap();
+            let mut tally = tally.lock().unwrap();
+            *tally.acked.entry(record.offset).or_default() += 1;
+            *tally.per_member.entry(index).or_default() += 1;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_follows_speed() {
+    let nodes = cluster(1).await;
+    let addr = &nodes[0].addr;
+    create_topic(addr, "v1.mail.send", 1, 1, &[]).await;
+    wait_for_leaders(addr, "v1.mail.send").await;
+    let total = 300;
+    publish(addr, "v1.mail.send", total, |_| None).await;
+    let client = rust_client(addr).await;
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let mut tasks = Vec::new();
+    // Member 0 takes ten times longer per record than members 1 and 2 (long enough that a
+    // fetch and an ack per record, up to ~15 ms in a debug build on a busy machine, do
+    // not blur it).
+    for (index, work_ms) in [(0, 200), (1, 20), (2, 20)] {
+        let member = join(&client, "mailer", "v1.mail.send", from_start(1)).await;
+        tasks.push(tokio::spawn(worker(
+            member,
+            index,
+            Duration::from_millis(work_ms),
+            tally.clone(),
+            total,
+        )));
+    }
+    for task in tasks {
+        task.await.unwrap().close().await.unwrap();
+    }
+    let tally = tally.lock().unwrap();
+    assert_eq!(tally.acked.len(), total, "every record acknowledged");
+    assert!(
+        tally.acked.values().all(|times| *times == 1),
+        "each record acknowledged once"
+    );
+    let slow = tally.per_member[&0];
+    for fast in [1, 2] {
+        let got = tally.per_member[&fast];
+        assert!(
+            slow * 5 <= got,
+            "the slow member got {slow}, a fast one {got}: at most a fifth expected"
+        );
+    }
 }

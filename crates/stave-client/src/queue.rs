@@ -134,8 +134,18 @@ impl Settlement {
 #[derive(Debug, Clone)]
 pub struct Settler {
     coordinator: Arc<Coordinator>,
-    member_id: Arc<str>,
+    /// Replaced when the member joins again (a new coordinator did not know it).
+    member_id: Arc<std::sync::Mutex<Arc<str>>>,
     client: Client,
+}
+
+impl Settler {
+    fn member_id(&self) -> Arc<str> {
+        self.member_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
 
 /// A member of a queue group. Leave with [`QueueConsumer::close`]; a member dropped without
@@ -145,6 +155,8 @@ pub struct Settler {
 pub struct QueueConsumer {
     settler: Settler,
     config: QueueConfig,
+    /// What the member joined with, to join again.
+    join: proto::QueueFetchRequest,
     buffered: VecDeque<QueuedRecord>,
 }
 
@@ -215,21 +227,22 @@ impl QueueConsumer {
             max_records: 0,
             ..Default::default()
         };
-        let answer = fetch_call(client, &coordinator, request, Duration::ZERO).await?;
+        let answer = fetch_call(client, &coordinator, request.clone(), Duration::ZERO).await?;
         Ok(QueueConsumer {
             settler: Settler {
                 coordinator,
-                member_id: Arc::from(answer.member_id.as_str()),
+                member_id: Arc::new(std::sync::Mutex::new(Arc::from(answer.member_id.as_str()))),
                 client: client.clone(),
             },
             config,
+            join: request,
             buffered: VecDeque::new(),
         })
     }
 
-    /// The member id the group gave.
-    pub fn member_id(&self) -> &str {
-        &self.settler.member_id
+    /// The member id the group gave (a new one after the member joined again).
+    pub fn member_id(&self) -> String {
+        self.settler.member_id().to_string()
     }
 
     /// A handle that settles this member's records from elsewhere.
@@ -261,21 +274,37 @@ impl QueueConsumer {
     }
 
     /// One fetch: up to `max` records, waiting up to `wait` for the first (empty if none).
+    /// A coordinator that does not know the member (it took over from one that failed, or
+    /// dropped the member after 30 s of silence) has it join again, under a new id: records
+    /// it held are delivered again (to it or another member) as their locks expire, and
+    /// settling them under the old id answers UNKNOWN_MEMBER_ID.
     pub async fn fetch(&self, max: u32, wait: Duration) -> Result<Vec<QueuedRecord>, ClientError> {
         let request = proto::QueueFetchRequest {
             group: self.settler.coordinator.group().to_string(),
-            member_id: self.settler.member_id.to_string(),
+            member_id: self.settler.member_id().to_string(),
             max_records: max,
             max_wait_ms: u32::try_from(wait.as_millis()).unwrap_or(u32::MAX),
             ..Default::default()
         };
-        let answer = fetch_call(
-            &self.settler.client,
-            &self.settler.coordinator,
-            request,
-            wait,
-        )
-        .await?;
+        let client = &self.settler.client;
+        let coordinator = &self.settler.coordinator;
+        let answer = match fetch_call(client, coordinator, request.clone(), wait).await {
+            Err(err) if err.code() == Some(proto::ErrorCode::UnknownMemberId) => {
+                let joined =
+                    fetch_call(client, coordinator, self.join.clone(), Duration::ZERO).await?;
+                *self
+                    .settler
+                    .member_id
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Arc::from(joined.member_id.as_str());
+                let again = proto::QueueFetchRequest {
+                    member_id: joined.member_id,
+                    ..request
+                };
+                fetch_call(client, coordinator, again, wait).await?
+            }
+            other => other?,
+        };
         Ok(answer.records.into_iter().map(queued).collect())
     }
 
@@ -323,7 +352,7 @@ impl QueueConsumer {
     pub async fn leave(&self) -> Result<(), ClientError> {
         let request = proto::QueueFetchRequest {
             group: self.settler.coordinator.group().to_string(),
-            member_id: self.settler.member_id.to_string(),
+            member_id: self.settler.member_id().to_string(),
             leave: true,
             ..Default::default()
         };
@@ -395,7 +424,7 @@ impl Settler {
         let settlements: Vec<proto::Settlement> = items.iter().map(settlement).collect();
         let request = proto::QueueSettleRequest {
             group: self.coordinator.group().to_string(),
-            member_id: self.member_id.to_string(),
+            member_id: self.member_id().to_string(),
             settlements,
         };
         let what = format!(
@@ -403,7 +432,10 @@ impl Settler {
             self.coordinator.group()
         );
         let client = &self.client;
-        let timeout = client.config().request_timeout;
+        let timeout = client
+            .config()
+            .retry_timeout
+            .max(client.config().request_timeout);
         let answer = self
             .coordinator
             .call(&what, timeout, |addr, mut node| {
@@ -452,7 +484,11 @@ async fn fetch_call(
     wait: Duration,
 ) -> Result<proto::QueueFetchResponse, ClientError> {
     let what = format!("fetch from queue group {:?}", coordinator.group());
-    let timeout = client.config().request_timeout;
+    // Long enough for a new coordinator to be elected when the old one failed.
+    let timeout = client
+        .config()
+        .retry_timeout
+        .max(client.config().request_timeout);
     coordinator
         .call(&what, timeout + wait, |addr, mut node| {
             let request = request.clone();

@@ -7,6 +7,7 @@
 //! - e2e: consumers wait at the end of the topic, producers write at `--rate` (or
 //!   `--in-flight N` records at a time, 1 being Kafka's EndToEndLatency mode); latency is
 //!   produce → consume, carried in each record's first 8 bytes.
+//! - queue: a queue group's members drain a preloaded topic, acking every record (`queue`).
 //!
 //! Latency counts from when a record was *due* (its slot in the `--rate` schedule, or the
 //! moment the producer was ready for it), not from when it got sent, so a stall delays every
@@ -23,6 +24,7 @@ mod consume;
 mod e2e;
 mod produce;
 mod progress;
+mod queue;
 mod records;
 mod report;
 mod schedule;
@@ -48,6 +50,9 @@ pub enum BenchCommand {
     /// Write at --rate (or --in-flight N at a time) while a group reads: produce → consume
     /// latency.
     E2e(BenchArgs),
+    /// Preload --records records, then a queue group of --members members drains them,
+    /// acking every record (after --work-ms of work): throughput and ack latency.
+    Queue(queue::QueueBenchArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -134,6 +139,7 @@ impl BenchCommand {
             BenchCommand::Produce(args) => BenchCommand::Produce(set(args)),
             BenchCommand::Consume(args) => BenchCommand::Consume(set(args)),
             BenchCommand::E2e(args) => BenchCommand::E2e(set(args)),
+            BenchCommand::Queue(args) => BenchCommand::Queue(args),
         }
     }
 }
@@ -182,6 +188,7 @@ pub async fn run(
             let outcome = e2e::run(client, &args).await?;
             (args, outcome)
         }
+        BenchCommand::Queue(args) => return queue::run(client, args).await,
     };
     let flush = topic_flush(client, &args.topic).await;
     let replication = client
@@ -214,18 +221,36 @@ fn check(args: &BenchArgs) -> Result<(), CliError> {
 /// Creates the topic unless it exists; either way, waits until its partitions have leaders
 /// (a topic created just before the run may still be electing them).
 async fn ensure_topic(client: &Client, args: &BenchArgs) -> Result<(), CliError> {
+    ensure_topic_with(
+        client,
+        &args.topic,
+        args.partitions,
+        args.replication_factor,
+        args.flush.as_deref(),
+    )
+    .await
+}
+
+/// [`ensure_topic`] with the settings given one by one.
+async fn ensure_topic_with(
+    client: &Client,
+    name: &str,
+    partitions: u32,
+    replication_factor: Option<u32>,
+    flush: Option<&str>,
+) -> Result<(), CliError> {
     let admin = client.admin();
-    if admin.describe_topic(&args.topic).await.is_ok() {
+    if admin.describe_topic(name).await.is_ok() {
         admin
-            .wait_for_leaders(&args.topic, Duration::from_secs(30))
+            .wait_for_leaders(name, Duration::from_secs(30))
             .await?;
         return Ok(());
     }
-    let mut topic = NewTopic::new(&args.topic, args.partitions);
-    if let Some(replication) = args.replication_factor {
+    let mut topic = NewTopic::new(name, partitions);
+    if let Some(replication) = replication_factor {
         topic = topic.replication_factor(replication);
     }
-    if let Some(flush) = &args.flush {
+    if let Some(flush) = flush {
         topic = topic.config("flush", flush);
     }
     match admin.create_topic(topic).await {
@@ -234,7 +259,7 @@ async fn ensure_topic(client: &Client, args: &BenchArgs) -> Result<(), CliError>
         Err(err) => return Err(err.into()),
     }
     admin
-        .wait_for_leaders(&args.topic, Duration::from_secs(30))
+        .wait_for_leaders(name, Duration::from_secs(30))
         .await?;
     Ok(())
 }

@@ -901,9 +901,15 @@ impl Engine {
     fn take_record(&mut self, record: Result<ConsumerRecord, stave_client::ClientError>) {
         match record {
             Ok(record) => {
-                let key: PartitionKey = (record.topic.clone(), record.partition);
-                if let Some(queue) = self.queues.get_mut(&key) {
-                    queue.take_read(record);
+                // The records fetched with it too, so a fetch waiting is answered with all
+                // of them, not with the first alone.
+                let mut next = Some(record);
+                while let Some(record) = next {
+                    let key: PartitionKey = (record.topic.clone(), record.partition);
+                    if let Some(queue) = self.queues.get_mut(&key) {
+                        queue.take_read(record);
+                    }
+                    next = self.consumer.as_mut().and_then(Consumer::try_next);
                 }
             }
             Err(err) => {
