@@ -151,6 +151,14 @@ mod tests {
         assert!(!matches("v1.orders", "v1.orders.eu"));
     }
 
+    #[test]
+    fn wildcards_never_match_system_topics_but_a_name_matches_itself() {
+        assert!(!matches("#", "_dlq.mailer.v1.user.signedup"));
+        assert!(!matches("_dlq.#", "_dlq.mailer.v1.user.signedup"));
+        assert!(!matches("*", "_reply"));
+        assert!(matches("_dlq.mailer.v1", "_dlq.mailer.v1"));
+    }
+
     /// The matcher before issue 15: backtracking, exponential in the number of `#`s. Kept
     /// as the reference the new one must agree with.
     fn reference(pattern: &[Word], words: &[&str]) -> bool {

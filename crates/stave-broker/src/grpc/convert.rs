@@ -523,7 +523,7 @@ pub(crate) fn consume_output(output: ConsumeOutput) -> pb::ConsumeResponse {
                 id,
                 results: settle_results(results),
             }),
-            // The whole settle failed: every item says why.
+            // Refused whole (a Settle on a stream that is no queue member): one answer.
             Err(err) => R::Settled(pb::Settled {
                 id,
                 results: vec![error(&err)],

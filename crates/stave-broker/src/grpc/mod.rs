@@ -4,7 +4,7 @@
 //! admin, producer ids, creating `__offsets`) are forwarded once to the node that leads it
 //! ([`peers`]).
 
-mod convert;
+pub(crate) mod convert;
 mod peers;
 
 use std::pin::Pin;

@@ -146,17 +146,26 @@ async fn answer(
             let settler = member.settler();
             let output = output.clone();
             tokio::spawn(async move {
-                let result = settler
-                    .settle_all(&items)
-                    .await
-                    .map(|answers| {
-                        answers
-                            .into_iter()
-                            .map(|answer| answer.map_err(client_error))
+                let result = match settler.settle_all(&items).await {
+                    Ok(answers) => answers
+                        .into_iter()
+                        .map(|answer| answer.map_err(client_error))
+                        .collect(),
+                    // Nothing was settled: every item says why.
+                    Err(err) => {
+                        let why = crate::grpc::convert::error(&client_error(err));
+                        items
+                            .iter()
+                            .map(|_| Err(crate::grpc::convert::forwarded_error(why.clone())))
                             .collect()
+                    }
+                };
+                let _ = output
+                    .send(ConsumeOutput::Settled {
+                        id,
+                        result: Ok(result),
                     })
-                    .map_err(client_error);
-                let _ = output.send(ConsumeOutput::Settled { id, result }).await;
+                    .await;
             });
             true
         }
