@@ -61,10 +61,11 @@ pub enum ConsumeInput {
         id: u64,
         offsets: Vec<(String, u32, u64)>,
     },
-    /// Queue mode: settlements of records pushed.
+    /// Queue mode: settlements of records pushed (each refused on its own when it cannot be
+    /// taken).
     Settle {
         id: u64,
-        items: Vec<stave_client::Settlement>,
+        items: Vec<Result<stave_client::Settlement, BrokerError>>,
     },
     /// A message the stream cannot take: it fails with this.
     Refused(BrokerError),

@@ -257,12 +257,16 @@ async fn drain(
     Ok(())
 }
 
-/// Sleeps `ms` milliseconds, the work of one record: on a blocking thread, since a timer
-/// sleep rounds up to the next millisecond tick (`sleep(1 ms)` lasts 1-2 ms there).
+/// Sleeps `ms` milliseconds, the work of one record: on a blocking thread with the least
+/// timer slack, since a runtime timer rounds up to the next millisecond tick (`sleep(1 ms)`
+/// lasts 1-2 ms there) and Linux lets a thread oversleep by 50 µs by default.
 async fn work(ms: u64, shared: &Shared) {
     let started = std::time::Instant::now();
-    let _ =
-        tokio::task::spawn_blocking(move || std::thread::sleep(Duration::from_millis(ms))).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        super::schedule::least_timer_slack();
+        std::thread::sleep(Duration::from_millis(ms));
+    })
+    .await;
     shared
         .work_us
         .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);

@@ -118,7 +118,7 @@ fn due(start: Instant, rate: u64, index: u64) -> Instant {
 /// Linux lets a sleeping thread wake up to 50 µs past its deadline by default (timer slack,
 /// to batch wake-ups); the paced thread asks for 1 ns: its sleeps overshoot by ~26 µs
 /// instead of ~85 µs (median, this machine), which every record's latency would include.
-fn least_timer_slack() {
+pub(super) fn least_timer_slack() {
     // SAFETY: PR_SET_TIMERSLACK takes an integer and changes only this thread's timer slack.
     let _ = unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
 }

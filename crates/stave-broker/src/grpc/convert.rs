@@ -421,17 +421,19 @@ pub(crate) fn consume_input(
                 .map(|o| (o.topic, o.partition, o.offset))
                 .collect(),
         }),
-        Some(R::Settle(settle)) => {
-            let items: Result<Vec<_>, _> = settle
+        // A settlement that cannot be taken is answered on its own: the others go on.
+        Some(R::Settle(settle)) => Some(ConsumeInput::Settle {
+            id: settle.id,
+            items: settle
                 .settlements
                 .into_iter()
-                .map(|s| settle_item(s).and_then(|item| item.check().map(|()| item)))
-                .collect();
-            Some(ConsumeInput::Settle {
-                id: settle.id,
-                items: items?.into_iter().map(stream_settlement).collect(),
-            })
-        }
+                .map(|s| {
+                    let mut item = settle_item(s)?;
+                    item.check()?;
+                    Ok(stream_settlement(item))
+                })
+                .collect(),
+        }),
         Some(R::Subscribe(_)) => {
             return Err(BrokerError::InvalidRequest(
                 "a Consume stream subscribes once, in its first message".into(),

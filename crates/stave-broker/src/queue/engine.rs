@@ -683,7 +683,7 @@ impl Engine {
         let mut results = Vec::with_capacity(items.len());
         let mut acked = 0;
         let mut to_write = false;
-        for item in items {
+        for mut item in items {
             let result = item.check().and_then(|()| {
                 let not_held = || BrokerError::DeliveryNotHeld {
                     topic: item.topic.clone(),

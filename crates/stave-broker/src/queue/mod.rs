@@ -170,30 +170,36 @@ pub struct SettleItem {
 }
 
 impl SettleItem {
-    pub fn check(&self) -> Result<(), BrokerError> {
-        match &self.action {
+    /// Refuses a delay past [`DELAY_MS_MAX`]; a reason past [`REASON_BYTES_MAX`] is cut
+    /// (at a character boundary): it is only ever shown.
+    pub fn check(&mut self) -> Result<(), BrokerError> {
+        match &mut self.action {
             Action::Release { delay_ms, reason } => {
                 if *delay_ms > DELAY_MS_MAX {
                     return Err(BrokerError::InvalidRequest(format!(
                         "a release delays at most {DELAY_MS_MAX} ms, not {delay_ms}"
                     )));
                 }
-                check_reason(reason)
+                cut_reason(reason);
+                Ok(())
             }
-            Action::Reject { reason } => check_reason(reason),
+            Action::Reject { reason } => {
+                cut_reason(reason);
+                Ok(())
+            }
             Action::Ack | Action::Extend => Ok(()),
         }
     }
 }
 
-fn check_reason(reason: &str) -> Result<(), BrokerError> {
+fn cut_reason(reason: &mut String) {
     if reason.len() > REASON_BYTES_MAX {
-        return Err(BrokerError::InvalidRequest(format!(
-            "a reason has at most {REASON_BYTES_MAX} bytes, not {}",
-            reason.len()
-        )));
+        let mut end = REASON_BYTES_MAX;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
     }
-    Ok(())
 }
 
 /// A member as `group describe` shows it.

@@ -88,9 +88,10 @@ impl Broker {
             }
         }
         if let Some(fetch) = fetching.take() {
-            // Records it brings are released by the leave below (they are locked to this
-            // member); wait for it so the leave comes after.
-            let _ = fetch.await;
+            // Given up now (not waited for: it could wait 5 s): a record it was about to
+            // bring goes back when its answer finds the fetch gone, and the leave below
+            // releases the rest at once.
+            fetch.abort();
         }
         if let Err(err) = member.leave().await {
             tracing::debug!(%err, "a queue stream's member did not leave cleanly");
@@ -146,20 +147,7 @@ async fn answer(
             let settler = member.settler();
             let output = output.clone();
             tokio::spawn(async move {
-                let result = match settler.settle_all(&items).await {
-                    Ok(answers) => answers
-                        .into_iter()
-                        .map(|answer| answer.map_err(client_error))
-                        .collect(),
-                    // Nothing was settled: every item says why.
-                    Err(err) => {
-                        let why = crate::grpc::convert::error(&client_error(err));
-                        items
-                            .iter()
-                            .map(|_| Err(crate::grpc::convert::forwarded_error(why.clone())))
-                            .collect()
-                    }
-                };
+                let result = settle_each(&settler, items).await;
                 let _ = output
                     .send(ConsumeOutput::Settled {
                         id,
@@ -184,6 +172,48 @@ async fn answer(
         }
         ConsumeInput::Credit { .. } => true,
     }
+}
+
+/// Settles the items that could be taken in one request; one answer per item, in order
+/// (an item refused on arrival keeps its refusal; a request refused whole answers every
+/// item it carried).
+async fn settle_each(
+    settler: &stave_client::Settler,
+    items: Vec<Result<stave_client::Settlement, BrokerError>>,
+) -> Vec<Result<(), BrokerError>> {
+    let taken: Vec<stave_client::Settlement> = items
+        .iter()
+        .filter_map(|item| item.as_ref().ok().cloned())
+        .collect();
+    let mut answers: Vec<Result<(), BrokerError>> = if taken.is_empty() {
+        Vec::new()
+    } else {
+        match settler.settle_all(&taken).await {
+            Ok(answers) => answers
+                .into_iter()
+                .map(|answer| answer.map_err(client_error))
+                .collect(),
+            Err(err) => {
+                let why = crate::grpc::convert::error(&client_error(err));
+                taken
+                    .iter()
+                    .map(|_| Err(crate::grpc::convert::forwarded_error(why.clone())))
+                    .collect()
+            }
+        }
+    }
+    .into_iter()
+    .rev()
+    .collect();
+    items
+        .into_iter()
+        .map(|item| match item {
+            Ok(_) => answers.pop().unwrap_or_else(|| {
+                Err(BrokerError::Internal("a settlement went unanswered".into()))
+            }),
+            Err(refused) => Err(refused),
+        })
+        .collect()
 }
 
 /// Records the credits allow one fetch to ask for.

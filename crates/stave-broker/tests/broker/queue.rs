@@ -601,8 +601,10 @@ async fn consume_streams_in_queue_mode_share_records_and_hand_back_what_they_hel
     }
     assert!(by_a > 0 && by_b > 0, "a {by_a}, b {by_b}");
     assert_eq!(held_by_a.len(), 5, "a holds its credit");
-    // a's stream ends: what it held goes to b at once (delivery 2).
+    // a's stream ends: what it held goes to b at once (delivery 2), not when the 30 s locks
+    // expire, nor after a's pending fetch times out (5 s).
     drop(a);
+    let dropped = Instant::now();
     let mut back = Vec::new();
     while back.len() < 5 {
         assert!(Instant::now() < deadline);
@@ -617,6 +619,11 @@ async fn consume_streams_in_queue_mode_share_records_and_hand_back_what_they_hel
             _ => {}
         }
     }
+    assert!(
+        dropped.elapsed() < Duration::from_secs(3),
+        "a's records came back {:?} after its stream ended",
+        dropped.elapsed()
+    );
     let back: BTreeSet<u64> = back.iter().map(|r| r.offset).collect();
     let held: BTreeSet<u64> = held_by_a.iter().map(|r| r.offset).collect();
     assert_eq!(back, held);
@@ -628,4 +635,110 @@ async fn consume_streams_in_queue_mode_share_records_and_hand_back_what_they_hel
             answered += 1;
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settlement_out_of_bounds_is_refused_alone_and_the_stream_goes_on() {
+    let nodes = cluster(1).await;
+    let addr = &nodes[0].addr;
+    create_topic(addr, "v1.bounds", 1, 1, &[]).await;
+    wait_for_leaders(addr, "v1.bounds").await;
+    publish(addr, "v1.bounds", 3, |_| None).await;
+    let mut stream = QueueStream::open(addr, "bounded", "v1.bounds", 3).await;
+    let mut held = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while held.len() < 3 {
+        assert!(Instant::now() < deadline);
+        if let Some(pb::consume_response::Response::Records(batch)) =
+            stream.next(Duration::from_millis(200)).await
+        {
+            held.extend(batch.records);
+        }
+    }
+    held.sort_by_key(|r| r.offset);
+    let settle = |record: &pb::ConsumedRecord, action: pb::SettleAction, delay_ms, reason: &str| {
+        pb::Settlement {
+            topic: record.topic.clone(),
+            partition: record.partition,
+            offset: record.offset,
+            delivery_count: record.delivery_count,
+            action: action as i32,
+            delay_ms,
+            reason: reason.into(),
+        }
+    };
+    // An ack, a release delayed two days (over the 1-day cap), and a reject whose 3 KiB
+    // reason is cut to 1 KiB.
+    let long_reason = "é".repeat(1_500);
+    stream
+        .send
+        .send(pb::ConsumeRequest {
+            request: Some(pb::consume_request::Request::Settle(pb::Settle {
+                id: 7,
+                settlements: vec![
+                    settle(&held[0], pb::SettleAction::SettleAck, 0, ""),
+                    settle(
+                        &held[1],
+                        pb::SettleAction::SettleRelease,
+                        2 * 86_400_000,
+                        "",
+                    ),
+                    settle(&held[2], pb::SettleAction::SettleReject, 0, &long_reason),
+                ],
+            })),
+        })
+        .await
+        .unwrap();
+    let settled = loop {
+        assert!(Instant::now() < deadline, "no Settled");
+        if let Some(pb::consume_response::Response::Settled(settled)) =
+            stream.next(Duration::from_millis(200)).await
+        {
+            break settled;
+        }
+    };
+    assert_eq!(settled.id, 7);
+    let codes: Vec<pb::ErrorCode> = settled
+        .results
+        .iter()
+        .map(|e| code(&Some(e.clone())))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            pb::ErrorCode::None,
+            pb::ErrorCode::InvalidRequest,
+            pb::ErrorCode::None
+        ]
+    );
+    // The stream goes on: the refused release changed nothing, the record is still held and
+    // can be acked.
+    stream
+        .send
+        .send(pb::ConsumeRequest {
+            request: Some(pb::consume_request::Request::Settle(pb::Settle {
+                id: 8,
+                settlements: vec![settle(&held[1], pb::SettleAction::SettleAck, 0, "")],
+            })),
+        })
+        .await
+        .unwrap();
+    loop {
+        assert!(Instant::now() < deadline, "no second Settled");
+        if let Some(pb::consume_response::Response::Settled(settled)) =
+            stream.next(Duration::from_millis(200)).await
+        {
+            assert_eq!(settled.id, 8);
+            assert_eq!(code(&Some(settled.results[0].clone())), pb::ErrorCode::None);
+            break;
+        }
+    }
+    let letters = read_all(addr, "_dlq.bounded.v1.bounds", 1).await;
+    let reason = header(&letters[0], "stave-dlq-reason");
+    assert!(
+        reason.len() <= 1024 && reason.len() > 1000,
+        "{}",
+        reason.len()
+    );
+    assert!(long_reason.starts_with(reason));
 }
