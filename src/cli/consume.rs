@@ -7,13 +7,19 @@
 //! partition, offset, timestamp, key, value and headers (bytes that are not UTF-8 are
 //! printed lossily). Stops after `--max-messages`, on SIGTERM or Ctrl-C, or when standard
 //! output closes.
+//!
+//! With `--queue`, a member of a queue group: records come from every partition, locked to
+//! this consumer until it acknowledges them; each fetched batch is printed and flushed, then
+//! acknowledged in one request. On exit the records fetched and not printed are released
+//! (the group's other members get them at once).
 
 use std::io::Write;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use stave_client::{
-    AssignmentChange, Client, Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, StartPosition,
+    AssignmentChange, Client, Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, QueueConfig,
+    QueueConsumer, QueueOrdering, QueuedRecord, Settle, StartPosition,
 };
 
 use super::args::parse_time;
@@ -38,6 +44,28 @@ pub struct ConsumeArgs {
     /// 5 s, and commits and leaves the group on SIGTERM/Ctrl-C and at --max-messages.
     #[arg(long, value_name = "G")]
     group: Option<String>,
+    /// Read as a member of queue group Q: every member may get records from every
+    /// partition; the broker hands the next records to whichever member asks (so work
+    /// follows speed), each locked to it until acknowledged (after its line is printed and
+    /// flushed) or until the lock expires. Records fetched and not printed at exit are
+    /// released. A new queue group starts at the end unless --from-beginning.
+    #[arg(long, value_name = "Q", conflicts_with_all = ["group", "partition"])]
+    queue: Option<String>,
+    /// With --queue: the most records held at once.
+    #[arg(long, value_name = "N", default_value_t = 64, requires = "queue")]
+    credit: u32,
+    /// With --queue, for a new group: how long a delivery stays locked (1 ms to 1 h)
+    /// [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = super::args::parse_duration, requires = "queue")]
+    lock: Option<Duration>,
+    /// With --queue, for a new group: deliveries before a record given back goes to the
+    /// dead-letter topic `_dlq.{queue}.{topic}` [default: 5].
+    #[arg(long, value_name = "N", requires = "queue")]
+    max_deliveries: Option<u32>,
+    /// With --queue, for a new group: no two records with the same key in flight at once,
+    /// and a key's records delivered in offset order.
+    #[arg(long, requires = "queue")]
+    key_order: bool,
     /// Read only this partition [default: every partition].
     #[arg(long, value_name = "P", conflicts_with = "group")]
     partition: Option<u32>,
@@ -46,7 +74,7 @@ pub struct ConsumeArgs {
     #[arg(long, group = "start")]
     from_beginning: bool,
     /// Start at offset N (in each partition read).
-    #[arg(long, value_name = "N", group = "start", conflicts_with = "group")]
+    #[arg(long, value_name = "N", group = "start", conflicts_with_all = ["group", "queue"])]
     offset: Option<u64>,
     /// Start at the first record at or after T: RFC 3339 (2024-05-01T12:00:00Z) or epoch ms.
     #[arg(
@@ -54,7 +82,7 @@ pub struct ConsumeArgs {
         value_name = "T",
         group = "start",
         value_parser = parse_time,
-        conflicts_with = "group"
+        conflicts_with_all = ["group", "queue"]
     )]
     from_time: Option<i64>,
     /// Stop after N records.
@@ -66,6 +94,9 @@ pub struct ConsumeArgs {
 }
 
 pub async fn run(client: &Client, args: ConsumeArgs, timeout: Duration) -> Result<(), CliError> {
+    if let Some(queue) = &args.queue {
+        return run_queue(client, queue, &args).await;
+    }
     let pattern = args.topic.contains(['*', '#']);
     let grouped = args.group.is_some();
     let mut consumer = match &args.group {
@@ -118,6 +149,93 @@ pub async fn run(client: &Client, args: ConsumeArgs, timeout: Duration) -> Resul
     let closed = consumer.close().await;
     result?;
     closed.map_err(CliError::from)
+}
+
+/// `--queue`: fetch, print and flush, acknowledge; repeat.
+async fn run_queue(client: &Client, queue: &str, args: &ConsumeArgs) -> Result<(), CliError> {
+    if args.credit == 0 {
+        return Err(CliError::Usage("--credit is at least 1".into()));
+    }
+    let config = QueueConfig {
+        credit: args.credit,
+        lock: args.lock,
+        max_deliveries: args.max_deliveries,
+        ordering: if args.key_order {
+            QueueOrdering::Key
+        } else {
+            QueueOrdering::None
+        },
+        start: if args.from_beginning {
+            StartPosition::Earliest
+        } else {
+            StartPosition::Latest
+        },
+        ..QueueConfig::default()
+    };
+    let member = QueueConsumer::join(client, queue, &[args.topic.as_str()], config).await?;
+    let max = args.max_messages.unwrap_or(u64::MAX);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let shutdown = super::server::shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut count = 0u64;
+    let result: Result<(), CliError> = async {
+        while count < max {
+            let wanted = args
+                .credit
+                .min(u32::try_from(max - count).unwrap_or(u32::MAX));
+            let fetched = tokio::select! {
+                fetched = member.fetch(wanted, Duration::from_secs(5)) => fetched?,
+                () = &mut shutdown => break,
+            };
+            for record in &fetched {
+                write_queued(&mut out, record, args.format)
+                    .map_err(CliError::io("cannot write to standard output"))?;
+            }
+            out.flush()
+                .map_err(CliError::io("cannot write to standard output"))?;
+            count += fetched.len() as u64;
+            let acks: Vec<(&QueuedRecord, Settle)> =
+                fetched.iter().map(|record| (record, Settle::Ack)).collect();
+            if acks.is_empty() {
+                continue;
+            }
+            for (record, answer) in fetched.iter().zip(member.settle(&acks).await?) {
+                if let Err(err) = answer {
+                    // Its lock expired and it went out again: another member has it too.
+                    eprintln!(
+                        "{}/{} offset {}: not acknowledged: {err}",
+                        record.topic, record.partition, record.offset
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    // Leaving releases what this member holds: nothing printed is held (it was acknowledged).
+    let closed = member.close().await;
+    result?;
+    closed.map_err(CliError::from)
+}
+
+fn write_queued(
+    out: &mut impl Write,
+    record: &QueuedRecord,
+    format: Format,
+) -> std::io::Result<()> {
+    match format {
+        Format::Text => write_record(out, record, format),
+        Format::Json => {
+            let mut line = Vec::new();
+            write_record(&mut line, record, format)?;
+            let mut object: serde_json::Value = serde_json::from_slice(&line)
+                .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidData, err))?;
+            object["delivery_count"] = record.delivery_count.into();
+            serde_json::to_writer(&mut *out, &object)?;
+            out.write_all(b"\n")
+        }
+    }
 }
 
 /// A consumer reading the partitions named on the command line.

@@ -2,7 +2,7 @@
 //! offsets (replay from the start, skip ahead, or go back to a point in time).
 
 use clap::{Args, Subcommand};
-use stave_client::{Client, GroupDescription, GroupListing, ResetTo};
+use stave_client::{Client, GroupDescription, GroupListing, QueueGroupDescription, ResetTo};
 
 use super::args::parse_time;
 use super::error::CliError;
@@ -135,6 +135,9 @@ fn describe(group: &GroupDescription) -> String {
             group.group
         );
     }
+    if let Some(queue) = &group.queue {
+        return describe_queue(&group.group, queue);
+    }
     let mut out = format!("group {}\n\n", group.group);
     if group.members.is_empty() {
         out.push_str("no members\n");
@@ -172,6 +175,69 @@ fn describe(group: &GroupDescription) -> String {
         ]);
     }
     out.push_str(&offsets.render());
+    out
+}
+
+/// A queue group: its settings, members, and per partition what is done, in flight and
+/// dead-lettered.
+fn describe_queue(name: &str, queue: &QueueGroupDescription) -> String {
+    let mut out = format!(
+        "queue group {name} (lock {} ms, max deliveries {}, {}, max unacked span {})\n\n",
+        queue.lock_ms,
+        queue.max_deliveries,
+        if queue.key_order {
+            "key order"
+        } else {
+            "any order"
+        },
+        queue.max_unacked_span
+    );
+    if queue.members.is_empty() {
+        out.push_str("no members\n");
+    } else {
+        let mut members = Table::new(["MEMBER", "IN-FLIGHT", "DELIVERED", "ACKED"]);
+        for member in &queue.members {
+            members.row([
+                member.member_id.clone(),
+                member.in_flight.to_string(),
+                member.delivered.to_string(),
+                member.acked.to_string(),
+            ]);
+        }
+        out.push_str(&members.render());
+    }
+    out.push('\n');
+    let mut partitions = Table::new([
+        "TOPIC",
+        "PARTITION",
+        "ACKED-UP-TO",
+        "HIGH-WATERMARK",
+        "IN-FLIGHT",
+        "DELAYED",
+        "REDELIVERIES",
+        "DEAD-LETTERED",
+        "OLDEST-UNACKED-S",
+        "NOTE",
+    ]);
+    for p in &queue.partitions {
+        partitions.row([
+            p.topic.clone(),
+            p.partition.to_string(),
+            p.ack_floor.to_string(),
+            p.high_watermark.to_string(),
+            p.in_flight.to_string(),
+            p.delayed.to_string(),
+            p.redeliveries.to_string(),
+            p.dead_lettered.to_string(),
+            format!("{:.1}", p.oldest_unacked_age_s),
+            if p.blocked.is_empty() {
+                "-".into()
+            } else {
+                p.blocked.clone()
+            },
+        ]);
+    }
+    out.push_str(&partitions.render());
     out
 }
 

@@ -26,8 +26,13 @@ pub enum TopicCommand {
         #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
         configs: Vec<(String, String)>,
     },
-    /// List topic names.
-    List,
+    /// List topic names (one per line). System topics (names starting with `_`: queue
+    /// groups' dead letters `_dlq.{group}.{topic}`) only with --all.
+    List {
+        /// Include system topics.
+        #[arg(long)]
+        all: bool,
+    },
     /// Show a topic's partitions, leaders, replicas and settings.
     Describe { name: String },
     /// Change a topic's settings (e.g. lower retention.bytes to free space on a full disk);
@@ -60,9 +65,11 @@ pub async fn run(client: &Client, command: TopicCommand) -> Result<(), CliError>
             admin.create_topic(topic).await?;
             println!("created topic {name} ({partitions} partitions)");
         }
-        TopicCommand::List => {
+        TopicCommand::List { all } => {
             for name in admin.list_topics().await? {
-                println!("{name}");
+                if all || !name.starts_with('_') {
+                    println!("{name}");
+                }
             }
         }
         TopicCommand::Describe { name } => {

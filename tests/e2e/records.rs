@@ -429,6 +429,12 @@ impl Member {
                 Some(pb::consume_response::Response::Error(error)) => {
                     panic!("stream {}: {error:?}", self.name)
                 }
+                Some(pb::consume_response::Response::Settled(settled)) => {
+                    panic!(
+                        "stream {}: a group stream was answered {settled:?}",
+                        self.name
+                    )
+                }
                 None => {}
             }
         }

@@ -32,6 +32,8 @@ pub struct Broker {
     /// Consumer groups this node coordinates: membership, in memory (members rejoin when
     /// the coordinator moves; committed offsets are in `__offsets`).
     consumer_groups: Mutex<HashMap<String, ConsumerGroup>>,
+    /// Queue groups this node coordinates: their tasks.
+    pub(crate) queue_groups: Mutex<HashMap<String, crate::queue::engine::Handle>>,
     /// Per `__offsets` partition this node leads: the term it leads in and since when.
     coordinating: Mutex<HashMap<RaftGroupId, Coordinating>>,
     /// The client Consume streams read through (bootstrapped at this node), made on first use.
@@ -99,6 +101,7 @@ impl Broker {
             leaderships: Mutex::new(None),
             consumer_groups: Mutex::new(HashMap::new()),
             coordinating: Mutex::new(HashMap::new()),
+            queue_groups: Mutex::new(HashMap::new()),
             consume_client: tokio::sync::OnceCell::new(),
             id_tables: Default::default(),
             started: Instant::now(),

@@ -45,6 +45,8 @@ pub struct Subscription {
     pub partitions: Vec<u32>,
     pub auto_commit: bool,
     pub start: Start,
+    /// Queue mode: `group` names a queue group with these options.
+    pub queue: Option<crate::queue::QueueOptions>,
 }
 
 /// What the client sends after its subscription.
@@ -59,6 +61,11 @@ pub enum ConsumeInput {
         id: u64,
         offsets: Vec<(String, u32, u64)>,
     },
+    /// Queue mode: settlements of records pushed.
+    Settle {
+        id: u64,
+        items: Vec<stave_client::Settlement>,
+    },
     /// A message the stream cannot take: it fails with this.
     Refused(BrokerError),
 }
@@ -72,13 +79,19 @@ pub enum ConsumeOutput {
         id: u64,
         result: Result<(), BrokerError>,
     },
+    /// Queue mode: records locked to the stream's member.
+    Queued(Vec<stave_client::QueuedRecord>),
+    Settled {
+        id: u64,
+        result: Result<Vec<Result<(), BrokerError>>, BrokerError>,
+    },
     /// The stream ends after it.
     Failed(BrokerError),
 }
 
 /// The client's credits: records and bytes it can take.
 #[derive(Debug)]
-struct Credits {
+pub(crate) struct Credits {
     records: u64,
     /// `None`: no byte limit.
     bytes: Option<u64>,
@@ -95,7 +108,7 @@ impl Default for Credits {
 
 impl Credits {
     /// Adds a grant; `bytes = 0` lifts the byte limit for good.
-    fn grant(&mut self, records: u32, bytes: u64) {
+    pub(crate) fn grant(&mut self, records: u32, bytes: u64) {
         self.records = self.records.saturating_add(u64::from(records));
         self.bytes = match (self.bytes, bytes) {
             (_, 0) | (None, _) => None,
@@ -105,11 +118,16 @@ impl Credits {
 
     /// Whether another record may be taken: records left, and bytes not used up (the last
     /// record may go past the byte balance: it is sent whole).
-    fn allow(&self) -> bool {
+    pub(crate) fn allow(&self) -> bool {
         self.records > 0 && self.bytes != Some(0)
     }
 
-    fn spend(&mut self, size: u64) {
+    /// Records the client can take now.
+    pub(crate) fn records(&self) -> u64 {
+        self.records
+    }
+
+    pub(crate) fn spend(&mut self, size: u64) {
         self.records = self.records.saturating_sub(1);
         if let Some(left) = &mut self.bytes {
             *left = left.saturating_sub(size);
@@ -118,7 +136,7 @@ impl Credits {
 }
 
 /// The bytes a record costs against the credits and the push size.
-fn record_size(record: &ConsumerRecord) -> u64 {
+pub(crate) fn record_size(record: &ConsumerRecord) -> u64 {
     let headers: usize = record.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
     let key = record.key.as_ref().map_or(0, |k| k.len());
     let value = record.value.as_ref().map_or(0, |v| v.len());
@@ -126,7 +144,7 @@ fn record_size(record: &ConsumerRecord) -> u64 {
 }
 
 /// A client failure, as the stream answers it.
-fn client_error(err: ClientError) -> BrokerError {
+pub(crate) fn client_error(err: ClientError) -> BrokerError {
     if let Some(code) = err.code() {
         return BrokerError::Forwarded {
             code: code as i32,
@@ -143,7 +161,7 @@ fn client_error(err: ClientError) -> BrokerError {
 impl Broker {
     /// The client the node's Consume streams share, bootstrapped at the node itself; it
     /// reads the partitions this node leads in process.
-    async fn own_client(&self) -> Result<Client, BrokerError> {
+    pub(crate) async fn own_client(&self) -> Result<Client, BrokerError> {
         let addr = self.config().advertised().to_string();
         let config = ClientConfig {
             bootstrap: vec![addr.clone()],
@@ -170,6 +188,9 @@ impl Broker {
         mut input: mpsc::Receiver<ConsumeInput>,
         output: mpsc::Sender<ConsumeOutput>,
     ) {
+        if subscription.queue.is_some() {
+            return self.consume_queue(subscription, input, output).await;
+        }
         let (changes_tx, mut changes) = mpsc::unbounded_channel();
         let mut consumer = match self.subscribe(&subscription, changes_tx).await {
             Ok(consumer) => consumer,
@@ -202,6 +223,15 @@ impl Broker {
                     Some(ConsumeInput::Commit { id, offsets }) => {
                         let result = commit(&mut consumer, &offsets).await;
                         if output.send(ConsumeOutput::Committed { id, result }).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(ConsumeInput::Settle { id, .. }) => {
+                        let refused = BrokerError::InvalidRequest(
+                            "Settle is for queue groups (mode = QUEUE)".into(),
+                        );
+                        let settled = ConsumeOutput::Settled { id, result: Err(refused) };
+                        if output.send(settled).await.is_err() {
                             break;
                         }
                     }
@@ -244,12 +274,7 @@ impl Broker {
         changes: mpsc::UnboundedSender<AssignmentChange>,
     ) -> Result<Consumer, BrokerError> {
         check_subscription(subscription)?;
-        let start = match subscription.start {
-            Start::Earliest => StartPosition::Earliest,
-            Start::Latest => StartPosition::Latest,
-            Start::Offset(offset) => StartPosition::Offset(offset),
-            Start::Timestamp(ms) => StartPosition::Timestamp(ms),
-        };
+        let start = start_position(subscription.start);
         let config = ConsumerConfig {
             offset_reset: OffsetReset::Earliest,
             auto_commit_interval: subscription.auto_commit.then_some(AUTO_COMMIT_EVERY),
@@ -319,6 +344,16 @@ impl Broker {
             }
         }
         Ok(read)
+    }
+}
+
+/// The client's start position for a stream's start.
+pub(crate) fn start_position(start: Start) -> StartPosition {
+    match start {
+        Start::Earliest => StartPosition::Earliest,
+        Start::Latest => StartPosition::Latest,
+        Start::Offset(offset) => StartPosition::Offset(offset),
+        Start::Timestamp(ms) => StartPosition::Timestamp(ms),
     }
 }
 

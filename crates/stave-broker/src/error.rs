@@ -88,6 +88,19 @@ pub enum BrokerError {
     CoordinatorNotAvailable(String),
     #[error("consumer group {0:?} has members: stop its consumers before resetting its offsets")]
     ConsumerGroupNotEmpty(String),
+    #[error(
+        "this member does not hold {topic}/{partition} offset {offset} delivery \
+         {delivery_count}: never delivered to it, settled already, or its lock expired and the \
+         record went out again"
+    )]
+    DeliveryNotHeld {
+        topic: String,
+        partition: u32,
+        offset: u64,
+        delivery_count: u32,
+    },
+    #[error("group {group:?}: {why}")]
+    GroupMismatch { group: String, why: String },
     #[error(transparent)]
     ConsumerGroupMembership(#[from] crate::consumer_group::GroupMembershipError),
     /// A replication failure with no answer of its own (a stopped replica, an I/O error).

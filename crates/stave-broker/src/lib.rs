@@ -26,6 +26,7 @@ mod leaderships;
 mod placement;
 mod produce;
 mod publish;
+pub mod queue;
 mod routing;
 mod topic_config;
 

@@ -36,13 +36,92 @@ pub struct GroupSummary {
 ///
 /// A group the coordinator has never heard of is not an error: it has no members and no
 /// committed offsets ([`GroupDescription::is_empty`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GroupDescription {
     pub group: String,
     /// Sorted by member id.
     pub members: Vec<MemberDescription>,
     /// Sorted by topic, then partition.
     pub offsets: Vec<GroupPartitionLag>,
+    /// Set for a queue group whose coordinator runs it now.
+    pub queue: Option<QueueGroupDescription>,
+}
+
+/// A queue group's settings, members and per-partition state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueGroupDescription {
+    pub lock_ms: i64,
+    pub max_deliveries: u32,
+    pub key_order: bool,
+    pub max_unacked_span: u64,
+    /// Sorted by member id.
+    pub members: Vec<QueueMemberState>,
+    /// Sorted by topic, then partition.
+    pub partitions: Vec<QueuePartitionState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueMemberState {
+    pub member_id: String,
+    pub in_flight: u32,
+    pub delivered: u64,
+    pub acked: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuePartitionState {
+    pub topic: String,
+    pub partition: u32,
+    /// Everything below is acknowledged.
+    pub ack_floor: u64,
+    pub high_watermark: u64,
+    pub in_flight: u32,
+    pub delayed: u32,
+    pub redeliveries: u64,
+    pub dead_lettered: u64,
+    pub oldest_unacked_age_s: f64,
+    /// Why the partition delivers nothing more now (empty: it does).
+    pub blocked: String,
+}
+
+fn queue_description(state: proto::QueueGroupState) -> QueueGroupDescription {
+    let options = state.options.unwrap_or_default();
+    let mut members: Vec<QueueMemberState> = state
+        .members
+        .into_iter()
+        .map(|m| QueueMemberState {
+            member_id: m.member_id,
+            in_flight: m.in_flight,
+            delivered: m.delivered,
+            acked: m.acked,
+        })
+        .collect();
+    members.sort_by(|a, b| a.member_id.cmp(&b.member_id));
+    let mut partitions: Vec<QueuePartitionState> = state
+        .partitions
+        .into_iter()
+        .map(|p| QueuePartitionState {
+            topic: p.topic,
+            partition: p.partition,
+            ack_floor: p.ack_floor,
+            high_watermark: p.high_watermark,
+            in_flight: p.in_flight,
+            delayed: p.delayed,
+            redeliveries: p.redeliveries,
+            dead_lettered: p.dead_lettered,
+            oldest_unacked_age_s: p.oldest_unacked_age_s,
+            blocked: p.blocked,
+        })
+        .collect();
+    partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    QueueGroupDescription {
+        lock_ms: options.lock_ms.unwrap_or(0),
+        max_deliveries: options.max_deliveries.unwrap_or(0),
+        key_order: options.ordering == proto::QueueOrdering::Key as i32,
+        max_unacked_span: options.max_unacked_span.unwrap_or(0),
+        members,
+        partitions,
+    }
 }
 
 impl GroupDescription {
@@ -189,6 +268,7 @@ impl Admin {
             group: group.to_string(),
             members,
             offsets,
+            queue: response.queue.map(queue_description),
         })
     }
 

@@ -43,6 +43,7 @@ mod error;
 mod metadata;
 mod partitioner;
 mod producer;
+mod queue;
 mod record;
 mod suspects;
 #[cfg(test)]
@@ -50,7 +51,8 @@ mod test_support;
 
 pub use admin::{Admin, NewTopic, TopicDescription};
 pub use admin_groups::{
-    GroupDescription, GroupListing, GroupPartitionLag, GroupSummary, MemberDescription, ResetTo,
+    GroupDescription, GroupListing, GroupPartitionLag, GroupSummary, MemberDescription,
+    QueueGroupDescription, QueueMemberState, QueuePartitionState, ResetTo,
 };
 pub use client::{Client, LocalNode};
 pub use config::{
@@ -62,5 +64,8 @@ pub use error::{ClientError, display_chain};
 pub use metadata::{ClusterMetadata, PartitionInfo, ReplicaProblem, TopicInfo};
 pub use partitioner::{murmur2, partition_for_key, to_positive};
 pub use producer::{DeliveryFuture, Producer};
+pub use queue::{
+    QueueConfig, QueueConsumer, QueueOrdering, QueuedRecord, Settle, Settlement, Settler,
+};
 pub use record::{ConsumerRecord, MESSAGE_ID_HEADER, ProducerRecord, RecordMetadata, message_id};
 pub use stave_proto::v1::ErrorCode;

@@ -14,6 +14,9 @@ use stave_log::batch::{BatchView, Record};
 /// The record key's first byte: the format of what follows (so later kinds of record, such
 /// as group metadata, can share the partition).
 const COMMIT_KEY_V1: u8 = 1;
+/// A queue group's state for one partition (the broker's encoding; the table keeps the last
+/// value per key).
+const QUEUE_KEY_V1: u8 = 2;
 
 /// Which offset: a group's position in one partition of one topic.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -41,8 +44,17 @@ pub struct Malformed(pub &'static str);
 impl OffsetKey {
     /// The record key: version byte, then group, topic (each length-prefixed) and partition.
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_as(COMMIT_KEY_V1)
+    }
+
+    /// The key of this partition's queue-group state record.
+    pub fn encode_queue(&self) -> Vec<u8> {
+        self.encode_as(QUEUE_KEY_V1)
+    }
+
+    fn encode_as(&self, version: u8) -> Vec<u8> {
         let mut out = Vec::with_capacity(1 + 8 + self.group.len() + self.topic.len() + 4);
-        out.push(COMMIT_KEY_V1);
+        out.push(version);
         for part in [&self.group, &self.topic] {
             out.extend_from_slice(&(part.len() as u32).to_le_bytes());
             out.extend_from_slice(part.as_bytes());
@@ -52,8 +64,16 @@ impl OffsetKey {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<OffsetKey, Malformed> {
+        match Self::decode_any(bytes)? {
+            (COMMIT_KEY_V1, key) => Ok(key),
+            _ => Err(Malformed("unknown key version")),
+        }
+    }
+
+    /// The key and its version byte.
+    fn decode_any(bytes: &[u8]) -> Result<(u8, OffsetKey), Malformed> {
         let (&version, mut rest) = bytes.split_first().ok_or(Malformed("empty key"))?;
-        if version != COMMIT_KEY_V1 {
+        if version != COMMIT_KEY_V1 && version != QUEUE_KEY_V1 {
             return Err(Malformed("unknown key version"));
         }
         let mut text = || -> Result<String, Malformed> {
@@ -68,11 +88,12 @@ impl OffsetKey {
         let group = text()?;
         let topic = text()?;
         let partition: [u8; 4] = rest.try_into().map_err(|_| Malformed("key length"))?;
-        Ok(OffsetKey {
+        let key = OffsetKey {
             group,
             topic,
             partition: u32::from_le_bytes(partition),
-        })
+        };
+        Ok((version, key))
     }
 }
 
@@ -111,6 +132,10 @@ pub struct OffsetsTable {
     /// Serialized as a list: JSON maps need string keys.
     #[serde(with = "as_list")]
     entries: BTreeMap<OffsetKey, Committed>,
+    /// Queue groups' state per partition, as the broker encodes it (absent from snapshots
+    /// written before queue groups).
+    #[serde(default, with = "as_list")]
+    queues: BTreeMap<OffsetKey, Vec<u8>>,
 }
 
 mod as_list {
@@ -118,20 +143,20 @@ mod as_list {
 
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    use super::{Committed, OffsetKey};
+    use super::OffsetKey;
 
-    pub fn serialize<S: Serializer>(
-        map: &BTreeMap<OffsetKey, Committed>,
+    pub fn serialize<S: Serializer, V: Serialize>(
+        map: &BTreeMap<OffsetKey, V>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
-        let list: Vec<(&OffsetKey, &Committed)> = map.iter().collect();
+        let list: Vec<(&OffsetKey, &V)> = map.iter().collect();
         list.serialize(serializer)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
+    pub fn deserialize<'de, D: Deserializer<'de>, V: Deserialize<'de>>(
         deserializer: D,
-    ) -> Result<BTreeMap<OffsetKey, Committed>, D::Error> {
-        let list: Vec<(OffsetKey, Committed)> = Vec::deserialize(deserializer)?;
+    ) -> Result<BTreeMap<OffsetKey, V>, D::Error> {
+        let list: Vec<(OffsetKey, V)> = Vec::deserialize(deserializer)?;
         Ok(list.into_iter().collect())
     }
 }
@@ -160,8 +185,15 @@ impl OffsetsTable {
                 }
             };
             let Some(key) = record.key else { continue };
-            let key = match OffsetKey::decode(key) {
-                Ok(key) => key,
+            let key = match OffsetKey::decode_any(key) {
+                Ok((COMMIT_KEY_V1, key)) => key,
+                Ok((_, key)) => {
+                    match record.value {
+                        Some(value) => self.queues.insert(key, value.to_vec()),
+                        None => self.queues.remove(&key),
+                    };
+                    continue;
+                }
                 Err(err) => {
                     tracing::warn!(%err, "skipping a record in __offsets");
                     continue;
@@ -188,6 +220,14 @@ impl OffsetsTable {
         self.entries
             .iter()
             .filter(move |(key, _)| key.group == group)
+    }
+
+    /// Every queue-group state record of `group` (partitions it holds state for).
+    pub fn queue_group(&self, group: &str) -> impl Iterator<Item = (&OffsetKey, &[u8])> {
+        self.queues
+            .iter()
+            .filter(move |(key, _)| key.group == group)
+            .map(|(key, value)| (key, value.as_slice()))
     }
 
     /// The groups with a committed offset.

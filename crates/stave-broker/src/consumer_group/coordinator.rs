@@ -128,7 +128,7 @@ impl Broker {
 
     /// This node's replica of `consumer_group`'s `__offsets` partition (and its Raft group),
     /// if this node is the coordinator.
-    async fn coordinator_partition(
+    pub(crate) async fn coordinator_partition(
         &self,
         consumer_group: &str,
     ) -> Result<(Partition, RaftGroupId), BrokerError> {
@@ -217,6 +217,12 @@ impl Broker {
         request: HeartbeatRequest,
     ) -> Result<HeartbeatAnswer, BrokerError> {
         let (partition, raft_group) = self.coordinator_partition(&request.consumer_group).await?;
+        if !request.leave && self.queue_members(&request.consumer_group) > 0 {
+            return Err(BrokerError::GroupMismatch {
+                group: request.consumer_group.clone(),
+                why: "it is a queue group with members: a consumer group needs its own name".into(),
+            });
+        }
         let metadata = self.node().controller().metadata();
         let topics: BTreeMap<String, u32> = metadata
             .topics()
@@ -347,7 +353,12 @@ impl Broker {
                 partition: entry.partition,
             });
         }
-        Ok(GroupDescription { members, offsets })
+        let queue = self.describe_queue(consumer_group).await;
+        Ok(GroupDescription {
+            members,
+            offsets,
+            queue,
+        })
     }
 
     /// A partition's high watermark, here if this node leads it, else asked of its leader.
@@ -390,6 +401,15 @@ impl Broker {
         for (name, state) in self.consumer_groups_lock().iter() {
             if led.contains(&offsets_partition(name)) {
                 found.insert(name.clone(), state.describe().len() as u32);
+            }
+        }
+        let queues: Vec<(String, usize)> = crate::broker::lock(&self.queue_groups)
+            .iter()
+            .map(|(name, handle)| (name.clone(), handle.members()))
+            .collect();
+        for (name, members) in queues {
+            if led.contains(&offsets_partition(&name)) && members > 0 {
+                found.insert(name, members as u32);
             }
         }
         found
@@ -460,6 +480,9 @@ impl Broker {
             .collect::<Result<_, _>>()?;
         // A consumer may have joined while the offsets were looked up.
         self.check_no_members(&request.consumer_group)?;
+        // A queue group's task holds its offsets in memory: it stops first (refused while
+        // it has members), and the next member starts from the offsets reset here.
+        self.stop_queue(&request.consumer_group).await?;
         let committed: Vec<GroupOffset> = offsets
             .iter()
             .map(|entry| GroupOffset {
@@ -531,6 +554,11 @@ impl Broker {
     }
 
     fn check_no_members(&self, consumer_group: &str) -> Result<(), BrokerError> {
+        if self.queue_members(consumer_group) > 0 {
+            return Err(BrokerError::ConsumerGroupNotEmpty(
+                consumer_group.to_string(),
+            ));
+        }
         let now = now_ms();
         let mut consumer_groups = self.consumer_groups_lock();
         match consumer_groups.get_mut(consumer_group) {

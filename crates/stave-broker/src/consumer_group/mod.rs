@@ -123,6 +123,8 @@ pub struct PartitionLag {
 pub struct GroupDescription {
     pub members: Vec<MemberDescription>,
     pub offsets: Vec<PartitionLag>,
+    /// A queue group's state (when the group is one).
+    pub queue: Option<crate::queue::QueueDescription>,
 }
 
 /// One consumer group of a listing.

@@ -71,12 +71,13 @@ impl Pattern {
     }
 
     /// Whether `topic` matches. A literal pattern matches its own name (internal or not);
-    /// a wildcard never matches an internal topic.
+    /// a wildcard never matches an internal (`__`) or system (`_`: dead letters, replies)
+    /// topic.
     pub fn matches(&self, topic: &str) -> bool {
         if self.is_literal() {
             return topic == self.text;
         }
-        if is_internal_topic(topic) {
+        if is_internal_topic(topic) || crate::queue::is_system_topic(topic) {
             return false;
         }
         let words: Vec<&str> = topic.split('.').collect();

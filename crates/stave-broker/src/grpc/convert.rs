@@ -17,6 +17,10 @@ use crate::error::BrokerError;
 use crate::fetch::{FetchRequest, Fetched, OffsetSpec};
 use crate::produce::{ProduceRequest, Produced};
 use crate::publish::{Answer, PublishRecord, PublishedRecord, RecordOutcome};
+use crate::queue::{
+    Action, Ordering, QueueDescription, QueueFetch, QueueFetched, QueueOptions, Settings,
+    SettleItem,
+};
 use stave_client::{AssignmentChange, ConsumerRecord};
 
 /// The typed error the API answers with.
@@ -60,6 +64,8 @@ pub(crate) fn error(err: &BrokerError) -> pb::Error {
         BrokerError::CoordinatorNotAvailable(_) => C::CoordinatorNotAvailable,
         BrokerError::ConsumerGroupNotEmpty(_) => C::GroupNotEmpty,
         BrokerError::StorageFull { .. } => C::StorageFull,
+        BrokerError::DeliveryNotHeld { .. } => C::DeliveryNotHeld,
+        BrokerError::GroupMismatch { .. } => C::GroupMismatch,
         BrokerError::ConsumerGroupMembership(err) => match err {
             GroupMembershipError::UnknownMember(_) => C::UnknownMemberId,
             GroupMembershipError::FencedEpoch { .. } => C::FencedMemberEpoch,
@@ -212,12 +218,188 @@ pub(crate) fn subscription(subscribe: pb::Subscribe) -> Subscription {
         Some(S::TimestampMs(ms)) => Start::Timestamp(ms),
         Some(S::Latest(_) | S::Earliest(false)) | None => Start::Latest,
     };
+    let queue = (subscribe.mode == pb::ConsumeMode::Queue as i32)
+        .then(|| queue_options(subscribe.queue.unwrap_or_default()));
     Subscription {
         topics: subscribe.topics,
         group: subscribe.group,
         partitions: subscribe.partitions,
         auto_commit: subscribe.auto_commit,
         start,
+        queue,
+    }
+}
+
+fn queue_options(options: pb::QueueOptions) -> QueueOptions {
+    QueueOptions {
+        lock_ms: options.lock_ms,
+        max_deliveries: options.max_deliveries,
+        ordering: if options.ordering == pb::QueueOrdering::Key as i32 {
+            Ordering::Key
+        } else {
+            Ordering::None
+        },
+        max_unacked_span: options.max_unacked_span,
+    }
+}
+
+fn queue_options_to_pb(settings: &Settings) -> pb::QueueOptions {
+    pb::QueueOptions {
+        lock_ms: Some(settings.lock_ms),
+        max_deliveries: Some(settings.max_deliveries),
+        ordering: match settings.ordering {
+            Ordering::None => pb::QueueOrdering::None,
+            Ordering::Key => pb::QueueOrdering::Key,
+        } as i32,
+        max_unacked_span: Some(settings.max_unacked_span),
+    }
+}
+
+pub(crate) fn queue_fetch(request: pb::QueueFetchRequest) -> Result<QueueFetch, BrokerError> {
+    use pb::queue_fetch_request::Start as S;
+    let start = match request.start {
+        Some(S::Earliest(true)) => Start::Earliest,
+        Some(S::Offset(offset)) => Start::Offset(offset),
+        Some(S::TimestampMs(ms)) => Start::Timestamp(ms),
+        Some(S::Latest(_) | S::Earliest(false)) | None => Start::Latest,
+    };
+    Ok(QueueFetch {
+        group: request.group,
+        member_id: request.member_id,
+        topics: request.topics,
+        options: queue_options(request.options.unwrap_or_default()),
+        start,
+        max_records: request.max_records,
+        max_wait_ms: request.max_wait_ms,
+        leave: request.leave,
+    })
+}
+
+/// A settlement as it arrives (unchecked).
+pub(crate) fn settle_item(settlement: pb::Settlement) -> Result<SettleItem, BrokerError> {
+    let action = match pb::SettleAction::try_from(settlement.action) {
+        Ok(pb::SettleAction::SettleAck) => Action::Ack,
+        Ok(pb::SettleAction::SettleRelease) => Action::Release {
+            delay_ms: settlement.delay_ms,
+            reason: settlement.reason,
+        },
+        Ok(pb::SettleAction::SettleReject) => Action::Reject {
+            reason: settlement.reason,
+        },
+        Ok(pb::SettleAction::SettleExtend) => Action::Extend,
+        Err(_) => {
+            return Err(BrokerError::InvalidRequest(format!(
+                "unknown settle action {}",
+                settlement.action
+            )));
+        }
+    };
+    Ok(SettleItem {
+        topic: settlement.topic,
+        partition: settlement.partition,
+        offset: settlement.offset,
+        delivery_count: settlement.delivery_count,
+        action,
+    })
+}
+
+/// The client library's settlement, for a Consume stream's member.
+fn stream_settlement(item: SettleItem) -> stave_client::Settlement {
+    let settle = match item.action {
+        Action::Ack => stave_client::Settle::Ack,
+        Action::Release { delay_ms, reason } => stave_client::Settle::Release {
+            delay: std::time::Duration::from_millis(delay_ms),
+            reason,
+        },
+        Action::Reject { reason } => stave_client::Settle::Reject { reason },
+        Action::Extend => stave_client::Settle::Extend,
+    };
+    stave_client::Settlement {
+        topic: item.topic,
+        partition: item.partition,
+        offset: item.offset,
+        delivery_count: item.delivery_count,
+        settle,
+    }
+}
+
+pub(crate) fn queue_fetched(result: Result<QueueFetched, BrokerError>) -> pb::QueueFetchResponse {
+    match result {
+        Ok(fetched) => pb::QueueFetchResponse {
+            error: None,
+            member_id: fetched.member_id,
+            records: fetched
+                .records
+                .into_iter()
+                .map(|delivered| {
+                    let mut record = consumed(delivered.record);
+                    record.delivery_count = delivered.delivery_count;
+                    record.lock_deadline_ms = delivered.lock_deadline_ms;
+                    record
+                })
+                .collect(),
+        },
+        Err(err) => pb::QueueFetchResponse {
+            error: some_error(&err),
+            ..Default::default()
+        },
+    }
+}
+
+fn settle_results(results: Vec<Result<(), BrokerError>>) -> Vec<pb::Error> {
+    results
+        .into_iter()
+        .map(|result| match result {
+            Ok(()) => pb::Error::default(),
+            Err(err) => error(&err),
+        })
+        .collect()
+}
+
+pub(crate) fn queue_settled(
+    result: Result<Vec<Result<(), BrokerError>>, BrokerError>,
+) -> pb::QueueSettleResponse {
+    match result {
+        Ok(results) => pb::QueueSettleResponse {
+            error: None,
+            results: settle_results(results),
+        },
+        Err(err) => pb::QueueSettleResponse {
+            error: some_error(&err),
+            results: Vec::new(),
+        },
+    }
+}
+
+fn queue_state(description: QueueDescription) -> pb::QueueGroupState {
+    pb::QueueGroupState {
+        options: Some(queue_options_to_pb(&description.settings)),
+        members: description
+            .members
+            .into_iter()
+            .map(|member| pb::QueueMember {
+                member_id: member.member_id,
+                in_flight: member.in_flight,
+                delivered: member.delivered,
+                acked: member.acked,
+            })
+            .collect(),
+        partitions: description
+            .partitions
+            .into_iter()
+            .map(|p| pb::QueuePartitionState {
+                topic: p.topic.to_string(),
+                partition: p.partition,
+                ack_floor: p.ack_floor,
+                high_watermark: 0,
+                in_flight: p.in_flight,
+                delayed: p.delayed,
+                redeliveries: p.redeliveries,
+                dead_lettered: p.dead_lettered,
+                oldest_unacked_age_s: p.oldest_unacked_age_s,
+                blocked: p.blocked,
+            })
+            .collect(),
     }
 }
 
@@ -239,6 +421,17 @@ pub(crate) fn consume_input(
                 .map(|o| (o.topic, o.partition, o.offset))
                 .collect(),
         }),
+        Some(R::Settle(settle)) => {
+            let items: Result<Vec<_>, _> = settle
+                .settlements
+                .into_iter()
+                .map(|s| settle_item(s).and_then(|item| item.check().map(|()| item)))
+                .collect();
+            Some(ConsumeInput::Settle {
+                id: settle.id,
+                items: items?.into_iter().map(stream_settlement).collect(),
+            })
+        }
         Some(R::Subscribe(_)) => {
             return Err(BrokerError::InvalidRequest(
                 "a Consume stream subscribes once, in its first message".into(),
@@ -303,6 +496,8 @@ fn consumed(record: ConsumerRecord) -> pb::ConsumedRecord {
             .into_iter()
             .map(|(key, value)| pb::Header { key, value })
             .collect(),
+        delivery_count: 0,
+        lock_deadline_ms: 0,
     }
 }
 
@@ -312,6 +507,28 @@ pub(crate) fn consume_output(output: ConsumeOutput) -> pb::ConsumeResponse {
         ConsumeOutput::Records(records) => R::Records(pb::Records {
             records: records.into_iter().map(consumed).collect(),
         }),
+        ConsumeOutput::Queued(records) => R::Records(pb::Records {
+            records: records
+                .into_iter()
+                .map(|queued| {
+                    let mut record = consumed(queued.record);
+                    record.delivery_count = queued.delivery_count;
+                    record.lock_deadline_ms = queued.lock_deadline_ms;
+                    record
+                })
+                .collect(),
+        }),
+        ConsumeOutput::Settled { id, result } => match result {
+            Ok(results) => R::Settled(pb::Settled {
+                id,
+                results: settle_results(results),
+            }),
+            // The whole settle failed: every item says why.
+            Err(err) => R::Settled(pb::Settled {
+                id,
+                results: vec![error(&err)],
+            }),
+        },
         ConsumeOutput::Assignment(change) => R::Assignment(assignment(change)),
         ConsumeOutput::Committed { id, result } => R::Committed(pb::Committed {
             id,
@@ -558,8 +775,24 @@ pub(crate) fn group_offsets(offsets: Vec<GroupOffset>) -> Vec<pb::GroupOffset> {
 pub(crate) fn group_description(
     result: Result<GroupDescription, BrokerError>,
 ) -> pb::DescribeGroupResponse {
-    let description = match result {
-        Ok(description) => description,
+    let result = result.map(|mut description| {
+        let high_watermarks: BTreeMap<(String, u32), u64> = description
+            .offsets
+            .iter()
+            .filter_map(|lag| Some(((lag.topic.clone(), lag.partition), lag.high_watermark?)))
+            .collect();
+        let queue = description.queue.take().map(|queue| {
+            let mut state = queue_state(queue);
+            for partition in &mut state.partitions {
+                let key = (partition.topic.clone(), partition.partition);
+                partition.high_watermark = high_watermarks.get(&key).copied().unwrap_or(0);
+            }
+            state
+        });
+        (description, queue)
+    });
+    let (description, queue) = match result {
+        Ok(found) => found,
         Err(err) => {
             return pb::DescribeGroupResponse {
                 error: some_error(&err),
@@ -592,6 +825,7 @@ pub(crate) fn group_description(
                 partition: lag.partition,
             })
             .collect(),
+        queue,
     }
 }
 

@@ -400,6 +400,37 @@ impl pb::stave_server::Stave for Broker {
         Ok(Response::new(response))
     }
 
+    async fn queue_fetch(
+        &self,
+        request: Request<pb::QueueFetchRequest>,
+    ) -> Result<Response<pb::QueueFetchResponse>, Status> {
+        let result = match convert::queue_fetch(request.into_inner()) {
+            Ok(fetch) => self.queue_fetch(fetch).await,
+            Err(err) => Err(err),
+        };
+        Ok(Response::new(convert::queue_fetched(result)))
+    }
+
+    async fn queue_settle(
+        &self,
+        request: Request<pb::QueueSettleRequest>,
+    ) -> Result<Response<pb::QueueSettleResponse>, Status> {
+        let request = request.into_inner();
+        let items: Result<Vec<_>, _> = request
+            .settlements
+            .into_iter()
+            .map(convert::settle_item)
+            .collect();
+        let result = match items {
+            Ok(items) => {
+                self.queue_settle(&request.group, request.member_id, items)
+                    .await
+            }
+            Err(err) => Err(err),
+        };
+        Ok(Response::new(convert::queue_settled(result)))
+    }
+
     async fn reset_offsets(
         &self,
         request: Request<pb::ResetOffsetsRequest>,

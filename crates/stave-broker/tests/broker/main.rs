@@ -8,4 +8,6 @@ mod consume;
 mod fuzz;
 mod offsets;
 mod publish;
+mod queue;
+mod queue_support;
 mod support;

@@ -63,7 +63,9 @@ pub(crate) fn classify(result: Result<ProduceResponse, ClientError>) -> Outcome 
         | ErrorCode::CoordinatorNotAvailable
         | ErrorCode::FencedMemberEpoch
         | ErrorCode::UnknownMemberId
-        | ErrorCode::GroupNotEmpty => Outcome::Fail(err),
+        | ErrorCode::GroupNotEmpty
+        | ErrorCode::DeliveryNotHeld
+        | ErrorCode::GroupMismatch => Outcome::Fail(err),
     }
 }
 

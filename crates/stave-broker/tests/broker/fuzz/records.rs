@@ -274,6 +274,8 @@ fn consume_subscribe(rng: &mut StdRng) -> pb::ConsumeRequest {
         partitions,
         auto_commit: rng.random(),
         start,
+        mode: 0,
+        queue: None,
     });
     pb::ConsumeRequest {
         request: Some(request),
@@ -361,6 +363,11 @@ pub async fn consume(ctx: &Ctx, rng: &mut StdRng) -> Result<After, Defect> {
             }
             Some(Response::Committed(done)) => {
                 typed(&done.error)?;
+            }
+            Some(Response::Settled(done)) => {
+                for result in done.results {
+                    typed(&Some(result))?;
+                }
             }
             Some(Response::Assignment(_)) | None => {}
         }
