@@ -35,6 +35,12 @@ _FLUSH = object()
 #: Settlements in one Settle message at most; more wait for the next.
 SETTLEMENTS_PER_MESSAGE_MAX = 1_000
 
+#: The node's bounds on a settlement (proto: Settlement). It refuses a Settle message with
+#: one settlement past them by ending the whole stream, so the client keeps within them: a
+#: longer delay is refused here, a longer reason cut (the proto keeps "up to 1 KiB").
+DELAY_MS_MAX = 86_400_000
+REASON_BYTES_MAX = 1024
+
 _ORDERINGS = {"none": stave_pb2.QUEUE_ORDERING_NONE, "key": stave_pb2.QUEUE_ORDERING_KEY}
 
 # A delivery: the record and the delivery_count it came with.
@@ -46,6 +52,29 @@ class _Settlement(NamedTuple):
     action: int
     message: stave_pb2.Settlement
     future: Future
+
+
+def _reason_within_bounds(reason: str) -> str:
+    """``reason`` cut to REASON_BYTES_MAX bytes of UTF-8, at a character boundary."""
+    data = reason.encode("utf-8")
+    if len(data) <= REASON_BYTES_MAX:
+        return reason
+    return data[:REASON_BYTES_MAX].decode("utf-8", "ignore")
+
+
+def _outcomes(results, count: int) -> list[StaveError | None]:
+    """The error (or None: done) of each of ``count`` settlements, from a Settled's results:
+    one per settlement, in order. A node that failed a whole Settle answers one result for
+    all of them; no results at all is every one done (unset)."""
+    errors = [None if r.code == ErrorCode.NONE else StaveError.from_proto(r) for r in results]
+    if len(errors) == count:
+        return errors
+    if len(errors) == 1:
+        return errors * count
+    if not errors:
+        return [None] * count
+    missing = StaveError(ErrorCode.INTERNAL, f"the node answered {len(errors)} results for {count} settlements")
+    return [errors[i] if i < len(errors) else missing for i in range(count)]
 
 
 def _delivery_of(record: QueueRecord) -> _Delivery:
@@ -156,14 +185,14 @@ class QueueConsumer(_ConsumeStream):
     def release(self, record: QueueRecord, delay_ms: int = 0, reason: str = "") -> Future:
         """Deliver ``record`` again (to any member), now or after ``delay_ms``; past the
         group's ``max_deliveries`` it goes to the dead-letter topic instead, with
-        ``reason``."""
-        if delay_ms < 0:
-            raise ValueError("delay_ms must be >= 0")
+        ``reason`` (cut to 1 KiB of UTF-8). ``delay_ms``: at most one day."""
+        if not 0 <= delay_ms <= DELAY_MS_MAX:
+            raise ValueError(f"delay_ms must be 0 to {DELAY_MS_MAX} (one day), not {delay_ms}")
         return self._settle(record, stave_pb2.SETTLE_RELEASE, delay_ms=delay_ms, reason=reason)
 
     def reject(self, record: QueueRecord, reason: str = "") -> Future:
         """Send ``record`` to the dead-letter topic ``_dlq.{group}.{topic}`` now, with
-        ``reason`` in its ``stave-dlq-reason`` header."""
+        ``reason`` in its ``stave-dlq-reason`` header (cut to 1 KiB of UTF-8)."""
         return self._settle(record, stave_pb2.SETTLE_REJECT, reason=reason)
 
     def extend(self, record: QueueRecord) -> Future:
@@ -181,7 +210,7 @@ class QueueConsumer(_ConsumeStream):
             delivery_count=record.delivery_count,
             action=action,
             delay_ms=delay_ms,
-            reason=reason,
+            reason=_reason_within_bounds(reason),
         )
         with self._lock:
             requests = self._requests
@@ -250,10 +279,9 @@ class QueueConsumer(_ConsumeStream):
             if granted and self._requests is not None and not self._closing:
                 self._requests.put(stave_pb2.ConsumeRequest(
                     credit=stave_pb2.Credit(records=granted)))
-        for i, settlement in enumerate(batch):
-            # A result left out is unset: done.
-            if i < len(results) and results[i].code != ErrorCode.NONE:
-                settlement.future.set_exception(StaveError.from_proto(results[i]))
+        for settlement, error in zip(batch, _outcomes(results, len(batch))):
+            if error is not None:
+                settlement.future.set_exception(error)
             else:
                 settlement.future.set_result(None)
 

@@ -166,3 +166,17 @@ def test_settlements_made_together_are_answered_each(admin, bootstrap, topic_nam
         again = take(consumer, 10)
         assert sorted(r.offset for r in again) == [r.offset for r in records[10:]]
         assert {r.delivery_count for r in again} == {2}
+
+
+def test_a_reason_past_1_kib_is_cut_not_the_stream(admin, bootstrap, topic_name):
+    """The node ends the whole stream on a settlement whose reason passes 1 KiB; the client
+    cuts the reason to 1 KiB instead, and the dead letter carries the cut reason."""
+    admin.create_topic(topic_name, partitions=1)
+    publish(bootstrap, topic_name, [b"long", b"next"])
+    group = group_name()
+    with stave.QueueConsumer(bootstrap, group, topic_name, from_beginning=True) as consumer:
+        records = {r.value: r for r in take(consumer, 2)}
+        consumer.reject(records[b"long"], reason="é" * 600).result(WAIT_S)
+        consumer.ack(records[b"next"]).result(WAIT_S)  # the stream lives on
+    dead = read_dead_letter(bootstrap, f"_dlq.{group}.{topic_name}")
+    assert dead.header("stave-dlq-reason") == ("é" * 512).encode()
