@@ -3,8 +3,10 @@ package stave
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -29,6 +31,12 @@ const (
 	settleBatchMax = 1_000
 	// drainWaitMax bounds how long Close waits for settlements to be answered.
 	drainWaitMax = 10 * time.Second
+	// The node's bounds on a settlement (proto: Settlement). It refuses a Settle message
+	// with one settlement past them by ending the whole stream, so the client keeps within
+	// them: a longer delay fails the settlement at once, a longer reason is cut (the proto
+	// keeps "up to 1 KiB").
+	delayMax       = 24 * time.Hour
+	reasonBytesMax = 1024
 )
 
 // QueueConsumerConfig says which queue group a QueueConsumer joins and what it reads.
@@ -165,15 +173,27 @@ func (q *QueueConsumer) Next(ctx context.Context) (*QueueRecord, error) {
 type SettleOption func(*pb.Settlement)
 
 // WithDelay has a released record delivered again no sooner than d from now (at most one
-// day; millisecond precision).
+// day: a longer delay fails the settlement with CodeInvalidRequest; millisecond precision).
 func WithDelay(d time.Duration) SettleOption {
 	return func(s *pb.Settlement) { s.DelayMs = uint64(max(d.Milliseconds(), 0)) }
 }
 
 // WithReason says why a record was released or rejected; a dead letter carries it in its
-// stave-dlq-reason header (up to 1 KiB is kept).
+// stave-dlq-reason header. It is cut to 1 KiB (at a UTF-8 character boundary).
 func WithReason(reason string) SettleOption {
-	return func(s *pb.Settlement) { s.Reason = reason }
+	return func(s *pb.Settlement) { s.Reason = cutReason(reason) }
+}
+
+// cutReason cuts reason to reasonBytesMax bytes, at a UTF-8 character boundary.
+func cutReason(reason string) string {
+	if len(reason) <= reasonBytesMax {
+		return reason
+	}
+	end := reasonBytesMax
+	for end > 0 && !utf8.RuneStart(reason[end]) {
+		end--
+	}
+	return reason[:end]
 }
 
 // Ack settles r as done: it is never delivered again. It waits for the node's answer;
@@ -319,6 +339,10 @@ func (q *queueState) settle(r *QueueRecord, action pb.SettleAction, opts []Settl
 	for _, opt := range opts {
 		opt(message)
 	}
+	if message.DelayMs > uint64(delayMax.Milliseconds()) {
+		return settledFuture(&Error{Code: CodeInvalidRequest,
+			Message: fmt.Sprintf("a release delays at most %s, not %d ms", delayMax, message.DelayMs)})
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
@@ -414,15 +438,37 @@ func (q *queueState) settled(stream *consumeStream, answer *pb.Settled) {
 		// A failed send means the stream is ending: the receiving goroutine learns why.
 		_ = stream.send(credit)
 	}
-	for i, p := range batch {
-		// A result left out is unset: done.
-		var err error
-		if i < len(answer.Results) {
-			err = asError(answer.Results[i])
-		}
-		p.complete(err)
+	for i, err := range settleOutcomes(answer.Results, len(batch)) {
+		batch[i].complete(err)
 	}
 	q.checkIdle()
+}
+
+// settleOutcomes is the error (nil: done) of each of count settlements, from a Settled's
+// results: one per settlement, in order. A node that failed a whole Settle answers one
+// result for all of them; no results at all is every one done (unset).
+func settleOutcomes(results []*pb.Error, count int) []error {
+	out := make([]error, count)
+	switch {
+	case len(results) == count:
+		for i, r := range results {
+			out[i] = asError(r)
+		}
+	case len(results) == 1:
+		for i := range out {
+			out[i] = asError(results[0])
+		}
+	case len(results) > 0:
+		missing := &Error{Code: CodeInternal,
+			Message: fmt.Sprintf("the node answered %d results for %d settlements", len(results), count)}
+		for i := range out {
+			out[i] = missing
+			if i < len(results) {
+				out[i] = asError(results[i])
+			}
+		}
+	}
+	return out
 }
 
 // received notes the deliveries a stream pushed.
