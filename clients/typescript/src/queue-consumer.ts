@@ -15,6 +15,14 @@ export const SETTLEMENTS_PER_MESSAGE_MAX = 1000;
 /** How long close() waits for settlements made before it to be answered. */
 const CLOSE_WAIT_MS = 10_000;
 
+/**
+ * The node's bounds on a settlement (proto: Settlement). It refuses a Settle message with one
+ * settlement past them by ending the whole stream, so the client keeps within them: a longer
+ * delay is refused here, a longer reason cut (the proto keeps "up to 1 KiB").
+ */
+export const DELAY_MS_MAX = 86_400_000;
+export const REASON_BYTES_MAX = 1024;
+
 /** Options of {@link QueueConsumer}. */
 export interface QueueConsumerOptions {
   /** Nodes to contact, `"host:port[,host:port...]"` or a list. */
@@ -62,7 +70,7 @@ export interface QueueRecord extends StaveRecord {
 export interface ReleaseOptions {
   /** Not delivered again before this many milliseconds (default 0; at most one day). */
   delayMs?: number;
-  /** Why; a dead letter carries it in its `stave-dlq-reason` header. */
+  /** Why; a dead letter carries it in its `stave-dlq-reason` header (cut to 1 KiB of UTF-8). */
   reason?: string;
 }
 
@@ -190,7 +198,9 @@ export class QueueConsumer extends RecordSource<QueueRecord> {
    */
   private settle(record: QueueRecord, action: SettleAction, delayMs = 0, reason = ""): Promise<void> {
     if (this.closed || this.closing) return Promise.reject(StaveError.closed("queue consumer"));
-    if (delayMs < 0) return Promise.reject(new TypeError("delayMs must be >= 0"));
+    if (!(delayMs >= 0 && delayMs <= DELAY_MS_MAX)) {
+      return Promise.reject(new StaveError("INVALID_REQUEST", `release: delayMs is 0 to ${DELAY_MS_MAX} (one day), not ${delayMs}`));
+    }
     const message: Settlement = {
       topic: record.topic,
       partition: record.partition,
@@ -198,7 +208,7 @@ export class QueueConsumer extends RecordSource<QueueRecord> {
       delivery_count: record.deliveryCount,
       action,
       delay_ms: delayMs,
-      reason,
+      reason: reasonWithinBounds(reason),
     };
     const delivery = deliveryKey(record.topic, record.partition, record.offset, record.deliveryCount);
     let resolve!: () => void;
@@ -242,11 +252,9 @@ export class QueueConsumer extends RecordSource<QueueRecord> {
       if (settlement.message.action !== "SETTLE_EXTEND" && this.deliveries.delete(settlement.delivery)) granted++;
     }
     if (granted > 0 && !this.closed) this.stream.grant(granted);
-    batch.forEach((settlement, i) => {
-      // A result left out is unset: done.
-      const error = StaveError.fromWire(settled.results[i], "settle");
-      if (error) settlement.reject(error);
-      else settlement.resolve();
+    settleOutcomes(settled, batch.length).forEach((error, i) => {
+      if (error) batch[i].reject(error);
+      else batch[i].resolve();
     });
   }
 
@@ -284,6 +292,29 @@ export class QueueConsumer extends RecordSource<QueueRecord> {
     this.rejectSettlements(StaveError.closed("queue consumer"));
     this.wake();
   }
+}
+
+/** `reason` cut to REASON_BYTES_MAX bytes of UTF-8, at a character boundary. */
+export function reasonWithinBounds(reason: string): string {
+  const bytes = Buffer.from(reason, "utf8");
+  if (bytes.length <= REASON_BYTES_MAX) return reason;
+  let end = REASON_BYTES_MAX;
+  while (end > 0 && (bytes[end] & 0xc0) === 0x80) end--;
+  return bytes.subarray(0, end).toString("utf8");
+}
+
+/**
+ * The error (undefined: done) of each of `count` settlements, from a Settled's results: one
+ * per settlement, in order. A node that failed a whole Settle answers one result for all of
+ * them; no results at all is every one done (unset).
+ */
+export function settleOutcomes(settled: Settled__Output, count: number): Array<StaveError | undefined> {
+  const errors = settled.results.map((result) => StaveError.fromWire(result, "settle"));
+  if (errors.length === count) return errors;
+  if (errors.length === 1) return Array.from({ length: count }, () => errors[0]);
+  if (errors.length === 0) return Array.from({ length: count }, () => undefined);
+  const missing = new StaveError("INTERNAL", `settle: the node answered ${errors.length} results for ${count} settlements`);
+  return Array.from({ length: count }, (_, i) => (i < errors.length ? errors[i] : missing));
 }
 
 function deliveryKey(topic: string, partition: number, offset: bigint | string, deliveryCount: number): string {
