@@ -1,7 +1,8 @@
 // Package stave is the Go client of Stave, a distributed log broker: a Producer that
 // publishes records (batched, with ids so that a retry is written once), a Consumer that
-// reads through a consumer group, a PartitionReader that reads chosen partitions from an
-// offset or a time, and topic administration.
+// reads through a consumer group, a QueueConsumer that shares records one by one with a
+// queue group's other members (each acked, released or rejected), a PartitionReader that
+// reads chosen partitions from an offset or a time, and topic administration.
 //
 // It speaks Stave's public gRPC API (proto/stave/v1/stave.proto). Any node takes any
 // request, so the client needs one reachable node's address; give several to fail over.

@@ -41,6 +41,8 @@ const (
 	CodeUnknownMemberID         ErrorCode = 22
 	CodeGroupNotEmpty           ErrorCode = 23
 	CodeStorageFull             ErrorCode = 24
+	CodeDeliveryNotHeld         ErrorCode = 25
+	CodeGroupMismatch           ErrorCode = 26
 )
 
 // String returns the code's name as the proto spells it, e.g. "UNKNOWN_TOPIC".

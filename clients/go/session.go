@@ -43,6 +43,9 @@ type session struct {
 	// positions differ per partition, which one subscribe cannot say).
 	reconnect bool
 	hooks     assignmentHooks
+	// queueGroup is set for a queue group's stream: it tracks the deliveries held and the
+	// settlements, and credit comes back with settlements instead of as Next takes records.
+	queueGroup *queueState
 
 	mu     sync.Mutex
 	queue  []event
@@ -124,6 +127,9 @@ func (s *session) start(ctx context.Context) error {
 		stream, err := s.open(1)
 		if err == nil {
 			s.stream = stream
+			if s.queueGroup != nil {
+				s.queueGroup.streamOpened(stream.gen)
+			}
 			go s.run(stream)
 			return nil
 		}
@@ -178,6 +184,13 @@ func (s *session) run(stream *consumeStream) {
 		s.mu.Lock()
 		closed := s.closed
 		s.mu.Unlock()
+		if s.queueGroup != nil {
+			if closed {
+				s.queueGroup.streamEnded(ErrClosed)
+			} else {
+				s.queueGroup.streamEnded(err)
+			}
+		}
 		if closed {
 			// The node ends the stream once the member has left (or close cancels it).
 			for {
@@ -214,12 +227,19 @@ func (s *session) receive(stream *consumeStream) error {
 		switch r := resp.Response.(type) {
 		case *pb.ConsumeResponse_Records:
 			if r.Records != nil && len(r.Records.Records) > 0 {
+				if s.queueGroup != nil {
+					s.queueGroup.received(stream.gen, r.Records.Records)
+				}
 				s.push(event{gen: stream.gen, records: r.Records.Records})
 			}
 		case *pb.ConsumeResponse_Assignment:
 			s.assigned(stream.gen, r.Assignment)
 		case *pb.ConsumeResponse_Committed:
 			s.committed(r.Committed)
+		case *pb.ConsumeResponse_Settled:
+			if s.queueGroup != nil {
+				s.queueGroup.settled(stream, r.Settled)
+			}
 		case *pb.ConsumeResponse_Error:
 			if err := asError(r.Error); err != nil {
 				return err
@@ -264,6 +284,9 @@ func (s *session) reopen(gen uint64, reason error) *consumeStream {
 			}
 			s.stream = stream
 			s.mu.Unlock()
+			if s.queueGroup != nil {
+				s.queueGroup.streamOpened(stream.gen)
+			}
 			return stream
 		}
 		if !IsRetriable(err) {
@@ -332,6 +355,15 @@ func (s *session) committed(c *pb.Committed) {
 
 // next returns the next record, running assignment callbacks on the way.
 func (s *session) next(ctx context.Context) (*Record, error) {
+	r, err := s.nextPB(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return recordFromPB(r), nil
+}
+
+// nextPB is next, before the record is converted.
+func (s *session) nextPB(ctx context.Context) (*pb.ConsumedRecord, error) {
 	s.nextMu.Lock()
 	defer s.nextMu.Unlock()
 	for {
@@ -346,7 +378,7 @@ func (s *session) next(ctx context.Context) (*Record, error) {
 			s.current[s.index] = nil
 			s.index++
 			s.took(r)
-			return recordFromPB(r), nil
+			return r, nil
 		}
 		s.current, s.index = nil, 0
 		s.mu.Lock()
@@ -408,6 +440,9 @@ func (s *session) handle(ev event) {
 // took notes a record Next returns: its partition's position, and the credits to give back
 // (half the window at a time).
 func (s *session) took(r *pb.ConsumedRecord) {
+	if s.queueGroup != nil {
+		return // Credit comes back with settlements.
+	}
 	s.posMu.Lock()
 	s.positions[partitionKey{r.Topic, r.Partition}] = r.Offset + 1
 	s.posMu.Unlock()

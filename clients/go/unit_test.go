@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/stave-broker/stave/clients/go/internal/pb"
 )
 
 func TestUUIDv7(t *testing.T) {
@@ -106,5 +109,44 @@ func TestRetryDelayGrowsToOneSecond(t *testing.T) {
 		if got := retryDelay(tries); got != w*time.Millisecond {
 			t.Errorf("retryDelay(%d) = %s, want %s", tries, got, w*time.Millisecond)
 		}
+	}
+}
+
+func TestQueueSettlementBounds(t *testing.T) {
+	if got := cutReason(strings.Repeat("é", 600)); got != strings.Repeat("é", 512) {
+		t.Fatalf("a 1,200-byte reason cut to %d bytes", len(got))
+	}
+	if got := cutReason("short"); got != "short" {
+		t.Fatalf("short reason became %q", got)
+	}
+	q := newQueueState(nil)
+	q.live = true
+	r := &QueueRecord{Record: Record{Topic: "t"}, DeliveryCount: 1}
+	f := q.settle(r, pb.SettleAction_SETTLE_RELEASE, []SettleOption{WithDelay(25 * time.Hour)})
+	if err := f.Wait(context.Background()); CodeOf(err) != CodeInvalidRequest {
+		t.Fatalf("a 25 h delay: %v", err)
+	}
+	if len(q.waiting) != 0 {
+		t.Fatal("a refused settlement was queued")
+	}
+}
+
+func TestSettleOutcomes(t *testing.T) {
+	ok, refused := &pb.Error{}, &pb.Error{Code: pb.ErrorCode_DELIVERY_NOT_HELD}
+	got := settleOutcomes([]*pb.Error{ok, refused}, 2)
+	if got[0] != nil || CodeOf(got[1]) != CodeDeliveryNotHeld {
+		t.Fatalf("one per settlement: %v", got)
+	}
+	// A whole Settle refused: one result for every settlement.
+	for _, err := range settleOutcomes([]*pb.Error{refused}, 3) {
+		if CodeOf(err) != CodeDeliveryNotHeld {
+			t.Fatalf("one result for three: %v", err)
+		}
+	}
+	if got := settleOutcomes(nil, 2); got[0] != nil || got[1] != nil {
+		t.Fatalf("no results: %v", got)
+	}
+	if got := settleOutcomes([]*pb.Error{ok, ok}, 3); CodeOf(got[2]) != CodeInternal {
+		t.Fatalf("a result missing: %v", got)
 	}
 }

@@ -219,13 +219,18 @@ class _ConsumeStream:
         requests.put(stave_pb2.ConsumeRequest(subscribe=self._subscribe))
         requests.put(stave_pb2.ConsumeRequest(
             credit=stave_pb2.Credit(records=self._credit_records)))
-        call = stub.Consume(iter(requests.get, None))
+        call = stub.Consume(self._requests_of(requests))
         with self._lock:
             if self._requests is not None:
                 self._requests.put(None)  # the failed stream's request iterator ends
             self._requests = requests
             self._call = call
             self._generation = generation
+        self._stream_opened()
+
+    def _requests_of(self, requests: queue.SimpleQueue) -> Iterator[stave_pb2.ConsumeRequest]:
+        """The stream's requests: what is put on ``requests``, until None."""
+        return iter(requests.get, None)
 
     def _send(self, request: stave_pb2.ConsumeRequest) -> None:
         with self._lock:
@@ -246,9 +251,10 @@ class _ConsumeStream:
                 self._held.clear()
                 pending = list(self._commits.values())
                 self._commits.clear()
+            ended = error or StaveTransportError(grpc.StatusCode.CANCELLED, "the stream ended")
             for future in pending:
-                future.set_exception(error or StaveTransportError(
-                    grpc.StatusCode.CANCELLED, "the stream ended"))
+                future.set_exception(ended)
+            self._stream_ended(ended)
             if held:
                 self._items.put((_ASSIGNMENT, [], [], held))
             if closing or error is None:
@@ -278,6 +284,19 @@ class _ConsumeStream:
     def _may_reconnect(self) -> bool:
         return False
 
+    def _convert_records(self, message) -> list[Record]:
+        """The records of a Records message (the reader thread)."""
+        return _records_of(message)
+
+    def _stream_opened(self) -> None:
+        """Hook: a stream was opened (its subscribe and first credit are queued)."""
+
+    def _stream_ended(self, error: StaveError) -> None:
+        """Hook: a stream ended (before any new one opens); ``error`` says why."""
+
+    def _settled(self, answer) -> None:
+        """Hook: a Settled answer (queue mode)."""
+
     def _read_stream(self) -> StaveError | None:
         """Reads the current stream until it ends. Returns why it failed (None: it ended
         because we closed it)."""
@@ -289,11 +308,13 @@ class _ConsumeStream:
                 self._answered = True
                 kind = response.WhichOneof("response")
                 if kind == "records":
-                    items.put(_records_of(response.records))
+                    items.put(self._convert_records(response.records))
                 elif kind == "assignment":
                     self._assignment_changed(response.assignment)
                 elif kind == "committed":
                     self._committed(response.committed)
+                elif kind == "settled":
+                    self._settled(response.settled)
                 elif kind == "error":
                     return None if self._closing else StaveError.from_proto(response.error)
             return None if self._closing else StaveTransportError(

@@ -35,6 +35,8 @@ class ErrorCode(enum.IntEnum):
     UNKNOWN_MEMBER_ID = 22
     GROUP_NOT_EMPTY = 23
     STORAGE_FULL = 24
+    DELIVERY_NOT_HELD = 25
+    GROUP_MISMATCH = 26
 
 
 #: Codes after which the same request may succeed when sent again (UNKNOWN_TOPIC only for a

@@ -84,6 +84,48 @@ class Record:
     __hash__ = None  # type: ignore[assignment]
 
 
+class QueueRecord(Record):
+    """A record delivered by a queue group (:class:`stave.QueueConsumer`): a
+    :class:`Record` with ``delivery_count`` (deliveries of it so far, this one included) and
+    ``lock_deadline_ms`` (when its lock to this member expires, epoch milliseconds). Settle
+    it with the consumer's ``ack``, ``release``, ``reject`` or ``extend``."""
+
+    __slots__ = ("delivery_count", "lock_deadline_ms")
+
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        timestamp_ms: int,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]],
+        delivery_count: int,
+        lock_deadline_ms: int,
+    ) -> None:
+        super().__init__(topic, partition, offset, timestamp_ms, key, value, headers)
+        self.delivery_count = delivery_count
+        self.lock_deadline_ms = lock_deadline_ms
+
+    def __repr__(self) -> str:
+        return (
+            f"QueueRecord(topic={self.topic!r}, partition={self.partition}, "
+            f"offset={self.offset}, delivery_count={self.delivery_count}, "
+            f"lock_deadline_ms={self.lock_deadline_ms}, timestamp_ms={self.timestamp_ms}, "
+            f"key={self.key!r}, value={self.value!r}, headers={self.headers!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, QueueRecord):
+            return NotImplemented
+        return Record.__eq__(self, other) and (
+            self.delivery_count, self.lock_deadline_ms
+        ) == (other.delivery_count, other.lock_deadline_ms)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 @dataclass(frozen=True)
 class PartitionInfo:
     """One partition of a topic: its leader (None while there is none), replicas in

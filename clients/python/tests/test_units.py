@@ -80,3 +80,32 @@ def test_uuid7_after_fork_differs_from_the_parent():
         child = set(pipe.read().split("\n"))
     os.waitpid(pid, 0)
     assert len(child) == 50 and not parent & child
+
+
+def test_queue_settlement_bounds():
+    from stave._proto.stave.v1 import stave_pb2
+    from stave.queue_consumer import REASON_BYTES_MAX, _outcomes, _reason_within_bounds
+
+    assert _reason_within_bounds("short") == "short"
+    cut = _reason_within_bounds("é" * 600)  # 1,200 bytes: cut between characters
+    assert cut == "é" * 512 and len(cut.encode()) == REASON_BYTES_MAX
+    ok, refused = stave_pb2.Error(), stave_pb2.Error(code=25, message="not held")
+    assert _outcomes([ok, refused], 2)[0] is None
+    assert _outcomes([ok, refused], 2)[1].code == stave.ErrorCode.DELIVERY_NOT_HELD
+    # A whole Settle refused: one result for every settlement.
+    assert [e.code for e in _outcomes([refused], 3)] == [stave.ErrorCode.DELIVERY_NOT_HELD] * 3
+    assert _outcomes([], 2) == [None, None]
+    assert _outcomes([ok, ok], 3)[2].code == stave.ErrorCode.INTERNAL
+
+
+def test_queue_release_refuses_a_delay_past_a_day():
+    # The channel connects lazily: nothing needs to listen for these checks.
+    consumer = stave.QueueConsumer("127.0.0.1:1", "g", "t", reconnect_timeout_ms=0)
+    record = stave.QueueRecord("t", 0, 0, 0, None, b"", [], 1, 0)
+    try:
+        with pytest.raises(ValueError):
+            consumer.release(record, delay_ms=86_400_001)
+        with pytest.raises(ValueError):
+            stave.QueueConsumer("127.0.0.1:1", "g", "t", ordering="fifo")
+    finally:
+        consumer.close(timeout=1)

@@ -4,6 +4,8 @@ import { StaveError } from "./errors";
 import type { Assignment__Output } from "./generated/stave/v1/Assignment";
 import type { Commit } from "./generated/stave/v1/Commit";
 import type { Committed__Output } from "./generated/stave/v1/Committed";
+import type { Settle } from "./generated/stave/v1/Settle";
+import type { Settled__Output } from "./generated/stave/v1/Settled";
 import type { ConsumeRequest } from "./generated/stave/v1/ConsumeRequest";
 import type { ConsumeResponse__Output } from "./generated/stave/v1/ConsumeResponse";
 import type { ConsumedRecord__Output } from "./generated/stave/v1/ConsumedRecord";
@@ -14,6 +16,8 @@ export interface StreamSink {
   onRecords(stream: ConsumeStream, records: ConsumedRecord__Output[]): void;
   onAssignment(stream: ConsumeStream, assignment: Assignment__Output): void;
   onCommitted(stream: ConsumeStream, committed: Committed__Output): void;
+  /** A queue stream's answer to a Settle. */
+  onSettled?(stream: ConsumeStream, settled: Settled__Output): void;
   /**
    * The call broke (or the node refused the subscribe). `retrying`: a new call is opened
    * after a pause, with a fresh `subscribe()`; otherwise the stream is done.
@@ -25,6 +29,11 @@ export interface StreamSink {
 export interface CreditWindow {
   records: number;
   bytes: number;
+  /**
+   * The owner gives credit back itself ({@link ConsumeStream.grant}; a queue stream, as it
+   * settles records), not as the application takes records. Counts records only.
+   */
+  manual?: boolean;
 }
 
 /**
@@ -65,9 +74,24 @@ export class ConsumeStream {
 
   /** The application took records of this stream: re-grant once half the window is free. */
   taken(records: number, bytes: number): void {
+    if (this.window.manual) return;
     this.bufferedRecords -= records;
     this.bufferedBytes -= bytes;
     this.maybeGrant();
+  }
+
+  /** Gives `records` of credit back (a manual window); false if no call is open. */
+  grant(records: number): boolean {
+    if (!this.call || this.done) return false;
+    this.call.write({ credit: { records, bytes: 0 } });
+    return true;
+  }
+
+  /** Sends a Settle (queue mode); false if no call is open. */
+  settle(settle: Settle): boolean {
+    if (!this.call || this.done) return false;
+    this.call.write({ settle });
+    return true;
   }
 
   /** Sends a Commit; false if no call is open. */
@@ -114,7 +138,9 @@ export class ConsumeStream {
       }
     });
     call.write({ subscribe: this.subscribe() });
-    this.maybeGrant();
+    // A manual window starts full on every call: the node released what the last one held.
+    if (this.window.manual) call.write({ credit: { records: this.window.records, bytes: 0 } });
+    else this.maybeGrant();
   }
 
   private onResponse(response: ConsumeResponse__Output): void {
@@ -140,6 +166,9 @@ export class ConsumeStream {
         break;
       case "committed":
         this.sink.onCommitted(this, response.committed!);
+        break;
+      case "settled":
+        this.sink.onSettled?.(this, response.settled!);
         break;
       case "error":
         this.pushedError = StaveError.fromWire(response.error, "consume") ??

@@ -13,8 +13,9 @@ interface Chunk {
 /**
  * Records pushed by one or more Consume streams, handed to the application one at a time
  * (poll, or `for await`), with credit re-granted to the stream each record came from.
+ * `R` is the record type handed out ({@link RecordSource.convert} makes it).
  */
-export abstract class RecordSource implements AsyncIterable<StaveRecord> {
+export abstract class RecordSource<R extends StaveRecord = StaveRecord> implements AsyncIterable<R> {
   private readonly chunks = new Deque<Chunk>();
   private waiters: Array<() => void> = [];
   /** A failure that ended the source; poll() throws it once the buffer is empty. */
@@ -27,7 +28,7 @@ export abstract class RecordSource implements AsyncIterable<StaveRecord> {
    * once `timeoutMs` passes without a record (default: wait for ever) or after close();
    * rejects with the StaveError that ended the stream (e.g. UNKNOWN_TOPIC).
    */
-  async poll(timeoutMs?: number): Promise<StaveRecord | null> {
+  async poll(timeoutMs?: number): Promise<R | null> {
     const deadlineMs = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
     for (;;) {
       const record = this.take();
@@ -44,19 +45,24 @@ export abstract class RecordSource implements AsyncIterable<StaveRecord> {
    * `for await (const record of source)`: every record, until close() (or a failure, thrown).
    * Leaving the loop (break) does not close the source.
    */
-  [Symbol.asyncIterator](): AsyncIterator<StaveRecord> {
+  [Symbol.asyncIterator](): AsyncIterator<R> {
     return {
-      next: (): Promise<IteratorResult<StaveRecord>> => {
+      next: (): Promise<IteratorResult<R>> => {
         const record = this.take();
         if (record) return Promise.resolve({ value: record, done: false });
         return this.poll().then((next) => (next ? { value: next, done: false } : { value: undefined, done: true }));
       },
-      return: (): Promise<IteratorResult<StaveRecord>> => Promise.resolve({ value: undefined, done: true }),
+      return: (): Promise<IteratorResult<R>> => Promise.resolve({ value: undefined, done: true }),
     };
   }
 
   /** Called with each record as the application takes it. */
-  protected abstract onTaken(record: StaveRecord): void;
+  protected abstract onTaken(record: R): void;
+
+  /** The record handed out for a pushed one. */
+  protected convert(wire: ConsumedRecord__Output): R {
+    return fromWireRecord(wire) as R;
+  }
 
   protected push(stream: ConsumeStream, records: ConsumedRecord__Output[]): void {
     if (records.length === 0) return;
@@ -77,14 +83,14 @@ export abstract class RecordSource implements AsyncIterable<StaveRecord> {
     this.chunks.drain();
   }
 
-  private take(): StaveRecord | undefined {
+  private take(): R | undefined {
     const chunk = this.chunks.peek();
     if (!chunk || this.closed) return undefined;
     const wire = chunk.records[chunk.index];
     chunk.records[chunk.index] = undefined as unknown as ConsumedRecord__Output;
     chunk.index++;
     if (chunk.index >= chunk.records.length) this.chunks.shift();
-    const record = fromWireRecord(wire);
+    const record = this.convert(wire);
     chunk.stream.taken(1, chunk.stream.countsBytes ? creditCost(record) : 0);
     this.onTaken(record);
     return record;

@@ -81,6 +81,13 @@ const (
 	// topics can still be deleted and retention lowered). Nothing was written; retriable once
 	// space is freed. The message names the node, the path, and the free and reserved bytes.
 	ErrorCode_STORAGE_FULL ErrorCode = 24
+	// A queue group settle names a delivery this member does not hold: never delivered to it,
+	// settled already, or its lock expired and the record went to another delivery. Nothing
+	// changed.
+	ErrorCode_DELIVERY_NOT_HELD ErrorCode = 25
+	// The group exists with other settings (a consumer group of the same name, another
+	// `ordering`, other topics): nothing joined.
+	ErrorCode_GROUP_MISMATCH ErrorCode = 26
 )
 
 // Enum value maps for ErrorCode.
@@ -111,6 +118,8 @@ var (
 		22: "UNKNOWN_MEMBER_ID",
 		23: "GROUP_NOT_EMPTY",
 		24: "STORAGE_FULL",
+		25: "DELIVERY_NOT_HELD",
+		26: "GROUP_MISMATCH",
 	}
 	ErrorCode_value = map[string]int32{
 		"NONE":                      0,
@@ -138,6 +147,8 @@ var (
 		"UNKNOWN_MEMBER_ID":         22,
 		"GROUP_NOT_EMPTY":           23,
 		"STORAGE_FULL":              24,
+		"DELIVERY_NOT_HELD":         25,
+		"GROUP_MISMATCH":            26,
 	}
 )
 
@@ -166,6 +177,158 @@ func (x ErrorCode) Number() protoreflect.EnumNumber {
 // Deprecated: Use ErrorCode.Descriptor instead.
 func (ErrorCode) EnumDescriptor() ([]byte, []int) {
 	return file_stave_v1_stave_proto_rawDescGZIP(), []int{0}
+}
+
+type ConsumeMode int32
+
+const (
+	ConsumeMode_CONSUME_MODE_GROUP ConsumeMode = 0
+	ConsumeMode_CONSUME_MODE_QUEUE ConsumeMode = 1
+)
+
+// Enum value maps for ConsumeMode.
+var (
+	ConsumeMode_name = map[int32]string{
+		0: "CONSUME_MODE_GROUP",
+		1: "CONSUME_MODE_QUEUE",
+	}
+	ConsumeMode_value = map[string]int32{
+		"CONSUME_MODE_GROUP": 0,
+		"CONSUME_MODE_QUEUE": 1,
+	}
+)
+
+func (x ConsumeMode) Enum() *ConsumeMode {
+	p := new(ConsumeMode)
+	*p = x
+	return p
+}
+
+func (x ConsumeMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ConsumeMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_stave_v1_stave_proto_enumTypes[1].Descriptor()
+}
+
+func (ConsumeMode) Type() protoreflect.EnumType {
+	return &file_stave_v1_stave_proto_enumTypes[1]
+}
+
+func (x ConsumeMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ConsumeMode.Descriptor instead.
+func (ConsumeMode) EnumDescriptor() ([]byte, []int) {
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{1}
+}
+
+type QueueOrdering int32
+
+const (
+	// Records go out in any order.
+	QueueOrdering_QUEUE_ORDERING_NONE QueueOrdering = 0
+	// No two records with the same key are in flight in the group at once, and a key's
+	// records are delivered in offset order (records without a key: any order).
+	QueueOrdering_QUEUE_ORDERING_KEY QueueOrdering = 1
+)
+
+// Enum value maps for QueueOrdering.
+var (
+	QueueOrdering_name = map[int32]string{
+		0: "QUEUE_ORDERING_NONE",
+		1: "QUEUE_ORDERING_KEY",
+	}
+	QueueOrdering_value = map[string]int32{
+		"QUEUE_ORDERING_NONE": 0,
+		"QUEUE_ORDERING_KEY":  1,
+	}
+)
+
+func (x QueueOrdering) Enum() *QueueOrdering {
+	p := new(QueueOrdering)
+	*p = x
+	return p
+}
+
+func (x QueueOrdering) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (QueueOrdering) Descriptor() protoreflect.EnumDescriptor {
+	return file_stave_v1_stave_proto_enumTypes[2].Descriptor()
+}
+
+func (QueueOrdering) Type() protoreflect.EnumType {
+	return &file_stave_v1_stave_proto_enumTypes[2]
+}
+
+func (x QueueOrdering) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use QueueOrdering.Descriptor instead.
+func (QueueOrdering) EnumDescriptor() ([]byte, []int) {
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{2}
+}
+
+type SettleAction int32
+
+const (
+	// Done: never delivered again.
+	SettleAction_SETTLE_ACK SettleAction = 0
+	// Deliver again (to any member) now, or after `delay_ms`; past `max_deliveries` it goes
+	// to the dead-letter topic instead.
+	SettleAction_SETTLE_RELEASE SettleAction = 1
+	// To the dead-letter topic now.
+	SettleAction_SETTLE_REJECT SettleAction = 2
+	// Keep the lock another lock period from now.
+	SettleAction_SETTLE_EXTEND SettleAction = 3
+)
+
+// Enum value maps for SettleAction.
+var (
+	SettleAction_name = map[int32]string{
+		0: "SETTLE_ACK",
+		1: "SETTLE_RELEASE",
+		2: "SETTLE_REJECT",
+		3: "SETTLE_EXTEND",
+	}
+	SettleAction_value = map[string]int32{
+		"SETTLE_ACK":     0,
+		"SETTLE_RELEASE": 1,
+		"SETTLE_REJECT":  2,
+		"SETTLE_EXTEND":  3,
+	}
+)
+
+func (x SettleAction) Enum() *SettleAction {
+	p := new(SettleAction)
+	*p = x
+	return p
+}
+
+func (x SettleAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SettleAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_stave_v1_stave_proto_enumTypes[3].Descriptor()
+}
+
+func (SettleAction) Type() protoreflect.EnumType {
+	return &file_stave_v1_stave_proto_enumTypes[3]
+}
+
+func (x SettleAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SettleAction.Descriptor instead.
+func (SettleAction) EnumDescriptor() ([]byte, []int) {
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{3}
 }
 
 type Error struct {
@@ -603,6 +766,7 @@ type ConsumeRequest struct {
 	//	*ConsumeRequest_Subscribe
 	//	*ConsumeRequest_Credit
 	//	*ConsumeRequest_Commit
+	//	*ConsumeRequest_Settle
 	Request       isConsumeRequest_Request `protobuf_oneof:"request"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -672,6 +836,15 @@ func (x *ConsumeRequest) GetCommit() *Commit {
 	return nil
 }
 
+func (x *ConsumeRequest) GetSettle() *Settle {
+	if x != nil {
+		if x, ok := x.Request.(*ConsumeRequest_Settle); ok {
+			return x.Settle
+		}
+	}
+	return nil
+}
+
 type isConsumeRequest_Request interface {
 	isConsumeRequest_Request()
 }
@@ -689,11 +862,18 @@ type ConsumeRequest_Commit struct {
 	Commit *Commit `protobuf:"bytes,3,opt,name=commit,proto3,oneof"`
 }
 
+type ConsumeRequest_Settle struct {
+	// Queue mode only.
+	Settle *Settle `protobuf:"bytes,4,opt,name=settle,proto3,oneof"`
+}
+
 func (*ConsumeRequest_Subscribe) isConsumeRequest_Request() {}
 
 func (*ConsumeRequest_Credit) isConsumeRequest_Request() {}
 
 func (*ConsumeRequest_Commit) isConsumeRequest_Request() {}
+
+func (*ConsumeRequest_Settle) isConsumeRequest_Request() {}
 
 type Subscribe struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -721,7 +901,16 @@ type Subscribe struct {
 	//	*Subscribe_Latest
 	//	*Subscribe_Offset
 	//	*Subscribe_TimestampMs
-	Start         isSubscribe_Start `protobuf_oneof:"start"`
+	Start isSubscribe_Start `protobuf_oneof:"start"`
+	// GROUP (default): a consumer group, or no group. QUEUE: `group` names a queue group, whose
+	// members share every partition record by record: the node hands the next records to
+	// whichever member has credit, each locked to it until settled (Settle) or until the lock
+	// expires (then redelivered). Pushed records carry `delivery_count` and
+	// `lock_deadline_ms`; a queue stream grants credit back as it settles, so the credit is
+	// the most records it holds at once. `partitions` and `auto_commit`: INVALID_REQUEST. When
+	// the stream ends, what it holds unsettled is released at once.
+	Mode          ConsumeMode   `protobuf:"varint,9,opt,name=mode,proto3,enum=stave.v1.ConsumeMode" json:"mode,omitempty"`
+	Queue         *QueueOptions `protobuf:"bytes,10,opt,name=queue,proto3" json:"queue,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -827,6 +1016,20 @@ func (x *Subscribe) GetTimestampMs() int64 {
 	return 0
 }
 
+func (x *Subscribe) GetMode() ConsumeMode {
+	if x != nil {
+		return x.Mode
+	}
+	return ConsumeMode_CONSUME_MODE_GROUP
+}
+
+func (x *Subscribe) GetQueue() *QueueOptions {
+	if x != nil {
+		return x.Queue
+	}
+	return nil
+}
+
 type isSubscribe_Start interface {
 	isSubscribe_Start()
 }
@@ -855,6 +1058,83 @@ func (*Subscribe_Offset) isSubscribe_Start() {}
 
 func (*Subscribe_TimestampMs) isSubscribe_Start() {}
 
+// A queue group's settings. The member that starts the group (no other member) sets them;
+// a member asking for a different `ordering` while others are in is refused GROUP_MISMATCH;
+// unset fields take the group's (or the defaults).
+type QueueOptions struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How long a delivery is locked to its member (default 30,000; 1 to 3,600,000; 0 or
+	// negative: INVALID_REQUEST).
+	LockMs *int64 `protobuf:"varint,1,opt,name=lock_ms,json=lockMs,proto3,oneof" json:"lock_ms,omitempty"`
+	// Deliveries after which a record that is released or whose lock expires goes to the
+	// dead-letter topic `_dlq.{group}.{topic}` instead (default 5; 1 to 1,000).
+	MaxDeliveries *uint32       `protobuf:"varint,2,opt,name=max_deliveries,json=maxDeliveries,proto3,oneof" json:"max_deliveries,omitempty"`
+	Ordering      QueueOrdering `protobuf:"varint,3,opt,name=ordering,proto3,enum=stave.v1.QueueOrdering" json:"ordering,omitempty"`
+	// How far past the first unacknowledged record of a partition the group delivers
+	// (default 100,000 records); at the limit the partition waits for its oldest record.
+	MaxUnackedSpan *uint64 `protobuf:"varint,4,opt,name=max_unacked_span,json=maxUnackedSpan,proto3,oneof" json:"max_unacked_span,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *QueueOptions) Reset() {
+	*x = QueueOptions{}
+	mi := &file_stave_v1_stave_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueOptions) ProtoMessage() {}
+
+func (x *QueueOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_stave_v1_stave_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueOptions.ProtoReflect.Descriptor instead.
+func (*QueueOptions) Descriptor() ([]byte, []int) {
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *QueueOptions) GetLockMs() int64 {
+	if x != nil && x.LockMs != nil {
+		return *x.LockMs
+	}
+	return 0
+}
+
+func (x *QueueOptions) GetMaxDeliveries() uint32 {
+	if x != nil && x.MaxDeliveries != nil {
+		return *x.MaxDeliveries
+	}
+	return 0
+}
+
+func (x *QueueOptions) GetOrdering() QueueOrdering {
+	if x != nil {
+		return x.Ordering
+	}
+	return QueueOrdering_QUEUE_ORDERING_NONE
+}
+
+func (x *QueueOptions) GetMaxUnackedSpan() uint64 {
+	if x != nil && x.MaxUnackedSpan != nil {
+		return *x.MaxUnackedSpan
+	}
+	return 0
+}
+
 // More room for pushed records. Both add to the stream's balances, which start at zero:
 // records are pushed while the record balance is positive and the byte balance is not used
 // up (the last record may take it past zero: it is sent whole). `bytes = 0`: no byte limit
@@ -871,7 +1151,7 @@ type Credit struct {
 
 func (x *Credit) Reset() {
 	*x = Credit{}
-	mi := &file_stave_v1_stave_proto_msgTypes[8]
+	mi := &file_stave_v1_stave_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -883,7 +1163,7 @@ func (x *Credit) String() string {
 func (*Credit) ProtoMessage() {}
 
 func (x *Credit) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[8]
+	mi := &file_stave_v1_stave_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -896,7 +1176,7 @@ func (x *Credit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Credit.ProtoReflect.Descriptor instead.
 func (*Credit) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{8}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Credit) GetRecords() uint32 {
@@ -913,6 +1193,209 @@ func (x *Credit) GetBytes() uint64 {
 	return 0
 }
 
+// A queue member's outcomes for records it holds; answered by Settled (same `id`), once
+// the group's state with them is replicated.
+type Settle struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Settlements   []*Settlement          `protobuf:"bytes,2,rep,name=settlements,proto3" json:"settlements,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Settle) Reset() {
+	*x = Settle{}
+	mi := &file_stave_v1_stave_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Settle) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Settle) ProtoMessage() {}
+
+func (x *Settle) ProtoReflect() protoreflect.Message {
+	mi := &file_stave_v1_stave_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Settle.ProtoReflect.Descriptor instead.
+func (*Settle) Descriptor() ([]byte, []int) {
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Settle) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Settle) GetSettlements() []*Settlement {
+	if x != nil {
+		return x.Settlements
+	}
+	return nil
+}
+
+// One record's outcome, naming the delivery: topic, partition, offset and the
+// `delivery_count` it came with.
+type Settlement struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition     uint32                 `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Offset        uint64                 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	DeliveryCount uint32                 `protobuf:"varint,4,opt,name=delivery_count,json=deliveryCount,proto3" json:"delivery_count,omitempty"`
+	Action        SettleAction           `protobuf:"varint,5,opt,name=action,proto3,enum=stave.v1.SettleAction" json:"action,omitempty"`
+	// RELEASE: not delivered again before this many milliseconds (at most 1 day).
+	DelayMs uint64 `protobuf:"varint,6,opt,name=delay_ms,json=delayMs,proto3" json:"delay_ms,omitempty"`
+	// RELEASE and REJECT: why (kept, up to 1 KiB, for the dead letter's `stave-dlq-reason`).
+	Reason        string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Settlement) Reset() {
+	*x = Settlement{}
+	mi := &file_stave_v1_stave_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Settlement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Settlement) ProtoMessage() {}
+
+func (x *Settlement) ProtoReflect() protoreflect.Message {
+	mi := &file_stave_v1_stave_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Settlement.ProtoReflect.Descriptor instead.
+func (*Settlement) Descriptor() ([]byte, []int) {
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Settlement) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *Settlement) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *Settlement) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *Settlement) GetDeliveryCount() uint32 {
+	if x != nil {
+		return x.DeliveryCount
+	}
+	return 0
+}
+
+func (x *Settlement) GetAction() SettleAction {
+	if x != nil {
+		return x.Action
+	}
+	return SettleAction_SETTLE_ACK
+}
+
+func (x *Settlement) GetDelayMs() uint64 {
+	if x != nil {
+		return x.DelayMs
+	}
+	return 0
+}
+
+func (x *Settlement) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// Per settlement, in order; unset or NONE: done.
+type Settled struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Results       []*Error               `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Settled) Reset() {
+	*x = Settled{}
+	mi := &file_stave_v1_stave_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Settled) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Settled) ProtoMessage() {}
+
+func (x *Settled) ProtoReflect() protoreflect.Message {
+	mi := &file_stave_v1_stave_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Settled.ProtoReflect.Descriptor instead.
+func (*Settled) Descriptor() ([]byte, []int) {
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Settled) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Settled) GetResults() []*Error {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 // Commits a group's positions. Empty `offsets`: everything delivered so far (the offset
 // after the last record pushed, per partition). Otherwise these offsets (the offset of the
 // next record to read), each for a partition the stream holds; a partition it does not hold:
@@ -927,7 +1410,7 @@ type Commit struct {
 
 func (x *Commit) Reset() {
 	*x = Commit{}
-	mi := &file_stave_v1_stave_proto_msgTypes[9]
+	mi := &file_stave_v1_stave_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -939,7 +1422,7 @@ func (x *Commit) String() string {
 func (*Commit) ProtoMessage() {}
 
 func (x *Commit) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[9]
+	mi := &file_stave_v1_stave_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -952,7 +1435,7 @@ func (x *Commit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Commit.ProtoReflect.Descriptor instead.
 func (*Commit) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{9}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Commit) GetOffsets() []*CommitOffset {
@@ -980,7 +1463,7 @@ type CommitOffset struct {
 
 func (x *CommitOffset) Reset() {
 	*x = CommitOffset{}
-	mi := &file_stave_v1_stave_proto_msgTypes[10]
+	mi := &file_stave_v1_stave_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -992,7 +1475,7 @@ func (x *CommitOffset) String() string {
 func (*CommitOffset) ProtoMessage() {}
 
 func (x *CommitOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[10]
+	mi := &file_stave_v1_stave_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1005,7 +1488,7 @@ func (x *CommitOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffset.ProtoReflect.Descriptor instead.
 func (*CommitOffset) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{10}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CommitOffset) GetTopic() string {
@@ -1037,6 +1520,7 @@ type ConsumeResponse struct {
 	//	*ConsumeResponse_Assignment
 	//	*ConsumeResponse_Committed
 	//	*ConsumeResponse_Error
+	//	*ConsumeResponse_Settled
 	Response      isConsumeResponse_Response `protobuf_oneof:"response"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1044,7 +1528,7 @@ type ConsumeResponse struct {
 
 func (x *ConsumeResponse) Reset() {
 	*x = ConsumeResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[11]
+	mi := &file_stave_v1_stave_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1056,7 +1540,7 @@ func (x *ConsumeResponse) String() string {
 func (*ConsumeResponse) ProtoMessage() {}
 
 func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[11]
+	mi := &file_stave_v1_stave_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1069,7 +1553,7 @@ func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeResponse.ProtoReflect.Descriptor instead.
 func (*ConsumeResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{11}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ConsumeResponse) GetResponse() isConsumeResponse_Response {
@@ -1115,6 +1599,15 @@ func (x *ConsumeResponse) GetError() *Error {
 	return nil
 }
 
+func (x *ConsumeResponse) GetSettled() *Settled {
+	if x != nil {
+		if x, ok := x.Response.(*ConsumeResponse_Settled); ok {
+			return x.Settled
+		}
+	}
+	return nil
+}
+
 type isConsumeResponse_Response interface {
 	isConsumeResponse_Response()
 }
@@ -1136,6 +1629,10 @@ type ConsumeResponse_Error struct {
 	Error *Error `protobuf:"bytes,4,opt,name=error,proto3,oneof"`
 }
 
+type ConsumeResponse_Settled struct {
+	Settled *Settled `protobuf:"bytes,5,opt,name=settled,proto3,oneof"`
+}
+
 func (*ConsumeResponse_Records) isConsumeResponse_Response() {}
 
 func (*ConsumeResponse_Assignment) isConsumeResponse_Response() {}
@@ -1143,6 +1640,8 @@ func (*ConsumeResponse_Assignment) isConsumeResponse_Response() {}
 func (*ConsumeResponse_Committed) isConsumeResponse_Response() {}
 
 func (*ConsumeResponse_Error) isConsumeResponse_Response() {}
+
+func (*ConsumeResponse_Settled) isConsumeResponse_Response() {}
 
 // Records in offset order per partition; a message stays under 4 MiB (the default receive
 // limit of gRPC libraries), unless one record is larger.
@@ -1155,7 +1654,7 @@ type Records struct {
 
 func (x *Records) Reset() {
 	*x = Records{}
-	mi := &file_stave_v1_stave_proto_msgTypes[12]
+	mi := &file_stave_v1_stave_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1167,7 +1666,7 @@ func (x *Records) String() string {
 func (*Records) ProtoMessage() {}
 
 func (x *Records) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[12]
+	mi := &file_stave_v1_stave_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1180,7 +1679,7 @@ func (x *Records) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Records.ProtoReflect.Descriptor instead.
 func (*Records) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{12}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Records) GetRecords() []*ConsumedRecord {
@@ -1196,17 +1695,21 @@ type ConsumedRecord struct {
 	Partition uint32                 `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
 	Offset    uint64                 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
 	// Milliseconds since the Unix epoch, as the producer stamped it.
-	TimestampMs   int64     `protobuf:"varint,4,opt,name=timestamp_ms,json=timestampMs,proto3" json:"timestamp_ms,omitempty"`
-	Key           []byte    `protobuf:"bytes,5,opt,name=key,proto3,oneof" json:"key,omitempty"`
-	Value         []byte    `protobuf:"bytes,6,opt,name=value,proto3" json:"value,omitempty"`
-	Headers       []*Header `protobuf:"bytes,7,rep,name=headers,proto3" json:"headers,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	TimestampMs int64     `protobuf:"varint,4,opt,name=timestamp_ms,json=timestampMs,proto3" json:"timestamp_ms,omitempty"`
+	Key         []byte    `protobuf:"bytes,5,opt,name=key,proto3,oneof" json:"key,omitempty"`
+	Value       []byte    `protobuf:"bytes,6,opt,name=value,proto3" json:"value,omitempty"`
+	Headers     []*Header `protobuf:"bytes,7,rep,name=headers,proto3" json:"headers,omitempty"`
+	// Queue groups: how many times this record was delivered, this delivery included (a
+	// failover may forget a first delivery), and when its lock expires (epoch milliseconds).
+	DeliveryCount  uint32 `protobuf:"varint,8,opt,name=delivery_count,json=deliveryCount,proto3" json:"delivery_count,omitempty"`
+	LockDeadlineMs int64  `protobuf:"varint,9,opt,name=lock_deadline_ms,json=lockDeadlineMs,proto3" json:"lock_deadline_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ConsumedRecord) Reset() {
 	*x = ConsumedRecord{}
-	mi := &file_stave_v1_stave_proto_msgTypes[13]
+	mi := &file_stave_v1_stave_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1218,7 +1721,7 @@ func (x *ConsumedRecord) String() string {
 func (*ConsumedRecord) ProtoMessage() {}
 
 func (x *ConsumedRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[13]
+	mi := &file_stave_v1_stave_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1231,7 +1734,7 @@ func (x *ConsumedRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumedRecord.ProtoReflect.Descriptor instead.
 func (*ConsumedRecord) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{13}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ConsumedRecord) GetTopic() string {
@@ -1283,6 +1786,20 @@ func (x *ConsumedRecord) GetHeaders() []*Header {
 	return nil
 }
 
+func (x *ConsumedRecord) GetDeliveryCount() uint32 {
+	if x != nil {
+		return x.DeliveryCount
+	}
+	return 0
+}
+
+func (x *ConsumedRecord) GetLockDeadlineMs() int64 {
+	if x != nil {
+		return x.LockDeadlineMs
+	}
+	return 0
+}
+
 // A change of the partitions a group gives the stream. Records of revoked or lost
 // partitions already pushed stay valid; none follows.
 type Assignment struct {
@@ -1301,7 +1818,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_stave_v1_stave_proto_msgTypes[14]
+	mi := &file_stave_v1_stave_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1313,7 +1830,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[14]
+	mi := &file_stave_v1_stave_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1326,7 +1843,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{14}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Assignment) GetMemberId() string {
@@ -1375,7 +1892,7 @@ type Committed struct {
 
 func (x *Committed) Reset() {
 	*x = Committed{}
-	mi := &file_stave_v1_stave_proto_msgTypes[15]
+	mi := &file_stave_v1_stave_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1387,7 +1904,7 @@ func (x *Committed) String() string {
 func (*Committed) ProtoMessage() {}
 
 func (x *Committed) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[15]
+	mi := &file_stave_v1_stave_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1400,7 +1917,7 @@ func (x *Committed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Committed.ProtoReflect.Descriptor instead.
 func (*Committed) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{15}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Committed) GetId() uint64 {
@@ -1436,7 +1953,7 @@ type ProduceRequest struct {
 
 func (x *ProduceRequest) Reset() {
 	*x = ProduceRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[16]
+	mi := &file_stave_v1_stave_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1448,7 +1965,7 @@ func (x *ProduceRequest) String() string {
 func (*ProduceRequest) ProtoMessage() {}
 
 func (x *ProduceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[16]
+	mi := &file_stave_v1_stave_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1461,7 +1978,7 @@ func (x *ProduceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceRequest.ProtoReflect.Descriptor instead.
 func (*ProduceRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{16}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ProduceRequest) GetSequence() uint64 {
@@ -1507,7 +2024,7 @@ type ProduceResponse struct {
 
 func (x *ProduceResponse) Reset() {
 	*x = ProduceResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[17]
+	mi := &file_stave_v1_stave_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1519,7 +2036,7 @@ func (x *ProduceResponse) String() string {
 func (*ProduceResponse) ProtoMessage() {}
 
 func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[17]
+	mi := &file_stave_v1_stave_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1532,7 +2049,7 @@ func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceResponse.ProtoReflect.Descriptor instead.
 func (*ProduceResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{17}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ProduceResponse) GetSequence() uint64 {
@@ -1591,7 +2108,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[18]
+	mi := &file_stave_v1_stave_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1603,7 +2120,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[18]
+	mi := &file_stave_v1_stave_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1616,7 +2133,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{18}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *FetchRequest) GetTopic() string {
@@ -1678,7 +2195,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[19]
+	mi := &file_stave_v1_stave_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1690,7 +2207,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[19]
+	mi := &file_stave_v1_stave_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1703,7 +2220,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{19}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *FetchResponse) GetError() *Error {
@@ -1757,7 +2274,7 @@ type ListOffsetsRequest struct {
 
 func (x *ListOffsetsRequest) Reset() {
 	*x = ListOffsetsRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[20]
+	mi := &file_stave_v1_stave_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1769,7 +2286,7 @@ func (x *ListOffsetsRequest) String() string {
 func (*ListOffsetsRequest) ProtoMessage() {}
 
 func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[20]
+	mi := &file_stave_v1_stave_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1782,7 +2299,7 @@ func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ListOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{20}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListOffsetsRequest) GetTopic() string {
@@ -1867,7 +2384,7 @@ type ListOffsetsResponse struct {
 
 func (x *ListOffsetsResponse) Reset() {
 	*x = ListOffsetsResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[21]
+	mi := &file_stave_v1_stave_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1879,7 +2396,7 @@ func (x *ListOffsetsResponse) String() string {
 func (*ListOffsetsResponse) ProtoMessage() {}
 
 func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[21]
+	mi := &file_stave_v1_stave_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1892,7 +2409,7 @@ func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ListOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{21}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListOffsetsResponse) GetError() *Error {
@@ -1919,7 +2436,7 @@ type MetadataRequest struct {
 
 func (x *MetadataRequest) Reset() {
 	*x = MetadataRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[22]
+	mi := &file_stave_v1_stave_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1931,7 +2448,7 @@ func (x *MetadataRequest) String() string {
 func (*MetadataRequest) ProtoMessage() {}
 
 func (x *MetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[22]
+	mi := &file_stave_v1_stave_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1944,7 +2461,7 @@ func (x *MetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetadataRequest.ProtoReflect.Descriptor instead.
 func (*MetadataRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{22}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *MetadataRequest) GetTopics() []string {
@@ -1964,7 +2481,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_stave_v1_stave_proto_msgTypes[23]
+	mi := &file_stave_v1_stave_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1976,7 +2493,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[23]
+	mi := &file_stave_v1_stave_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1989,7 +2506,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{23}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Node) GetId() uint64 {
@@ -2024,7 +2541,7 @@ type ReplicaProblem struct {
 
 func (x *ReplicaProblem) Reset() {
 	*x = ReplicaProblem{}
-	mi := &file_stave_v1_stave_proto_msgTypes[24]
+	mi := &file_stave_v1_stave_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2036,7 +2553,7 @@ func (x *ReplicaProblem) String() string {
 func (*ReplicaProblem) ProtoMessage() {}
 
 func (x *ReplicaProblem) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[24]
+	mi := &file_stave_v1_stave_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2049,7 +2566,7 @@ func (x *ReplicaProblem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaProblem.ProtoReflect.Descriptor instead.
 func (*ReplicaProblem) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{24}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ReplicaProblem) GetNodeId() uint64 {
@@ -2102,7 +2619,7 @@ type PartitionMetadata struct {
 
 func (x *PartitionMetadata) Reset() {
 	*x = PartitionMetadata{}
-	mi := &file_stave_v1_stave_proto_msgTypes[25]
+	mi := &file_stave_v1_stave_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2114,7 +2631,7 @@ func (x *PartitionMetadata) String() string {
 func (*PartitionMetadata) ProtoMessage() {}
 
 func (x *PartitionMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[25]
+	mi := &file_stave_v1_stave_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2127,7 +2644,7 @@ func (x *PartitionMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionMetadata.ProtoReflect.Descriptor instead.
 func (*PartitionMetadata) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{25}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PartitionMetadata) GetPartition() uint32 {
@@ -2183,7 +2700,7 @@ type TopicMetadata struct {
 
 func (x *TopicMetadata) Reset() {
 	*x = TopicMetadata{}
-	mi := &file_stave_v1_stave_proto_msgTypes[26]
+	mi := &file_stave_v1_stave_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2195,7 +2712,7 @@ func (x *TopicMetadata) String() string {
 func (*TopicMetadata) ProtoMessage() {}
 
 func (x *TopicMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[26]
+	mi := &file_stave_v1_stave_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2208,7 +2725,7 @@ func (x *TopicMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicMetadata.ProtoReflect.Descriptor instead.
 func (*TopicMetadata) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{26}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *TopicMetadata) GetName() string {
@@ -2244,7 +2761,7 @@ type MetadataResponse struct {
 
 func (x *MetadataResponse) Reset() {
 	*x = MetadataResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[27]
+	mi := &file_stave_v1_stave_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2256,7 +2773,7 @@ func (x *MetadataResponse) String() string {
 func (*MetadataResponse) ProtoMessage() {}
 
 func (x *MetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[27]
+	mi := &file_stave_v1_stave_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2269,7 +2786,7 @@ func (x *MetadataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetadataResponse.ProtoReflect.Descriptor instead.
 func (*MetadataResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{27}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *MetadataResponse) GetClusterId() string {
@@ -2308,7 +2825,7 @@ type InitProducerIdRequest struct {
 
 func (x *InitProducerIdRequest) Reset() {
 	*x = InitProducerIdRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[28]
+	mi := &file_stave_v1_stave_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2320,7 +2837,7 @@ func (x *InitProducerIdRequest) String() string {
 func (*InitProducerIdRequest) ProtoMessage() {}
 
 func (x *InitProducerIdRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[28]
+	mi := &file_stave_v1_stave_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2333,7 +2850,7 @@ func (x *InitProducerIdRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InitProducerIdRequest.ProtoReflect.Descriptor instead.
 func (*InitProducerIdRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{28}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{32}
 }
 
 type InitProducerIdResponse struct {
@@ -2347,7 +2864,7 @@ type InitProducerIdResponse struct {
 
 func (x *InitProducerIdResponse) Reset() {
 	*x = InitProducerIdResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[29]
+	mi := &file_stave_v1_stave_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2359,7 +2876,7 @@ func (x *InitProducerIdResponse) String() string {
 func (*InitProducerIdResponse) ProtoMessage() {}
 
 func (x *InitProducerIdResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[29]
+	mi := &file_stave_v1_stave_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2372,7 +2889,7 @@ func (x *InitProducerIdResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InitProducerIdResponse.ProtoReflect.Descriptor instead.
 func (*InitProducerIdResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{29}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *InitProducerIdResponse) GetError() *Error {
@@ -2406,7 +2923,7 @@ type ConfigEntry struct {
 
 func (x *ConfigEntry) Reset() {
 	*x = ConfigEntry{}
-	mi := &file_stave_v1_stave_proto_msgTypes[30]
+	mi := &file_stave_v1_stave_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2418,7 +2935,7 @@ func (x *ConfigEntry) String() string {
 func (*ConfigEntry) ProtoMessage() {}
 
 func (x *ConfigEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[30]
+	mi := &file_stave_v1_stave_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2431,7 +2948,7 @@ func (x *ConfigEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigEntry.ProtoReflect.Descriptor instead.
 func (*ConfigEntry) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{30}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ConfigEntry) GetKey() string {
@@ -2462,7 +2979,7 @@ type TopicSpec struct {
 
 func (x *TopicSpec) Reset() {
 	*x = TopicSpec{}
-	mi := &file_stave_v1_stave_proto_msgTypes[31]
+	mi := &file_stave_v1_stave_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2474,7 +2991,7 @@ func (x *TopicSpec) String() string {
 func (*TopicSpec) ProtoMessage() {}
 
 func (x *TopicSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[31]
+	mi := &file_stave_v1_stave_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2487,7 +3004,7 @@ func (x *TopicSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicSpec.ProtoReflect.Descriptor instead.
 func (*TopicSpec) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{31}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TopicSpec) GetName() string {
@@ -2528,7 +3045,7 @@ type TopicResult struct {
 
 func (x *TopicResult) Reset() {
 	*x = TopicResult{}
-	mi := &file_stave_v1_stave_proto_msgTypes[32]
+	mi := &file_stave_v1_stave_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2540,7 +3057,7 @@ func (x *TopicResult) String() string {
 func (*TopicResult) ProtoMessage() {}
 
 func (x *TopicResult) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[32]
+	mi := &file_stave_v1_stave_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2553,7 +3070,7 @@ func (x *TopicResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicResult.ProtoReflect.Descriptor instead.
 func (*TopicResult) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{32}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *TopicResult) GetName() string {
@@ -2579,7 +3096,7 @@ type CreateTopicsRequest struct {
 
 func (x *CreateTopicsRequest) Reset() {
 	*x = CreateTopicsRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[33]
+	mi := &file_stave_v1_stave_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2591,7 +3108,7 @@ func (x *CreateTopicsRequest) String() string {
 func (*CreateTopicsRequest) ProtoMessage() {}
 
 func (x *CreateTopicsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[33]
+	mi := &file_stave_v1_stave_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2604,7 +3121,7 @@ func (x *CreateTopicsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopicsRequest.ProtoReflect.Descriptor instead.
 func (*CreateTopicsRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{33}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CreateTopicsRequest) GetTopics() []*TopicSpec {
@@ -2623,7 +3140,7 @@ type CreateTopicsResponse struct {
 
 func (x *CreateTopicsResponse) Reset() {
 	*x = CreateTopicsResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[34]
+	mi := &file_stave_v1_stave_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2635,7 +3152,7 @@ func (x *CreateTopicsResponse) String() string {
 func (*CreateTopicsResponse) ProtoMessage() {}
 
 func (x *CreateTopicsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[34]
+	mi := &file_stave_v1_stave_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2648,7 +3165,7 @@ func (x *CreateTopicsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopicsResponse.ProtoReflect.Descriptor instead.
 func (*CreateTopicsResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{34}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CreateTopicsResponse) GetResults() []*TopicResult {
@@ -2667,7 +3184,7 @@ type DeleteTopicsRequest struct {
 
 func (x *DeleteTopicsRequest) Reset() {
 	*x = DeleteTopicsRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[35]
+	mi := &file_stave_v1_stave_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2679,7 +3196,7 @@ func (x *DeleteTopicsRequest) String() string {
 func (*DeleteTopicsRequest) ProtoMessage() {}
 
 func (x *DeleteTopicsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[35]
+	mi := &file_stave_v1_stave_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2692,7 +3209,7 @@ func (x *DeleteTopicsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicsRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTopicsRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{35}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DeleteTopicsRequest) GetNames() []string {
@@ -2711,7 +3228,7 @@ type DeleteTopicsResponse struct {
 
 func (x *DeleteTopicsResponse) Reset() {
 	*x = DeleteTopicsResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[36]
+	mi := &file_stave_v1_stave_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2723,7 +3240,7 @@ func (x *DeleteTopicsResponse) String() string {
 func (*DeleteTopicsResponse) ProtoMessage() {}
 
 func (x *DeleteTopicsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[36]
+	mi := &file_stave_v1_stave_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2736,7 +3253,7 @@ func (x *DeleteTopicsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicsResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTopicsResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{36}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *DeleteTopicsResponse) GetResults() []*TopicResult {
@@ -2756,7 +3273,7 @@ type DescribeTopicsRequest struct {
 
 func (x *DescribeTopicsRequest) Reset() {
 	*x = DescribeTopicsRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[37]
+	mi := &file_stave_v1_stave_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2768,7 +3285,7 @@ func (x *DescribeTopicsRequest) String() string {
 func (*DescribeTopicsRequest) ProtoMessage() {}
 
 func (x *DescribeTopicsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[37]
+	mi := &file_stave_v1_stave_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2781,7 +3298,7 @@ func (x *DescribeTopicsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTopicsRequest.ProtoReflect.Descriptor instead.
 func (*DescribeTopicsRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{37}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *DescribeTopicsRequest) GetNames() []string {
@@ -2804,7 +3321,7 @@ type TopicDescription struct {
 
 func (x *TopicDescription) Reset() {
 	*x = TopicDescription{}
-	mi := &file_stave_v1_stave_proto_msgTypes[38]
+	mi := &file_stave_v1_stave_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2816,7 +3333,7 @@ func (x *TopicDescription) String() string {
 func (*TopicDescription) ProtoMessage() {}
 
 func (x *TopicDescription) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[38]
+	mi := &file_stave_v1_stave_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2829,7 +3346,7 @@ func (x *TopicDescription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicDescription.ProtoReflect.Descriptor instead.
 func (*TopicDescription) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{38}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *TopicDescription) GetName() string {
@@ -2869,7 +3386,7 @@ type DescribeTopicsResponse struct {
 
 func (x *DescribeTopicsResponse) Reset() {
 	*x = DescribeTopicsResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[39]
+	mi := &file_stave_v1_stave_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2881,7 +3398,7 @@ func (x *DescribeTopicsResponse) String() string {
 func (*DescribeTopicsResponse) ProtoMessage() {}
 
 func (x *DescribeTopicsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[39]
+	mi := &file_stave_v1_stave_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2894,7 +3411,7 @@ func (x *DescribeTopicsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTopicsResponse.ProtoReflect.Descriptor instead.
 func (*DescribeTopicsResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{39}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *DescribeTopicsResponse) GetTopics() []*TopicDescription {
@@ -2915,7 +3432,7 @@ type AlterTopicConfigRequest struct {
 
 func (x *AlterTopicConfigRequest) Reset() {
 	*x = AlterTopicConfigRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[40]
+	mi := &file_stave_v1_stave_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2927,7 +3444,7 @@ func (x *AlterTopicConfigRequest) String() string {
 func (*AlterTopicConfigRequest) ProtoMessage() {}
 
 func (x *AlterTopicConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[40]
+	mi := &file_stave_v1_stave_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2940,7 +3457,7 @@ func (x *AlterTopicConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterTopicConfigRequest.ProtoReflect.Descriptor instead.
 func (*AlterTopicConfigRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{40}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *AlterTopicConfigRequest) GetName() string {
@@ -2966,7 +3483,7 @@ type AlterTopicConfigResponse struct {
 
 func (x *AlterTopicConfigResponse) Reset() {
 	*x = AlterTopicConfigResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[41]
+	mi := &file_stave_v1_stave_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2978,7 +3495,7 @@ func (x *AlterTopicConfigResponse) String() string {
 func (*AlterTopicConfigResponse) ProtoMessage() {}
 
 func (x *AlterTopicConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[41]
+	mi := &file_stave_v1_stave_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2991,7 +3508,7 @@ func (x *AlterTopicConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterTopicConfigResponse.ProtoReflect.Descriptor instead.
 func (*AlterTopicConfigResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{41}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *AlterTopicConfigResponse) GetError() *Error {
@@ -3010,7 +3527,7 @@ type FindCoordinatorRequest struct {
 
 func (x *FindCoordinatorRequest) Reset() {
 	*x = FindCoordinatorRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[42]
+	mi := &file_stave_v1_stave_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3022,7 +3539,7 @@ func (x *FindCoordinatorRequest) String() string {
 func (*FindCoordinatorRequest) ProtoMessage() {}
 
 func (x *FindCoordinatorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[42]
+	mi := &file_stave_v1_stave_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3035,7 +3552,7 @@ func (x *FindCoordinatorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindCoordinatorRequest.ProtoReflect.Descriptor instead.
 func (*FindCoordinatorRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{42}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *FindCoordinatorRequest) GetGroup() string {
@@ -3056,7 +3573,7 @@ type FindCoordinatorResponse struct {
 
 func (x *FindCoordinatorResponse) Reset() {
 	*x = FindCoordinatorResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[43]
+	mi := &file_stave_v1_stave_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3068,7 +3585,7 @@ func (x *FindCoordinatorResponse) String() string {
 func (*FindCoordinatorResponse) ProtoMessage() {}
 
 func (x *FindCoordinatorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[43]
+	mi := &file_stave_v1_stave_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3081,7 +3598,7 @@ func (x *FindCoordinatorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindCoordinatorResponse.ProtoReflect.Descriptor instead.
 func (*FindCoordinatorResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{43}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *FindCoordinatorResponse) GetError() *Error {
@@ -3118,7 +3635,7 @@ type OffsetCommit struct {
 
 func (x *OffsetCommit) Reset() {
 	*x = OffsetCommit{}
-	mi := &file_stave_v1_stave_proto_msgTypes[44]
+	mi := &file_stave_v1_stave_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3130,7 +3647,7 @@ func (x *OffsetCommit) String() string {
 func (*OffsetCommit) ProtoMessage() {}
 
 func (x *OffsetCommit) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[44]
+	mi := &file_stave_v1_stave_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3143,7 +3660,7 @@ func (x *OffsetCommit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OffsetCommit.ProtoReflect.Descriptor instead.
 func (*OffsetCommit) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{44}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *OffsetCommit) GetTopic() string {
@@ -3188,7 +3705,7 @@ type CommitOffsetsRequest struct {
 
 func (x *CommitOffsetsRequest) Reset() {
 	*x = CommitOffsetsRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[45]
+	mi := &file_stave_v1_stave_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3200,7 +3717,7 @@ func (x *CommitOffsetsRequest) String() string {
 func (*CommitOffsetsRequest) ProtoMessage() {}
 
 func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[45]
+	mi := &file_stave_v1_stave_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3213,7 +3730,7 @@ func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{45}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *CommitOffsetsRequest) GetGroup() string {
@@ -3253,7 +3770,7 @@ type CommitOffsetsResponse struct {
 
 func (x *CommitOffsetsResponse) Reset() {
 	*x = CommitOffsetsResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[46]
+	mi := &file_stave_v1_stave_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3265,7 +3782,7 @@ func (x *CommitOffsetsResponse) String() string {
 func (*CommitOffsetsResponse) ProtoMessage() {}
 
 func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[46]
+	mi := &file_stave_v1_stave_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3278,7 +3795,7 @@ func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{46}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *CommitOffsetsResponse) GetError() *Error {
@@ -3297,7 +3814,7 @@ type FetchOffsetsRequest struct {
 
 func (x *FetchOffsetsRequest) Reset() {
 	*x = FetchOffsetsRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[47]
+	mi := &file_stave_v1_stave_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3309,7 +3826,7 @@ func (x *FetchOffsetsRequest) String() string {
 func (*FetchOffsetsRequest) ProtoMessage() {}
 
 func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[47]
+	mi := &file_stave_v1_stave_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3322,7 +3839,7 @@ func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{47}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *FetchOffsetsRequest) GetGroup() string {
@@ -3345,7 +3862,7 @@ type GroupOffset struct {
 
 func (x *GroupOffset) Reset() {
 	*x = GroupOffset{}
-	mi := &file_stave_v1_stave_proto_msgTypes[48]
+	mi := &file_stave_v1_stave_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3357,7 +3874,7 @@ func (x *GroupOffset) String() string {
 func (*GroupOffset) ProtoMessage() {}
 
 func (x *GroupOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[48]
+	mi := &file_stave_v1_stave_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3370,7 +3887,7 @@ func (x *GroupOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupOffset.ProtoReflect.Descriptor instead.
 func (*GroupOffset) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{48}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *GroupOffset) GetTopic() string {
@@ -3418,7 +3935,7 @@ type FetchOffsetsResponse struct {
 
 func (x *FetchOffsetsResponse) Reset() {
 	*x = FetchOffsetsResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[49]
+	mi := &file_stave_v1_stave_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3430,7 +3947,7 @@ func (x *FetchOffsetsResponse) String() string {
 func (*FetchOffsetsResponse) ProtoMessage() {}
 
 func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[49]
+	mi := &file_stave_v1_stave_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3443,7 +3960,7 @@ func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{49}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *FetchOffsetsResponse) GetError() *Error {
@@ -3470,7 +3987,7 @@ type TopicPartitions struct {
 
 func (x *TopicPartitions) Reset() {
 	*x = TopicPartitions{}
-	mi := &file_stave_v1_stave_proto_msgTypes[50]
+	mi := &file_stave_v1_stave_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3482,7 +3999,7 @@ func (x *TopicPartitions) String() string {
 func (*TopicPartitions) ProtoMessage() {}
 
 func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[50]
+	mi := &file_stave_v1_stave_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3495,7 +4012,7 @@ func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicPartitions.ProtoReflect.Descriptor instead.
 func (*TopicPartitions) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{50}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *TopicPartitions) GetTopic() string {
@@ -3530,7 +4047,7 @@ type GroupHeartbeatRequest struct {
 
 func (x *GroupHeartbeatRequest) Reset() {
 	*x = GroupHeartbeatRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[51]
+	mi := &file_stave_v1_stave_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3542,7 +4059,7 @@ func (x *GroupHeartbeatRequest) String() string {
 func (*GroupHeartbeatRequest) ProtoMessage() {}
 
 func (x *GroupHeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[51]
+	mi := &file_stave_v1_stave_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3555,7 +4072,7 @@ func (x *GroupHeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupHeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*GroupHeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{51}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *GroupHeartbeatRequest) GetGroup() string {
@@ -3615,7 +4132,7 @@ type GroupHeartbeatResponse struct {
 
 func (x *GroupHeartbeatResponse) Reset() {
 	*x = GroupHeartbeatResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[52]
+	mi := &file_stave_v1_stave_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3627,7 +4144,7 @@ func (x *GroupHeartbeatResponse) String() string {
 func (*GroupHeartbeatResponse) ProtoMessage() {}
 
 func (x *GroupHeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[52]
+	mi := &file_stave_v1_stave_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3640,7 +4157,7 @@ func (x *GroupHeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupHeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*GroupHeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{52}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *GroupHeartbeatResponse) GetError() *Error {
@@ -3694,7 +4211,7 @@ type DescribeGroupRequest struct {
 
 func (x *DescribeGroupRequest) Reset() {
 	*x = DescribeGroupRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[53]
+	mi := &file_stave_v1_stave_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3706,7 +4223,7 @@ func (x *DescribeGroupRequest) String() string {
 func (*DescribeGroupRequest) ProtoMessage() {}
 
 func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[53]
+	mi := &file_stave_v1_stave_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3719,7 +4236,7 @@ func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{53}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *DescribeGroupRequest) GetGroup() string {
@@ -3742,7 +4259,7 @@ type GroupMember struct {
 
 func (x *GroupMember) Reset() {
 	*x = GroupMember{}
-	mi := &file_stave_v1_stave_proto_msgTypes[54]
+	mi := &file_stave_v1_stave_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3754,7 +4271,7 @@ func (x *GroupMember) String() string {
 func (*GroupMember) ProtoMessage() {}
 
 func (x *GroupMember) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[54]
+	mi := &file_stave_v1_stave_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3767,7 +4284,7 @@ func (x *GroupMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
 func (*GroupMember) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{54}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *GroupMember) GetMemberId() string {
@@ -3812,7 +4329,7 @@ type PartitionLag struct {
 
 func (x *PartitionLag) Reset() {
 	*x = PartitionLag{}
-	mi := &file_stave_v1_stave_proto_msgTypes[55]
+	mi := &file_stave_v1_stave_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3824,7 +4341,7 @@ func (x *PartitionLag) String() string {
 func (*PartitionLag) ProtoMessage() {}
 
 func (x *PartitionLag) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[55]
+	mi := &file_stave_v1_stave_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3837,7 +4354,7 @@ func (x *PartitionLag) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionLag.ProtoReflect.Descriptor instead.
 func (*PartitionLag) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{55}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *PartitionLag) GetTopic() string {
@@ -3876,17 +4393,19 @@ func (x *PartitionLag) GetLag() uint64 {
 }
 
 type DescribeGroupResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
-	Members       []*GroupMember         `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
-	Offsets       []*PartitionLag        `protobuf:"bytes,3,rep,name=offsets,proto3" json:"offsets,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Error   *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Members []*GroupMember         `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	Offsets []*PartitionLag        `protobuf:"bytes,3,rep,name=offsets,proto3" json:"offsets,omitempty"`
+	// Set for a queue group (its members then hold no partitions).
+	Queue         *QueueGroupState `protobuf:"bytes,4,opt,name=queue,proto3" json:"queue,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DescribeGroupResponse) Reset() {
 	*x = DescribeGroupResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[56]
+	mi := &file_stave_v1_stave_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3898,7 +4417,7 @@ func (x *DescribeGroupResponse) String() string {
 func (*DescribeGroupResponse) ProtoMessage() {}
 
 func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[56]
+	mi := &file_stave_v1_stave_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3911,7 +4430,7 @@ func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{56}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *DescribeGroupResponse) GetError() *Error {
@@ -3935,6 +4454,616 @@ func (x *DescribeGroupResponse) GetOffsets() []*PartitionLag {
 	return nil
 }
 
+func (x *DescribeGroupResponse) GetQueue() *QueueGroupState {
+	if x != nil {
+		return x.Queue
+	}
+	return nil
+}
+
+type QueueGroupState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Options       *QueueOptions          `protobuf:"bytes,1,opt,name=options,proto3" json:"options,omitempty"`
+	Members       []*QueueMember         `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	Partitions    []*QueuePartitionState `protobuf:"bytes,3,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueueGroupState) Reset() {
+	*x = QueueGroupState{}
+	mi := &file_stave_v1_stave_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueGroupState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueGroupState) ProtoMessage() {}
+
+func (x *QueueGroupState) ProtoReflect() protoreflect.Message {
+	mi := &file_stave_v1_stave_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueGroupState.ProtoReflect.Descriptor instead.
+func (*QueueGroupState) Descriptor() ([]byte, []int) {
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *QueueGroupState) GetOptions() *QueueOptions {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+func (x *QueueGroupState) GetMembers() []*QueueMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *QueueGroupState) GetPartitions() []*QueuePartitionState {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type QueueMember struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	MemberId string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	// Records it holds now.
+	InFlight      uint32 `protobuf:"varint,2,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
+	Delivered     uint64 `protobuf:"varint,3,opt,name=delivered,proto3" json:"delivered,omitempty"`
+	Acked         uint64 `protobuf:"varint,4,opt,name=acked,proto3" json:"acked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueueMember) Reset() {
+	*x = QueueMember{}
+	mi := &file_stave_v1_stave_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueMember) ProtoMessage() {}
+
+func (x *QueueMember) ProtoReflect() protoreflect.Message {
+	mi := &file_stave_v1_stave_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueMember.ProtoReflect.Descriptor instead.
+func (*QueueMember) Descriptor() ([]byte, []int) {
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *QueueMember) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *QueueMember) GetInFlight() uint32 {
+	if x != nil {
+		return x.InFlight
+	}
+	return 0
+}
+
+func (x *QueueMember) GetDelivered() uint64 {
+	if x != nil {
+		return x.Delivered
+	}
+	return 0
+}
+
+func (x *QueueMember) GetAcked() uint64 {
+	if x != nil {
+		return x.Acked
+	}
+	return 0
+}
+
+type QueuePartitionState struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition uint32                 `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The first record not acknowledged: everything below is done.
+	AckFloor      uint64 `protobuf:"varint,3,opt,name=ack_floor,json=ackFloor,proto3" json:"ack_floor,omitempty"`
+	HighWatermark uint64 `protobuf:"varint,4,opt,name=high_watermark,json=highWatermark,proto3" json:"high_watermark,omitempty"`
+	InFlight      uint32 `protobuf:"varint,5,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
+	// Records released with a delay, waiting for it.
+	Delayed uint32 `protobuf:"varint,6,opt,name=delayed,proto3" json:"delayed,omitempty"`
+	// Deliveries after the first, and records sent to the dead-letter topic, since the
+	// coordinator took the group (redeliveries) and ever (dead_lettered).
+	Redeliveries uint64 `protobuf:"varint,7,opt,name=redeliveries,proto3" json:"redeliveries,omitempty"`
+	DeadLettered uint64 `protobuf:"varint,8,opt,name=dead_lettered,json=deadLettered,proto3" json:"dead_lettered,omitempty"`
+	// Age of the oldest record not acknowledged (0: none).
+	OldestUnackedAgeS float64 `protobuf:"fixed64,9,opt,name=oldest_unacked_age_s,json=oldestUnackedAgeS,proto3" json:"oldest_unacked_age_s,omitempty"`
+	// Why the partition delivers nothing more now (empty: it does): `max.unacked.span` or
+	// the in-flight cap reached.
+	Blocked       string `protobuf:"bytes,10,opt,name=blocked,proto3" json:"blocked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueuePartitionState) Reset() {
+	*x = QueuePartitionState{}
+	mi := &file_stave_v1_stave_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueuePartitionState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueuePartitionState) ProtoMessage() {}
+
+func (x *QueuePartitionState) ProtoReflect() protoreflect.Message {
+	mi := &file_stave_v1_stave_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueuePartitionState.ProtoReflect.Descriptor instead.
+func (*QueuePartitionState) Descriptor() ([]byte, []int) {
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *QueuePartitionState) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *QueuePartitionState) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *QueuePartitionState) GetAckFloor() uint64 {
+	if x != nil {
+		return x.AckFloor
+	}
+	return 0
+}
+
+func (x *QueuePartitionState) GetHighWatermark() uint64 {
+	if x != nil {
+		return x.HighWatermark
+	}
+	return 0
+}
+
+func (x *QueuePartitionState) GetInFlight() uint32 {
+	if x != nil {
+		return x.InFlight
+	}
+	return 0
+}
+
+func (x *QueuePartitionState) GetDelayed() uint32 {
+	if x != nil {
+		return x.Delayed
+	}
+	return 0
+}
+
+func (x *QueuePartitionState) GetRedeliveries() uint64 {
+	if x != nil {
+		return x.Redeliveries
+	}
+	return 0
+}
+
+func (x *QueuePartitionState) GetDeadLettered() uint64 {
+	if x != nil {
+		return x.DeadLettered
+	}
+	return 0
+}
+
+func (x *QueuePartitionState) GetOldestUnackedAgeS() float64 {
+	if x != nil {
+		return x.OldestUnackedAgeS
+	}
+	return 0
+}
+
+func (x *QueuePartitionState) GetBlocked() string {
+	if x != nil {
+		return x.Blocked
+	}
+	return ""
+}
+
+type QueueFetchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// Empty: join (the answer carries the new id).
+	MemberId string `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	// Topic names or patterns (joining only; later fetches may leave it empty).
+	Topics  []string      `protobuf:"bytes,3,rep,name=topics,proto3" json:"topics,omitempty"`
+	Options *QueueOptions `protobuf:"bytes,4,opt,name=options,proto3" json:"options,omitempty"`
+	// Where a new group starts reading partitions it never acknowledged (default latest).
+	//
+	// Types that are valid to be assigned to Start:
+	//
+	//	*QueueFetchRequest_Earliest
+	//	*QueueFetchRequest_Latest
+	//	*QueueFetchRequest_Offset
+	//	*QueueFetchRequest_TimestampMs
+	Start isQueueFetchRequest_Start `protobuf_oneof:"start"`
+	// Up to this many records (0: none, a heartbeat; at most 10,000).
+	MaxRecords uint32 `protobuf:"varint,9,opt,name=max_records,json=maxRecords,proto3" json:"max_records,omitempty"`
+	// Wait up to this long for the first (at most 30,000).
+	MaxWaitMs uint32 `protobuf:"varint,10,opt,name=max_wait_ms,json=maxWaitMs,proto3" json:"max_wait_ms,omitempty"`
+	// Leave the group: what the member holds is released now.
+	Leave         bool `protobuf:"varint,11,opt,name=leave,proto3" json:"leave,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueueFetchRequest) Reset() {
+	*x = QueueFetchRequest{}
+	mi := &file_stave_v1_stave_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueFetchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueFetchRequest) ProtoMessage() {}
+
+func (x *QueueFetchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stave_v1_stave_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueFetchRequest.ProtoReflect.Descriptor instead.
+func (*QueueFetchRequest) Descriptor() ([]byte, []int) {
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *QueueFetchRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *QueueFetchRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *QueueFetchRequest) GetTopics() []string {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+func (x *QueueFetchRequest) GetOptions() *QueueOptions {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+func (x *QueueFetchRequest) GetStart() isQueueFetchRequest_Start {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *QueueFetchRequest) GetEarliest() bool {
+	if x != nil {
+		if x, ok := x.Start.(*QueueFetchRequest_Earliest); ok {
+			return x.Earliest
+		}
+	}
+	return false
+}
+
+func (x *QueueFetchRequest) GetLatest() bool {
+	if x != nil {
+		if x, ok := x.Start.(*QueueFetchRequest_Latest); ok {
+			return x.Latest
+		}
+	}
+	return false
+}
+
+func (x *QueueFetchRequest) GetOffset() uint64 {
+	if x != nil {
+		if x, ok := x.Start.(*QueueFetchRequest_Offset); ok {
+			return x.Offset
+		}
+	}
+	return 0
+}
+
+func (x *QueueFetchRequest) GetTimestampMs() int64 {
+	if x != nil {
+		if x, ok := x.Start.(*QueueFetchRequest_TimestampMs); ok {
+			return x.TimestampMs
+		}
+	}
+	return 0
+}
+
+func (x *QueueFetchRequest) GetMaxRecords() uint32 {
+	if x != nil {
+		return x.MaxRecords
+	}
+	return 0
+}
+
+func (x *QueueFetchRequest) GetMaxWaitMs() uint32 {
+	if x != nil {
+		return x.MaxWaitMs
+	}
+	return 0
+}
+
+func (x *QueueFetchRequest) GetLeave() bool {
+	if x != nil {
+		return x.Leave
+	}
+	return false
+}
+
+type isQueueFetchRequest_Start interface {
+	isQueueFetchRequest_Start()
+}
+
+type QueueFetchRequest_Earliest struct {
+	Earliest bool `protobuf:"varint,5,opt,name=earliest,proto3,oneof"`
+}
+
+type QueueFetchRequest_Latest struct {
+	Latest bool `protobuf:"varint,6,opt,name=latest,proto3,oneof"`
+}
+
+type QueueFetchRequest_Offset struct {
+	Offset uint64 `protobuf:"varint,7,opt,name=offset,proto3,oneof"`
+}
+
+type QueueFetchRequest_TimestampMs struct {
+	TimestampMs int64 `protobuf:"varint,8,opt,name=timestamp_ms,json=timestampMs,proto3,oneof"`
+}
+
+func (*QueueFetchRequest_Earliest) isQueueFetchRequest_Start() {}
+
+func (*QueueFetchRequest_Latest) isQueueFetchRequest_Start() {}
+
+func (*QueueFetchRequest_Offset) isQueueFetchRequest_Start() {}
+
+func (*QueueFetchRequest_TimestampMs) isQueueFetchRequest_Start() {}
+
+type QueueFetchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	MemberId      string                 `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	Records       []*ConsumedRecord      `protobuf:"bytes,3,rep,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueueFetchResponse) Reset() {
+	*x = QueueFetchResponse{}
+	mi := &file_stave_v1_stave_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueFetchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueFetchResponse) ProtoMessage() {}
+
+func (x *QueueFetchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stave_v1_stave_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueFetchResponse.ProtoReflect.Descriptor instead.
+func (*QueueFetchResponse) Descriptor() ([]byte, []int) {
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *QueueFetchResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *QueueFetchResponse) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *QueueFetchResponse) GetRecords() []*ConsumedRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+type QueueSettleRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	MemberId      string                 `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	Settlements   []*Settlement          `protobuf:"bytes,3,rep,name=settlements,proto3" json:"settlements,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueueSettleRequest) Reset() {
+	*x = QueueSettleRequest{}
+	mi := &file_stave_v1_stave_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueSettleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueSettleRequest) ProtoMessage() {}
+
+func (x *QueueSettleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stave_v1_stave_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueSettleRequest.ProtoReflect.Descriptor instead.
+func (*QueueSettleRequest) Descriptor() ([]byte, []int) {
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *QueueSettleRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *QueueSettleRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *QueueSettleRequest) GetSettlements() []*Settlement {
+	if x != nil {
+		return x.Settlements
+	}
+	return nil
+}
+
+type QueueSettleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Set: nothing was settled (unknown member, not the coordinator, ...).
+	Error *Error `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	// Per settlement, in order.
+	Results       []*Error `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueueSettleResponse) Reset() {
+	*x = QueueSettleResponse{}
+	mi := &file_stave_v1_stave_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueSettleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueSettleResponse) ProtoMessage() {}
+
+func (x *QueueSettleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stave_v1_stave_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueSettleResponse.ProtoReflect.Descriptor instead.
+func (*QueueSettleResponse) Descriptor() ([]byte, []int) {
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *QueueSettleResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *QueueSettleResponse) GetResults() []*Error {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 type ListGroupsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -3943,7 +5072,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[57]
+	mi := &file_stave_v1_stave_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3955,7 +5084,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[57]
+	mi := &file_stave_v1_stave_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3968,7 +5097,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{57}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{68}
 }
 
 type ListedGroup struct {
@@ -3983,7 +5112,7 @@ type ListedGroup struct {
 
 func (x *ListedGroup) Reset() {
 	*x = ListedGroup{}
-	mi := &file_stave_v1_stave_proto_msgTypes[58]
+	mi := &file_stave_v1_stave_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3995,7 +5124,7 @@ func (x *ListedGroup) String() string {
 func (*ListedGroup) ProtoMessage() {}
 
 func (x *ListedGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[58]
+	mi := &file_stave_v1_stave_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4008,7 +5137,7 @@ func (x *ListedGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListedGroup.ProtoReflect.Descriptor instead.
 func (*ListedGroup) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{58}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ListedGroup) GetGroup() string {
@@ -4044,7 +5173,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[59]
+	mi := &file_stave_v1_stave_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4056,7 +5185,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[59]
+	mi := &file_stave_v1_stave_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4069,7 +5198,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{59}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ListGroupsResponse) GetError() *Error {
@@ -4112,7 +5241,7 @@ type ResetOffsetsRequest struct {
 
 func (x *ResetOffsetsRequest) Reset() {
 	*x = ResetOffsetsRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[60]
+	mi := &file_stave_v1_stave_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4124,7 +5253,7 @@ func (x *ResetOffsetsRequest) String() string {
 func (*ResetOffsetsRequest) ProtoMessage() {}
 
 func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[60]
+	mi := &file_stave_v1_stave_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4137,7 +5266,7 @@ func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ResetOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{60}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ResetOffsetsRequest) GetGroup() string {
@@ -4245,7 +5374,7 @@ type ResetOffsetsResponse struct {
 
 func (x *ResetOffsetsResponse) Reset() {
 	*x = ResetOffsetsResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[61]
+	mi := &file_stave_v1_stave_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4257,7 +5386,7 @@ func (x *ResetOffsetsResponse) String() string {
 func (*ResetOffsetsResponse) ProtoMessage() {}
 
 func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[61]
+	mi := &file_stave_v1_stave_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4270,7 +5399,7 @@ func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ResetOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{61}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ResetOffsetsResponse) GetError() *Error {
@@ -4325,12 +5454,13 @@ const file_stave_v1_stave_proto_rawDesc = "" +
 	"\x02id\x18\x05 \x01(\tR\x02id\"`\n" +
 	"\x0fPublishResponse\x121\n" +
 	"\aresults\x18\x01 \x03(\v2\x17.stave.v1.PublishResultR\aresults\x12\x1a\n" +
-	"\bsequence\x18\x02 \x01(\x04R\bsequence\"\xa8\x01\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\"\xd4\x01\n" +
 	"\x0eConsumeRequest\x123\n" +
 	"\tsubscribe\x18\x01 \x01(\v2\x13.stave.v1.SubscribeH\x00R\tsubscribe\x12*\n" +
 	"\x06credit\x18\x02 \x01(\v2\x10.stave.v1.CreditH\x00R\x06credit\x12*\n" +
-	"\x06commit\x18\x03 \x01(\v2\x10.stave.v1.CommitH\x00R\x06commitB\t\n" +
-	"\arequest\"\xfa\x01\n" +
+	"\x06commit\x18\x03 \x01(\v2\x10.stave.v1.CommitH\x00R\x06commit\x12*\n" +
+	"\x06settle\x18\x04 \x01(\v2\x10.stave.v1.SettleH\x00R\x06settleB\t\n" +
+	"\arequest\"\xd3\x02\n" +
 	"\tSubscribe\x12\x16\n" +
 	"\x06topics\x18\x01 \x03(\tR\x06topics\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x1e\n" +
@@ -4342,29 +5472,57 @@ const file_stave_v1_stave_proto_rawDesc = "" +
 	"\bearliest\x18\x05 \x01(\bH\x00R\bearliest\x12\x18\n" +
 	"\x06latest\x18\x06 \x01(\bH\x00R\x06latest\x12\x18\n" +
 	"\x06offset\x18\a \x01(\x04H\x00R\x06offset\x12#\n" +
-	"\ftimestamp_ms\x18\b \x01(\x03H\x00R\vtimestampMsB\a\n" +
-	"\x05start\"8\n" +
+	"\ftimestamp_ms\x18\b \x01(\x03H\x00R\vtimestampMs\x12)\n" +
+	"\x04mode\x18\t \x01(\x0e2\x15.stave.v1.ConsumeModeR\x04mode\x12,\n" +
+	"\x05queue\x18\n" +
+	" \x01(\v2\x16.stave.v1.QueueOptionsR\x05queueB\a\n" +
+	"\x05start\"\xf0\x01\n" +
+	"\fQueueOptions\x12\x1c\n" +
+	"\alock_ms\x18\x01 \x01(\x03H\x00R\x06lockMs\x88\x01\x01\x12*\n" +
+	"\x0emax_deliveries\x18\x02 \x01(\rH\x01R\rmaxDeliveries\x88\x01\x01\x123\n" +
+	"\bordering\x18\x03 \x01(\x0e2\x17.stave.v1.QueueOrderingR\bordering\x12-\n" +
+	"\x10max_unacked_span\x18\x04 \x01(\x04H\x02R\x0emaxUnackedSpan\x88\x01\x01B\n" +
+	"\n" +
+	"\b_lock_msB\x11\n" +
+	"\x0f_max_deliveriesB\x13\n" +
+	"\x11_max_unacked_span\"8\n" +
 	"\x06Credit\x12\x18\n" +
 	"\arecords\x18\x01 \x01(\rR\arecords\x12\x14\n" +
-	"\x05bytes\x18\x02 \x01(\x04R\x05bytes\"J\n" +
+	"\x05bytes\x18\x02 \x01(\x04R\x05bytes\"P\n" +
+	"\x06Settle\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x126\n" +
+	"\vsettlements\x18\x02 \x03(\v2\x14.stave.v1.SettlementR\vsettlements\"\xe2\x01\n" +
+	"\n" +
+	"Settlement\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\rR\tpartition\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x04R\x06offset\x12%\n" +
+	"\x0edelivery_count\x18\x04 \x01(\rR\rdeliveryCount\x12.\n" +
+	"\x06action\x18\x05 \x01(\x0e2\x16.stave.v1.SettleActionR\x06action\x12\x19\n" +
+	"\bdelay_ms\x18\x06 \x01(\x04R\adelayMs\x12\x16\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\"D\n" +
+	"\aSettled\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12)\n" +
+	"\aresults\x18\x02 \x03(\v2\x0f.stave.v1.ErrorR\aresults\"J\n" +
 	"\x06Commit\x120\n" +
 	"\aoffsets\x18\x01 \x03(\v2\x16.stave.v1.CommitOffsetR\aoffsets\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\x04R\x02id\"Z\n" +
 	"\fCommitOffset\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\rR\tpartition\x12\x16\n" +
-	"\x06offset\x18\x03 \x01(\x04R\x06offset\"\xe2\x01\n" +
+	"\x06offset\x18\x03 \x01(\x04R\x06offset\"\x91\x02\n" +
 	"\x0fConsumeResponse\x12-\n" +
 	"\arecords\x18\x01 \x01(\v2\x11.stave.v1.RecordsH\x00R\arecords\x126\n" +
 	"\n" +
 	"assignment\x18\x02 \x01(\v2\x14.stave.v1.AssignmentH\x00R\n" +
 	"assignment\x123\n" +
 	"\tcommitted\x18\x03 \x01(\v2\x13.stave.v1.CommittedH\x00R\tcommitted\x12'\n" +
-	"\x05error\x18\x04 \x01(\v2\x0f.stave.v1.ErrorH\x00R\x05errorB\n" +
+	"\x05error\x18\x04 \x01(\v2\x0f.stave.v1.ErrorH\x00R\x05error\x12-\n" +
+	"\asettled\x18\x05 \x01(\v2\x11.stave.v1.SettledH\x00R\asettledB\n" +
 	"\n" +
 	"\bresponse\"=\n" +
 	"\aRecords\x122\n" +
-	"\arecords\x18\x01 \x03(\v2\x18.stave.v1.ConsumedRecordR\arecords\"\xe0\x01\n" +
+	"\arecords\x18\x01 \x03(\v2\x18.stave.v1.ConsumedRecordR\arecords\"\xb1\x02\n" +
 	"\x0eConsumedRecord\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\rR\tpartition\x12\x16\n" +
@@ -4372,7 +5530,9 @@ const file_stave_v1_stave_proto_rawDesc = "" +
 	"\ftimestamp_ms\x18\x04 \x01(\x03R\vtimestampMs\x12\x15\n" +
 	"\x03key\x18\x05 \x01(\fH\x00R\x03key\x88\x01\x01\x12\x14\n" +
 	"\x05value\x18\x06 \x01(\fR\x05value\x12*\n" +
-	"\aheaders\x18\a \x03(\v2\x10.stave.v1.HeaderR\aheadersB\x06\n" +
+	"\aheaders\x18\a \x03(\v2\x10.stave.v1.HeaderR\aheaders\x12%\n" +
+	"\x0edelivery_count\x18\b \x01(\rR\rdeliveryCount\x12(\n" +
+	"\x10lock_deadline_ms\x18\t \x01(\x03R\x0elockDeadlineMsB\x06\n" +
 	"\x04_key\"\xde\x01\n" +
 	"\n" +
 	"Assignment\x12\x1b\n" +
@@ -4558,11 +5718,61 @@ const file_stave_v1_stave_proto_rawDesc = "" +
 	"\tpartition\x18\x02 \x01(\rR\tpartition\x12\x1c\n" +
 	"\tcommitted\x18\x03 \x01(\x04R\tcommitted\x12%\n" +
 	"\x0ehigh_watermark\x18\x04 \x01(\x04R\rhighWatermark\x12\x10\n" +
-	"\x03lag\x18\x05 \x01(\x04R\x03lag\"\xa1\x01\n" +
+	"\x03lag\x18\x05 \x01(\x04R\x03lag\"\xd2\x01\n" +
 	"\x15DescribeGroupResponse\x12%\n" +
 	"\x05error\x18\x01 \x01(\v2\x0f.stave.v1.ErrorR\x05error\x12/\n" +
 	"\amembers\x18\x02 \x03(\v2\x15.stave.v1.GroupMemberR\amembers\x120\n" +
-	"\aoffsets\x18\x03 \x03(\v2\x16.stave.v1.PartitionLagR\aoffsets\"\x13\n" +
+	"\aoffsets\x18\x03 \x03(\v2\x16.stave.v1.PartitionLagR\aoffsets\x12/\n" +
+	"\x05queue\x18\x04 \x01(\v2\x19.stave.v1.QueueGroupStateR\x05queue\"\xb3\x01\n" +
+	"\x0fQueueGroupState\x120\n" +
+	"\aoptions\x18\x01 \x01(\v2\x16.stave.v1.QueueOptionsR\aoptions\x12/\n" +
+	"\amembers\x18\x02 \x03(\v2\x15.stave.v1.QueueMemberR\amembers\x12=\n" +
+	"\n" +
+	"partitions\x18\x03 \x03(\v2\x1d.stave.v1.QueuePartitionStateR\n" +
+	"partitions\"{\n" +
+	"\vQueueMember\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x1b\n" +
+	"\tin_flight\x18\x02 \x01(\rR\binFlight\x12\x1c\n" +
+	"\tdelivered\x18\x03 \x01(\x04R\tdelivered\x12\x14\n" +
+	"\x05acked\x18\x04 \x01(\x04R\x05acked\"\xd8\x02\n" +
+	"\x13QueuePartitionState\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\rR\tpartition\x12\x1b\n" +
+	"\tack_floor\x18\x03 \x01(\x04R\backFloor\x12%\n" +
+	"\x0ehigh_watermark\x18\x04 \x01(\x04R\rhighWatermark\x12\x1b\n" +
+	"\tin_flight\x18\x05 \x01(\rR\binFlight\x12\x18\n" +
+	"\adelayed\x18\x06 \x01(\rR\adelayed\x12\"\n" +
+	"\fredeliveries\x18\a \x01(\x04R\fredeliveries\x12#\n" +
+	"\rdead_lettered\x18\b \x01(\x04R\fdeadLettered\x12/\n" +
+	"\x14oldest_unacked_age_s\x18\t \x01(\x01R\x11oldestUnackedAgeS\x12\x18\n" +
+	"\ablocked\x18\n" +
+	" \x01(\tR\ablocked\"\xe7\x02\n" +
+	"\x11QueueFetchRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
+	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12\x16\n" +
+	"\x06topics\x18\x03 \x03(\tR\x06topics\x120\n" +
+	"\aoptions\x18\x04 \x01(\v2\x16.stave.v1.QueueOptionsR\aoptions\x12\x1c\n" +
+	"\bearliest\x18\x05 \x01(\bH\x00R\bearliest\x12\x18\n" +
+	"\x06latest\x18\x06 \x01(\bH\x00R\x06latest\x12\x18\n" +
+	"\x06offset\x18\a \x01(\x04H\x00R\x06offset\x12#\n" +
+	"\ftimestamp_ms\x18\b \x01(\x03H\x00R\vtimestampMs\x12\x1f\n" +
+	"\vmax_records\x18\t \x01(\rR\n" +
+	"maxRecords\x12\x1e\n" +
+	"\vmax_wait_ms\x18\n" +
+	" \x01(\rR\tmaxWaitMs\x12\x14\n" +
+	"\x05leave\x18\v \x01(\bR\x05leaveB\a\n" +
+	"\x05start\"\x8c\x01\n" +
+	"\x12QueueFetchResponse\x12%\n" +
+	"\x05error\x18\x01 \x01(\v2\x0f.stave.v1.ErrorR\x05error\x12\x1b\n" +
+	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x122\n" +
+	"\arecords\x18\x03 \x03(\v2\x18.stave.v1.ConsumedRecordR\arecords\"\x7f\n" +
+	"\x12QueueSettleRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
+	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x126\n" +
+	"\vsettlements\x18\x03 \x03(\v2\x14.stave.v1.SettlementR\vsettlements\"g\n" +
+	"\x13QueueSettleResponse\x12%\n" +
+	"\x05error\x18\x01 \x01(\v2\x0f.stave.v1.ErrorR\x05error\x12)\n" +
+	"\aresults\x18\x02 \x03(\v2\x0f.stave.v1.ErrorR\aresults\"\x13\n" +
 	"\x11ListGroupsRequest\"_\n" +
 	"\vListedGroup\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12 \n" +
@@ -4585,7 +5795,7 @@ const file_stave_v1_stave_proto_rawDesc = "" +
 	"\x02to\"n\n" +
 	"\x14ResetOffsetsResponse\x12%\n" +
 	"\x05error\x18\x01 \x01(\v2\x0f.stave.v1.ErrorR\x05error\x12/\n" +
-	"\aoffsets\x18\x02 \x03(\v2\x15.stave.v1.GroupOffsetR\aoffsets*\xa7\x04\n" +
+	"\aoffsets\x18\x02 \x03(\v2\x15.stave.v1.GroupOffsetR\aoffsets*\xd2\x04\n" +
 	"\tErrorCode\x12\b\n" +
 	"\x04NONE\x10\x00\x12\x11\n" +
 	"\rUNKNOWN_TOPIC\x10\x01\x12\x15\n" +
@@ -4613,7 +5823,21 @@ const file_stave_v1_stave_proto_rawDesc = "" +
 	"\x13FENCED_MEMBER_EPOCH\x10\x15\x12\x15\n" +
 	"\x11UNKNOWN_MEMBER_ID\x10\x16\x12\x13\n" +
 	"\x0fGROUP_NOT_EMPTY\x10\x17\x12\x10\n" +
-	"\fSTORAGE_FULL\x10\x182\x83\f\n" +
+	"\fSTORAGE_FULL\x10\x18\x12\x15\n" +
+	"\x11DELIVERY_NOT_HELD\x10\x19\x12\x12\n" +
+	"\x0eGROUP_MISMATCH\x10\x1a*=\n" +
+	"\vConsumeMode\x12\x16\n" +
+	"\x12CONSUME_MODE_GROUP\x10\x00\x12\x16\n" +
+	"\x12CONSUME_MODE_QUEUE\x10\x01*@\n" +
+	"\rQueueOrdering\x12\x17\n" +
+	"\x13QUEUE_ORDERING_NONE\x10\x00\x12\x16\n" +
+	"\x12QUEUE_ORDERING_KEY\x10\x01*X\n" +
+	"\fSettleAction\x12\x0e\n" +
+	"\n" +
+	"SETTLE_ACK\x10\x00\x12\x12\n" +
+	"\x0eSETTLE_RELEASE\x10\x01\x12\x11\n" +
+	"\rSETTLE_REJECT\x10\x02\x12\x11\n" +
+	"\rSETTLE_EXTEND\x10\x032\x98\r\n" +
 	"\x05Stave\x12>\n" +
 	"\aPublish\x12\x18.stave.v1.PublishRequest\x1a\x19.stave.v1.PublishResponse\x12H\n" +
 	"\rPublishStream\x12\x18.stave.v1.PublishRequest\x1a\x19.stave.v1.PublishResponse(\x010\x01\x12B\n" +
@@ -4635,7 +5859,10 @@ const file_stave_v1_stave_proto_rawDesc = "" +
 	"\rDescribeGroup\x12\x1e.stave.v1.DescribeGroupRequest\x1a\x1f.stave.v1.DescribeGroupResponse\x12G\n" +
 	"\n" +
 	"ListGroups\x12\x1b.stave.v1.ListGroupsRequest\x1a\x1c.stave.v1.ListGroupsResponse\x12M\n" +
-	"\fResetOffsets\x12\x1d.stave.v1.ResetOffsetsRequest\x1a\x1e.stave.v1.ResetOffsetsResponseb\x06proto3"
+	"\fResetOffsets\x12\x1d.stave.v1.ResetOffsetsRequest\x1a\x1e.stave.v1.ResetOffsetsResponse\x12G\n" +
+	"\n" +
+	"QueueFetch\x12\x1b.stave.v1.QueueFetchRequest\x1a\x1c.stave.v1.QueueFetchResponse\x12J\n" +
+	"\vQueueSettle\x12\x1c.stave.v1.QueueSettleRequest\x1a\x1d.stave.v1.QueueSettleResponseb\x06proto3"
 
 var (
 	file_stave_v1_stave_proto_rawDescOnce sync.Once
@@ -4649,175 +5876,211 @@ func file_stave_v1_stave_proto_rawDescGZIP() []byte {
 	return file_stave_v1_stave_proto_rawDescData
 }
 
-var file_stave_v1_stave_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_stave_v1_stave_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
+var file_stave_v1_stave_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_stave_v1_stave_proto_msgTypes = make([]protoimpl.MessageInfo, 73)
 var file_stave_v1_stave_proto_goTypes = []any{
 	(ErrorCode)(0),                   // 0: stave.v1.ErrorCode
-	(*Error)(nil),                    // 1: stave.v1.Error
-	(*Header)(nil),                   // 2: stave.v1.Header
-	(*PublishRecord)(nil),            // 3: stave.v1.PublishRecord
-	(*PublishRequest)(nil),           // 4: stave.v1.PublishRequest
-	(*PublishResult)(nil),            // 5: stave.v1.PublishResult
-	(*PublishResponse)(nil),          // 6: stave.v1.PublishResponse
-	(*ConsumeRequest)(nil),           // 7: stave.v1.ConsumeRequest
-	(*Subscribe)(nil),                // 8: stave.v1.Subscribe
-	(*Credit)(nil),                   // 9: stave.v1.Credit
-	(*Commit)(nil),                   // 10: stave.v1.Commit
-	(*CommitOffset)(nil),             // 11: stave.v1.CommitOffset
-	(*ConsumeResponse)(nil),          // 12: stave.v1.ConsumeResponse
-	(*Records)(nil),                  // 13: stave.v1.Records
-	(*ConsumedRecord)(nil),           // 14: stave.v1.ConsumedRecord
-	(*Assignment)(nil),               // 15: stave.v1.Assignment
-	(*Committed)(nil),                // 16: stave.v1.Committed
-	(*ProduceRequest)(nil),           // 17: stave.v1.ProduceRequest
-	(*ProduceResponse)(nil),          // 18: stave.v1.ProduceResponse
-	(*FetchRequest)(nil),             // 19: stave.v1.FetchRequest
-	(*FetchResponse)(nil),            // 20: stave.v1.FetchResponse
-	(*ListOffsetsRequest)(nil),       // 21: stave.v1.ListOffsetsRequest
-	(*ListOffsetsResponse)(nil),      // 22: stave.v1.ListOffsetsResponse
-	(*MetadataRequest)(nil),          // 23: stave.v1.MetadataRequest
-	(*Node)(nil),                     // 24: stave.v1.Node
-	(*ReplicaProblem)(nil),           // 25: stave.v1.ReplicaProblem
-	(*PartitionMetadata)(nil),        // 26: stave.v1.PartitionMetadata
-	(*TopicMetadata)(nil),            // 27: stave.v1.TopicMetadata
-	(*MetadataResponse)(nil),         // 28: stave.v1.MetadataResponse
-	(*InitProducerIdRequest)(nil),    // 29: stave.v1.InitProducerIdRequest
-	(*InitProducerIdResponse)(nil),   // 30: stave.v1.InitProducerIdResponse
-	(*ConfigEntry)(nil),              // 31: stave.v1.ConfigEntry
-	(*TopicSpec)(nil),                // 32: stave.v1.TopicSpec
-	(*TopicResult)(nil),              // 33: stave.v1.TopicResult
-	(*CreateTopicsRequest)(nil),      // 34: stave.v1.CreateTopicsRequest
-	(*CreateTopicsResponse)(nil),     // 35: stave.v1.CreateTopicsResponse
-	(*DeleteTopicsRequest)(nil),      // 36: stave.v1.DeleteTopicsRequest
-	(*DeleteTopicsResponse)(nil),     // 37: stave.v1.DeleteTopicsResponse
-	(*DescribeTopicsRequest)(nil),    // 38: stave.v1.DescribeTopicsRequest
-	(*TopicDescription)(nil),         // 39: stave.v1.TopicDescription
-	(*DescribeTopicsResponse)(nil),   // 40: stave.v1.DescribeTopicsResponse
-	(*AlterTopicConfigRequest)(nil),  // 41: stave.v1.AlterTopicConfigRequest
-	(*AlterTopicConfigResponse)(nil), // 42: stave.v1.AlterTopicConfigResponse
-	(*FindCoordinatorRequest)(nil),   // 43: stave.v1.FindCoordinatorRequest
-	(*FindCoordinatorResponse)(nil),  // 44: stave.v1.FindCoordinatorResponse
-	(*OffsetCommit)(nil),             // 45: stave.v1.OffsetCommit
-	(*CommitOffsetsRequest)(nil),     // 46: stave.v1.CommitOffsetsRequest
-	(*CommitOffsetsResponse)(nil),    // 47: stave.v1.CommitOffsetsResponse
-	(*FetchOffsetsRequest)(nil),      // 48: stave.v1.FetchOffsetsRequest
-	(*GroupOffset)(nil),              // 49: stave.v1.GroupOffset
-	(*FetchOffsetsResponse)(nil),     // 50: stave.v1.FetchOffsetsResponse
-	(*TopicPartitions)(nil),          // 51: stave.v1.TopicPartitions
-	(*GroupHeartbeatRequest)(nil),    // 52: stave.v1.GroupHeartbeatRequest
-	(*GroupHeartbeatResponse)(nil),   // 53: stave.v1.GroupHeartbeatResponse
-	(*DescribeGroupRequest)(nil),     // 54: stave.v1.DescribeGroupRequest
-	(*GroupMember)(nil),              // 55: stave.v1.GroupMember
-	(*PartitionLag)(nil),             // 56: stave.v1.PartitionLag
-	(*DescribeGroupResponse)(nil),    // 57: stave.v1.DescribeGroupResponse
-	(*ListGroupsRequest)(nil),        // 58: stave.v1.ListGroupsRequest
-	(*ListedGroup)(nil),              // 59: stave.v1.ListedGroup
-	(*ListGroupsResponse)(nil),       // 60: stave.v1.ListGroupsResponse
-	(*ResetOffsetsRequest)(nil),      // 61: stave.v1.ResetOffsetsRequest
-	(*ResetOffsetsResponse)(nil),     // 62: stave.v1.ResetOffsetsResponse
+	(ConsumeMode)(0),                 // 1: stave.v1.ConsumeMode
+	(QueueOrdering)(0),               // 2: stave.v1.QueueOrdering
+	(SettleAction)(0),                // 3: stave.v1.SettleAction
+	(*Error)(nil),                    // 4: stave.v1.Error
+	(*Header)(nil),                   // 5: stave.v1.Header
+	(*PublishRecord)(nil),            // 6: stave.v1.PublishRecord
+	(*PublishRequest)(nil),           // 7: stave.v1.PublishRequest
+	(*PublishResult)(nil),            // 8: stave.v1.PublishResult
+	(*PublishResponse)(nil),          // 9: stave.v1.PublishResponse
+	(*ConsumeRequest)(nil),           // 10: stave.v1.ConsumeRequest
+	(*Subscribe)(nil),                // 11: stave.v1.Subscribe
+	(*QueueOptions)(nil),             // 12: stave.v1.QueueOptions
+	(*Credit)(nil),                   // 13: stave.v1.Credit
+	(*Settle)(nil),                   // 14: stave.v1.Settle
+	(*Settlement)(nil),               // 15: stave.v1.Settlement
+	(*Settled)(nil),                  // 16: stave.v1.Settled
+	(*Commit)(nil),                   // 17: stave.v1.Commit
+	(*CommitOffset)(nil),             // 18: stave.v1.CommitOffset
+	(*ConsumeResponse)(nil),          // 19: stave.v1.ConsumeResponse
+	(*Records)(nil),                  // 20: stave.v1.Records
+	(*ConsumedRecord)(nil),           // 21: stave.v1.ConsumedRecord
+	(*Assignment)(nil),               // 22: stave.v1.Assignment
+	(*Committed)(nil),                // 23: stave.v1.Committed
+	(*ProduceRequest)(nil),           // 24: stave.v1.ProduceRequest
+	(*ProduceResponse)(nil),          // 25: stave.v1.ProduceResponse
+	(*FetchRequest)(nil),             // 26: stave.v1.FetchRequest
+	(*FetchResponse)(nil),            // 27: stave.v1.FetchResponse
+	(*ListOffsetsRequest)(nil),       // 28: stave.v1.ListOffsetsRequest
+	(*ListOffsetsResponse)(nil),      // 29: stave.v1.ListOffsetsResponse
+	(*MetadataRequest)(nil),          // 30: stave.v1.MetadataRequest
+	(*Node)(nil),                     // 31: stave.v1.Node
+	(*ReplicaProblem)(nil),           // 32: stave.v1.ReplicaProblem
+	(*PartitionMetadata)(nil),        // 33: stave.v1.PartitionMetadata
+	(*TopicMetadata)(nil),            // 34: stave.v1.TopicMetadata
+	(*MetadataResponse)(nil),         // 35: stave.v1.MetadataResponse
+	(*InitProducerIdRequest)(nil),    // 36: stave.v1.InitProducerIdRequest
+	(*InitProducerIdResponse)(nil),   // 37: stave.v1.InitProducerIdResponse
+	(*ConfigEntry)(nil),              // 38: stave.v1.ConfigEntry
+	(*TopicSpec)(nil),                // 39: stave.v1.TopicSpec
+	(*TopicResult)(nil),              // 40: stave.v1.TopicResult
+	(*CreateTopicsRequest)(nil),      // 41: stave.v1.CreateTopicsRequest
+	(*CreateTopicsResponse)(nil),     // 42: stave.v1.CreateTopicsResponse
+	(*DeleteTopicsRequest)(nil),      // 43: stave.v1.DeleteTopicsRequest
+	(*DeleteTopicsResponse)(nil),     // 44: stave.v1.DeleteTopicsResponse
+	(*DescribeTopicsRequest)(nil),    // 45: stave.v1.DescribeTopicsRequest
+	(*TopicDescription)(nil),         // 46: stave.v1.TopicDescription
+	(*DescribeTopicsResponse)(nil),   // 47: stave.v1.DescribeTopicsResponse
+	(*AlterTopicConfigRequest)(nil),  // 48: stave.v1.AlterTopicConfigRequest
+	(*AlterTopicConfigResponse)(nil), // 49: stave.v1.AlterTopicConfigResponse
+	(*FindCoordinatorRequest)(nil),   // 50: stave.v1.FindCoordinatorRequest
+	(*FindCoordinatorResponse)(nil),  // 51: stave.v1.FindCoordinatorResponse
+	(*OffsetCommit)(nil),             // 52: stave.v1.OffsetCommit
+	(*CommitOffsetsRequest)(nil),     // 53: stave.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),    // 54: stave.v1.CommitOffsetsResponse
+	(*FetchOffsetsRequest)(nil),      // 55: stave.v1.FetchOffsetsRequest
+	(*GroupOffset)(nil),              // 56: stave.v1.GroupOffset
+	(*FetchOffsetsResponse)(nil),     // 57: stave.v1.FetchOffsetsResponse
+	(*TopicPartitions)(nil),          // 58: stave.v1.TopicPartitions
+	(*GroupHeartbeatRequest)(nil),    // 59: stave.v1.GroupHeartbeatRequest
+	(*GroupHeartbeatResponse)(nil),   // 60: stave.v1.GroupHeartbeatResponse
+	(*DescribeGroupRequest)(nil),     // 61: stave.v1.DescribeGroupRequest
+	(*GroupMember)(nil),              // 62: stave.v1.GroupMember
+	(*PartitionLag)(nil),             // 63: stave.v1.PartitionLag
+	(*DescribeGroupResponse)(nil),    // 64: stave.v1.DescribeGroupResponse
+	(*QueueGroupState)(nil),          // 65: stave.v1.QueueGroupState
+	(*QueueMember)(nil),              // 66: stave.v1.QueueMember
+	(*QueuePartitionState)(nil),      // 67: stave.v1.QueuePartitionState
+	(*QueueFetchRequest)(nil),        // 68: stave.v1.QueueFetchRequest
+	(*QueueFetchResponse)(nil),       // 69: stave.v1.QueueFetchResponse
+	(*QueueSettleRequest)(nil),       // 70: stave.v1.QueueSettleRequest
+	(*QueueSettleResponse)(nil),      // 71: stave.v1.QueueSettleResponse
+	(*ListGroupsRequest)(nil),        // 72: stave.v1.ListGroupsRequest
+	(*ListedGroup)(nil),              // 73: stave.v1.ListedGroup
+	(*ListGroupsResponse)(nil),       // 74: stave.v1.ListGroupsResponse
+	(*ResetOffsetsRequest)(nil),      // 75: stave.v1.ResetOffsetsRequest
+	(*ResetOffsetsResponse)(nil),     // 76: stave.v1.ResetOffsetsResponse
 }
 var file_stave_v1_stave_proto_depIdxs = []int32{
 	0,  // 0: stave.v1.Error.code:type_name -> stave.v1.ErrorCode
-	2,  // 1: stave.v1.PublishRecord.headers:type_name -> stave.v1.Header
-	3,  // 2: stave.v1.PublishRequest.records:type_name -> stave.v1.PublishRecord
-	1,  // 3: stave.v1.PublishResult.error:type_name -> stave.v1.Error
-	5,  // 4: stave.v1.PublishResponse.results:type_name -> stave.v1.PublishResult
-	8,  // 5: stave.v1.ConsumeRequest.subscribe:type_name -> stave.v1.Subscribe
-	9,  // 6: stave.v1.ConsumeRequest.credit:type_name -> stave.v1.Credit
-	10, // 7: stave.v1.ConsumeRequest.commit:type_name -> stave.v1.Commit
-	11, // 8: stave.v1.Commit.offsets:type_name -> stave.v1.CommitOffset
-	13, // 9: stave.v1.ConsumeResponse.records:type_name -> stave.v1.Records
-	15, // 10: stave.v1.ConsumeResponse.assignment:type_name -> stave.v1.Assignment
-	16, // 11: stave.v1.ConsumeResponse.committed:type_name -> stave.v1.Committed
-	1,  // 12: stave.v1.ConsumeResponse.error:type_name -> stave.v1.Error
-	14, // 13: stave.v1.Records.records:type_name -> stave.v1.ConsumedRecord
-	2,  // 14: stave.v1.ConsumedRecord.headers:type_name -> stave.v1.Header
-	11, // 15: stave.v1.Assignment.assigned:type_name -> stave.v1.CommitOffset
-	11, // 16: stave.v1.Assignment.revoked:type_name -> stave.v1.CommitOffset
-	11, // 17: stave.v1.Assignment.lost:type_name -> stave.v1.CommitOffset
-	1,  // 18: stave.v1.Committed.error:type_name -> stave.v1.Error
-	1,  // 19: stave.v1.ProduceResponse.error:type_name -> stave.v1.Error
-	1,  // 20: stave.v1.FetchResponse.error:type_name -> stave.v1.Error
-	1,  // 21: stave.v1.ListOffsetsResponse.error:type_name -> stave.v1.Error
-	25, // 22: stave.v1.PartitionMetadata.problems:type_name -> stave.v1.ReplicaProblem
-	1,  // 23: stave.v1.TopicMetadata.error:type_name -> stave.v1.Error
-	26, // 24: stave.v1.TopicMetadata.partitions:type_name -> stave.v1.PartitionMetadata
-	24, // 25: stave.v1.MetadataResponse.nodes:type_name -> stave.v1.Node
-	27, // 26: stave.v1.MetadataResponse.topics:type_name -> stave.v1.TopicMetadata
-	1,  // 27: stave.v1.InitProducerIdResponse.error:type_name -> stave.v1.Error
-	31, // 28: stave.v1.TopicSpec.configs:type_name -> stave.v1.ConfigEntry
-	1,  // 29: stave.v1.TopicResult.error:type_name -> stave.v1.Error
-	32, // 30: stave.v1.CreateTopicsRequest.topics:type_name -> stave.v1.TopicSpec
-	33, // 31: stave.v1.CreateTopicsResponse.results:type_name -> stave.v1.TopicResult
-	33, // 32: stave.v1.DeleteTopicsResponse.results:type_name -> stave.v1.TopicResult
-	1,  // 33: stave.v1.TopicDescription.error:type_name -> stave.v1.Error
-	26, // 34: stave.v1.TopicDescription.partitions:type_name -> stave.v1.PartitionMetadata
-	31, // 35: stave.v1.TopicDescription.configs:type_name -> stave.v1.ConfigEntry
-	39, // 36: stave.v1.DescribeTopicsResponse.topics:type_name -> stave.v1.TopicDescription
-	31, // 37: stave.v1.AlterTopicConfigRequest.set:type_name -> stave.v1.ConfigEntry
-	1,  // 38: stave.v1.AlterTopicConfigResponse.error:type_name -> stave.v1.Error
-	1,  // 39: stave.v1.FindCoordinatorResponse.error:type_name -> stave.v1.Error
-	45, // 40: stave.v1.CommitOffsetsRequest.offsets:type_name -> stave.v1.OffsetCommit
-	1,  // 41: stave.v1.CommitOffsetsResponse.error:type_name -> stave.v1.Error
-	1,  // 42: stave.v1.FetchOffsetsResponse.error:type_name -> stave.v1.Error
-	49, // 43: stave.v1.FetchOffsetsResponse.offsets:type_name -> stave.v1.GroupOffset
-	51, // 44: stave.v1.GroupHeartbeatRequest.owned:type_name -> stave.v1.TopicPartitions
-	1,  // 45: stave.v1.GroupHeartbeatResponse.error:type_name -> stave.v1.Error
-	51, // 46: stave.v1.GroupHeartbeatResponse.assignment:type_name -> stave.v1.TopicPartitions
-	51, // 47: stave.v1.GroupMember.owned:type_name -> stave.v1.TopicPartitions
-	51, // 48: stave.v1.GroupMember.target:type_name -> stave.v1.TopicPartitions
-	1,  // 49: stave.v1.DescribeGroupResponse.error:type_name -> stave.v1.Error
-	55, // 50: stave.v1.DescribeGroupResponse.members:type_name -> stave.v1.GroupMember
-	56, // 51: stave.v1.DescribeGroupResponse.offsets:type_name -> stave.v1.PartitionLag
-	1,  // 52: stave.v1.ListGroupsResponse.error:type_name -> stave.v1.Error
-	59, // 53: stave.v1.ListGroupsResponse.groups:type_name -> stave.v1.ListedGroup
-	1,  // 54: stave.v1.ResetOffsetsResponse.error:type_name -> stave.v1.Error
-	49, // 55: stave.v1.ResetOffsetsResponse.offsets:type_name -> stave.v1.GroupOffset
-	4,  // 56: stave.v1.Stave.Publish:input_type -> stave.v1.PublishRequest
-	4,  // 57: stave.v1.Stave.PublishStream:input_type -> stave.v1.PublishRequest
-	7,  // 58: stave.v1.Stave.Consume:input_type -> stave.v1.ConsumeRequest
-	17, // 59: stave.v1.Stave.Produce:input_type -> stave.v1.ProduceRequest
-	17, // 60: stave.v1.Stave.ProduceStream:input_type -> stave.v1.ProduceRequest
-	19, // 61: stave.v1.Stave.Fetch:input_type -> stave.v1.FetchRequest
-	21, // 62: stave.v1.Stave.ListOffsets:input_type -> stave.v1.ListOffsetsRequest
-	23, // 63: stave.v1.Stave.Metadata:input_type -> stave.v1.MetadataRequest
-	29, // 64: stave.v1.Stave.InitProducerId:input_type -> stave.v1.InitProducerIdRequest
-	34, // 65: stave.v1.Stave.CreateTopics:input_type -> stave.v1.CreateTopicsRequest
-	36, // 66: stave.v1.Stave.DeleteTopics:input_type -> stave.v1.DeleteTopicsRequest
-	38, // 67: stave.v1.Stave.DescribeTopics:input_type -> stave.v1.DescribeTopicsRequest
-	41, // 68: stave.v1.Stave.AlterTopicConfig:input_type -> stave.v1.AlterTopicConfigRequest
-	43, // 69: stave.v1.Stave.FindCoordinator:input_type -> stave.v1.FindCoordinatorRequest
-	46, // 70: stave.v1.Stave.CommitOffsets:input_type -> stave.v1.CommitOffsetsRequest
-	48, // 71: stave.v1.Stave.FetchOffsets:input_type -> stave.v1.FetchOffsetsRequest
-	52, // 72: stave.v1.Stave.GroupHeartbeat:input_type -> stave.v1.GroupHeartbeatRequest
-	54, // 73: stave.v1.Stave.DescribeGroup:input_type -> stave.v1.DescribeGroupRequest
-	58, // 74: stave.v1.Stave.ListGroups:input_type -> stave.v1.ListGroupsRequest
-	61, // 75: stave.v1.Stave.ResetOffsets:input_type -> stave.v1.ResetOffsetsRequest
-	6,  // 76: stave.v1.Stave.Publish:output_type -> stave.v1.PublishResponse
-	6,  // 77: stave.v1.Stave.PublishStream:output_type -> stave.v1.PublishResponse
-	12, // 78: stave.v1.Stave.Consume:output_type -> stave.v1.ConsumeResponse
-	18, // 79: stave.v1.Stave.Produce:output_type -> stave.v1.ProduceResponse
-	18, // 80: stave.v1.Stave.ProduceStream:output_type -> stave.v1.ProduceResponse
-	20, // 81: stave.v1.Stave.Fetch:output_type -> stave.v1.FetchResponse
-	22, // 82: stave.v1.Stave.ListOffsets:output_type -> stave.v1.ListOffsetsResponse
-	28, // 83: stave.v1.Stave.Metadata:output_type -> stave.v1.MetadataResponse
-	30, // 84: stave.v1.Stave.InitProducerId:output_type -> stave.v1.InitProducerIdResponse
-	35, // 85: stave.v1.Stave.CreateTopics:output_type -> stave.v1.CreateTopicsResponse
-	37, // 86: stave.v1.Stave.DeleteTopics:output_type -> stave.v1.DeleteTopicsResponse
-	40, // 87: stave.v1.Stave.DescribeTopics:output_type -> stave.v1.DescribeTopicsResponse
-	42, // 88: stave.v1.Stave.AlterTopicConfig:output_type -> stave.v1.AlterTopicConfigResponse
-	44, // 89: stave.v1.Stave.FindCoordinator:output_type -> stave.v1.FindCoordinatorResponse
-	47, // 90: stave.v1.Stave.CommitOffsets:output_type -> stave.v1.CommitOffsetsResponse
-	50, // 91: stave.v1.Stave.FetchOffsets:output_type -> stave.v1.FetchOffsetsResponse
-	53, // 92: stave.v1.Stave.GroupHeartbeat:output_type -> stave.v1.GroupHeartbeatResponse
-	57, // 93: stave.v1.Stave.DescribeGroup:output_type -> stave.v1.DescribeGroupResponse
-	60, // 94: stave.v1.Stave.ListGroups:output_type -> stave.v1.ListGroupsResponse
-	62, // 95: stave.v1.Stave.ResetOffsets:output_type -> stave.v1.ResetOffsetsResponse
-	76, // [76:96] is the sub-list for method output_type
-	56, // [56:76] is the sub-list for method input_type
-	56, // [56:56] is the sub-list for extension type_name
-	56, // [56:56] is the sub-list for extension extendee
-	0,  // [0:56] is the sub-list for field type_name
+	5,  // 1: stave.v1.PublishRecord.headers:type_name -> stave.v1.Header
+	6,  // 2: stave.v1.PublishRequest.records:type_name -> stave.v1.PublishRecord
+	4,  // 3: stave.v1.PublishResult.error:type_name -> stave.v1.Error
+	8,  // 4: stave.v1.PublishResponse.results:type_name -> stave.v1.PublishResult
+	11, // 5: stave.v1.ConsumeRequest.subscribe:type_name -> stave.v1.Subscribe
+	13, // 6: stave.v1.ConsumeRequest.credit:type_name -> stave.v1.Credit
+	17, // 7: stave.v1.ConsumeRequest.commit:type_name -> stave.v1.Commit
+	14, // 8: stave.v1.ConsumeRequest.settle:type_name -> stave.v1.Settle
+	1,  // 9: stave.v1.Subscribe.mode:type_name -> stave.v1.ConsumeMode
+	12, // 10: stave.v1.Subscribe.queue:type_name -> stave.v1.QueueOptions
+	2,  // 11: stave.v1.QueueOptions.ordering:type_name -> stave.v1.QueueOrdering
+	15, // 12: stave.v1.Settle.settlements:type_name -> stave.v1.Settlement
+	3,  // 13: stave.v1.Settlement.action:type_name -> stave.v1.SettleAction
+	4,  // 14: stave.v1.Settled.results:type_name -> stave.v1.Error
+	18, // 15: stave.v1.Commit.offsets:type_name -> stave.v1.CommitOffset
+	20, // 16: stave.v1.ConsumeResponse.records:type_name -> stave.v1.Records
+	22, // 17: stave.v1.ConsumeResponse.assignment:type_name -> stave.v1.Assignment
+	23, // 18: stave.v1.ConsumeResponse.committed:type_name -> stave.v1.Committed
+	4,  // 19: stave.v1.ConsumeResponse.error:type_name -> stave.v1.Error
+	16, // 20: stave.v1.ConsumeResponse.settled:type_name -> stave.v1.Settled
+	21, // 21: stave.v1.Records.records:type_name -> stave.v1.ConsumedRecord
+	5,  // 22: stave.v1.ConsumedRecord.headers:type_name -> stave.v1.Header
+	18, // 23: stave.v1.Assignment.assigned:type_name -> stave.v1.CommitOffset
+	18, // 24: stave.v1.Assignment.revoked:type_name -> stave.v1.CommitOffset
+	18, // 25: stave.v1.Assignment.lost:type_name -> stave.v1.CommitOffset
+	4,  // 26: stave.v1.Committed.error:type_name -> stave.v1.Error
+	4,  // 27: stave.v1.ProduceResponse.error:type_name -> stave.v1.Error
+	4,  // 28: stave.v1.FetchResponse.error:type_name -> stave.v1.Error
+	4,  // 29: stave.v1.ListOffsetsResponse.error:type_name -> stave.v1.Error
+	32, // 30: stave.v1.PartitionMetadata.problems:type_name -> stave.v1.ReplicaProblem
+	4,  // 31: stave.v1.TopicMetadata.error:type_name -> stave.v1.Error
+	33, // 32: stave.v1.TopicMetadata.partitions:type_name -> stave.v1.PartitionMetadata
+	31, // 33: stave.v1.MetadataResponse.nodes:type_name -> stave.v1.Node
+	34, // 34: stave.v1.MetadataResponse.topics:type_name -> stave.v1.TopicMetadata
+	4,  // 35: stave.v1.InitProducerIdResponse.error:type_name -> stave.v1.Error
+	38, // 36: stave.v1.TopicSpec.configs:type_name -> stave.v1.ConfigEntry
+	4,  // 37: stave.v1.TopicResult.error:type_name -> stave.v1.Error
+	39, // 38: stave.v1.CreateTopicsRequest.topics:type_name -> stave.v1.TopicSpec
+	40, // 39: stave.v1.CreateTopicsResponse.results:type_name -> stave.v1.TopicResult
+	40, // 40: stave.v1.DeleteTopicsResponse.results:type_name -> stave.v1.TopicResult
+	4,  // 41: stave.v1.TopicDescription.error:type_name -> stave.v1.Error
+	33, // 42: stave.v1.TopicDescription.partitions:type_name -> stave.v1.PartitionMetadata
+	38, // 43: stave.v1.TopicDescription.configs:type_name -> stave.v1.ConfigEntry
+	46, // 44: stave.v1.DescribeTopicsResponse.topics:type_name -> stave.v1.TopicDescription
+	38, // 45: stave.v1.AlterTopicConfigRequest.set:type_name -> stave.v1.ConfigEntry
+	4,  // 46: stave.v1.AlterTopicConfigResponse.error:type_name -> stave.v1.Error
+	4,  // 47: stave.v1.FindCoordinatorResponse.error:type_name -> stave.v1.Error
+	52, // 48: stave.v1.CommitOffsetsRequest.offsets:type_name -> stave.v1.OffsetCommit
+	4,  // 49: stave.v1.CommitOffsetsResponse.error:type_name -> stave.v1.Error
+	4,  // 50: stave.v1.FetchOffsetsResponse.error:type_name -> stave.v1.Error
+	56, // 51: stave.v1.FetchOffsetsResponse.offsets:type_name -> stave.v1.GroupOffset
+	58, // 52: stave.v1.GroupHeartbeatRequest.owned:type_name -> stave.v1.TopicPartitions
+	4,  // 53: stave.v1.GroupHeartbeatResponse.error:type_name -> stave.v1.Error
+	58, // 54: stave.v1.GroupHeartbeatResponse.assignment:type_name -> stave.v1.TopicPartitions
+	58, // 55: stave.v1.GroupMember.owned:type_name -> stave.v1.TopicPartitions
+	58, // 56: stave.v1.GroupMember.target:type_name -> stave.v1.TopicPartitions
+	4,  // 57: stave.v1.DescribeGroupResponse.error:type_name -> stave.v1.Error
+	62, // 58: stave.v1.DescribeGroupResponse.members:type_name -> stave.v1.GroupMember
+	63, // 59: stave.v1.DescribeGroupResponse.offsets:type_name -> stave.v1.PartitionLag
+	65, // 60: stave.v1.DescribeGroupResponse.queue:type_name -> stave.v1.QueueGroupState
+	12, // 61: stave.v1.QueueGroupState.options:type_name -> stave.v1.QueueOptions
+	66, // 62: stave.v1.QueueGroupState.members:type_name -> stave.v1.QueueMember
+	67, // 63: stave.v1.QueueGroupState.partitions:type_name -> stave.v1.QueuePartitionState
+	12, // 64: stave.v1.QueueFetchRequest.options:type_name -> stave.v1.QueueOptions
+	4,  // 65: stave.v1.QueueFetchResponse.error:type_name -> stave.v1.Error
+	21, // 66: stave.v1.QueueFetchResponse.records:type_name -> stave.v1.ConsumedRecord
+	15, // 67: stave.v1.QueueSettleRequest.settlements:type_name -> stave.v1.Settlement
+	4,  // 68: stave.v1.QueueSettleResponse.error:type_name -> stave.v1.Error
+	4,  // 69: stave.v1.QueueSettleResponse.results:type_name -> stave.v1.Error
+	4,  // 70: stave.v1.ListGroupsResponse.error:type_name -> stave.v1.Error
+	73, // 71: stave.v1.ListGroupsResponse.groups:type_name -> stave.v1.ListedGroup
+	4,  // 72: stave.v1.ResetOffsetsResponse.error:type_name -> stave.v1.Error
+	56, // 73: stave.v1.ResetOffsetsResponse.offsets:type_name -> stave.v1.GroupOffset
+	7,  // 74: stave.v1.Stave.Publish:input_type -> stave.v1.PublishRequest
+	7,  // 75: stave.v1.Stave.PublishStream:input_type -> stave.v1.PublishRequest
+	10, // 76: stave.v1.Stave.Consume:input_type -> stave.v1.ConsumeRequest
+	24, // 77: stave.v1.Stave.Produce:input_type -> stave.v1.ProduceRequest
+	24, // 78: stave.v1.Stave.ProduceStream:input_type -> stave.v1.ProduceRequest
+	26, // 79: stave.v1.Stave.Fetch:input_type -> stave.v1.FetchRequest
+	28, // 80: stave.v1.Stave.ListOffsets:input_type -> stave.v1.ListOffsetsRequest
+	30, // 81: stave.v1.Stave.Metadata:input_type -> stave.v1.MetadataRequest
+	36, // 82: stave.v1.Stave.InitProducerId:input_type -> stave.v1.InitProducerIdRequest
+	41, // 83: stave.v1.Stave.CreateTopics:input_type -> stave.v1.CreateTopicsRequest
+	43, // 84: stave.v1.Stave.DeleteTopics:input_type -> stave.v1.DeleteTopicsRequest
+	45, // 85: stave.v1.Stave.DescribeTopics:input_type -> stave.v1.DescribeTopicsRequest
+	48, // 86: stave.v1.Stave.AlterTopicConfig:input_type -> stave.v1.AlterTopicConfigRequest
+	50, // 87: stave.v1.Stave.FindCoordinator:input_type -> stave.v1.FindCoordinatorRequest
+	53, // 88: stave.v1.Stave.CommitOffsets:input_type -> stave.v1.CommitOffsetsRequest
+	55, // 89: stave.v1.Stave.FetchOffsets:input_type -> stave.v1.FetchOffsetsRequest
+	59, // 90: stave.v1.Stave.GroupHeartbeat:input_type -> stave.v1.GroupHeartbeatRequest
+	61, // 91: stave.v1.Stave.DescribeGroup:input_type -> stave.v1.DescribeGroupRequest
+	72, // 92: stave.v1.Stave.ListGroups:input_type -> stave.v1.ListGroupsRequest
+	75, // 93: stave.v1.Stave.ResetOffsets:input_type -> stave.v1.ResetOffsetsRequest
+	68, // 94: stave.v1.Stave.QueueFetch:input_type -> stave.v1.QueueFetchRequest
+	70, // 95: stave.v1.Stave.QueueSettle:input_type -> stave.v1.QueueSettleRequest
+	9,  // 96: stave.v1.Stave.Publish:output_type -> stave.v1.PublishResponse
+	9,  // 97: stave.v1.Stave.PublishStream:output_type -> stave.v1.PublishResponse
+	19, // 98: stave.v1.Stave.Consume:output_type -> stave.v1.ConsumeResponse
+	25, // 99: stave.v1.Stave.Produce:output_type -> stave.v1.ProduceResponse
+	25, // 100: stave.v1.Stave.ProduceStream:output_type -> stave.v1.ProduceResponse
+	27, // 101: stave.v1.Stave.Fetch:output_type -> stave.v1.FetchResponse
+	29, // 102: stave.v1.Stave.ListOffsets:output_type -> stave.v1.ListOffsetsResponse
+	35, // 103: stave.v1.Stave.Metadata:output_type -> stave.v1.MetadataResponse
+	37, // 104: stave.v1.Stave.InitProducerId:output_type -> stave.v1.InitProducerIdResponse
+	42, // 105: stave.v1.Stave.CreateTopics:output_type -> stave.v1.CreateTopicsResponse
+	44, // 106: stave.v1.Stave.DeleteTopics:output_type -> stave.v1.DeleteTopicsResponse
+	47, // 107: stave.v1.Stave.DescribeTopics:output_type -> stave.v1.DescribeTopicsResponse
+	49, // 108: stave.v1.Stave.AlterTopicConfig:output_type -> stave.v1.AlterTopicConfigResponse
+	51, // 109: stave.v1.Stave.FindCoordinator:output_type -> stave.v1.FindCoordinatorResponse
+	54, // 110: stave.v1.Stave.CommitOffsets:output_type -> stave.v1.CommitOffsetsResponse
+	57, // 111: stave.v1.Stave.FetchOffsets:output_type -> stave.v1.FetchOffsetsResponse
+	60, // 112: stave.v1.Stave.GroupHeartbeat:output_type -> stave.v1.GroupHeartbeatResponse
+	64, // 113: stave.v1.Stave.DescribeGroup:output_type -> stave.v1.DescribeGroupResponse
+	74, // 114: stave.v1.Stave.ListGroups:output_type -> stave.v1.ListGroupsResponse
+	76, // 115: stave.v1.Stave.ResetOffsets:output_type -> stave.v1.ResetOffsetsResponse
+	69, // 116: stave.v1.Stave.QueueFetch:output_type -> stave.v1.QueueFetchResponse
+	71, // 117: stave.v1.Stave.QueueSettle:output_type -> stave.v1.QueueSettleResponse
+	96, // [96:118] is the sub-list for method output_type
+	74, // [74:96] is the sub-list for method input_type
+	74, // [74:74] is the sub-list for extension type_name
+	74, // [74:74] is the sub-list for extension extendee
+	0,  // [0:74] is the sub-list for field type_name
 }
 
 func init() { file_stave_v1_stave_proto_init() }
@@ -4831,6 +6094,7 @@ func file_stave_v1_stave_proto_init() {
 		(*ConsumeRequest_Subscribe)(nil),
 		(*ConsumeRequest_Credit)(nil),
 		(*ConsumeRequest_Commit)(nil),
+		(*ConsumeRequest_Settle)(nil),
 	}
 	file_stave_v1_stave_proto_msgTypes[7].OneofWrappers = []any{
 		(*Subscribe_Earliest)(nil),
@@ -4838,21 +6102,29 @@ func file_stave_v1_stave_proto_init() {
 		(*Subscribe_Offset)(nil),
 		(*Subscribe_TimestampMs)(nil),
 	}
-	file_stave_v1_stave_proto_msgTypes[11].OneofWrappers = []any{
+	file_stave_v1_stave_proto_msgTypes[8].OneofWrappers = []any{}
+	file_stave_v1_stave_proto_msgTypes[15].OneofWrappers = []any{
 		(*ConsumeResponse_Records)(nil),
 		(*ConsumeResponse_Assignment)(nil),
 		(*ConsumeResponse_Committed)(nil),
 		(*ConsumeResponse_Error)(nil),
+		(*ConsumeResponse_Settled)(nil),
 	}
-	file_stave_v1_stave_proto_msgTypes[13].OneofWrappers = []any{}
-	file_stave_v1_stave_proto_msgTypes[20].OneofWrappers = []any{
+	file_stave_v1_stave_proto_msgTypes[17].OneofWrappers = []any{}
+	file_stave_v1_stave_proto_msgTypes[24].OneofWrappers = []any{
 		(*ListOffsetsRequest_Earliest)(nil),
 		(*ListOffsetsRequest_Latest)(nil),
 		(*ListOffsetsRequest_TimestampMs)(nil),
 	}
-	file_stave_v1_stave_proto_msgTypes[25].OneofWrappers = []any{}
-	file_stave_v1_stave_proto_msgTypes[27].OneofWrappers = []any{}
-	file_stave_v1_stave_proto_msgTypes[60].OneofWrappers = []any{
+	file_stave_v1_stave_proto_msgTypes[29].OneofWrappers = []any{}
+	file_stave_v1_stave_proto_msgTypes[31].OneofWrappers = []any{}
+	file_stave_v1_stave_proto_msgTypes[64].OneofWrappers = []any{
+		(*QueueFetchRequest_Earliest)(nil),
+		(*QueueFetchRequest_Latest)(nil),
+		(*QueueFetchRequest_Offset)(nil),
+		(*QueueFetchRequest_TimestampMs)(nil),
+	}
+	file_stave_v1_stave_proto_msgTypes[71].OneofWrappers = []any{
 		(*ResetOffsetsRequest_Earliest)(nil),
 		(*ResetOffsetsRequest_Latest)(nil),
 		(*ResetOffsetsRequest_Offset)(nil),
@@ -4863,8 +6135,8 @@ func file_stave_v1_stave_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stave_v1_stave_proto_rawDesc), len(file_stave_v1_stave_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   62,
+			NumEnums:      4,
+			NumMessages:   73,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -52,6 +52,8 @@ const (
 	Stave_DescribeGroup_FullMethodName    = "/stave.v1.Stave/DescribeGroup"
 	Stave_ListGroups_FullMethodName       = "/stave.v1.Stave/ListGroups"
 	Stave_ResetOffsets_FullMethodName     = "/stave.v1.Stave/ResetOffsets"
+	Stave_QueueFetch_FullMethodName       = "/stave.v1.Stave/QueueFetch"
+	Stave_QueueSettle_FullMethodName      = "/stave.v1.Stave/QueueSettle"
 )
 
 // StaveClient is the client API for Stave service.
@@ -118,6 +120,16 @@ type StaveClient interface {
 	// Moves a group's committed offsets for one topic (replay, or skip ahead); sent to its
 	// coordinator. Refused with GROUP_NOT_EMPTY while the group has members.
 	ResetOffsets(ctx context.Context, in *ResetOffsetsRequest, opts ...grpc.CallOption) (*ResetOffsetsResponse, error)
+	// Queue groups, for a member that is its own client (the Rust client's QueueConsumer;
+	// other languages use Consume with `mode = QUEUE`). Sent to the group's coordinator
+	// (FindCoordinator). QueueFetch joins (no member id), long-polls for up to `max_records`
+	// records, each locked to this member, and leaves (`leave`: what it holds is released).
+	// A member not heard from (fetch or settle) for 30 s is dropped and what it holds is
+	// released; a member that is busy longer sends QueueFetch with `max_records = 0`.
+	QueueFetch(ctx context.Context, in *QueueFetchRequest, opts ...grpc.CallOption) (*QueueFetchResponse, error)
+	// Ack, release, reject or extend records delivered to the member; answered per record once
+	// the group's state holding the outcome is replicated.
+	QueueSettle(ctx context.Context, in *QueueSettleRequest, opts ...grpc.CallOption) (*QueueSettleResponse, error)
 }
 
 type staveClient struct {
@@ -337,6 +349,26 @@ func (c *staveClient) ResetOffsets(ctx context.Context, in *ResetOffsetsRequest,
 	return out, nil
 }
 
+func (c *staveClient) QueueFetch(ctx context.Context, in *QueueFetchRequest, opts ...grpc.CallOption) (*QueueFetchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(QueueFetchResponse)
+	err := c.cc.Invoke(ctx, Stave_QueueFetch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *staveClient) QueueSettle(ctx context.Context, in *QueueSettleRequest, opts ...grpc.CallOption) (*QueueSettleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(QueueSettleResponse)
+	err := c.cc.Invoke(ctx, Stave_QueueSettle_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StaveServer is the server API for Stave service.
 // All implementations must embed UnimplementedStaveServer
 // for forward compatibility.
@@ -401,6 +433,16 @@ type StaveServer interface {
 	// Moves a group's committed offsets for one topic (replay, or skip ahead); sent to its
 	// coordinator. Refused with GROUP_NOT_EMPTY while the group has members.
 	ResetOffsets(context.Context, *ResetOffsetsRequest) (*ResetOffsetsResponse, error)
+	// Queue groups, for a member that is its own client (the Rust client's QueueConsumer;
+	// other languages use Consume with `mode = QUEUE`). Sent to the group's coordinator
+	// (FindCoordinator). QueueFetch joins (no member id), long-polls for up to `max_records`
+	// records, each locked to this member, and leaves (`leave`: what it holds is released).
+	// A member not heard from (fetch or settle) for 30 s is dropped and what it holds is
+	// released; a member that is busy longer sends QueueFetch with `max_records = 0`.
+	QueueFetch(context.Context, *QueueFetchRequest) (*QueueFetchResponse, error)
+	// Ack, release, reject or extend records delivered to the member; answered per record once
+	// the group's state holding the outcome is replicated.
+	QueueSettle(context.Context, *QueueSettleRequest) (*QueueSettleResponse, error)
 	mustEmbedUnimplementedStaveServer()
 }
 
@@ -470,6 +512,12 @@ func (UnimplementedStaveServer) ListGroups(context.Context, *ListGroupsRequest) 
 }
 func (UnimplementedStaveServer) ResetOffsets(context.Context, *ResetOffsetsRequest) (*ResetOffsetsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResetOffsets not implemented")
+}
+func (UnimplementedStaveServer) QueueFetch(context.Context, *QueueFetchRequest) (*QueueFetchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method QueueFetch not implemented")
+}
+func (UnimplementedStaveServer) QueueSettle(context.Context, *QueueSettleRequest) (*QueueSettleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method QueueSettle not implemented")
 }
 func (UnimplementedStaveServer) mustEmbedUnimplementedStaveServer() {}
 func (UnimplementedStaveServer) testEmbeddedByValue()               {}
@@ -819,6 +867,42 @@ func _Stave_ResetOffsets_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Stave_QueueFetch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(QueueFetchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StaveServer).QueueFetch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Stave_QueueFetch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StaveServer).QueueFetch(ctx, req.(*QueueFetchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Stave_QueueSettle_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(QueueSettleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StaveServer).QueueSettle(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Stave_QueueSettle_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StaveServer).QueueSettle(ctx, req.(*QueueSettleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Stave_ServiceDesc is the grpc.ServiceDesc for Stave service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -893,6 +977,14 @@ var Stave_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ResetOffsets",
 			Handler:    _Stave_ResetOffsets_Handler,
+		},
+		{
+			MethodName: "QueueFetch",
+			Handler:    _Stave_QueueFetch_Handler,
+		},
+		{
+			MethodName: "QueueSettle",
+			Handler:    _Stave_QueueSettle_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

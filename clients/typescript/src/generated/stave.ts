@@ -53,10 +53,21 @@ import type { PublishRecord as _stave_v1_PublishRecord, PublishRecord__Output as
 import type { PublishRequest as _stave_v1_PublishRequest, PublishRequest__Output as _stave_v1_PublishRequest__Output } from './stave/v1/PublishRequest';
 import type { PublishResponse as _stave_v1_PublishResponse, PublishResponse__Output as _stave_v1_PublishResponse__Output } from './stave/v1/PublishResponse';
 import type { PublishResult as _stave_v1_PublishResult, PublishResult__Output as _stave_v1_PublishResult__Output } from './stave/v1/PublishResult';
+import type { QueueFetchRequest as _stave_v1_QueueFetchRequest, QueueFetchRequest__Output as _stave_v1_QueueFetchRequest__Output } from './stave/v1/QueueFetchRequest';
+import type { QueueFetchResponse as _stave_v1_QueueFetchResponse, QueueFetchResponse__Output as _stave_v1_QueueFetchResponse__Output } from './stave/v1/QueueFetchResponse';
+import type { QueueGroupState as _stave_v1_QueueGroupState, QueueGroupState__Output as _stave_v1_QueueGroupState__Output } from './stave/v1/QueueGroupState';
+import type { QueueMember as _stave_v1_QueueMember, QueueMember__Output as _stave_v1_QueueMember__Output } from './stave/v1/QueueMember';
+import type { QueueOptions as _stave_v1_QueueOptions, QueueOptions__Output as _stave_v1_QueueOptions__Output } from './stave/v1/QueueOptions';
+import type { QueuePartitionState as _stave_v1_QueuePartitionState, QueuePartitionState__Output as _stave_v1_QueuePartitionState__Output } from './stave/v1/QueuePartitionState';
+import type { QueueSettleRequest as _stave_v1_QueueSettleRequest, QueueSettleRequest__Output as _stave_v1_QueueSettleRequest__Output } from './stave/v1/QueueSettleRequest';
+import type { QueueSettleResponse as _stave_v1_QueueSettleResponse, QueueSettleResponse__Output as _stave_v1_QueueSettleResponse__Output } from './stave/v1/QueueSettleResponse';
 import type { Records as _stave_v1_Records, Records__Output as _stave_v1_Records__Output } from './stave/v1/Records';
 import type { ReplicaProblem as _stave_v1_ReplicaProblem, ReplicaProblem__Output as _stave_v1_ReplicaProblem__Output } from './stave/v1/ReplicaProblem';
 import type { ResetOffsetsRequest as _stave_v1_ResetOffsetsRequest, ResetOffsetsRequest__Output as _stave_v1_ResetOffsetsRequest__Output } from './stave/v1/ResetOffsetsRequest';
 import type { ResetOffsetsResponse as _stave_v1_ResetOffsetsResponse, ResetOffsetsResponse__Output as _stave_v1_ResetOffsetsResponse__Output } from './stave/v1/ResetOffsetsResponse';
+import type { Settle as _stave_v1_Settle, Settle__Output as _stave_v1_Settle__Output } from './stave/v1/Settle';
+import type { Settled as _stave_v1_Settled, Settled__Output as _stave_v1_Settled__Output } from './stave/v1/Settled';
+import type { Settlement as _stave_v1_Settlement, Settlement__Output as _stave_v1_Settlement__Output } from './stave/v1/Settlement';
 import type { StaveClient as _stave_v1_StaveClient, StaveDefinition as _stave_v1_StaveDefinition } from './stave/v1/Stave';
 import type { Subscribe as _stave_v1_Subscribe, Subscribe__Output as _stave_v1_Subscribe__Output } from './stave/v1/Subscribe';
 import type { TopicDescription as _stave_v1_TopicDescription, TopicDescription__Output as _stave_v1_TopicDescription__Output } from './stave/v1/TopicDescription';
@@ -81,6 +92,7 @@ export interface ProtoGrpcType {
       CommitOffsetsResponse: MessageTypeDefinition<_stave_v1_CommitOffsetsResponse, _stave_v1_CommitOffsetsResponse__Output>
       Committed: MessageTypeDefinition<_stave_v1_Committed, _stave_v1_Committed__Output>
       ConfigEntry: MessageTypeDefinition<_stave_v1_ConfigEntry, _stave_v1_ConfigEntry__Output>
+      ConsumeMode: EnumTypeDefinition
       ConsumeRequest: MessageTypeDefinition<_stave_v1_ConsumeRequest, _stave_v1_ConsumeRequest__Output>
       ConsumeResponse: MessageTypeDefinition<_stave_v1_ConsumeResponse, _stave_v1_ConsumeResponse__Output>
       ConsumedRecord: MessageTypeDefinition<_stave_v1_ConsumedRecord, _stave_v1_ConsumedRecord__Output>
@@ -125,10 +137,23 @@ export interface ProtoGrpcType {
       PublishRequest: MessageTypeDefinition<_stave_v1_PublishRequest, _stave_v1_PublishRequest__Output>
       PublishResponse: MessageTypeDefinition<_stave_v1_PublishResponse, _stave_v1_PublishResponse__Output>
       PublishResult: MessageTypeDefinition<_stave_v1_PublishResult, _stave_v1_PublishResult__Output>
+      QueueFetchRequest: MessageTypeDefinition<_stave_v1_QueueFetchRequest, _stave_v1_QueueFetchRequest__Output>
+      QueueFetchResponse: MessageTypeDefinition<_stave_v1_QueueFetchResponse, _stave_v1_QueueFetchResponse__Output>
+      QueueGroupState: MessageTypeDefinition<_stave_v1_QueueGroupState, _stave_v1_QueueGroupState__Output>
+      QueueMember: MessageTypeDefinition<_stave_v1_QueueMember, _stave_v1_QueueMember__Output>
+      QueueOptions: MessageTypeDefinition<_stave_v1_QueueOptions, _stave_v1_QueueOptions__Output>
+      QueueOrdering: EnumTypeDefinition
+      QueuePartitionState: MessageTypeDefinition<_stave_v1_QueuePartitionState, _stave_v1_QueuePartitionState__Output>
+      QueueSettleRequest: MessageTypeDefinition<_stave_v1_QueueSettleRequest, _stave_v1_QueueSettleRequest__Output>
+      QueueSettleResponse: MessageTypeDefinition<_stave_v1_QueueSettleResponse, _stave_v1_QueueSettleResponse__Output>
       Records: MessageTypeDefinition<_stave_v1_Records, _stave_v1_Records__Output>
       ReplicaProblem: MessageTypeDefinition<_stave_v1_ReplicaProblem, _stave_v1_ReplicaProblem__Output>
       ResetOffsetsRequest: MessageTypeDefinition<_stave_v1_ResetOffsetsRequest, _stave_v1_ResetOffsetsRequest__Output>
       ResetOffsetsResponse: MessageTypeDefinition<_stave_v1_ResetOffsetsResponse, _stave_v1_ResetOffsetsResponse__Output>
+      Settle: MessageTypeDefinition<_stave_v1_Settle, _stave_v1_Settle__Output>
+      SettleAction: EnumTypeDefinition
+      Settled: MessageTypeDefinition<_stave_v1_Settled, _stave_v1_Settled__Output>
+      Settlement: MessageTypeDefinition<_stave_v1_Settlement, _stave_v1_Settlement__Output>
       Stave: SubtypeConstructor<typeof grpc.Client, _stave_v1_StaveClient> & { service: _stave_v1_StaveDefinition }
       Subscribe: MessageTypeDefinition<_stave_v1_Subscribe, _stave_v1_Subscribe__Output>
       TopicDescription: MessageTypeDefinition<_stave_v1_TopicDescription, _stave_v1_TopicDescription__Output>

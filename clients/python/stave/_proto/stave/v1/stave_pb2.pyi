@@ -34,6 +34,25 @@ class ErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     UNKNOWN_MEMBER_ID: _ClassVar[ErrorCode]
     GROUP_NOT_EMPTY: _ClassVar[ErrorCode]
     STORAGE_FULL: _ClassVar[ErrorCode]
+    DELIVERY_NOT_HELD: _ClassVar[ErrorCode]
+    GROUP_MISMATCH: _ClassVar[ErrorCode]
+
+class ConsumeMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CONSUME_MODE_GROUP: _ClassVar[ConsumeMode]
+    CONSUME_MODE_QUEUE: _ClassVar[ConsumeMode]
+
+class QueueOrdering(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    QUEUE_ORDERING_NONE: _ClassVar[QueueOrdering]
+    QUEUE_ORDERING_KEY: _ClassVar[QueueOrdering]
+
+class SettleAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SETTLE_ACK: _ClassVar[SettleAction]
+    SETTLE_RELEASE: _ClassVar[SettleAction]
+    SETTLE_REJECT: _ClassVar[SettleAction]
+    SETTLE_EXTEND: _ClassVar[SettleAction]
 NONE: ErrorCode
 UNKNOWN_TOPIC: ErrorCode
 UNKNOWN_PARTITION: ErrorCode
@@ -59,6 +78,16 @@ FENCED_MEMBER_EPOCH: ErrorCode
 UNKNOWN_MEMBER_ID: ErrorCode
 GROUP_NOT_EMPTY: ErrorCode
 STORAGE_FULL: ErrorCode
+DELIVERY_NOT_HELD: ErrorCode
+GROUP_MISMATCH: ErrorCode
+CONSUME_MODE_GROUP: ConsumeMode
+CONSUME_MODE_QUEUE: ConsumeMode
+QUEUE_ORDERING_NONE: QueueOrdering
+QUEUE_ORDERING_KEY: QueueOrdering
+SETTLE_ACK: SettleAction
+SETTLE_RELEASE: SettleAction
+SETTLE_REJECT: SettleAction
+SETTLE_EXTEND: SettleAction
 
 class Error(_message.Message):
     __slots__ = ("code", "message", "leader_id", "leader_addr")
@@ -127,17 +156,19 @@ class PublishResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[PublishResult, _Mapping]]] = ..., sequence: _Optional[int] = ...) -> None: ...
 
 class ConsumeRequest(_message.Message):
-    __slots__ = ("subscribe", "credit", "commit")
+    __slots__ = ("subscribe", "credit", "commit", "settle")
     SUBSCRIBE_FIELD_NUMBER: _ClassVar[int]
     CREDIT_FIELD_NUMBER: _ClassVar[int]
     COMMIT_FIELD_NUMBER: _ClassVar[int]
+    SETTLE_FIELD_NUMBER: _ClassVar[int]
     subscribe: Subscribe
     credit: Credit
     commit: Commit
-    def __init__(self, subscribe: _Optional[_Union[Subscribe, _Mapping]] = ..., credit: _Optional[_Union[Credit, _Mapping]] = ..., commit: _Optional[_Union[Commit, _Mapping]] = ...) -> None: ...
+    settle: Settle
+    def __init__(self, subscribe: _Optional[_Union[Subscribe, _Mapping]] = ..., credit: _Optional[_Union[Credit, _Mapping]] = ..., commit: _Optional[_Union[Commit, _Mapping]] = ..., settle: _Optional[_Union[Settle, _Mapping]] = ...) -> None: ...
 
 class Subscribe(_message.Message):
-    __slots__ = ("topics", "group", "partitions", "auto_commit", "earliest", "latest", "offset", "timestamp_ms")
+    __slots__ = ("topics", "group", "partitions", "auto_commit", "earliest", "latest", "offset", "timestamp_ms", "mode", "queue")
     TOPICS_FIELD_NUMBER: _ClassVar[int]
     GROUP_FIELD_NUMBER: _ClassVar[int]
     PARTITIONS_FIELD_NUMBER: _ClassVar[int]
@@ -146,6 +177,8 @@ class Subscribe(_message.Message):
     LATEST_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
     topics: _containers.RepeatedScalarFieldContainer[str]
     group: str
     partitions: _containers.RepeatedScalarFieldContainer[int]
@@ -154,7 +187,21 @@ class Subscribe(_message.Message):
     latest: bool
     offset: int
     timestamp_ms: int
-    def __init__(self, topics: _Optional[_Iterable[str]] = ..., group: _Optional[str] = ..., partitions: _Optional[_Iterable[int]] = ..., auto_commit: _Optional[bool] = ..., earliest: _Optional[bool] = ..., latest: _Optional[bool] = ..., offset: _Optional[int] = ..., timestamp_ms: _Optional[int] = ...) -> None: ...
+    mode: ConsumeMode
+    queue: QueueOptions
+    def __init__(self, topics: _Optional[_Iterable[str]] = ..., group: _Optional[str] = ..., partitions: _Optional[_Iterable[int]] = ..., auto_commit: _Optional[bool] = ..., earliest: _Optional[bool] = ..., latest: _Optional[bool] = ..., offset: _Optional[int] = ..., timestamp_ms: _Optional[int] = ..., mode: _Optional[_Union[ConsumeMode, str]] = ..., queue: _Optional[_Union[QueueOptions, _Mapping]] = ...) -> None: ...
+
+class QueueOptions(_message.Message):
+    __slots__ = ("lock_ms", "max_deliveries", "ordering", "max_unacked_span")
+    LOCK_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    ORDERING_FIELD_NUMBER: _ClassVar[int]
+    MAX_UNACKED_SPAN_FIELD_NUMBER: _ClassVar[int]
+    lock_ms: int
+    max_deliveries: int
+    ordering: QueueOrdering
+    max_unacked_span: int
+    def __init__(self, lock_ms: _Optional[int] = ..., max_deliveries: _Optional[int] = ..., ordering: _Optional[_Union[QueueOrdering, str]] = ..., max_unacked_span: _Optional[int] = ...) -> None: ...
 
 class Credit(_message.Message):
     __slots__ = ("records", "bytes")
@@ -163,6 +210,40 @@ class Credit(_message.Message):
     records: int
     bytes: int
     def __init__(self, records: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
+
+class Settle(_message.Message):
+    __slots__ = ("id", "settlements")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SETTLEMENTS_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    settlements: _containers.RepeatedCompositeFieldContainer[Settlement]
+    def __init__(self, id: _Optional[int] = ..., settlements: _Optional[_Iterable[_Union[Settlement, _Mapping]]] = ...) -> None: ...
+
+class Settlement(_message.Message):
+    __slots__ = ("topic", "partition", "offset", "delivery_count", "action", "delay_ms", "reason")
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    DELAY_MS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    topic: str
+    partition: int
+    offset: int
+    delivery_count: int
+    action: SettleAction
+    delay_ms: int
+    reason: str
+    def __init__(self, topic: _Optional[str] = ..., partition: _Optional[int] = ..., offset: _Optional[int] = ..., delivery_count: _Optional[int] = ..., action: _Optional[_Union[SettleAction, str]] = ..., delay_ms: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class Settled(_message.Message):
+    __slots__ = ("id", "results")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    results: _containers.RepeatedCompositeFieldContainer[Error]
+    def __init__(self, id: _Optional[int] = ..., results: _Optional[_Iterable[_Union[Error, _Mapping]]] = ...) -> None: ...
 
 class Commit(_message.Message):
     __slots__ = ("offsets", "id")
@@ -183,16 +264,18 @@ class CommitOffset(_message.Message):
     def __init__(self, topic: _Optional[str] = ..., partition: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
 
 class ConsumeResponse(_message.Message):
-    __slots__ = ("records", "assignment", "committed", "error")
+    __slots__ = ("records", "assignment", "committed", "error", "settled")
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
     COMMITTED_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    SETTLED_FIELD_NUMBER: _ClassVar[int]
     records: Records
     assignment: Assignment
     committed: Committed
     error: Error
-    def __init__(self, records: _Optional[_Union[Records, _Mapping]] = ..., assignment: _Optional[_Union[Assignment, _Mapping]] = ..., committed: _Optional[_Union[Committed, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
+    settled: Settled
+    def __init__(self, records: _Optional[_Union[Records, _Mapping]] = ..., assignment: _Optional[_Union[Assignment, _Mapping]] = ..., committed: _Optional[_Union[Committed, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., settled: _Optional[_Union[Settled, _Mapping]] = ...) -> None: ...
 
 class Records(_message.Message):
     __slots__ = ("records",)
@@ -201,7 +284,7 @@ class Records(_message.Message):
     def __init__(self, records: _Optional[_Iterable[_Union[ConsumedRecord, _Mapping]]] = ...) -> None: ...
 
 class ConsumedRecord(_message.Message):
-    __slots__ = ("topic", "partition", "offset", "timestamp_ms", "key", "value", "headers")
+    __slots__ = ("topic", "partition", "offset", "timestamp_ms", "key", "value", "headers", "delivery_count", "lock_deadline_ms")
     TOPIC_FIELD_NUMBER: _ClassVar[int]
     PARTITION_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
@@ -209,6 +292,8 @@ class ConsumedRecord(_message.Message):
     KEY_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     HEADERS_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LOCK_DEADLINE_MS_FIELD_NUMBER: _ClassVar[int]
     topic: str
     partition: int
     offset: int
@@ -216,7 +301,9 @@ class ConsumedRecord(_message.Message):
     key: bytes
     value: bytes
     headers: _containers.RepeatedCompositeFieldContainer[Header]
-    def __init__(self, topic: _Optional[str] = ..., partition: _Optional[int] = ..., offset: _Optional[int] = ..., timestamp_ms: _Optional[int] = ..., key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., headers: _Optional[_Iterable[_Union[Header, _Mapping]]] = ...) -> None: ...
+    delivery_count: int
+    lock_deadline_ms: int
+    def __init__(self, topic: _Optional[str] = ..., partition: _Optional[int] = ..., offset: _Optional[int] = ..., timestamp_ms: _Optional[int] = ..., key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., headers: _Optional[_Iterable[_Union[Header, _Mapping]]] = ..., delivery_count: _Optional[int] = ..., lock_deadline_ms: _Optional[int] = ...) -> None: ...
 
 class Assignment(_message.Message):
     __slots__ = ("member_id", "member_epoch", "assigned", "revoked", "lost")
@@ -633,14 +720,116 @@ class PartitionLag(_message.Message):
     def __init__(self, topic: _Optional[str] = ..., partition: _Optional[int] = ..., committed: _Optional[int] = ..., high_watermark: _Optional[int] = ..., lag: _Optional[int] = ...) -> None: ...
 
 class DescribeGroupResponse(_message.Message):
-    __slots__ = ("error", "members", "offsets")
+    __slots__ = ("error", "members", "offsets", "queue")
     ERROR_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
     OFFSETS_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
     error: Error
     members: _containers.RepeatedCompositeFieldContainer[GroupMember]
     offsets: _containers.RepeatedCompositeFieldContainer[PartitionLag]
-    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., members: _Optional[_Iterable[_Union[GroupMember, _Mapping]]] = ..., offsets: _Optional[_Iterable[_Union[PartitionLag, _Mapping]]] = ...) -> None: ...
+    queue: QueueGroupState
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., members: _Optional[_Iterable[_Union[GroupMember, _Mapping]]] = ..., offsets: _Optional[_Iterable[_Union[PartitionLag, _Mapping]]] = ..., queue: _Optional[_Union[QueueGroupState, _Mapping]] = ...) -> None: ...
+
+class QueueGroupState(_message.Message):
+    __slots__ = ("options", "members", "partitions")
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    options: QueueOptions
+    members: _containers.RepeatedCompositeFieldContainer[QueueMember]
+    partitions: _containers.RepeatedCompositeFieldContainer[QueuePartitionState]
+    def __init__(self, options: _Optional[_Union[QueueOptions, _Mapping]] = ..., members: _Optional[_Iterable[_Union[QueueMember, _Mapping]]] = ..., partitions: _Optional[_Iterable[_Union[QueuePartitionState, _Mapping]]] = ...) -> None: ...
+
+class QueueMember(_message.Message):
+    __slots__ = ("member_id", "in_flight", "delivered", "acked")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    DELIVERED_FIELD_NUMBER: _ClassVar[int]
+    ACKED_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    in_flight: int
+    delivered: int
+    acked: int
+    def __init__(self, member_id: _Optional[str] = ..., in_flight: _Optional[int] = ..., delivered: _Optional[int] = ..., acked: _Optional[int] = ...) -> None: ...
+
+class QueuePartitionState(_message.Message):
+    __slots__ = ("topic", "partition", "ack_floor", "high_watermark", "in_flight", "delayed", "redeliveries", "dead_lettered", "oldest_unacked_age_s", "blocked")
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    ACK_FLOOR_FIELD_NUMBER: _ClassVar[int]
+    HIGH_WATERMARK_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    DELAYED_FIELD_NUMBER: _ClassVar[int]
+    REDELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    DEAD_LETTERED_FIELD_NUMBER: _ClassVar[int]
+    OLDEST_UNACKED_AGE_S_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_FIELD_NUMBER: _ClassVar[int]
+    topic: str
+    partition: int
+    ack_floor: int
+    high_watermark: int
+    in_flight: int
+    delayed: int
+    redeliveries: int
+    dead_lettered: int
+    oldest_unacked_age_s: float
+    blocked: str
+    def __init__(self, topic: _Optional[str] = ..., partition: _Optional[int] = ..., ack_floor: _Optional[int] = ..., high_watermark: _Optional[int] = ..., in_flight: _Optional[int] = ..., delayed: _Optional[int] = ..., redeliveries: _Optional[int] = ..., dead_lettered: _Optional[int] = ..., oldest_unacked_age_s: _Optional[float] = ..., blocked: _Optional[str] = ...) -> None: ...
+
+class QueueFetchRequest(_message.Message):
+    __slots__ = ("group", "member_id", "topics", "options", "earliest", "latest", "offset", "timestamp_ms", "max_records", "max_wait_ms", "leave")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    TOPICS_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    EARLIEST_FIELD_NUMBER: _ClassVar[int]
+    LATEST_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    LEAVE_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    member_id: str
+    topics: _containers.RepeatedScalarFieldContainer[str]
+    options: QueueOptions
+    earliest: bool
+    latest: bool
+    offset: int
+    timestamp_ms: int
+    max_records: int
+    max_wait_ms: int
+    leave: bool
+    def __init__(self, group: _Optional[str] = ..., member_id: _Optional[str] = ..., topics: _Optional[_Iterable[str]] = ..., options: _Optional[_Union[QueueOptions, _Mapping]] = ..., earliest: _Optional[bool] = ..., latest: _Optional[bool] = ..., offset: _Optional[int] = ..., timestamp_ms: _Optional[int] = ..., max_records: _Optional[int] = ..., max_wait_ms: _Optional[int] = ..., leave: _Optional[bool] = ...) -> None: ...
+
+class QueueFetchResponse(_message.Message):
+    __slots__ = ("error", "member_id", "records")
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    error: Error
+    member_id: str
+    records: _containers.RepeatedCompositeFieldContainer[ConsumedRecord]
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., member_id: _Optional[str] = ..., records: _Optional[_Iterable[_Union[ConsumedRecord, _Mapping]]] = ...) -> None: ...
+
+class QueueSettleRequest(_message.Message):
+    __slots__ = ("group", "member_id", "settlements")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    SETTLEMENTS_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    member_id: str
+    settlements: _containers.RepeatedCompositeFieldContainer[Settlement]
+    def __init__(self, group: _Optional[str] = ..., member_id: _Optional[str] = ..., settlements: _Optional[_Iterable[_Union[Settlement, _Mapping]]] = ...) -> None: ...
+
+class QueueSettleResponse(_message.Message):
+    __slots__ = ("error", "results")
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    error: Error
+    results: _containers.RepeatedCompositeFieldContainer[Error]
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., results: _Optional[_Iterable[_Union[Error, _Mapping]]] = ...) -> None: ...
 
 class ListGroupsRequest(_message.Message):
     __slots__ = ()

@@ -134,6 +134,16 @@ class StaveStub:
                 request_serializer=stave_dot_v1_dot_stave__pb2.ResetOffsetsRequest.SerializeToString,
                 response_deserializer=stave_dot_v1_dot_stave__pb2.ResetOffsetsResponse.FromString,
                 _registered_method=True)
+        self.QueueFetch = channel.unary_unary(
+                '/stave.v1.Stave/QueueFetch',
+                request_serializer=stave_dot_v1_dot_stave__pb2.QueueFetchRequest.SerializeToString,
+                response_deserializer=stave_dot_v1_dot_stave__pb2.QueueFetchResponse.FromString,
+                _registered_method=True)
+        self.QueueSettle = channel.unary_unary(
+                '/stave.v1.Stave/QueueSettle',
+                request_serializer=stave_dot_v1_dot_stave__pb2.QueueSettleRequest.SerializeToString,
+                response_deserializer=stave_dot_v1_dot_stave__pb2.QueueSettleResponse.FromString,
+                _registered_method=True)
 
 
 class StaveServicer:
@@ -299,6 +309,26 @@ class StaveServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def QueueFetch(self, request, context):
+        """Queue groups, for a member that is its own client (the Rust client's QueueConsumer;
+        other languages use Consume with `mode = QUEUE`). Sent to the group's coordinator
+        (FindCoordinator). QueueFetch joins (no member id), long-polls for up to `max_records`
+        records, each locked to this member, and leaves (`leave`: what it holds is released).
+        A member not heard from (fetch or settle) for 30 s is dropped and what it holds is
+        released; a member that is busy longer sends QueueFetch with `max_records = 0`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QueueSettle(self, request, context):
+        """Ack, release, reject or extend records delivered to the member; answered per record once
+        the group's state holding the outcome is replicated.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StaveServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -401,6 +431,16 @@ def add_StaveServicer_to_server(servicer, server):
                     servicer.ResetOffsets,
                     request_deserializer=stave_dot_v1_dot_stave__pb2.ResetOffsetsRequest.FromString,
                     response_serializer=stave_dot_v1_dot_stave__pb2.ResetOffsetsResponse.SerializeToString,
+            ),
+            'QueueFetch': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueueFetch,
+                    request_deserializer=stave_dot_v1_dot_stave__pb2.QueueFetchRequest.FromString,
+                    response_serializer=stave_dot_v1_dot_stave__pb2.QueueFetchResponse.SerializeToString,
+            ),
+            'QueueSettle': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueueSettle,
+                    request_deserializer=stave_dot_v1_dot_stave__pb2.QueueSettleRequest.FromString,
+                    response_serializer=stave_dot_v1_dot_stave__pb2.QueueSettleResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -943,6 +983,60 @@ class Stave:
             '/stave.v1.Stave/ResetOffsets',
             stave_dot_v1_dot_stave__pb2.ResetOffsetsRequest.SerializeToString,
             stave_dot_v1_dot_stave__pb2.ResetOffsetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueueFetch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stave.v1.Stave/QueueFetch',
+            stave_dot_v1_dot_stave__pb2.QueueFetchRequest.SerializeToString,
+            stave_dot_v1_dot_stave__pb2.QueueFetchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueueSettle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stave.v1.Stave/QueueSettle',
+            stave_dot_v1_dot_stave__pb2.QueueSettleRequest.SerializeToString,
+            stave_dot_v1_dot_stave__pb2.QueueSettleResponse.FromString,
             options,
             channel_credentials,
             insecure,

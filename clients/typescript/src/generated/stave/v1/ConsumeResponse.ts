@@ -4,6 +4,7 @@ import type { Records as _stave_v1_Records, Records__Output as _stave_v1_Records
 import type { Assignment as _stave_v1_Assignment, Assignment__Output as _stave_v1_Assignment__Output } from '../../stave/v1/Assignment';
 import type { Committed as _stave_v1_Committed, Committed__Output as _stave_v1_Committed__Output } from '../../stave/v1/Committed';
 import type { Error as _stave_v1_Error, Error__Output as _stave_v1_Error__Output } from '../../stave/v1/Error';
+import type { Settled as _stave_v1_Settled, Settled__Output as _stave_v1_Settled__Output } from '../../stave/v1/Settled';
 
 export interface ConsumeResponse {
   'records'?: (_stave_v1_Records | null);
@@ -13,7 +14,8 @@ export interface ConsumeResponse {
    * The stream ends after it.
    */
   'error'?: (_stave_v1_Error | null);
-  'response'?: "records"|"assignment"|"committed"|"error";
+  'settled'?: (_stave_v1_Settled | null);
+  'response'?: "records"|"assignment"|"committed"|"error"|"settled";
 }
 
 export interface ConsumeResponse__Output {
@@ -24,5 +26,6 @@ export interface ConsumeResponse__Output {
    * The stream ends after it.
    */
   'error'?: (_stave_v1_Error__Output | null);
-  'response'?: "records"|"assignment"|"committed"|"error";
+  'settled'?: (_stave_v1_Settled__Output | null);
+  'response'?: "records"|"assignment"|"committed"|"error"|"settled";
 }

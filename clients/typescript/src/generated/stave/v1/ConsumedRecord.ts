@@ -14,6 +14,12 @@ export interface ConsumedRecord {
   'key'?: (Buffer | Uint8Array | string);
   'value'?: (Buffer | Uint8Array | string);
   'headers'?: (_stave_v1_Header)[];
+  /**
+   * Queue groups: how many times this record was delivered, this delivery included (a
+   * failover may forget a first delivery), and when its lock expires (epoch milliseconds).
+   */
+  'delivery_count'?: (number);
+  'lock_deadline_ms'?: (number | string | Long);
   '_key'?: "key";
 }
 
@@ -28,5 +34,11 @@ export interface ConsumedRecord__Output {
   'key'?: (Buffer);
   'value': (Buffer);
   'headers': (_stave_v1_Header__Output)[];
+  /**
+   * Queue groups: how many times this record was delivered, this delivery included (a
+   * failover may forget a first delivery), and when its lock expires (epoch milliseconds).
+   */
+  'delivery_count': (number);
+  'lock_deadline_ms': (string);
   '_key'?: "key";
 }

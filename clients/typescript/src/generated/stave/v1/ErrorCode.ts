@@ -77,6 +77,17 @@ export const ErrorCode = {
    * space is freed. The message names the node, the path, and the free and reserved bytes.
    */
   STORAGE_FULL: 'STORAGE_FULL',
+  /**
+   * A queue group settle names a delivery this member does not hold: never delivered to it,
+   * settled already, or its lock expired and the record went to another delivery. Nothing
+   * changed.
+   */
+  DELIVERY_NOT_HELD: 'DELIVERY_NOT_HELD',
+  /**
+   * The group exists with other settings (a consumer group of the same name, another
+   * `ordering`, other topics): nothing joined.
+   */
+  GROUP_MISMATCH: 'GROUP_MISMATCH',
 } as const;
 
 export type ErrorCode =
@@ -181,5 +192,18 @@ export type ErrorCode =
    */
   | 'STORAGE_FULL'
   | 24
+  /**
+   * A queue group settle names a delivery this member does not hold: never delivered to it,
+   * settled already, or its lock expired and the record went to another delivery. Nothing
+   * changed.
+   */
+  | 'DELIVERY_NOT_HELD'
+  | 25
+  /**
+   * The group exists with other settings (a consumer group of the same name, another
+   * `ordering`, other topics): nothing joined.
+   */
+  | 'GROUP_MISMATCH'
+  | 26
 
 export type ErrorCode__Output = typeof ErrorCode[keyof typeof ErrorCode]

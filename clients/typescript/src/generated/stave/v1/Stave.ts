@@ -36,6 +36,10 @@ import type { ProduceRequest as _stave_v1_ProduceRequest, ProduceRequest__Output
 import type { ProduceResponse as _stave_v1_ProduceResponse, ProduceResponse__Output as _stave_v1_ProduceResponse__Output } from '../../stave/v1/ProduceResponse';
 import type { PublishRequest as _stave_v1_PublishRequest, PublishRequest__Output as _stave_v1_PublishRequest__Output } from '../../stave/v1/PublishRequest';
 import type { PublishResponse as _stave_v1_PublishResponse, PublishResponse__Output as _stave_v1_PublishResponse__Output } from '../../stave/v1/PublishResponse';
+import type { QueueFetchRequest as _stave_v1_QueueFetchRequest, QueueFetchRequest__Output as _stave_v1_QueueFetchRequest__Output } from '../../stave/v1/QueueFetchRequest';
+import type { QueueFetchResponse as _stave_v1_QueueFetchResponse, QueueFetchResponse__Output as _stave_v1_QueueFetchResponse__Output } from '../../stave/v1/QueueFetchResponse';
+import type { QueueSettleRequest as _stave_v1_QueueSettleRequest, QueueSettleRequest__Output as _stave_v1_QueueSettleRequest__Output } from '../../stave/v1/QueueSettleRequest';
+import type { QueueSettleResponse as _stave_v1_QueueSettleResponse, QueueSettleResponse__Output as _stave_v1_QueueSettleResponse__Output } from '../../stave/v1/QueueSettleResponse';
 import type { ResetOffsetsRequest as _stave_v1_ResetOffsetsRequest, ResetOffsetsRequest__Output as _stave_v1_ResetOffsetsRequest__Output } from '../../stave/v1/ResetOffsetsRequest';
 import type { ResetOffsetsResponse as _stave_v1_ResetOffsetsResponse, ResetOffsetsResponse__Output as _stave_v1_ResetOffsetsResponse__Output } from '../../stave/v1/ResetOffsetsResponse';
 
@@ -332,6 +336,48 @@ export interface StaveClient extends grpc.Client {
   publishStream(options?: grpc.CallOptions): grpc.ClientDuplexStream<_stave_v1_PublishRequest, _stave_v1_PublishResponse__Output>;
   
   /**
+   * Queue groups, for a member that is its own client (the Rust client's QueueConsumer;
+   * other languages use Consume with `mode = QUEUE`). Sent to the group's coordinator
+   * (FindCoordinator). QueueFetch joins (no member id), long-polls for up to `max_records`
+   * records, each locked to this member, and leaves (`leave`: what it holds is released).
+   * A member not heard from (fetch or settle) for 30 s is dropped and what it holds is
+   * released; a member that is busy longer sends QueueFetch with `max_records = 0`.
+   */
+  QueueFetch(argument: _stave_v1_QueueFetchRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_QueueFetchResponse__Output>): grpc.ClientUnaryCall;
+  QueueFetch(argument: _stave_v1_QueueFetchRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_stave_v1_QueueFetchResponse__Output>): grpc.ClientUnaryCall;
+  QueueFetch(argument: _stave_v1_QueueFetchRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_QueueFetchResponse__Output>): grpc.ClientUnaryCall;
+  QueueFetch(argument: _stave_v1_QueueFetchRequest, callback: grpc.requestCallback<_stave_v1_QueueFetchResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Queue groups, for a member that is its own client (the Rust client's QueueConsumer;
+   * other languages use Consume with `mode = QUEUE`). Sent to the group's coordinator
+   * (FindCoordinator). QueueFetch joins (no member id), long-polls for up to `max_records`
+   * records, each locked to this member, and leaves (`leave`: what it holds is released).
+   * A member not heard from (fetch or settle) for 30 s is dropped and what it holds is
+   * released; a member that is busy longer sends QueueFetch with `max_records = 0`.
+   */
+  queueFetch(argument: _stave_v1_QueueFetchRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_QueueFetchResponse__Output>): grpc.ClientUnaryCall;
+  queueFetch(argument: _stave_v1_QueueFetchRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_stave_v1_QueueFetchResponse__Output>): grpc.ClientUnaryCall;
+  queueFetch(argument: _stave_v1_QueueFetchRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_QueueFetchResponse__Output>): grpc.ClientUnaryCall;
+  queueFetch(argument: _stave_v1_QueueFetchRequest, callback: grpc.requestCallback<_stave_v1_QueueFetchResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Ack, release, reject or extend records delivered to the member; answered per record once
+   * the group's state holding the outcome is replicated.
+   */
+  QueueSettle(argument: _stave_v1_QueueSettleRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_QueueSettleResponse__Output>): grpc.ClientUnaryCall;
+  QueueSettle(argument: _stave_v1_QueueSettleRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_stave_v1_QueueSettleResponse__Output>): grpc.ClientUnaryCall;
+  QueueSettle(argument: _stave_v1_QueueSettleRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_QueueSettleResponse__Output>): grpc.ClientUnaryCall;
+  QueueSettle(argument: _stave_v1_QueueSettleRequest, callback: grpc.requestCallback<_stave_v1_QueueSettleResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Ack, release, reject or extend records delivered to the member; answered per record once
+   * the group's state holding the outcome is replicated.
+   */
+  queueSettle(argument: _stave_v1_QueueSettleRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_QueueSettleResponse__Output>): grpc.ClientUnaryCall;
+  queueSettle(argument: _stave_v1_QueueSettleRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_stave_v1_QueueSettleResponse__Output>): grpc.ClientUnaryCall;
+  queueSettle(argument: _stave_v1_QueueSettleRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_QueueSettleResponse__Output>): grpc.ClientUnaryCall;
+  queueSettle(argument: _stave_v1_QueueSettleRequest, callback: grpc.requestCallback<_stave_v1_QueueSettleResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
    * Moves a group's committed offsets for one topic (replay, or skip ahead); sent to its
    * coordinator. Refused with GROUP_NOT_EMPTY while the group has members.
    */
@@ -456,6 +502,22 @@ export interface StaveHandlers extends grpc.UntypedServiceImplementation {
   PublishStream: grpc.handleBidiStreamingCall<_stave_v1_PublishRequest__Output, _stave_v1_PublishResponse>;
   
   /**
+   * Queue groups, for a member that is its own client (the Rust client's QueueConsumer;
+   * other languages use Consume with `mode = QUEUE`). Sent to the group's coordinator
+   * (FindCoordinator). QueueFetch joins (no member id), long-polls for up to `max_records`
+   * records, each locked to this member, and leaves (`leave`: what it holds is released).
+   * A member not heard from (fetch or settle) for 30 s is dropped and what it holds is
+   * released; a member that is busy longer sends QueueFetch with `max_records = 0`.
+   */
+  QueueFetch: grpc.handleUnaryCall<_stave_v1_QueueFetchRequest__Output, _stave_v1_QueueFetchResponse>;
+  
+  /**
+   * Ack, release, reject or extend records delivered to the member; answered per record once
+   * the group's state holding the outcome is replicated.
+   */
+  QueueSettle: grpc.handleUnaryCall<_stave_v1_QueueSettleRequest__Output, _stave_v1_QueueSettleResponse>;
+  
+  /**
    * Moves a group's committed offsets for one topic (replay, or skip ahead); sent to its
    * coordinator. Refused with GROUP_NOT_EMPTY while the group has members.
    */
@@ -483,5 +545,7 @@ export interface StaveDefinition extends grpc.ServiceDefinition {
   ProduceStream: MethodDefinition<_stave_v1_ProduceRequest, _stave_v1_ProduceResponse, _stave_v1_ProduceRequest__Output, _stave_v1_ProduceResponse__Output>
   Publish: MethodDefinition<_stave_v1_PublishRequest, _stave_v1_PublishResponse, _stave_v1_PublishRequest__Output, _stave_v1_PublishResponse__Output>
   PublishStream: MethodDefinition<_stave_v1_PublishRequest, _stave_v1_PublishResponse, _stave_v1_PublishRequest__Output, _stave_v1_PublishResponse__Output>
+  QueueFetch: MethodDefinition<_stave_v1_QueueFetchRequest, _stave_v1_QueueFetchResponse, _stave_v1_QueueFetchRequest__Output, _stave_v1_QueueFetchResponse__Output>
+  QueueSettle: MethodDefinition<_stave_v1_QueueSettleRequest, _stave_v1_QueueSettleResponse, _stave_v1_QueueSettleRequest__Output, _stave_v1_QueueSettleResponse__Output>
   ResetOffsets: MethodDefinition<_stave_v1_ResetOffsetsRequest, _stave_v1_ResetOffsetsResponse, _stave_v1_ResetOffsetsRequest__Output, _stave_v1_ResetOffsetsResponse__Output>
 }

@@ -1,5 +1,7 @@
 // Original file: proto/stave/v1/stave.proto
 
+import type { ConsumeMode as _stave_v1_ConsumeMode, ConsumeMode__Output as _stave_v1_ConsumeMode__Output } from '../../stave/v1/ConsumeMode';
+import type { QueueOptions as _stave_v1_QueueOptions, QueueOptions__Output as _stave_v1_QueueOptions__Output } from '../../stave/v1/QueueOptions';
 import type { Long } from '@grpc/proto-loader';
 
 export interface Subscribe {
@@ -28,6 +30,17 @@ export interface Subscribe {
   'latest'?: (boolean);
   'offset'?: (number | string | Long);
   'timestamp_ms'?: (number | string | Long);
+  /**
+   * GROUP (default): a consumer group, or no group. QUEUE: `group` names a queue group, whose
+   * members share every partition record by record: the node hands the next records to
+   * whichever member has credit, each locked to it until settled (Settle) or until the lock
+   * expires (then redelivered). Pushed records carry `delivery_count` and
+   * `lock_deadline_ms`; a queue stream grants credit back as it settles, so the credit is
+   * the most records it holds at once. `partitions` and `auto_commit`: INVALID_REQUEST. When
+   * the stream ends, what it holds unsettled is released at once.
+   */
+  'mode'?: (_stave_v1_ConsumeMode);
+  'queue'?: (_stave_v1_QueueOptions | null);
   /**
    * Where to start: with a group, for partitions the group never committed (default
    * latest: only new records); without one, for every partition (default latest).
@@ -63,6 +76,17 @@ export interface Subscribe__Output {
   'latest'?: (boolean);
   'offset'?: (string);
   'timestamp_ms'?: (string);
+  /**
+   * GROUP (default): a consumer group, or no group. QUEUE: `group` names a queue group, whose
+   * members share every partition record by record: the node hands the next records to
+   * whichever member has credit, each locked to it until settled (Settle) or until the lock
+   * expires (then redelivered). Pushed records carry `delivery_count` and
+   * `lock_deadline_ms`; a queue stream grants credit back as it settles, so the credit is
+   * the most records it holds at once. `partitions` and `auto_commit`: INVALID_REQUEST. When
+   * the stream ends, what it holds unsettled is released at once.
+   */
+  'mode': (_stave_v1_ConsumeMode__Output);
+  'queue': (_stave_v1_QueueOptions__Output | null);
   /**
    * Where to start: with a group, for partitions the group never committed (default
    * latest: only new records); without one, for every partition (default latest).

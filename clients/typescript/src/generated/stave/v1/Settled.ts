@@ -1,0 +1,20 @@
+// Original file: proto/stave/v1/stave.proto
+
+import type { Error as _stave_v1_Error, Error__Output as _stave_v1_Error__Output } from '../../stave/v1/Error';
+import type { Long } from '@grpc/proto-loader';
+
+/**
+ * Per settlement, in order; unset or NONE: done.
+ */
+export interface Settled {
+  'id'?: (number | string | Long);
+  'results'?: (_stave_v1_Error)[];
+}
+
+/**
+ * Per settlement, in order; unset or NONE: done.
+ */
+export interface Settled__Output {
+  'id': (string);
+  'results': (_stave_v1_Error__Output)[];
+}
