@@ -906,8 +906,11 @@ type Subscribe struct {
 	// members share every partition record by record: the node hands the next records to
 	// whichever member has credit, each locked to it until settled (Settle) or until the lock
 	// expires (then redelivered). Pushed records carry `delivery_count` and
-	// `lock_deadline_ms`; a queue stream grants credit back as it settles, so the credit is
-	// the most records it holds at once. `partitions` and `auto_commit`: INVALID_REQUEST. When
+	// `lock_deadline_ms`. Credit works as in a group stream (the node adds only what Credit
+	// messages grant); a queue client grants one record back per record it settles (ack,
+	// release, reject: when answered, whatever the answer; not extend), so its credit is the
+	// most records it holds at once. A record whose lock expired unsettled gives no credit
+	// back until the client settles it (answered DELIVERY_NOT_HELD) or grants more. `partitions` and `auto_commit`: INVALID_REQUEST. When
 	// the stream ends, what it holds unsettled is released at once.
 	Mode          ConsumeMode   `protobuf:"varint,9,opt,name=mode,proto3,enum=stave.v1.ConsumeMode" json:"mode,omitempty"`
 	Queue         *QueueOptions `protobuf:"bytes,10,opt,name=queue,proto3" json:"queue,omitempty"`
@@ -1256,9 +1259,10 @@ type Settlement struct {
 	Offset        uint64                 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
 	DeliveryCount uint32                 `protobuf:"varint,4,opt,name=delivery_count,json=deliveryCount,proto3" json:"delivery_count,omitempty"`
 	Action        SettleAction           `protobuf:"varint,5,opt,name=action,proto3,enum=stave.v1.SettleAction" json:"action,omitempty"`
-	// RELEASE: not delivered again before this many milliseconds (at most 1 day).
+	// RELEASE: not delivered again before this many milliseconds (at most 1 day; more:
+	// INVALID_REQUEST for this settlement alone).
 	DelayMs uint64 `protobuf:"varint,6,opt,name=delay_ms,json=delayMs,proto3" json:"delay_ms,omitempty"`
-	// RELEASE and REJECT: why (kept, up to 1 KiB, for the dead letter's `stave-dlq-reason`).
+	// RELEASE and REJECT: why, for the dead letter's `stave-dlq-reason` (cut to 1 KiB).
 	Reason        string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1343,7 +1347,8 @@ func (x *Settlement) GetReason() string {
 	return ""
 }
 
-// Per settlement, in order; unset or NONE: done.
+// Per settlement, in order; unset or NONE: done. (A Settle on a stream that is not in queue
+// mode is answered with one INVALID_REQUEST.)
 type Settled struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`

@@ -4,7 +4,8 @@ import type { Error as _stave_v1_Error, Error__Output as _stave_v1_Error__Output
 import type { Long } from '@grpc/proto-loader';
 
 /**
- * Per settlement, in order; unset or NONE: done.
+ * Per settlement, in order; unset or NONE: done. (A Settle on a stream that is not in queue
+ * mode is answered with one INVALID_REQUEST.)
  */
 export interface Settled {
   'id'?: (number | string | Long);
@@ -12,7 +13,8 @@ export interface Settled {
 }
 
 /**
- * Per settlement, in order; unset or NONE: done.
+ * Per settlement, in order; unset or NONE: done. (A Settle on a stream that is not in queue
+ * mode is answered with one INVALID_REQUEST.)
  */
 export interface Settled__Output {
   'id': (string);

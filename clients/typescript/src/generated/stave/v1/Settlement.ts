@@ -14,11 +14,12 @@ export interface Settlement {
   'delivery_count'?: (number);
   'action'?: (_stave_v1_SettleAction);
   /**
-   * RELEASE: not delivered again before this many milliseconds (at most 1 day).
+   * RELEASE: not delivered again before this many milliseconds (at most 1 day; more:
+   * INVALID_REQUEST for this settlement alone).
    */
   'delay_ms'?: (number | string | Long);
   /**
-   * RELEASE and REJECT: why (kept, up to 1 KiB, for the dead letter's `stave-dlq-reason`).
+   * RELEASE and REJECT: why, for the dead letter's `stave-dlq-reason` (cut to 1 KiB).
    */
   'reason'?: (string);
 }
@@ -34,11 +35,12 @@ export interface Settlement__Output {
   'delivery_count': (number);
   'action': (_stave_v1_SettleAction__Output);
   /**
-   * RELEASE: not delivered again before this many milliseconds (at most 1 day).
+   * RELEASE: not delivered again before this many milliseconds (at most 1 day; more:
+   * INVALID_REQUEST for this settlement alone).
    */
   'delay_ms': (string);
   /**
-   * RELEASE and REJECT: why (kept, up to 1 KiB, for the dead letter's `stave-dlq-reason`).
+   * RELEASE and REJECT: why, for the dead letter's `stave-dlq-reason` (cut to 1 KiB).
    */
   'reason': (string);
 }

@@ -35,8 +35,11 @@ export interface Subscribe {
    * members share every partition record by record: the node hands the next records to
    * whichever member has credit, each locked to it until settled (Settle) or until the lock
    * expires (then redelivered). Pushed records carry `delivery_count` and
-   * `lock_deadline_ms`; a queue stream grants credit back as it settles, so the credit is
-   * the most records it holds at once. `partitions` and `auto_commit`: INVALID_REQUEST. When
+   * `lock_deadline_ms`. Credit works as in a group stream (the node adds only what Credit
+   * messages grant); a queue client grants one record back per record it settles (ack,
+   * release, reject: when answered, whatever the answer; not extend), so its credit is the
+   * most records it holds at once. A record whose lock expired unsettled gives no credit
+   * back until the client settles it (answered DELIVERY_NOT_HELD) or grants more. `partitions` and `auto_commit`: INVALID_REQUEST. When
    * the stream ends, what it holds unsettled is released at once.
    */
   'mode'?: (_stave_v1_ConsumeMode);
@@ -81,8 +84,11 @@ export interface Subscribe__Output {
    * members share every partition record by record: the node hands the next records to
    * whichever member has credit, each locked to it until settled (Settle) or until the lock
    * expires (then redelivered). Pushed records carry `delivery_count` and
-   * `lock_deadline_ms`; a queue stream grants credit back as it settles, so the credit is
-   * the most records it holds at once. `partitions` and `auto_commit`: INVALID_REQUEST. When
+   * `lock_deadline_ms`. Credit works as in a group stream (the node adds only what Credit
+   * messages grant); a queue client grants one record back per record it settles (ack,
+   * release, reject: when answered, whatever the answer; not extend), so its credit is the
+   * most records it holds at once. A record whose lock expired unsettled gives no credit
+   * back until the client settles it (answered DELIVERY_NOT_HELD) or grants more. `partitions` and `auto_commit`: INVALID_REQUEST. When
    * the stream ends, what it holds unsettled is released at once.
    */
   'mode': (_stave_v1_ConsumeMode__Output);
