@@ -73,6 +73,9 @@ struct Shared {
     total: u64,
     latency: Mutex<Histogram<u64>>,
     first_delivery: Mutex<Option<Instant>>,
+    /// When the ack that completed the run was answered (members still waiting in a fetch
+    /// then are not counted).
+    last_ack: Mutex<Option<Instant>>,
 }
 
 pub async fn run(client: &Client, args: QueueBenchArgs) -> Result<(), CliError> {
@@ -111,6 +114,7 @@ pub async fn run(client: &Client, args: QueueBenchArgs) -> Result<(), CliError> 
         total: args.records,
         latency: Mutex::new(histogram()),
         first_delivery: Mutex::new(None),
+        last_ack: Mutex::new(None),
     });
     let mut tasks = JoinSet::new();
     for member in members {
@@ -119,7 +123,7 @@ pub async fn run(client: &Client, args: QueueBenchArgs) -> Result<(), CliError> 
     while let Some(done) = tasks.join_next().await {
         done.map_err(|err| CliError::Usage(format!("a member failed: {err}")))??;
     }
-    let end = Instant::now();
+    let end = shared.last_ack.lock().await.unwrap_or_else(Instant::now);
     let started = shared.first_delivery.lock().await.unwrap_or(end);
     let elapsed = end.duration_since(started).as_secs_f64().max(1e-9);
     let flush = topic_flush(client, &args.topic).await;
@@ -291,7 +295,10 @@ async fn ack(
             done += 1;
         }
     }
-    shared.acked.fetch_add(done, Ordering::Relaxed);
+    let before = shared.acked.fetch_add(done, Ordering::Relaxed);
+    if before < shared.total && before + done >= shared.total {
+        *shared.last_ack.lock().await = Some(Instant::now());
+    }
     let _ = shared.latency.lock().await.record(took);
     Ok(())
 }
