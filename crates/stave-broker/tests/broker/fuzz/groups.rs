@@ -22,7 +22,7 @@ pub fn valid_group(group: &str) -> bool {
 }
 
 /// The node a request for `group` goes to: its coordinator mostly.
-fn node_for(ctx: &Ctx, rng: &mut StdRng, group: &str) -> usize {
+pub fn node_for(ctx: &Ctx, rng: &mut StdRng, group: &str) -> usize {
     if rng.random_bool(0.8) {
         ctx.cluster.coordinator(group)
     } else {
@@ -31,7 +31,7 @@ fn node_for(ctx: &Ctx, rng: &mut StdRng, group: &str) -> usize {
 }
 
 /// Learns the coordinator from a NOT_COORDINATOR hint.
-fn note(ctx: &Ctx, group: &str, error: &Option<pb::Error>) {
+pub fn note(ctx: &Ctx, group: &str, error: &Option<pb::Error>) {
     if let Some(error) = error
         && error.code == pb::ErrorCode::NotCoordinator as i32
     {
@@ -359,7 +359,7 @@ pub async fn commit_valid(ctx: &Ctx, group: &str) -> Checked {
 }
 
 /// Asks any node for `group`'s coordinator.
-async fn find(ctx: &Ctx, group: &str) -> Checked {
+pub async fn find(ctx: &Ctx, group: &str) -> Checked {
     let request = pb::FindCoordinatorRequest {
         group: group.to_string(),
     };

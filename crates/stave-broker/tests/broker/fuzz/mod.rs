@@ -16,7 +16,9 @@
 //! - `STAVE_FUZZ_WORKERS=W`: cases in flight at once.
 //! - `STAVE_FUZZ_KEEP_GOING=1`: collect defects and carry on, rather than stop at the first.
 //!
-//! Internal Raft services from an outsider: [`internal`]. Minimised defects: [`regressions`].
+//! Queue groups: hostile members in [`queues`], the valid members in [`queue_members`],
+//! Consume in queue mode in [`queue_streams`]. Internal Raft services from an outsider:
+//! [`internal`]. Minimised defects: [`regressions`].
 
 mod admin;
 mod data;
@@ -27,6 +29,9 @@ mod harness;
 mod internal;
 mod model;
 mod names;
+mod queue_members;
+mod queue_streams;
+mod queues;
 mod records;
 mod regressions;
 
@@ -79,9 +84,13 @@ enum Rpc {
     DescribeGroup,
     ListGroups,
     ResetOffsets,
+    QueueFetch,
+    QueueSettle,
+    /// Consume with `mode = QUEUE` (and Settle messages).
+    ConsumeQueue,
 }
 
-const WEIGHTS: [(Rpc, u32); 20] = [
+const WEIGHTS: [(Rpc, u32); 23] = [
     (Rpc::Publish, 8),
     (Rpc::PublishStream, 3),
     (Rpc::Consume, 4),
@@ -102,6 +111,9 @@ const WEIGHTS: [(Rpc, u32); 20] = [
     (Rpc::DescribeGroup, 3),
     (Rpc::ListGroups, 1),
     (Rpc::ResetOffsets, 5),
+    (Rpc::QueueFetch, 6),
+    (Rpc::QueueSettle, 5),
+    (Rpc::ConsumeQueue, 4),
 ];
 
 fn choose(rng: &mut StdRng) -> Rpc {
@@ -122,6 +134,11 @@ pub struct Ctx {
     model: Model,
     /// Every producer id InitProducerId handed out.
     producer_ids: std::sync::Mutex<HashSet<i64>>,
+    /// Queue members (group, member id) hostile cases joined and did not leave, for other
+    /// cases to steal.
+    queue_members: std::sync::Mutex<Vec<(String, String)>>,
+    /// How far the queue cases got (so a run shows they reached the real paths).
+    queue_counts: queues::Counts,
 }
 
 /// What a case leaves to check after it.
@@ -203,6 +220,9 @@ async fn run_rpc(ctx: &Arc<Ctx>, rpc: Rpc, rng: &mut StdRng) -> Result<After, De
         Rpc::DescribeGroup => groups::describe_group(ctx, rng).await,
         Rpc::ListGroups => groups::list_groups(ctx, rng).await,
         Rpc::ResetOffsets => groups::reset_offsets(ctx, rng).await,
+        Rpc::QueueFetch => queues::queue_fetch(ctx, rng).await,
+        Rpc::QueueSettle => queues::queue_settle(ctx, rng).await,
+        Rpc::ConsumeQueue => queue_streams::consume_queue(ctx, rng).await,
     }
 }
 
@@ -350,6 +370,8 @@ async fn start(nodes: Vec<crate::support::Node>) -> Arc<Ctx> {
         cluster,
         model: Model::new(producer.producer_id, producer.producer_epoch as i16),
         producer_ids: std::sync::Mutex::new(HashSet::from([producer.producer_id])),
+        queue_members: std::sync::Mutex::new(Vec::new()),
+        queue_counts: Default::default(),
     });
     // Every model partition takes a write before the cases start (elections done).
     let mut rng = StdRng::seed_from_u64(0);
@@ -406,6 +428,7 @@ async fn fuzz_public_api(
         done as f64 / elapsed.as_secs_f64().max(1e-9),
         ctx.model.acked_batches.load(Ordering::Relaxed),
     );
+    eprintln!("fuzz: queue groups: {}", ctx.queue_counts);
     let defects = progress.defects.lock().unwrap().clone();
     assert!(
         defects.is_empty(),

@@ -283,10 +283,10 @@ fn consume_subscribe(rng: &mut StdRng) -> pb::ConsumeRequest {
 }
 
 /// A message after the subscribe: a credit, a commit (often of partitions not held), an
-/// empty message, or a second subscribe.
+/// empty message, a second subscribe, or a Settle (queue mode only).
 fn consume_follow_up(rng: &mut StdRng) -> pb::ConsumeRequest {
     use pb::consume_request::Request;
-    let request = match rng.random_range(0..8) {
+    let request = match rng.random_range(0..9) {
         0..=3 => Some(Request::Credit(pb::Credit {
             records: pick(rng, &[0, 1, 5, 100, u32::MAX]),
             bytes: pick(rng, &[0, 1, 1000, u64::MAX]),
@@ -302,7 +302,9 @@ fn consume_follow_up(rng: &mut StdRng) -> pb::ConsumeRequest {
                 .collect(),
         })),
         6 => None,
-        _ => consume_subscribe(rng).request,
+        7 => consume_subscribe(rng).request,
+        // A Settle is for queue mode: this stream's is refused.
+        _ => Some(Request::Settle(super::queue_streams::settle_message(rng))),
     };
     pb::ConsumeRequest { request }
 }
@@ -365,8 +367,13 @@ pub async fn consume(ctx: &Ctx, rng: &mut StdRng) -> Result<After, Defect> {
                 typed(&done.error)?;
             }
             Some(Response::Settled(done)) => {
-                for result in done.results {
-                    typed(&Some(result))?;
+                for result in &done.results {
+                    if typed(&Some(result.clone()))? == pb::ErrorCode::None {
+                        return Err(defect(
+                            "a Settle on a stream not in queue mode was taken",
+                            super::harness::shown(&done),
+                        ));
+                    }
                 }
             }
             Some(Response::Assignment(_)) | None => {}
