@@ -7,8 +7,11 @@
 #   W2  the same with 100 B records (flush=never)
 #   W3  a consumer group reads W1's flush=never data from the beginning
 #   W4  1 KiB records at a fixed 5,000/s for 30 s: produce -> consume latency (flush=never)
+#   W6a a queue group of 8 members drains preloaded 100 B records from 1 partition, acking
+#       every record (flush=never): records/s and ack latency
+#   W6b the same, each member working 1 ms per record before its ack (ideal: 8,000/s)
 #
-# Run in the order W1 flush=always, W1 flush=never, W3, W2, W4, after a warm-up run that is not
+# Run in the order W1 flush=always, W1 flush=never, W3, W2, W4, W6a, W6b, after a warm-up run that is not
 # measured; each topic is deleted once no later workload reads it (see drop below for why).
 #
 # Usage: scripts/bench.sh [single|cluster|all]     (default: all)
@@ -26,9 +29,9 @@ which=${1:-all}
 case "$which" in single|cluster|all) ;; *) echo "usage: $0 [single|cluster|all]" >&2; exit 2 ;; esac
 
 if [[ -n "${QUICK:-}" ]]; then
-    w1=100000; w2=300000; w4_secs=5
+    w1=100000; w2=300000; w4_secs=5; w6a=50000; w6b=5000
 else
-    w1=1000000; w2=3000000; w4_secs=30
+    w1=1000000; w2=3000000; w4_secs=30; w6a=500000; w6b=40000
 fi
 
 cargo build --release -q --bin stave
@@ -150,6 +153,13 @@ workloads() {
     drop w2
     run "$setup" W4 e2e --topic w4 --partitions 6 --replication-factor "$rf" \
         --size 1024 --rate 5000 --duration "${w4_secs}s" --linger-ms 0 --flush never
+    drop w4
+    run "$setup" W6a queue --topic w6a --partitions 1 --replication-factor "$rf" \
+        --size 100 --records "$w6a" --members 8 --credit 64 --flush never
+    drop w6a
+    run "$setup" W6b queue --topic w6b --partitions 1 --replication-factor "$rf" \
+        --size 100 --records "$w6b" --members 8 --credit 64 --work-ms 1 --flush never
+    drop w6b
 }
 
 if [[ "$which" == single || "$which" == all ]]; then

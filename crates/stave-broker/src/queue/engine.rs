@@ -46,6 +46,9 @@ const READ_AHEAD: usize = 2_000;
 const REFRESH_EVERY: Duration = Duration::from_secs(2);
 /// A dead letter whose write failed is tried again after this.
 const DEAD_LETTER_RETRY: Duration = Duration::from_secs(1);
+/// A fetch's answer stops taking records past this many bytes (the API's messages are at
+/// most 16 MiB; an answer always takes at least one record).
+const ANSWER_BYTES_MAX: usize = 8 << 20;
 /// A group with no member for this long stops its task (its state is written).
 const IDLE_STOP: Duration = Duration::from_secs(60);
 
@@ -92,8 +95,15 @@ fn gone(group: &str) -> BrokerError {
 }
 
 impl Broker {
-    /// The task of queue group `group`, started if needed (this node must coordinate it).
-    async fn queue_engine(&self, group: &str) -> Result<mpsc::Sender<Command>, BrokerError> {
+    /// The task of queue group `group` (this node must coordinate it), started if `join`
+    /// (a member joining); otherwise a group not running here has no members, and the
+    /// answer is UNKNOWN_MEMBER_ID (a forged or stale member id starts nothing).
+    async fn queue_engine(
+        &self,
+        group: &str,
+        member_id: &str,
+        join: bool,
+    ) -> Result<mpsc::Sender<Command>, BrokerError> {
         let (partition, raft_group) = self.coordinator_partition(group).await?;
         let term = partition.term();
         let mut engines = lock(&self.queue_groups);
@@ -102,6 +112,13 @@ impl Broker {
             && !handle.tx.is_closed()
         {
             return Ok(handle.tx.clone());
+        }
+        engines.retain(|_, handle| !handle.tx.is_closed());
+        if !join {
+            return Err(crate::consumer_group::GroupMembershipError::UnknownMember(
+                member_id.to_string(),
+            )
+            .into());
         }
         let (tx, rx) = mpsc::channel(1024);
         let members = Arc::new(AtomicUsize::new(0));
@@ -152,7 +169,8 @@ impl Broker {
             }
         }
         let group = fetch.group.clone();
-        let tx = self.queue_engine(&group).await?;
+        let join = fetch.member_id.is_empty();
+        let tx = self.queue_engine(&group, &fetch.member_id, join).await?;
         let (reply, answer) = oneshot::channel();
         tx.send(Command::Fetch(fetch, reply))
             .await
@@ -173,7 +191,7 @@ impl Broker {
                 items.len()
             )));
         }
-        let tx = self.queue_engine(group).await?;
+        let tx = self.queue_engine(group, &member_id, false).await?;
         let (reply, answer) = oneshot::channel();
         tx.send(Command::Settle {
             member_id,
@@ -225,7 +243,12 @@ impl Broker {
     /// Writes one dead letter: the record with headers naming where it came from, into
     /// `_dlq.{group}.{topic}` (created if missing), with a message id derived from (group,
     /// topic, partition, offset), so a second write of it (after a failover) is dropped by
-    /// the topic's id table.
+    /// the topic's id table. Produce takes records Publish refuses (a timestamp before 1970,
+    /// a header without a name): those are mended (the timestamp in `stave-dlq-timestamp`
+    /// either way, an unnamed header named `stave-dlq-unnamed`). A letter still refused for
+    /// good (too large for the node, say) is written without its key, value and headers,
+    /// with `stave-dlq-error` saying why; if even that is refused, the record is let go
+    /// (logged): a partition must never stop on a letter that cannot be written.
     async fn write_dead_letter(
         &self,
         group: &str,
@@ -239,67 +262,137 @@ impl Broker {
                 name: topic.clone(),
                 partitions: 1,
                 replication_factor: 0,
-                configs: Vec::new(),
+                configs: vec![("max.message.bytes".into(), (16u64 << 20).to_string())],
             };
             match self.create_topic(spec).await {
                 Ok(()) | Err(BrokerError::TopicExists(_)) => {}
                 Err(err) => return Err(err),
             }
         }
-        let id = {
-            let mut source = Vec::new();
-            for part in [group.as_bytes(), record.topic.as_bytes()] {
-                source.extend_from_slice(&(part.len() as u32).to_le_bytes());
-                source.extend_from_slice(part);
-            }
-            source.extend_from_slice(&record.partition.to_le_bytes());
-            source.extend_from_slice(&record.offset.to_le_bytes());
-            format!("dlq-{:032x}", xxhash_rust::xxh3::xxh3_128(&source))
+        let whole = dead_letter(group, &topic, record, deliveries, reason, None);
+        let why = match self.publish_one(whole).await {
+            Err(err) if permanent(&err) => err.to_string(),
+            other => return other,
         };
-        let mut headers: Vec<(String, Bytes)> = Vec::with_capacity(record.headers.len() + 7);
-        for (key, value) in &record.headers {
-            if key == MESSAGE_ID_HEADER {
-                headers.push(("stave-dlq-id".into(), value.clone()));
-            } else {
-                headers.push((key.clone(), value.clone()));
+        tracing::warn!(group, %why, "a dead letter of {}/{} offset {} is written without its record", record.topic, record.partition, record.offset);
+        let stub = dead_letter(group, &topic, record, deliveries, reason, Some(&why));
+        match self.publish_one(stub).await {
+            Err(err) if permanent(&err) => {
+                tracing::error!(group, %err, "the dead letter of {}/{} offset {} cannot be written; the record is let go", record.topic, record.partition, record.offset);
+                Ok(())
             }
+            other => other,
         }
-        let text = |s: String| Bytes::from(s.into_bytes());
-        headers.push(("stave-dlq-group".into(), text(group.to_string())));
-        headers.push(("stave-dlq-topic".into(), text(record.topic.to_string())));
-        headers.push((
-            "stave-dlq-partition".into(),
-            text(record.partition.to_string()),
-        ));
-        headers.push(("stave-dlq-offset".into(), text(record.offset.to_string())));
-        headers.push(("stave-dlq-deliveries".into(), text(deliveries.to_string())));
-        headers.push(("stave-dlq-reason".into(), text(reason.to_string())));
-        headers.push((MESSAGE_ID_HEADER.into(), text(id)));
-        let letter = PublishRecord {
-            topic,
-            key: record.key.clone(),
-            value: record.value.clone().unwrap_or_default(),
-            headers,
-            partition: None,
-            timestamp_ms: Some(record.timestamp),
-        };
-        let mut outcomes = self.publish(vec![letter], false).await;
+    }
+
+    async fn publish_one(&self, record: PublishRecord) -> Result<(), BrokerError> {
+        let mut outcomes = self.publish(vec![record], false).await;
         match outcomes.pop().map(|outcome| outcome.result) {
             Some(Ok(_)) => Ok(()),
-            Some(Err(err)) => Err(BrokerError::Internal(format!(
-                "dead letter not written: {err}"
-            ))),
+            Some(Err(err)) => Err(match Arc::try_unwrap(err) {
+                Ok(err) => err,
+                Err(shared) => BrokerError::Forwarded {
+                    code: crate::grpc::convert::error(&shared).code,
+                    message: shared.to_string(),
+                    leader: None,
+                },
+            }),
             None => Err(BrokerError::Internal("dead letter not answered".into())),
         }
     }
 }
 
+/// A refusal that a retry of the same letter cannot change.
+fn permanent(err: &BrokerError) -> bool {
+    use stave_proto::v1::ErrorCode as C;
+    let code = crate::grpc::convert::error(err).code;
+    [
+        C::InvalidRequest,
+        C::MessageTooLarge,
+        C::CorruptBatch,
+        C::InvalidTopicName,
+        C::ReservedTopicName,
+        C::InvalidConfig,
+    ]
+    .iter()
+    .any(|c| *c as i32 == code)
+}
+
+/// The dead letter of `record`: itself with headers naming where it came from and why
+/// (`error`: a letter refused whole, written without the record's key, value and headers).
+fn dead_letter(
+    group: &str,
+    topic: &str,
+    record: &ConsumerRecord,
+    deliveries: u32,
+    reason: &str,
+    error: Option<&str>,
+) -> PublishRecord {
+    let id = {
+        let mut source = Vec::new();
+        for part in [group.as_bytes(), record.topic.as_bytes()] {
+            source.extend_from_slice(&(part.len() as u32).to_le_bytes());
+            source.extend_from_slice(part);
+        }
+        source.extend_from_slice(&record.partition.to_le_bytes());
+        source.extend_from_slice(&record.offset.to_le_bytes());
+        format!("dlq-{:032x}", xxhash_rust::xxh3::xxh3_128(&source))
+    };
+    let text = |s: String| Bytes::from(s.into_bytes());
+    let mut headers: Vec<(String, Bytes)> = Vec::with_capacity(record.headers.len() + 9);
+    if error.is_none() {
+        for (key, value) in &record.headers {
+            let key = match key.as_str() {
+                MESSAGE_ID_HEADER => "stave-dlq-id",
+                "" => "stave-dlq-unnamed",
+                other => other,
+            };
+            headers.push((key.to_string(), value.clone()));
+        }
+    }
+    headers.push(("stave-dlq-group".into(), text(group.to_string())));
+    headers.push(("stave-dlq-topic".into(), text(record.topic.to_string())));
+    headers.push((
+        "stave-dlq-partition".into(),
+        text(record.partition.to_string()),
+    ));
+    headers.push(("stave-dlq-offset".into(), text(record.offset.to_string())));
+    headers.push(("stave-dlq-deliveries".into(), text(deliveries.to_string())));
+    headers.push(("stave-dlq-reason".into(), text(reason.to_string())));
+    headers.push((
+        "stave-dlq-timestamp".into(),
+        text(record.timestamp.to_string()),
+    ));
+    if let Some(error) = error {
+        headers.push(("stave-dlq-error".into(), text(error.to_string())));
+    }
+    headers.push((MESSAGE_ID_HEADER.into(), text(id)));
+    let (key, value) = match error {
+        None => (record.key.clone(), record.value.clone().unwrap_or_default()),
+        Some(_) => (None, Bytes::new()),
+    };
+    PublishRecord {
+        topic: topic.to_string(),
+        key,
+        value,
+        headers,
+        partition: None,
+        timestamp_ms: Some(record.timestamp.max(0)),
+    }
+}
+
 /// Refuses a subscription no queue group can have.
 fn check_subscription(group: &str, topics: &[String]) -> Result<(), BrokerError> {
-    if group.is_empty() {
-        return Err(BrokerError::InvalidRequest(
-            "a queue group needs a name".into(),
-        ));
+    // The name goes into its dead-letter topics' names: topic characters, and short enough
+    // that `_dlq.{group}.` leaves room for any topic (see `dead_letter_topic`).
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if group.is_empty() || group.len() > super::GROUP_NAME_BYTES_MAX || !group.chars().all(allowed)
+    {
+        return Err(BrokerError::InvalidRequest(format!(
+            "a queue group's name has 1 to {} characters from A-Z a-z 0-9 . _ - (it names \
+             its dead-letter topics), not {group:?}",
+            super::GROUP_NAME_BYTES_MAX
+        )));
     }
     if topics.is_empty() {
         return Err(BrokerError::InvalidRequest(
@@ -311,15 +404,6 @@ fn check_subscription(group: &str, topics: &[String]) -> Result<(), BrokerError>
         if is_internal_topic(topic) {
             return Err(BrokerError::ReservedTopicName(topic.clone()));
         }
-        // Its dead-letter topic must be a topic name too.
-        let letters = dead_letter_topic(group, topic);
-        if Pattern::parse(topic).is_ok_and(|p| p.is_literal()) {
-            stave_raft::controller::validate_topic_name(&letters).map_err(|err| {
-                BrokerError::InvalidRequest(format!(
-                    "queue group {group:?} cannot dead-letter {topic:?}: {err} ({letters:?})"
-                ))
-            })?;
-        }
     }
     Ok(())
 }
@@ -329,6 +413,8 @@ type PartitionKey = (Arc<str>, u32);
 /// A fetch waiting for records.
 struct Waiter {
     max: usize,
+    /// Bytes of the records given so far (an answer stays under [`ANSWER_BYTES_MAX`]).
+    bytes: usize,
     deadline: Instant,
     records: Vec<Delivered>,
     reply: Reply<QueueFetched>,
@@ -567,6 +653,7 @@ impl Engine {
         let wait = Duration::from_millis(u64::from(fetch.max_wait_ms.min(FETCH_WAIT_MAX_MS)));
         member.waiter = Some(Waiter {
             max: fetch.max_records as usize,
+            bytes: 0,
             deadline: Instant::now() + wait,
             records: Vec::new(),
             reply,
@@ -973,6 +1060,7 @@ impl Engine {
             .turns
             .iter()
             .filter_map(|id| self.members.get(id)?.waiter.as_ref())
+            .filter(|w| w.bytes < ANSWER_BYTES_MAX)
             .map(|w| w.max.saturating_sub(w.records.len()))
             .sum();
         if room == 0 {
@@ -1058,7 +1146,7 @@ impl Engine {
                 let Some(waiter) = member.waiter.as_mut() else {
                     continue;
                 };
-                if waiter.records.len() >= waiter.max {
+                if waiter.records.len() >= waiter.max || waiter.bytes >= ANSWER_BYTES_MAX {
                     continue;
                 }
                 let Some((key, offset)) = picked.next() else {
@@ -1068,6 +1156,7 @@ impl Engine {
                     continue;
                 };
                 if let Some(locked) = queue.lock(offset, id, deadline) {
+                    waiter.bytes += crate::consume::record_size(&locked.record) as usize;
                     waiter.records.push(Delivered {
                         record: locked.record.clone(),
                         delivery_count: locked.deliveries,
@@ -1354,7 +1443,8 @@ fn partition_view(
             .count() as u32,
         redeliveries: queue.redeliveries,
         dead_lettered: queue.dead_lettered,
-        oldest_unacked_age_s: oldest.map_or(0.0, |ts| ((now - ts).max(0) as f64) / 1000.0),
+        oldest_unacked_age_s: oldest
+            .map_or(0.0, |ts| (now.saturating_sub(ts).max(0) as f64) / 1000.0),
         blocked,
     }
 }

@@ -55,9 +55,24 @@ pub const DELAY_MS_MAX: u64 = 86_400_000;
 /// The longest reason kept (bytes).
 pub const REASON_BYTES_MAX: usize = 1024;
 
-/// The dead-letter topic of `group` for `topic`.
+/// The longest queue group name (it is part of its dead-letter topics' names).
+pub const GROUP_NAME_BYTES_MAX: usize = 100;
+
+/// The dead-letter topic of `group` for `topic`: `_dlq.{group}.{topic}`, or, when that is
+/// longer than a topic name may be, the topic's name cut and followed by a hash of it
+/// (`_dlq.{group}.{topic prefix}.{16 hex digits}`). A group name of at most
+/// [`GROUP_NAME_BYTES_MAX`] topic characters always gives a valid name.
 pub fn dead_letter_topic(group: &str, topic: &str) -> String {
-    format!("_dlq.{group}.{topic}")
+    let name = format!("_dlq.{group}.{topic}");
+    let max = stave_raft::controller::TOPIC_NAME_BYTES_MAX;
+    if name.len() <= max {
+        return name;
+    }
+    let hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(topic.as_bytes()));
+    let keep = max.saturating_sub(name.len() - topic.len() + 1 + hash.len());
+    // Topic names are ASCII: any byte is a character boundary.
+    let prefix = topic.get(..keep.min(topic.len())).unwrap_or_default();
+    format!("_dlq.{group}.{prefix}.{hash}")
 }
 
 /// Topics starting with one `_` are system topics (`__` is internal): created by the broker
@@ -232,4 +247,28 @@ pub struct QueueDescription {
     pub settings: Settings,
     pub members: Vec<QueueMemberView>,
     pub partitions: Vec<QueuePartitionView>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_letter_topic_is_always_a_topic_name() {
+        assert_eq!(dead_letter_topic("mailer", "v1.user"), "_dlq.mailer.v1.user");
+        let group = "g".repeat(GROUP_NAME_BYTES_MAX);
+        for len in [1, 100, 140, 143, 144, 200, 249] {
+            let topic = "t".repeat(len);
+            let name = dead_letter_topic(&group, &topic);
+            assert!(
+                stave_raft::controller::validate_topic_name(&name).is_ok(),
+                "{len}: {name}"
+            );
+            assert!(name.starts_with(&format!("_dlq.{group}.t")), "{name}");
+        }
+        // Two long topics that share their first characters get two topics.
+        let a = format!("{}a", "t".repeat(200));
+        let b = format!("{}b", "t".repeat(200));
+        assert_ne!(dead_letter_topic(&group, &a), dead_letter_topic(&group, &b));
+    }
 }

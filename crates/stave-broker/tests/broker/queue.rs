@@ -742,3 +742,128 @@ async fn a_settlement_out_of_bounds_is_refused_alone_and_the_stream_goes_on() {
     );
     assert!(long_reason.starts_with(reason));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_max_unacked_span_a_partition_waits_for_its_oldest_record() {
+    let nodes = cluster(1).await;
+    let addr = &nodes[0].addr;
+    create_topic(addr, "v1.span", 1, 1, &[]).await;
+    wait_for_leaders(addr, "v1.span").await;
+    publish(addr, "v1.span", 10, |_| None).await;
+    let client = rust_client(addr).await;
+    let config = QueueConfig {
+        max_unacked_span: Some(5),
+        ..from_start(1)
+    };
+    // The slow member holds offset 0 and does not settle it yet.
+    let slow = join(&client, "spanned", "v1.span", config.clone()).await;
+    let mut oldest = Vec::new();
+    while oldest.is_empty() {
+        oldest = slow.fetch(1, Duration::from_secs(1)).await.unwrap();
+    }
+    assert_eq!(oldest[0].offset, 0);
+    let fast = join(
+        &client,
+        "spanned",
+        "v1.span",
+        QueueConfig {
+            credit: 10,
+            ..config
+        },
+    )
+    .await;
+    let mut acked = BTreeSet::new();
+    let deadline = Instant::now() + WAIT;
+    while acked.len() < 4 {
+        assert!(Instant::now() < deadline, "acked {acked:?}");
+        for taken in fast.fetch(10, Duration::from_millis(200)).await.unwrap() {
+            fast.ack(&taken).await.unwrap();
+            acked.insert(taken.offset);
+        }
+    }
+    assert_eq!(acked, (1..5).collect(), "nothing at or past offset 0 + 5");
+    assert!(
+        fast.fetch(10, Duration::from_millis(300))
+            .await
+            .unwrap()
+            .is_empty(),
+        "the span is full"
+    );
+    let queue = client
+        .admin()
+        .describe_group("spanned")
+        .await
+        .unwrap()
+        .queue
+        .unwrap();
+    assert!(
+        queue.partitions[0].blocked.contains("max.unacked.span"),
+        "{:?}",
+        queue.partitions[0]
+    );
+    assert_eq!(queue.partitions[0].ack_floor, 0);
+    // The oldest is settled: the rest goes out.
+    slow.ack(&oldest[0]).await.unwrap();
+    while acked.len() < 9 {
+        assert!(Instant::now() < deadline, "acked {acked:?}");
+        for taken in fast.fetch(10, Duration::from_millis(200)).await.unwrap() {
+            fast.ack(&taken).await.unwrap();
+            acked.insert(taken.offset);
+        }
+    }
+    assert_eq!(acked, (1..10).collect());
+    slow.close().await.unwrap();
+    fast.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_group_without_members_can_be_reset_to_replay() {
+    let nodes = cluster(1).await;
+    let addr = &nodes[0].addr;
+    create_topic(addr, "v1.replay", 1, 1, &[]).await;
+    wait_for_leaders(addr, "v1.replay").await;
+    publish(addr, "v1.replay", 5, |_| None).await;
+    let client = rust_client(addr).await;
+    let drain = |member: QueueConsumer| async move {
+        let mut acked = BTreeSet::new();
+        let deadline = Instant::now() + WAIT;
+        while acked.len() < 5 {
+            assert!(Instant::now() < deadline, "acked {acked:?}");
+            for taken in member.fetch(5, Duration::from_millis(200)).await.unwrap() {
+                member.ack(&taken).await.unwrap();
+                acked.insert(taken.offset);
+            }
+        }
+        member
+    };
+    let member = drain(join(&client, "replayer", "v1.replay", from_start(5)).await).await;
+    // Refused while the group has a member.
+    let admin = client.admin();
+    let err = admin
+        .reset_offsets(
+            "replayer",
+            "v1.replay",
+            &[],
+            stave_client::ResetTo::Earliest,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(broker_code(&err), Some(ErrorCode::GroupNotEmpty), "{err}");
+    member.close().await.unwrap();
+    let reset = admin
+        .reset_offsets(
+            "replayer",
+            "v1.replay",
+            &[],
+            stave_client::ResetTo::Earliest,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reset, vec![(0, 0)]);
+    // A new member reads the 5 again, each a first delivery.
+    drain(join(&client, "replayer", "v1.replay", from_start(5)).await)
+        .await
+        .close()
+        .await
+        .unwrap();
+}

@@ -752,7 +752,6 @@ async fn dead_lettered(addr: &str, group: &str, count: u64) {
 /// oldest record's age as `now - timestamp`, which overflows, panicking the group's task in
 /// a debug build (in a release build the age wraps to garbage).
 #[test]
-#[ignore = "defect: a queue group's describe overflows on a record stamped i64::MIN"]
 fn describing_a_queue_group_holding_a_record_stamped_at_i64_min_does_not_panic() {
     with_nodes("fuzz-reg-q-age", 1, |nodes| async move {
         let addr = &nodes[0].addr;
@@ -773,7 +772,6 @@ fn describing_a_queue_group_holding_a_record_stamped_at_i64_min_does_not_panic()
 /// partition's ack floor never passes the record, and at `max_unacked_span` records past it
 /// the group's partition delivers nothing more.
 #[test]
-#[ignore = "defect: a record Publish would refuse can never be dead-lettered"]
 fn a_record_publish_would_refuse_is_still_dead_lettered() {
     with_nodes("fuzz-reg-q-letter", 1, |nodes| async move {
         let addr = &nodes[0].addr;
@@ -796,7 +794,6 @@ fn a_record_publish_would_refuse_is_still_dead_lettered() {
 /// the ack floor stuck (the fuzz's pattern joins of `fuzz.q-ünïcode` and of a 240-byte
 /// group reach this state).
 #[test]
-#[ignore = "defect: a pattern join takes a group whose dead letters cannot be written"]
 fn a_queue_group_that_cannot_dead_letter_is_refused_or_dead_letters() {
     with_nodes("fuzz-reg-q-dlq-name", 1, |nodes| async move {
         let addr = &nodes[0].addr;
@@ -830,7 +827,6 @@ fn a_queue_group_that_cannot_dead_letter_is_refused_or_dead_letters() {
 /// queue-group table that is never removed, so forged requests to ever new names grow the
 /// node without bound.
 #[test]
-#[ignore = "defect: a forged queue member starts a queue group's task"]
 fn a_forged_queue_member_starts_nothing() {
     with_nodes("fuzz-reg-q-forged", 1, |nodes| async move {
         let addr = &nodes[0].addr;
