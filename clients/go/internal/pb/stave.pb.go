@@ -4720,7 +4720,10 @@ func (x *QueuePartitionState) GetBlocked() string {
 
 type QueueFetchRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// 1 to 100 characters from A-Z a-z 0-9 . _ - (it names the group's dead-letter topics,
+	// `_dlq.{group}.{topic}`; a name longer than a topic name may be is cut and ends with a
+	// hash of the topic's name).
+	Group string `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
 	// Empty: join (the answer carries the new id).
 	MemberId string `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
 	// Topic names or patterns (joining only; later fetches may leave it empty).

@@ -4,6 +4,11 @@ import type { QueueOptions as _stave_v1_QueueOptions, QueueOptions__Output as _s
 import type { Long } from '@grpc/proto-loader';
 
 export interface QueueFetchRequest {
+  /**
+   * 1 to 100 characters from A-Z a-z 0-9 . _ - (it names the group's dead-letter topics,
+   * `_dlq.{group}.{topic}`; a name longer than a topic name may be is cut and ends with a
+   * hash of the topic's name).
+   */
   'group'?: (string);
   /**
    * Empty: join (the answer carries the new id).
@@ -37,6 +42,11 @@ export interface QueueFetchRequest {
 }
 
 export interface QueueFetchRequest__Output {
+  /**
+   * 1 to 100 characters from A-Z a-z 0-9 . _ - (it names the group's dead-letter topics,
+   * `_dlq.{group}.{topic}`; a name longer than a topic name may be is cut and ends with a
+   * hash of the topic's name).
+   */
   'group': (string);
   /**
    * Empty: join (the answer carries the new id).
