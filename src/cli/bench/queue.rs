@@ -92,6 +92,11 @@ pub async fn run(client: &Client, args: QueueBenchArgs) -> Result<(), CliError> 
         args.flush.as_deref(),
     )
     .await?;
+    // The topic may have existed with another partition count: the report gives its own.
+    let mut args = args;
+    if let Ok(topic) = client.admin().describe_topic(&args.topic).await {
+        args.partitions = topic.partitions.len() as u32;
+    }
     let preload_started = Instant::now();
     preload(client, &args).await?;
     let preload_s = preload_started.elapsed().as_secs_f64();

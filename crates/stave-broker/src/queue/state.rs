@@ -180,6 +180,9 @@ pub struct PartitionQueue {
     pub next_read: u64,
     pub done: BTreeSet<u64>,
     pub waiting: BTreeMap<u64, Waiting>,
+    /// The waiting records a state write must name (delivered before, or delayed): so a
+    /// write does not walk every record read ahead.
+    marked: BTreeSet<u64>,
     pub locked: BTreeMap<u64, Locked>,
     pub dead_lettering: BTreeMap<u64, DeadLetter>,
     /// Restored from a persisted state, applied when the record is read again.
@@ -202,6 +205,7 @@ impl PartitionQueue {
             next_read: floor,
             done: BTreeSet::new(),
             waiting: BTreeMap::new(),
+            marked: BTreeSet::new(),
             locked: BTreeMap::new(),
             dead_lettering: BTreeMap::new(),
             restored_deliveries: BTreeMap::new(),
@@ -235,10 +239,13 @@ impl PartitionQueue {
                 _ => done.push((offset, offset + 1)),
             }
         }
-        let mut deliveries: Vec<(u64, u32)> = self
-            .waiting
+        let marked = self
+            .marked
             .iter()
-            .map(|(o, w)| (*o, w.deliveries))
+            .filter_map(|o| self.waiting.get(o).map(|w| (*o, w)));
+        let mut deliveries: Vec<(u64, u32)> = marked
+            .clone()
+            .map(|(o, w)| (o, w.deliveries))
             .chain(self.locked.iter().map(|(o, l)| (*o, l.deliveries)))
             .chain(self.dead_lettering.iter().map(|(o, d)| (*o, d.deliveries)))
             .filter(|(_, count)| *count > 1)
@@ -246,11 +253,9 @@ impl PartitionQueue {
         // Restored counts of records not read again yet still count.
         deliveries.extend(self.restored_deliveries.iter().map(|(o, c)| (*o, *c)));
         deliveries.sort_unstable();
-        let mut delayed: Vec<(u64, i64)> = self
-            .waiting
-            .iter()
+        let mut delayed: Vec<(u64, i64)> = marked
             .filter(|(_, w)| w.not_before_ms > 0)
-            .map(|(o, w)| (*o, w.not_before_ms))
+            .map(|(o, w)| (o, w.not_before_ms))
             .collect();
         delayed.extend(self.restored_delays.iter().map(|(o, t)| (*o, *t)));
         delayed.sort_unstable();
@@ -279,6 +284,9 @@ impl PartitionQueue {
         }
         let deliveries = self.restored_deliveries.remove(&offset).unwrap_or(0);
         let not_before_ms = self.restored_delays.remove(&offset).unwrap_or(0);
+        if deliveries > 1 || not_before_ms > 0 {
+            self.marked.insert(offset);
+        }
         self.waiting.insert(
             offset,
             Waiting {
@@ -301,6 +309,7 @@ impl PartitionQueue {
         self.next_read = self.next_read.max(to);
         self.done = self.done.split_off(&to);
         self.waiting = self.waiting.split_off(&to);
+        self.marked = self.marked.split_off(&to);
         self.dirty = true;
         self.advance_floor();
     }
@@ -338,6 +347,7 @@ impl PartitionQueue {
     /// count.
     pub fn lock(&mut self, offset: u64, member: u64, deadline_ms: i64) -> Option<&Locked> {
         let waiting = self.waiting.remove(&offset)?;
+        self.marked.remove(&offset);
         let deliveries = waiting.deliveries + 1;
         if deliveries > 1 {
             self.redeliveries += 1;
@@ -378,6 +388,7 @@ impl PartitionQueue {
                 .is_some_and(|w| w.last == Some((member, deliveries)));
             if late && action == Action::Ack {
                 self.waiting.remove(&offset);
+                self.marked.remove(&offset);
                 self.mark_done(offset);
                 return Ok(Outcome::Done);
             }
@@ -477,6 +488,7 @@ impl PartitionQueue {
         }
         if locked.deliveries > 1 || not_before_ms > 0 {
             self.dirty = true;
+            self.marked.insert(offset);
         }
         self.waiting.insert(
             offset,
