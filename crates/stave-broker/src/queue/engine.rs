@@ -46,6 +46,8 @@ const READ_AHEAD: usize = 2_000;
 const REFRESH_EVERY: Duration = Duration::from_secs(2);
 /// A dead letter whose write failed is tried again after this.
 const DEAD_LETTER_RETRY: Duration = Duration::from_secs(1);
+/// How long a dead-letter topic remembers the ids of the letters written to it.
+const DEAD_LETTER_DEDUPE_MS: u64 = 3_600_000;
 /// A fetch's answer stops taking records past this many bytes (the API's messages are at
 /// most 16 MiB; an answer always takes at least one record).
 const ANSWER_BYTES_MAX: usize = 8 << 20;
@@ -262,7 +264,12 @@ impl Broker {
                 name: topic.clone(),
                 partitions: 1,
                 replication_factor: 0,
-                configs: vec![("max.message.bytes".into(), (16u64 << 20).to_string())],
+                // A second write of a letter (after a failover redelivered its record) is
+                // dropped by id within the dedupe window: an hour, not the default 2 min.
+                configs: vec![
+                    ("max.message.bytes".into(), (16u64 << 20).to_string()),
+                    ("dedupe.window.ms".into(), DEAD_LETTER_DEDUPE_MS.to_string()),
+                ],
             };
             match self.create_topic(spec).await {
                 Ok(()) | Err(BrokerError::TopicExists(_)) => {}

@@ -255,7 +255,10 @@ mod tests {
 
     #[test]
     fn a_dead_letter_topic_is_always_a_topic_name() {
-        assert_eq!(dead_letter_topic("mailer", "v1.user"), "_dlq.mailer.v1.user");
+        assert_eq!(
+            dead_letter_topic("mailer", "v1.user"),
+            "_dlq.mailer.v1.user"
+        );
         let group = "g".repeat(GROUP_NAME_BYTES_MAX);
         for len in [1, 100, 140, 143, 144, 200, 249] {
             let topic = "t".repeat(len);
