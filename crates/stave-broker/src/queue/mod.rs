@@ -18,9 +18,13 @@
 //!
 //! - [`state`]: one partition's state (pure).
 //! - [`engine`]: the coordinator's task per queue group: reading, dispatch, timers,
-//!   persistence, dead letters.
+//!   persistence.
+//! - `requests`: the broker's side of fetch, settle, describe and reset (to the task);
+//!   `dead_letters`: writing them; `stream`: Consume in queue mode.
 
+mod dead_letters;
 pub mod engine;
+mod requests;
 pub mod state;
 mod stream;
 

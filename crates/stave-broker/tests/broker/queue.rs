@@ -2,7 +2,7 @@
 //! letters, delayed retry and key order; through the Rust client's `QueueConsumer` and
 //! through Consume streams in queue mode (the generated stubs only).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -565,12 +565,12 @@ async fn consume_streams_in_queue_mode_share_records_and_hand_back_what_they_hel
     let mut held_by_a: Vec<pb::ConsumedRecord> = Vec::new();
     while acked.len() + held_by_a.len() < 50 {
         assert!(Instant::now() < deadline, "acked {}", acked.len());
-        if let Some(message) = a.next(Duration::from_millis(50)).await {
-            if let pb::consume_response::Response::Records(batch) = message {
-                assert!(batch.records.iter().all(|r| r.delivery_count == 1));
-                by_a += batch.records.len();
-                held_by_a.extend(batch.records);
-            }
+        if let Some(pb::consume_response::Response::Records(batch)) =
+            a.next(Duration::from_millis(50)).await
+        {
+            assert!(batch.records.iter().all(|r| r.delivery_count == 1));
+            by_a += batch.records.len();
+            held_by_a.extend(batch.records);
         }
         if let Some(message) = b.next(Duration::from_millis(50)).await {
             match message {
