@@ -133,8 +133,9 @@ pub struct OffsetsTable {
     #[serde(with = "as_list")]
     entries: BTreeMap<OffsetKey, Committed>,
     /// Queue groups' state per partition, as the broker encodes it (absent from snapshots
-    /// written before queue groups).
-    #[serde(default, with = "as_list")]
+    /// written before queue groups, and left out while empty, so a table without it writes
+    /// the same bytes as before).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", with = "as_list")]
     queues: BTreeMap<OffsetKey, Vec<u8>>,
 }
 
@@ -326,5 +327,34 @@ mod tests {
         let json = serde_json::to_string(&table).unwrap();
         let back: OffsetsTable = serde_json::from_str(&json).unwrap();
         assert_eq!(back, table);
+    }
+
+    #[test]
+    fn queue_state_records_sit_beside_commits_and_survive_a_snapshot() {
+        let mut table = OffsetsTable::default();
+        let k = key("mailer", "v1.jobs", 2);
+        let mut builder = BatchBuilder::new();
+        let state_key = k.encode_queue();
+        builder.push(&as_record(&state_key, Some(b"state-1"), 0));
+        let commit = commit_record(&k, Some(&committed(7)));
+        builder.push(&as_record(&commit.0, commit.1.as_deref(), 0));
+        table.apply_frame(&bytes::Bytes::from(builder.finish()));
+        // The state record is not a commit, and the commit is not a state record.
+        assert_eq!(table.get(&k), Some(&committed(7)));
+        let states: Vec<(&OffsetKey, &[u8])> = table.queue_group("mailer").collect();
+        assert_eq!(states, vec![(&k, &b"state-1"[..])]);
+        assert_eq!(table.queue_group("other").count(), 0);
+
+        let json = serde_json::to_string(&table).unwrap();
+        let back: OffsetsTable = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, table);
+
+        let mut builder = BatchBuilder::new();
+        builder.push(&as_record(&state_key, None, 0));
+        table.apply_frame(&bytes::Bytes::from(builder.finish()));
+        assert_eq!(table.queue_group("mailer").count(), 0);
+        assert_eq!(table.get(&k), Some(&committed(7)));
+        // Without queue state, a table writes what it wrote before queue groups.
+        assert!(!serde_json::to_string(&table).unwrap().contains("queues"));
     }
 }
