@@ -181,17 +181,24 @@ fn describe(group: &GroupDescription) -> String {
 /// A queue group: its settings, members, and per partition what is done, in flight and
 /// dead-lettered.
 fn describe_queue(name: &str, queue: &QueueGroupDescription) -> String {
-    let mut out = format!(
-        "queue group {name} (lock {} ms, max deliveries {}, {}, max unacked span {})\n\n",
-        queue.lock_ms,
-        queue.max_deliveries,
-        if queue.key_order {
-            "key order"
-        } else {
-            "any order"
-        },
-        queue.max_unacked_span
-    );
+    let mut out = if queue.running {
+        format!(
+            "queue group {name} (lock {} ms, max deliveries {}, {}, max unacked span {})\n\n",
+            queue.lock_ms,
+            queue.max_deliveries,
+            if queue.key_order {
+                "key order"
+            } else {
+                "any order"
+            },
+            queue.max_unacked_span
+        )
+    } else {
+        format!(
+            "queue group {name} (not running: as last written; the next member to join sets \
+             its settings)\n\n"
+        )
+    };
     if queue.members.is_empty() {
         out.push_str("no members\n");
     } else {

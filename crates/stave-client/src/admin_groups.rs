@@ -50,6 +50,10 @@ pub struct GroupDescription {
 /// A queue group's settings, members and per-partition state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueueGroupDescription {
+    /// The group runs on its coordinator now. When it does not (no member for a while, or
+    /// the coordinator changed), the state shown is what was last written, and the settings
+    /// below are 0: the next member to join sets them.
+    pub running: bool,
     pub lock_ms: i64,
     pub max_deliveries: u32,
     pub key_order: bool,
@@ -85,6 +89,7 @@ pub struct QueuePartitionState {
 }
 
 fn queue_description(state: proto::QueueGroupState) -> QueueGroupDescription {
+    let running = state.options.is_some();
     let options = state.options.unwrap_or_default();
     let mut members: Vec<QueueMemberState> = state
         .members
@@ -115,6 +120,7 @@ fn queue_description(state: proto::QueueGroupState) -> QueueGroupDescription {
         .collect();
     partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
     QueueGroupDescription {
+        running,
         lock_ms: options.lock_ms.unwrap_or(0),
         max_deliveries: options.max_deliveries.unwrap_or(0),
         key_order: options.ordering == proto::QueueOrdering::Key as i32,

@@ -4467,7 +4467,10 @@ func (x *DescribeGroupResponse) GetQueue() *QueueGroupState {
 }
 
 type QueueGroupState struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unset: the group runs nowhere now (no member for a minute, or its coordinator changed);
+	// the state below is what was last written (no members, nothing in flight), and the next
+	// member to join sets the settings.
 	Options       *QueueOptions          `protobuf:"bytes,1,opt,name=options,proto3" json:"options,omitempty"`
 	Members       []*QueueMember         `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
 	Partitions    []*QueuePartitionState `protobuf:"bytes,3,rep,name=partitions,proto3" json:"partitions,omitempty"`

@@ -373,7 +373,7 @@ pub(crate) fn queue_settled(
 
 fn queue_state(description: QueueDescription) -> pb::QueueGroupState {
     pb::QueueGroupState {
-        options: Some(queue_options_to_pb(&description.settings)),
+        options: description.settings.as_ref().map(queue_options_to_pb),
         members: description
             .members
             .into_iter()

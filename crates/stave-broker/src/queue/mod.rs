@@ -248,7 +248,9 @@ pub struct QueuePartitionView {
 /// A queue group as its coordinator sees it.
 #[derive(Debug, Clone)]
 pub struct QueueDescription {
-    pub settings: Settings,
+    /// `None`: the group runs nowhere now (no member for a while, or its coordinator
+    /// changed); the next member to join sets them.
+    pub settings: Option<Settings>,
     pub members: Vec<QueueMemberView>,
     pub partitions: Vec<QueuePartitionView>,
 }

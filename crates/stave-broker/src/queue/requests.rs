@@ -8,7 +8,10 @@ use std::sync::atomic::AtomicUsize;
 use tokio::sync::{mpsc, oneshot};
 
 use super::engine::{Command, Engine, Handle, gone};
-use super::{FETCH_RECORDS_MAX, QueueDescription, QueueFetch, QueueFetched, SettleItem};
+use super::state::Persisted;
+use super::{
+    FETCH_RECORDS_MAX, QueueDescription, QueueFetch, QueueFetched, QueuePartitionView, SettleItem,
+};
 use crate::broker::{Broker, lock};
 use crate::consumer_group::pattern::Pattern;
 use crate::error::BrokerError;
@@ -123,15 +126,57 @@ impl Broker {
         answer.await.map_err(|_| gone(group))?
     }
 
-    /// A running queue group's state (this node coordinates it), if it runs here.
+    /// A queue group's state (this node coordinates it): as its task has it, or, when it
+    /// runs nowhere now, as it was last written (floors, delays, dead letters; no members,
+    /// no locks). `None`: not a queue group.
     pub(crate) async fn describe_queue(&self, group: &str) -> Option<QueueDescription> {
-        let tx = {
+        let running = {
             let engines = lock(&self.queue_groups);
-            engines.get(group).map(|handle| handle.tx.clone())?
+            engines
+                .get(group)
+                .filter(|handle| !handle.tx.is_closed())
+                .map(|handle| handle.tx.clone())
         };
-        let (reply, answer) = oneshot::channel();
-        tx.send(Command::Describe(reply)).await.ok()?;
-        answer.await.ok()
+        if let Some(tx) = running {
+            let (reply, answer) = oneshot::channel();
+            if tx.send(Command::Describe(reply)).await.is_ok()
+                && let Ok(description) = answer.await
+            {
+                return Some(description);
+            }
+        }
+        self.written_queue(group).await
+    }
+
+    /// A queue group's state as last written to its `__offsets` partition.
+    async fn written_queue(&self, group: &str) -> Option<QueueDescription> {
+        let (partition, _) = self.coordinator_partition(group).await.ok()?;
+        let table = partition.offsets_table()?;
+        let now = crate::consumer_group::now_ms();
+        let partitions: Vec<QueuePartitionView> = table
+            .queue_group(group)
+            .filter_map(|(key, value)| {
+                let state = Persisted::decode(value)?;
+                // A state for another floor than the committed one was reset away.
+                let floor = table.get(key).map(|c| c.offset)?;
+                (floor == state.floor).then(|| QueuePartitionView {
+                    topic: Arc::from(key.topic.as_str()),
+                    partition: key.partition,
+                    ack_floor: floor,
+                    in_flight: 0,
+                    delayed: state.delayed.iter().filter(|(_, at)| *at > now).count() as u32,
+                    redeliveries: 0,
+                    dead_lettered: state.dead_lettered,
+                    oldest_unacked_age_s: 0.0,
+                    blocked: String::new(),
+                })
+            })
+            .collect();
+        (!partitions.is_empty()).then_some(QueueDescription {
+            settings: None,
+            members: Vec::new(),
+            partitions,
+        })
     }
 
     /// Members of queue group `group` running here.

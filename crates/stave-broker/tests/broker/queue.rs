@@ -850,6 +850,20 @@ async fn a_queue_group_without_members_can_be_reset_to_replay() {
         .unwrap_err();
     assert_eq!(broker_code(&err), Some(ErrorCode::GroupNotEmpty), "{err}");
     member.close().await.unwrap();
+    // A reset stops the group's task: describe then shows what was last written.
+    admin
+        .reset_offsets("replayer", "v1.replay", &[], stave_client::ResetTo::Latest)
+        .await
+        .unwrap();
+    let written = admin
+        .describe_group("replayer")
+        .await
+        .unwrap()
+        .queue
+        .expect("still a queue group");
+    assert!(!written.running);
+    assert!(written.members.is_empty());
+    assert_eq!(written.partitions[0].ack_floor, 5);
     let reset = admin
         .reset_offsets(
             "replayer",

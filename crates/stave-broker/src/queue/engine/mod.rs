@@ -530,7 +530,7 @@ impl Engine {
             .map(|(key, queue)| partition_view(key, queue, &settings, now))
             .collect();
         QueueDescription {
-            settings,
+            settings: Some(settings),
             members,
             partitions,
         }
