@@ -1,6 +1,8 @@
 //! Proto messages to domain values and back, and the one table from `BrokerError` to the
 //! API's typed error codes.
 
+mod queue;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::{Bytes, BytesMut};
@@ -17,11 +19,9 @@ use crate::error::BrokerError;
 use crate::fetch::{FetchRequest, Fetched, OffsetSpec};
 use crate::produce::{ProduceRequest, Produced};
 use crate::publish::{Answer, PublishRecord, PublishedRecord, RecordOutcome};
-use crate::queue::{
-    Action, Ordering, QueueDescription, QueueFetch, QueueFetched, QueueOptions, Settings,
-    SettleItem,
-};
 use stave_client::{AssignmentChange, ConsumerRecord};
+
+pub(crate) use self::queue::{queue_fetch, queue_fetched, queue_settled, settle_item};
 
 /// The typed error the API answers with.
 pub(crate) fn error(err: &BrokerError) -> pb::Error {
@@ -219,7 +219,7 @@ pub(crate) fn subscription(subscribe: pb::Subscribe) -> Subscription {
         Some(S::Latest(_) | S::Earliest(false)) | None => Start::Latest,
     };
     let queue = (subscribe.mode == pb::ConsumeMode::Queue as i32)
-        .then(|| queue_options(subscribe.queue.unwrap_or_default()));
+        .then(|| queue::queue_options(subscribe.queue.unwrap_or_default()));
     Subscription {
         topics: subscribe.topics,
         group: subscribe.group,
@@ -227,179 +227,6 @@ pub(crate) fn subscription(subscribe: pb::Subscribe) -> Subscription {
         auto_commit: subscribe.auto_commit,
         start,
         queue,
-    }
-}
-
-fn queue_options(options: pb::QueueOptions) -> QueueOptions {
-    QueueOptions {
-        lock_ms: options.lock_ms,
-        max_deliveries: options.max_deliveries,
-        ordering: if options.ordering == pb::QueueOrdering::Key as i32 {
-            Ordering::Key
-        } else {
-            Ordering::None
-        },
-        max_unacked_span: options.max_unacked_span,
-    }
-}
-
-fn queue_options_to_pb(settings: &Settings) -> pb::QueueOptions {
-    pb::QueueOptions {
-        lock_ms: Some(settings.lock_ms),
-        max_deliveries: Some(settings.max_deliveries),
-        ordering: match settings.ordering {
-            Ordering::None => pb::QueueOrdering::None,
-            Ordering::Key => pb::QueueOrdering::Key,
-        } as i32,
-        max_unacked_span: Some(settings.max_unacked_span),
-    }
-}
-
-pub(crate) fn queue_fetch(request: pb::QueueFetchRequest) -> Result<QueueFetch, BrokerError> {
-    use pb::queue_fetch_request::Start as S;
-    let start = match request.start {
-        Some(S::Earliest(true)) => Start::Earliest,
-        Some(S::Offset(offset)) => Start::Offset(offset),
-        Some(S::TimestampMs(ms)) => Start::Timestamp(ms),
-        Some(S::Latest(_) | S::Earliest(false)) | None => Start::Latest,
-    };
-    Ok(QueueFetch {
-        group: request.group,
-        member_id: request.member_id,
-        topics: request.topics,
-        options: queue_options(request.options.unwrap_or_default()),
-        start,
-        max_records: request.max_records,
-        max_wait_ms: request.max_wait_ms,
-        leave: request.leave,
-    })
-}
-
-/// A settlement as it arrives (unchecked).
-pub(crate) fn settle_item(settlement: pb::Settlement) -> Result<SettleItem, BrokerError> {
-    let action = match pb::SettleAction::try_from(settlement.action) {
-        Ok(pb::SettleAction::SettleAck) => Action::Ack,
-        Ok(pb::SettleAction::SettleRelease) => Action::Release {
-            delay_ms: settlement.delay_ms,
-            reason: settlement.reason,
-        },
-        Ok(pb::SettleAction::SettleReject) => Action::Reject {
-            reason: settlement.reason,
-        },
-        Ok(pb::SettleAction::SettleExtend) => Action::Extend,
-        Err(_) => {
-            return Err(BrokerError::InvalidRequest(format!(
-                "unknown settle action {}",
-                settlement.action
-            )));
-        }
-    };
-    Ok(SettleItem {
-        topic: settlement.topic,
-        partition: settlement.partition,
-        offset: settlement.offset,
-        delivery_count: settlement.delivery_count,
-        action,
-    })
-}
-
-/// The client library's settlement, for a Consume stream's member.
-fn stream_settlement(item: SettleItem) -> stave_client::Settlement {
-    let settle = match item.action {
-        Action::Ack => stave_client::Settle::Ack,
-        Action::Release { delay_ms, reason } => stave_client::Settle::Release {
-            delay: std::time::Duration::from_millis(delay_ms),
-            reason,
-        },
-        Action::Reject { reason } => stave_client::Settle::Reject { reason },
-        Action::Extend => stave_client::Settle::Extend,
-    };
-    stave_client::Settlement {
-        topic: item.topic,
-        partition: item.partition,
-        offset: item.offset,
-        delivery_count: item.delivery_count,
-        settle,
-    }
-}
-
-pub(crate) fn queue_fetched(result: Result<QueueFetched, BrokerError>) -> pb::QueueFetchResponse {
-    match result {
-        Ok(fetched) => pb::QueueFetchResponse {
-            error: None,
-            member_id: fetched.member_id,
-            records: fetched
-                .records
-                .into_iter()
-                .map(|delivered| {
-                    let mut record = consumed(delivered.record);
-                    record.delivery_count = delivered.delivery_count;
-                    record.lock_deadline_ms = delivered.lock_deadline_ms;
-                    record
-                })
-                .collect(),
-        },
-        Err(err) => pb::QueueFetchResponse {
-            error: some_error(&err),
-            ..Default::default()
-        },
-    }
-}
-
-fn settle_results(results: Vec<Result<(), BrokerError>>) -> Vec<pb::Error> {
-    results
-        .into_iter()
-        .map(|result| match result {
-            Ok(()) => pb::Error::default(),
-            Err(err) => error(&err),
-        })
-        .collect()
-}
-
-pub(crate) fn queue_settled(
-    result: Result<Vec<Result<(), BrokerError>>, BrokerError>,
-) -> pb::QueueSettleResponse {
-    match result {
-        Ok(results) => pb::QueueSettleResponse {
-            error: None,
-            results: settle_results(results),
-        },
-        Err(err) => pb::QueueSettleResponse {
-            error: some_error(&err),
-            results: Vec::new(),
-        },
-    }
-}
-
-fn queue_state(description: QueueDescription) -> pb::QueueGroupState {
-    pb::QueueGroupState {
-        options: description.settings.as_ref().map(queue_options_to_pb),
-        members: description
-            .members
-            .into_iter()
-            .map(|member| pb::QueueMember {
-                member_id: member.member_id,
-                in_flight: member.in_flight,
-                delivered: member.delivered,
-                acked: member.acked,
-            })
-            .collect(),
-        partitions: description
-            .partitions
-            .into_iter()
-            .map(|p| pb::QueuePartitionState {
-                topic: p.topic.to_string(),
-                partition: p.partition,
-                ack_floor: p.ack_floor,
-                high_watermark: 0,
-                in_flight: p.in_flight,
-                delayed: p.delayed,
-                redeliveries: p.redeliveries,
-                dead_lettered: p.dead_lettered,
-                oldest_unacked_age_s: p.oldest_unacked_age_s,
-                blocked: p.blocked,
-            })
-            .collect(),
     }
 }
 
@@ -430,7 +257,7 @@ pub(crate) fn consume_input(
                 .map(|s| {
                     let mut item = settle_item(s)?;
                     item.check()?;
-                    Ok(stream_settlement(item))
+                    Ok(queue::stream_settlement(item))
                 })
                 .collect(),
         }),
@@ -512,18 +339,13 @@ pub(crate) fn consume_output(output: ConsumeOutput) -> pb::ConsumeResponse {
         ConsumeOutput::Queued(records) => R::Records(pb::Records {
             records: records
                 .into_iter()
-                .map(|queued| {
-                    let mut record = consumed(queued.record);
-                    record.delivery_count = queued.delivery_count;
-                    record.lock_deadline_ms = queued.lock_deadline_ms;
-                    record
-                })
+                .map(|q| queue::locked(q.record, q.delivery_count, q.lock_deadline_ms))
                 .collect(),
         }),
         ConsumeOutput::Settled { id, result } => match result {
             Ok(results) => R::Settled(pb::Settled {
                 id,
-                results: settle_results(results),
+                results: queue::settle_results(results),
             }),
             // Refused whole (a Settle on a stream that is no queue member): one answer.
             Err(err) => R::Settled(pb::Settled {
@@ -784,7 +606,7 @@ pub(crate) fn group_description(
             .filter_map(|lag| Some(((lag.topic.clone(), lag.partition), lag.high_watermark?)))
             .collect();
         let queue = description.queue.take().map(|queue| {
-            let mut state = queue_state(queue);
+            let mut state = queue::queue_state(queue);
             for partition in &mut state.partitions {
                 let key = (partition.topic.clone(), partition.partition);
                 partition.high_watermark = high_watermarks.get(&key).copied().unwrap_or(0);
