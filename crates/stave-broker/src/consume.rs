@@ -311,40 +311,50 @@ impl Broker {
         &self,
         subscription: &Subscription,
     ) -> Result<Vec<(String, Vec<u32>)>, BrokerError> {
-        let metadata = self.node().controller().metadata();
         let mut read = Vec::new();
-        for wanted in &subscription.topics {
-            let pattern = Pattern::parse(wanted).map_err(BrokerError::InvalidRequest)?;
-            let names: Vec<String> = if pattern.is_literal() {
-                vec![wanted.clone()]
+        for (name, count) in self.subscribed_topics(&subscription.topics)? {
+            let partitions: Vec<u32> = if subscription.partitions.is_empty() {
+                (0..count).collect()
             } else {
-                metadata
-                    .topics()
-                    .keys()
-                    .filter(|name| pattern.matches(name))
-                    .cloned()
-                    .collect()
+                subscription.partitions.clone()
             };
-            for name in names {
-                let topic = metadata
-                    .topic(&name)
-                    .ok_or_else(|| BrokerError::UnknownTopic(name.clone()))?;
-                let count = topic.partition_count();
-                let partitions: Vec<u32> = if subscription.partitions.is_empty() {
-                    (0..count).collect()
-                } else {
-                    subscription.partitions.clone()
-                };
-                if let Some(missing) = partitions.iter().find(|p| **p >= count) {
-                    return Err(BrokerError::UnknownPartition {
-                        topic: name,
-                        partition: *missing,
-                    });
-                }
-                read.push((name, partitions));
+            if let Some(missing) = partitions.iter().find(|p| **p >= count) {
+                return Err(BrokerError::UnknownPartition {
+                    topic: name,
+                    partition: *missing,
+                });
             }
+            read.push((name, partitions));
         }
         Ok(read)
+    }
+
+    /// The topics `subscribed` names or matches now (a pattern never matches an internal or
+    /// system topic), with their partition counts; a name that is no topic: UNKNOWN_TOPIC.
+    pub(crate) fn subscribed_topics(
+        &self,
+        subscribed: &[String],
+    ) -> Result<Vec<(String, u32)>, BrokerError> {
+        let metadata = self.node().controller().metadata();
+        let mut found = Vec::new();
+        for wanted in subscribed {
+            let pattern = Pattern::parse(wanted).map_err(BrokerError::InvalidRequest)?;
+            if pattern.is_literal() {
+                let topic = metadata
+                    .topic(wanted)
+                    .ok_or_else(|| BrokerError::UnknownTopic(wanted.clone()))?;
+                found.push((wanted.clone(), topic.partition_count()));
+            } else {
+                found.extend(
+                    metadata
+                        .topics()
+                        .iter()
+                        .filter(|(name, _)| pattern.matches(name))
+                        .map(|(name, topic)| (name.clone(), topic.partition_count())),
+                );
+            }
+        }
+        Ok(found)
     }
 }
 

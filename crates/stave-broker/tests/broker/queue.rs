@@ -13,7 +13,7 @@ use stave_proto::v1 as pb;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::queue_support::{from_start, join, publish, rust_client};
+use crate::queue_support::{ack_until, from_start, join, publish, rust_client};
 use crate::support::{WAIT, client, cluster, code, create_topic, retry, wait_for_leaders};
 
 fn broker_code(err: &ClientError) -> Option<ErrorCode> {
@@ -773,14 +773,7 @@ async fn at_max_unacked_span_a_partition_waits_for_its_oldest_record() {
     )
     .await;
     let mut acked = BTreeSet::new();
-    let deadline = Instant::now() + WAIT;
-    while acked.len() < 4 {
-        assert!(Instant::now() < deadline, "acked {acked:?}");
-        for taken in fast.fetch(10, Duration::from_millis(200)).await.unwrap() {
-            fast.ack(&taken).await.unwrap();
-            acked.insert(taken.offset);
-        }
-    }
+    ack_until(&fast, 10, &mut acked, 4).await;
     assert_eq!(acked, (1..5).collect(), "nothing at or past offset 0 + 5");
     assert!(
         fast.fetch(10, Duration::from_millis(300))
@@ -804,13 +797,7 @@ async fn at_max_unacked_span_a_partition_waits_for_its_oldest_record() {
     assert_eq!(queue.partitions[0].ack_floor, 0);
     // The oldest is settled: the rest goes out.
     slow.ack(&oldest[0]).await.unwrap();
-    while acked.len() < 9 {
-        assert!(Instant::now() < deadline, "acked {acked:?}");
-        for taken in fast.fetch(10, Duration::from_millis(200)).await.unwrap() {
-            fast.ack(&taken).await.unwrap();
-            acked.insert(taken.offset);
-        }
-    }
+    ack_until(&fast, 10, &mut acked, 9).await;
     assert_eq!(acked, (1..10).collect());
     slow.close().await.unwrap();
     fast.close().await.unwrap();
@@ -825,15 +812,7 @@ async fn a_queue_group_without_members_can_be_reset_to_replay() {
     publish(addr, "v1.replay", 5, |_| None).await;
     let client = rust_client(addr).await;
     let drain = |member: QueueConsumer| async move {
-        let mut acked = BTreeSet::new();
-        let deadline = Instant::now() + WAIT;
-        while acked.len() < 5 {
-            assert!(Instant::now() < deadline, "acked {acked:?}");
-            for taken in member.fetch(5, Duration::from_millis(200)).await.unwrap() {
-                member.ack(&taken).await.unwrap();
-                acked.insert(taken.offset);
-            }
-        }
+        ack_until(&member, 5, &mut BTreeSet::new(), 5).await;
         member
     };
     let member = drain(join(&client, "replayer", "v1.replay", from_start(5)).await).await;

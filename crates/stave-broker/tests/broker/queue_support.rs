@@ -82,3 +82,21 @@ pub async fn join(client: &Client, group: &str, topic: &str, config: QueueConfig
         }
     }
 }
+
+/// Fetches (up to `max` at a time) and acks until `acked` holds `until` offsets, within
+/// `WAIT`.
+pub async fn ack_until(
+    member: &QueueConsumer,
+    max: u32,
+    acked: &mut std::collections::BTreeSet<u64>,
+    until: usize,
+) {
+    let deadline = Instant::now() + WAIT;
+    while acked.len() < until {
+        assert!(Instant::now() < deadline, "acked {acked:?}");
+        for taken in member.fetch(max, Duration::from_millis(200)).await.unwrap() {
+            member.ack(&taken).await.unwrap();
+            acked.insert(taken.offset);
+        }
+    }
+}

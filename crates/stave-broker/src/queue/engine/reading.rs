@@ -10,7 +10,7 @@ impl Engine {
         let Some(broker) = self.broker() else {
             return Err(gone(&self.group));
         };
-        let wanted = subscribed_topics(&broker, &self.topics)?;
+        let wanted = broker.subscribed_topics(&self.topics)?;
         let missing: Vec<(String, u32)> = wanted
             .iter()
             .flat_map(|(topic, count)| (0..*count).map(move |p| (topic.clone(), p)))
@@ -151,31 +151,6 @@ impl Engine {
             }
         }
     }
-}
-
-/// The topics a subscription names or matches now, with their partition counts.
-pub(super) fn subscribed_topics(
-    broker: &Broker,
-    topics: &[String],
-) -> Result<Vec<(String, u32)>, BrokerError> {
-    let metadata = broker.node().controller().metadata();
-    let mut wanted: Vec<(String, u32)> = Vec::new();
-    for subscribed in topics {
-        let pattern = Pattern::parse(subscribed).map_err(BrokerError::InvalidRequest)?;
-        if pattern.is_literal() {
-            let topic = metadata
-                .topic(subscribed)
-                .ok_or_else(|| BrokerError::UnknownTopic(subscribed.clone()))?;
-            wanted.push((subscribed.clone(), topic.partition_count()));
-        } else {
-            for (name, topic) in metadata.topics() {
-                if pattern.matches(name) {
-                    wanted.push((name.clone(), topic.partition_count()));
-                }
-            }
-        }
-    }
-    Ok(wanted)
 }
 
 /// The next record read, when a consumer runs.
