@@ -73,7 +73,9 @@ start_nodes() {
         local port=${ports[$((id - 1))]} args=()
         args=(server --node-id "$id" --data-dir "$work/n$count-$id" --listen "127.0.0.1:$port")
         if [[ -n "$peers" ]]; then
-            args+=(--peers "$peers")
+            [[ -s "$work/cluster.secret" ]] ||
+                (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$work/cluster.secret")
+            args+=(--peers "$peers" --cluster-secret-file "$work/cluster.secret")
         fi
         "$bin" "${args[@]}" >"$work/n$count-$id.log" 2>&1 &
         pids+=($!)

@@ -8,7 +8,8 @@
 #   scripts/cluster.sh stop     ends exactly the processes `start` started, removes the data
 #
 # STAVE_CLUSTER_DIR (default: $TMPDIR/stave-cluster or /tmp/stave-cluster) holds the PIDs,
-# the logs and the data. STAVE_BIN overrides the binary.
+# the logs, the data and the cluster secret every node is given (cluster.secret, made on the
+# first start). STAVE_BIN overrides the binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 state=${STAVE_CLUSTER_DIR:-${TMPDIR:-/tmp}/stave-cluster}
@@ -38,9 +39,13 @@ start() {
     local bin
     bin=$(binary)
     mkdir -p "$state"
+    if [[ ! -s "$state/cluster.secret" ]]; then
+        (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$state/cluster.secret")
+    fi
     for id in 1 2 3; do
         local port=${ports[$((id - 1))]}
         "$bin" server --node-id "$id" --listen "127.0.0.1:$port" --peers "$peers" \
+            --cluster-secret-file "$state/cluster.secret" \
             --data-dir "$state/data-$id" >"$state/node-$id.log" 2>&1 &
         echo $! >"$state/node-$id.pid"
     done

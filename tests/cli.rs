@@ -370,6 +370,35 @@ fn unreachable_bootstrap_fails_fast() {
     }
 }
 
+/// A node given peers but no cluster secret refuses to start, in one line that says how to
+/// give it one; with a secret file that is too short, it says that.
+#[test]
+fn a_node_with_peers_and_no_cluster_secret_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let peers = format!("1={},2={}", reserve_port(), reserve_port());
+    let server = |extra: &[&str]| {
+        Command::new(STAVE)
+            .args(["server", "--node-id", "1", "--peers", &peers, "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(extra)
+            .env("RUST_LOG", "off")
+            .env_remove("STAVE_CLUSTER_SECRET")
+            .env_remove("STAVE_CLUSTER_SECRET_FILE")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let started = Instant::now();
+    let err = one_line_error(&server(&[]));
+    assert!(started.elapsed() < FAIL_FAST * 2, "{:?}", started.elapsed());
+    assert!(err.contains("no cluster secret"), "{err}");
+    assert!(err.contains("--cluster-secret-file"), "{err}");
+    let short = dir.path().join("short.secret");
+    std::fs::write(&short, "abc\n").unwrap();
+    let err = one_line_error(&server(&["--cluster-secret-file", short.to_str().unwrap()]));
+    assert!(err.contains("16 to 1024 characters"), "{err}");
+}
+
 /// `stave server` stops cleanly on SIGTERM.
 #[test]
 fn server_stops_on_sigterm() {

@@ -134,8 +134,10 @@ stave() { "$STAVE_BIN" --bootstrap "$BS" "$@"; }
 
 start_node() {
     local id=$1
+    [[ -s "$WORK/cluster.secret" ]] ||
+        (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$WORK/cluster.secret")
     "$STAVE_BIN" server --node-id "$id" --data-dir "$WORK/node-$id" --listen "127.0.0.1:${PORTS[$((id - 1))]}" \
-        --peers "$PEERS" >>"$WORK/logs/node-$id.log" 2>&1 &
+        --peers "$PEERS" --cluster-secret-file "$WORK/cluster.secret" >>"$WORK/logs/node-$id.log" 2>&1 &
     track "node-$id" $!
 }
 

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use stave_broker::BrokerConfig;
+use stave_broker::cluster_secret::ClusterSecret;
 use tracing::info;
 
 use super::args::parse_peers;
@@ -18,6 +19,8 @@ use super::error::CliError;
 const DATA_DIR_DEFAULT: &str = "./stave-data";
 /// The listen address when neither a flag nor a config file names one.
 const LISTEN_DEFAULT: &str = "127.0.0.1:7070";
+/// The environment variable that may hold the cluster secret itself.
+const CLUSTER_SECRET_ENV: &str = "STAVE_CLUSTER_SECRET";
 
 #[derive(Debug, Args)]
 pub struct ServerArgs {
@@ -40,6 +43,11 @@ pub struct ServerArgs {
     /// admin (deleting a topic on a full disk) [default: 1% of the disk, 4 MiB to 1 GiB].
     #[arg(long, env = "STAVE_DISK_RESERVE_BYTES", value_name = "BYTES")]
     disk_reserve_bytes: Option<u64>,
+    /// A file holding the cluster's shared secret, the same on every node: only calls that
+    /// carry it reach the internal (Raft) services. A node with peers needs one (or
+    /// STAVE_CLUSTER_SECRET); a node alone makes its own in DATA_DIR/cluster-secret.
+    #[arg(long, env = "STAVE_CLUSTER_SECRET_FILE", value_name = "FILE")]
+    cluster_secret_file: Option<PathBuf>,
     /// A TOML file with node_id, data_dir, listen, advertised, [peers], ...; flags override it.
     #[arg(long, env = "STAVE_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
@@ -68,6 +76,15 @@ impl ServerArgs {
         }
         if let Some(bytes) = self.disk_reserve_bytes {
             config.disk_reserve_bytes = Some(bytes);
+        }
+        if let Some(path) = self.cluster_secret_file {
+            config.cluster_secret_file = Some(path);
+        }
+        // The secret itself only from the environment: a flag would show it in `ps`.
+        if let Ok(text) = std::env::var(CLUSTER_SECRET_ENV) {
+            let secret = ClusterSecret::new(&text)
+                .map_err(|why| CliError::Usage(format!("{CLUSTER_SECRET_ENV}: {why}")))?;
+            config.cluster_secret = Some(secret);
         }
         config.validate()?;
         Ok(config)

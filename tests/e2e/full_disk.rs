@@ -54,7 +54,14 @@ struct Node {
 }
 
 impl Node {
-    fn start(id: u64, data_dir: &Path, log: &Path, peers: &str, addr: &str) -> Node {
+    /// Node `id` on `addr`; `cluster`: the peers and the cluster secret's file, if not alone.
+    fn start(
+        id: u64,
+        data_dir: &Path,
+        log: &Path,
+        cluster: Option<(&str, &Path)>,
+        addr: &str,
+    ) -> Node {
         let output = std::fs::OpenOptions::new()
             .create(true)
             .truncate(true)
@@ -72,8 +79,9 @@ impl Node {
             .stdin(Stdio::null())
             .stdout(output.try_clone().unwrap())
             .stderr(output);
-        if !peers.is_empty() {
+        if let Some((peers, secret_file)) = cluster {
             command.args(["--peers", peers]);
+            command.arg("--cluster-secret-file").arg(secret_file);
         }
         Node {
             child: command.spawn().unwrap(),
@@ -178,7 +186,7 @@ async fn a_full_disk_refuses_writes_serves_reads_and_recovers_without_a_restart(
         1,
         &tmpfs.dir.join("data"),
         &tmpfs.dir.join("node.log"),
-        "",
+        None,
         &addr,
     );
     let small = [("segment.bytes", "1048576")];
@@ -288,7 +296,7 @@ async fn a_server_whose_log_output_fails_keeps_serving() {
         1,
         &root.path().join("data"),
         Path::new("/dev/full"),
-        "",
+        None,
         &addr,
     );
     create_topic(&addr, "v1.quiet", 1, &[]).await;
@@ -336,6 +344,7 @@ async fn a_follower_out_of_space_stops_acknowledging_and_catches_up() {
     let addrs: Vec<String> = (0..3)
         .map(|_| format!("127.0.0.1:{}", reserve_port()))
         .collect();
+    let secret_file = crate::support::cluster_secret_file(root.path());
     let peers: String = (1..)
         .zip(&addrs)
         .map(|(id, a)| format!("{id}={a}"))
@@ -350,7 +359,8 @@ async fn a_follower_out_of_space_stops_acknowledging_and_catches_up() {
                     root.path().join(format!("node-{id}.log")),
                 ),
             };
-            Node::start(id, &data, &log, &peers, &addrs[id as usize - 1])
+            let cluster = Some((peers.as_str(), secret_file.as_path()));
+            Node::start(id, &data, &log, cluster, &addrs[id as usize - 1])
         })
         .collect();
     let addr = addrs[0].clone();

@@ -36,8 +36,23 @@ pub struct Server {
     pub addr: String,
     pub dir: PathBuf,
     peers: String,
+    /// The cluster secret's file, shared by the cluster's servers.
+    secret_file: PathBuf,
     log: PathBuf,
     child: Option<Child>,
+}
+
+/// A cluster secret for the servers under `root`, in `root/cluster.secret` (0600).
+pub fn cluster_secret_file(root: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = root.join("cluster.secret");
+    if !path.exists() {
+        let secret = stave_broker::cluster_secret::ClusterSecret::generate();
+        std::fs::create_dir_all(root).unwrap();
+        std::fs::write(&path, format!("{}\n", secret.expose())).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    path
 }
 
 impl Server {
@@ -57,6 +72,7 @@ impl Server {
             .stderr(log);
         if !self.peers.is_empty() {
             command.args(["--peers", &self.peers]);
+            command.arg("--cluster-secret-file").arg(&self.secret_file);
         }
         self.child = Some(command.spawn().unwrap());
     }
@@ -146,6 +162,7 @@ pub fn start(root: &Path, count: u64) -> Vec<Server> {
                 addr,
                 dir: root.join(format!("node-{id}")),
                 peers: peers.clone(),
+                secret_file: cluster_secret_file(root),
                 log: root.join(format!("node-{id}.log")),
                 child: None,
             };

@@ -10,6 +10,9 @@ use std::time::Instant;
 use stave_proto::v1::stave_client::StaveClient;
 use stave_raft::group::RaftGroupId;
 use stave_raft::node::{NodeConfig, PartitionLogConfig, RaftNode};
+use stave_raft::transport::ClusterSecret;
+use stave_raft::transport::auth::AttachSecret;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::config::BrokerConfig;
@@ -17,6 +20,9 @@ use crate::consumer_group::{ConsumerGroup, Coordinating};
 use crate::error::BrokerError;
 use crate::leaderships::Leaderships;
 use crate::topic_config::topic_config;
+
+/// Another node's public API, each call carrying the cluster secret.
+pub(crate) type PeerClient = StaveClient<InterceptedService<Channel, AttachSecret>>;
 
 /// A node serving the public API.
 pub struct Broker {
@@ -26,8 +32,11 @@ pub struct Broker {
     config: BrokerConfig,
     /// Per partition: the check and proposal of idempotent batches happen under it.
     order: Mutex<HashMap<RaftGroupId, Arc<tokio::sync::Mutex<()>>>>,
-    /// Public-API clients to other nodes (forwarding, gathering).
-    pub(crate) peers: Mutex<HashMap<String, StaveClient<Channel>>>,
+    /// Public-API clients to other nodes (forwarding, gathering), their calls signed with
+    /// the cluster secret.
+    pub(crate) peers: Mutex<HashMap<String, PeerClient>>,
+    /// The cluster's shared secret: what marks a call as one from another node.
+    pub(crate) cluster_secret: ClusterSecret,
     pub(crate) leaderships: Mutex<Option<(Instant, Leaderships)>>,
     /// Consumer groups this node coordinates: membership, in memory (members rejoin when
     /// the coordinator moves; committed offsets are in `__offsets`).
@@ -84,6 +93,8 @@ impl Broker {
             config.cluster(),
         );
         let reserve_bytes = disk_reserve_bytes(&config)?;
+        let cluster_secret = crate::cluster_secret::resolve(&config)?;
+        node_config.transport.secret = Some(cluster_secret.clone());
         tracing::info!(reserve_bytes, "disk space kept free of topic writes");
         node_config.partition_log_for = Some(PartitionLogConfig(Arc::new(move |topic| {
             stave_log::LogConfig {
@@ -98,6 +109,7 @@ impl Broker {
             config,
             order: Mutex::new(HashMap::new()),
             peers: Mutex::new(HashMap::new()),
+            cluster_secret,
             leaderships: Mutex::new(None),
             consumer_groups: Mutex::new(HashMap::new()),
             coordinating: Mutex::new(HashMap::new()),

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use stave_raft::transport::ClusterSecret;
 
 use crate::error::BrokerError;
 
@@ -37,6 +38,13 @@ pub struct BrokerConfig {
     /// the data directory's file system, at least 4 MiB and at most 1 GiB.
     #[serde(default)]
     pub disk_reserve_bytes: Option<u64>,
+    /// A file holding the cluster's shared secret (see [`crate::cluster_secret`]).
+    #[serde(default)]
+    pub cluster_secret_file: Option<PathBuf>,
+    /// The cluster's shared secret itself (from `STAVE_CLUSTER_SECRET`, or a test); it
+    /// wins over `cluster_secret_file`. Never in a config file.
+    #[serde(skip)]
+    pub cluster_secret: Option<ClusterSecret>,
 }
 
 /// The smallest and largest default reserve ([`BrokerConfig::disk_reserve_bytes`]).
@@ -90,6 +98,8 @@ impl BrokerConfig {
             produce_timeout_ms: default_produce_timeout_ms(),
             retention_check_ms: default_retention_check_ms(),
             disk_reserve_bytes: None,
+            cluster_secret_file: None,
+            cluster_secret: None,
         }
     }
 
@@ -122,6 +132,8 @@ impl BrokerConfig {
             retention_check_ms: u64,
             #[serde(default)]
             disk_reserve_bytes: Option<u64>,
+            #[serde(default)]
+            cluster_secret_file: Option<PathBuf>,
         }
         let file: File = toml::from_str(&text).map_err(|err| BrokerError::Config {
             message: format!("{}: {err}", path.display()),
@@ -144,9 +156,16 @@ impl BrokerConfig {
             produce_timeout_ms: raw.produce_timeout_ms,
             retention_check_ms: raw.retention_check_ms,
             disk_reserve_bytes: raw.disk_reserve_bytes,
+            cluster_secret_file: raw.cluster_secret_file,
+            cluster_secret: None,
         };
         config.validate()?;
         Ok(config)
+    }
+
+    /// Whether other nodes than this one are listed.
+    pub fn has_other_peers(&self) -> bool {
+        self.peers.keys().any(|id| *id != self.node_id)
     }
 
     /// This node's address as others reach it.

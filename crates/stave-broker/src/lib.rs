@@ -14,6 +14,7 @@
 
 mod admin;
 mod broker;
+pub mod cluster_secret;
 pub mod config;
 mod consume;
 pub mod consumer_group;

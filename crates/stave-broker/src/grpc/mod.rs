@@ -14,7 +14,7 @@ use stave_proto::v1 as pb;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
-use self::peers::{forward_request, forwarded};
+use self::peers::forward_request;
 use crate::admin::ControllerLeader;
 use crate::broker::Broker;
 
@@ -22,7 +22,7 @@ use crate::broker::Broker;
 /// `forward` to the leader (once).
 macro_rules! via_controller {
     ($self:ident, $request:ident, $forward:ident, $local:expr) => {{
-        let is_forwarded = forwarded(&$request);
+        let is_forwarded = $self.forwarded(&$request);
         let message = $request.into_inner();
         match $self.controller_leader().await {
             Ok(ControllerLeader::At(addr)) if !is_forwarded => {
@@ -76,7 +76,7 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::PublishRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
-        let is_forwarded = forwarded(&request);
+        let is_forwarded = self.forwarded(&request);
         let request = request.into_inner();
         let broker = self
             .this
@@ -385,7 +385,7 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::ListGroupsRequest>,
     ) -> Result<Response<pb::ListGroupsResponse>, Status> {
-        let response = if forwarded(&request) {
+        let response = if self.forwarded(&request) {
             pb::ListGroupsResponse {
                 groups: self
                     .local_groups()

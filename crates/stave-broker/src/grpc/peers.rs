@@ -7,11 +7,11 @@ use std::time::Duration;
 use stave_proto::v1 as pb;
 use stave_proto::v1::stave_client::StaveClient;
 use stave_raft::group::RaftGroupId;
+use stave_raft::transport::auth::AttachSecret;
 use tonic::Request;
-use tonic::transport::Channel;
 
 use super::convert;
-use crate::broker::{Broker, lock};
+use crate::broker::{Broker, PeerClient, lock};
 use crate::consumer_group::ListedGroup;
 use crate::error::BrokerError;
 use crate::fetch::OffsetSpec;
@@ -24,11 +24,6 @@ const FORWARDED: &str = "stave-forwarded";
 /// The longest a call to another node may take.
 const PEER_CALL_MAX: Duration = Duration::from_secs(5);
 
-/// Whether another node forwarded `request` here.
-pub(super) fn forwarded<T>(request: &Request<T>) -> bool {
-    request.metadata().contains_key(FORWARDED)
-}
-
 /// `message` as a request forwarded to another node.
 pub(super) fn forward_request<T>(message: T) -> Request<T> {
     let mut request = Request::new(message);
@@ -39,8 +34,16 @@ pub(super) fn forward_request<T>(message: T) -> Request<T> {
 }
 
 impl Broker {
-    /// The public-API client of the node at `addr` (cached).
-    pub(crate) fn peer_client(&self, addr: &str) -> Result<StaveClient<Channel>, BrokerError> {
+    /// Whether another node of the cluster forwarded `request` here: it says so, and it
+    /// carries the cluster secret (a client saying so is not believed).
+    pub(super) fn forwarded<T>(&self, request: &Request<T>) -> bool {
+        let metadata = request.metadata();
+        metadata.contains_key(FORWARDED) && self.cluster_secret.presented_in(metadata)
+    }
+
+    /// The public-API client of the node at `addr` (cached); its calls carry the cluster
+    /// secret.
+    pub(crate) fn peer_client(&self, addr: &str) -> Result<PeerClient, BrokerError> {
         let mut peers = lock(&self.peers);
         if let Some(client) = peers.get(addr) {
             return Ok(client.clone());
@@ -49,7 +52,8 @@ impl Broker {
             .map_err(|err| BrokerError::Internal(format!("peer address {addr:?}: {err}")))?
             .connect_timeout(Duration::from_secs(2))
             .tcp_nodelay(true);
-        let client = StaveClient::new(endpoint.connect_lazy());
+        let attach = AttachSecret::new(Some(self.cluster_secret.clone()));
+        let client = StaveClient::with_interceptor(endpoint.connect_lazy(), attach);
         peers.insert(addr.to_string(), client.clone());
         Ok(client)
     }

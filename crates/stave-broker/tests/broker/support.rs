@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
+use stave_broker::cluster_secret::ClusterSecret;
 use stave_broker::{BrokerConfig, Running};
 use stave_log::batch::{BatchBuilder, ProducerFields, Record};
 use stave_proto::v1 as pb;
@@ -15,6 +16,8 @@ pub const WAIT: Duration = Duration::from_secs(30);
 pub struct Node {
     pub id: u64,
     pub addr: String,
+    /// The cluster's shared secret (the same for every node of a cluster).
+    pub secret: ClusterSecret,
     /// Dropping it stops the node.
     pub _running: Running,
     pub _dir: tempfile::TempDir,
@@ -30,6 +33,8 @@ pub async fn cluster(count: u64) -> Vec<Node> {
         .zip(&listeners)
         .map(|(id, l)| (id, l.local_addr().unwrap().to_string()))
         .collect();
+    // One secret per cluster, as an operator gives every node the same one.
+    let secret = ClusterSecret::generate();
     let mut nodes = Vec::new();
     for (id, listener) in (1..).zip(listeners) {
         let dir = tempfile::tempdir().unwrap();
@@ -39,11 +44,13 @@ pub async fn cluster(count: u64) -> Vec<Node> {
         if count > 1 {
             config.peers = peers.clone();
         }
+        config.cluster_secret = Some(secret.clone());
         config.retention_check_ms = 200;
         let running = stave_broker::spawn(listener, config);
         nodes.push(Node {
             id,
             addr,
+            secret: secret.clone(),
             _running: running,
             _dir: dir,
         });

@@ -259,12 +259,8 @@ impl RaftNode {
     pub fn services(
         &self,
     ) -> (
-        stave_proto::internal::raft::raft_control_server::RaftControlServer<
-            crate::transport::ControlService,
-        >,
-        stave_proto::internal::raft::raft_data_server::RaftDataServer<
-            crate::transport::DataService,
-        >,
+        crate::transport::ControlServer,
+        crate::transport::DataServer,
     ) {
         crate::transport::services(
             &self.inner.groups,

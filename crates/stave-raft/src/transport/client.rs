@@ -29,7 +29,10 @@ use stave_proto::internal::raft as pb;
 use stave_proto::internal::raft::raft_control_client::RaftControlClient;
 use stave_proto::internal::raft::raft_data_client::RaftDataClient;
 use tokio::sync::{mpsc, oneshot};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
+
+use super::auth::{AttachSecret, ClusterSecret};
 
 use super::convert;
 use crate::group::RaftGroupId;
@@ -44,6 +47,9 @@ pub struct TransportConfig {
     /// The largest message a node accepts (Raft appends are capped well below this by the
     /// log store's byte budget).
     pub max_message_bytes: usize,
+    /// The cluster's shared secret, sent with every call to a peer and required of every
+    /// call received; none leaves the internal services open (see [`super::auth`]).
+    pub secret: Option<ClusterSecret>,
 }
 
 impl Default for TransportConfig {
@@ -52,6 +58,7 @@ impl Default for TransportConfig {
             heartbeat_linger: Duration::from_millis(2),
             connect_timeout: Duration::from_secs(2),
             max_message_bytes: 64 << 20,
+            secret: None,
         }
     }
 }
@@ -206,12 +213,17 @@ impl RaftClients {
     }
 }
 
+/// A peer's `RaftControl`, each call signed with the cluster secret.
+type ControlClient = RaftControlClient<InterceptedService<Channel, AttachSecret>>;
+/// A peer's `RaftData`, each call signed with the cluster secret.
+type DataClient = RaftDataClient<InterceptedService<Channel, AttachSecret>>;
+
 /// One peer: its control and data connections.
 #[derive(Debug)]
 struct Peer {
     addr: String,
     linger: Duration,
-    control: RaftControlClient<Channel>,
+    control: ControlClient,
     heartbeats: Arc<HeartbeatQueue>,
     data: Arc<DataLink>,
 }
@@ -229,10 +241,14 @@ fn endpoint(addr: &str, config: &TransportConfig) -> Result<Endpoint, tonic::tra
 impl Peer {
     /// Two endpoints, two channels: two TCP connections.
     fn connect(addr: &str, config: &TransportConfig) -> Result<Peer, tonic::transport::Error> {
-        let control = RaftControlClient::new(endpoint(addr, config)?.connect_lazy())
-            .max_decoding_message_size(config.max_message_bytes)
-            .max_encoding_message_size(config.max_message_bytes);
-        let data = RaftDataClient::new(endpoint(addr, config)?.connect_lazy())
+        let attach = AttachSecret::new(config.secret.clone());
+        let control = RaftControlClient::with_interceptor(
+            endpoint(addr, config)?.connect_lazy(),
+            attach.clone(),
+        )
+        .max_decoding_message_size(config.max_message_bytes)
+        .max_encoding_message_size(config.max_message_bytes);
+        let data = RaftDataClient::with_interceptor(endpoint(addr, config)?.connect_lazy(), attach)
             .max_decoding_message_size(config.max_message_bytes)
             .max_encoding_message_size(config.max_message_bytes);
         Ok(Peer {
@@ -257,7 +273,7 @@ type HeartbeatReply = oneshot::Sender<Result<pb::AppendEntriesResponse, String>>
 /// Heartbeats waiting to go to one peer as a batch.
 #[derive(Debug)]
 struct HeartbeatQueue {
-    control: RaftControlClient<Channel>,
+    control: ControlClient,
     pending: Mutex<Vec<(pb::Heartbeat, HeartbeatReply)>>,
 }
 
@@ -333,7 +349,7 @@ type AppendReply = oneshot::Sender<Result<pb::AppendEntriesResponse, String>>;
 /// The data connection's append stream to one peer.
 #[derive(Debug)]
 struct DataLink {
-    client: RaftDataClient<Channel>,
+    client: DataClient,
     next_id: AtomicU64,
     state: Arc<Mutex<LinkState>>,
 }

@@ -2,34 +2,45 @@
 //! shares two connections per peer, control and data (see [`client`]), and the node serves
 //! both services over its [`Groups`](crate::group::Groups) ([`server`]).
 
+pub mod auth;
 pub mod client;
 mod convert;
 pub mod server;
 
+pub use auth::{CLUSTER_SECRET_HEADER, CheckSecret, ClusterSecret};
 pub use client::{GrpcNetwork, RaftClients, TransportConfig};
 pub use server::{ControlService, DataService, NodeIdentity};
 
 use stave_proto::internal::raft::raft_control_server::RaftControlServer;
 use stave_proto::internal::raft::raft_data_server::RaftDataServer;
 
+use tonic::service::interceptor::InterceptedService;
+
 use crate::group::Groups;
 
-/// The two Raft services of a node, ready to add to its tonic server.
+/// The node's `RaftControl` service, behind the cluster-secret check.
+pub type ControlServer = InterceptedService<RaftControlServer<ControlService>, CheckSecret>;
+/// The node's `RaftData` service, behind the cluster-secret check.
+pub type DataServer = InterceptedService<RaftDataServer<DataService>, CheckSecret>;
+
+/// The two Raft services of a node, ready to add to its tonic server. Each call must carry
+/// the cluster secret of `config` (when it has one), or it is refused `UNAUTHENTICATED`.
 pub fn services(
     groups: &Groups,
     identity: &NodeIdentity,
     config: &TransportConfig,
-) -> (
-    RaftControlServer<ControlService>,
-    RaftDataServer<DataService>,
-) {
+) -> (ControlServer, DataServer) {
+    let check = CheckSecret::new(config.secret.clone());
     let control = RaftControlServer::new(ControlService::new(groups.clone(), identity.clone()))
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(config.max_message_bytes);
     let data = RaftDataServer::new(DataService::new(groups.clone(), identity.clone()))
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(config.max_message_bytes);
-    (control, data)
+    (
+        InterceptedService::new(control, check.clone()),
+        InterceptedService::new(data, check),
+    )
 }
 
 /// Serves the Raft services of `groups` on `listener` until `shutdown` resolves.

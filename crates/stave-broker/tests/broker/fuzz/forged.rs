@@ -1,12 +1,12 @@
-//! What a well-formed forged call to the internal Raft services can do today. Anyone who
-//! reaches a node's port can learn every group's leader and term (`Leaderships`) and speak
-//! as that leader or as a candidate: the services are unauthenticated (a later issue closes
-//! that). Each test here makes one such call against a model partition of a 3-node cluster
-//! and asserts what must hold: the group keeps taking writes with its three replicas, every
-//! acknowledged record is served unchanged, no node panics. The forged calls that do harm
-//! today (a term of u64::MAX, a mismatched committed log id, a planted append, a forged
-//! snapshot, Rejoin) are described in `crates/stave-broker/README.md` for the issue that
-//! authenticates the cluster port; their tests come back with that fix.
+//! Forged calls to the internal Raft services. Anyone who reaches a node's port can try
+//! them; only calls carrying the cluster secret are served. The calls that did harm while
+//! the services were open (a term of u64::MAX, a mismatched committed log id, a planted
+//! append, a forged snapshot, Rejoin; see `crates/stave-broker/README.md`) are sent here by
+//! clients without the secret and with a wrong one: each is refused UNAUTHENTICATED and the
+//! partition's leader, term and voters are unchanged. The calls a node holding the secret
+//! may make within Raft's rules (votes while the leader lives, a leader transfer) are tested
+//! too: the group keeps taking writes with its three replicas, every acknowledged record is
+//! served unchanged, no node panics.
 
 use std::time::{Duration, Instant};
 
@@ -124,7 +124,7 @@ fn run(threads: &'static str, test: impl AsyncFnOnce(&Ctx, &Internal)) {
 
 /// Scenario: vote requests for the partition's group, in the name of a follower and of an
 /// unknown node, with the next term and with term `u64::MAX`, each claiming a longer log,
-/// sent to every replica. Proves: while the leader lives no replica grants them (openraft's
+/// sent to every replica by a client holding the cluster secret. Proves: while the leader lives no replica grants them (openraft's
 /// leader lease), the term does not move, nothing is lost.
 #[test]
 fn forged_votes_are_refused_while_the_leader_lives() {
@@ -168,9 +168,230 @@ fn forged_votes_are_refused_while_the_leader_lives() {
     });
 }
 
+/// The harmful calls, as an outsider would send them to node `node` of the group led in
+/// `vote`: each answer's status (none if the call was served).
+async fn harmful_calls(
+    raft: &Internal,
+    node: usize,
+    vote: Vote,
+) -> Vec<(&'static str, Option<tonic::Status>)> {
+    let mut control = raft.control[node].clone();
+    let max_term = rpb::Vote {
+        term: u64::MAX,
+        node_id: 99,
+        committed: true,
+    };
+    let log_id = |term, index| Some(rpb::LogId { term, index });
+    let heartbeat = |append: rpb::AppendEntries| rpb::HeartbeatBatch {
+        heartbeats: vec![rpb::Heartbeat {
+            group_id: GROUP,
+            append: Some(append),
+        }],
+    };
+    let planted = rpb::AppendEntries {
+        vote: Some(vote.leaders()),
+        prev_log_id: log_id(vote.term, 1),
+        entries: vec![rpb::Entry {
+            log_id: log_id(vote.term, 2),
+            payload: Some(rpb::entry::Payload::Frame(bytes::Bytes::from_static(
+                b"planted",
+            ))),
+        }],
+        leader_commit: log_id(vote.term, 2),
+    };
+    let status = |result: Result<_, tonic::Status>| result.err();
+    let mut answers = vec![
+        (
+            "Vote with term u64::MAX",
+            status(
+                control
+                    .vote(rpb::VoteRequest {
+                        group_id: GROUP,
+                        pre_vote: false,
+                        vote: Some(max_term),
+                        last_log_id: log_id(u64::MAX, u64::MAX),
+                        leadership_transfer: false,
+                    })
+                    .await
+                    .map(drop),
+            ),
+        ),
+        (
+            "Heartbeats with term u64::MAX",
+            status(
+                control
+                    .heartbeats(heartbeat(rpb::AppendEntries {
+                        vote: Some(max_term),
+                        prev_log_id: None,
+                        entries: vec![],
+                        leader_commit: None,
+                    }))
+                    .await
+                    .map(drop),
+            ),
+        ),
+        (
+            "Heartbeats in the leader's name with a mismatched previous log id",
+            status(
+                control
+                    .heartbeats(heartbeat(rpb::AppendEntries {
+                        vote: Some(vote.leaders()),
+                        prev_log_id: log_id(vote.term + 7, 2),
+                        entries: vec![],
+                        leader_commit: None,
+                    }))
+                    .await
+                    .map(drop),
+            ),
+        ),
+        (
+            "Heartbeats planting an entry in the leader's name",
+            status(
+                control
+                    .heartbeats(heartbeat(planted.clone()))
+                    .await
+                    .map(drop),
+            ),
+        ),
+        (
+            "InstallSnapshot from node 99",
+            status(
+                control
+                    .install_snapshot(rpb::SnapshotRequest {
+                        group_id: GROUP,
+                        vote: Some(rpb::Vote {
+                            term: vote.term + 1,
+                            node_id: 99,
+                            committed: true,
+                        }),
+                        last_log_id: log_id(vote.term + 1, 1000),
+                        membership_log_id: log_id(0, 0),
+                        membership: bytes::Bytes::from_static(b"{}"),
+                        data: bytes::Bytes::from_static(b"{\"next_offset\":1000000}"),
+                    })
+                    .await
+                    .map(drop),
+            ),
+        ),
+        (
+            "TransferLeader in the leader's name",
+            status(
+                control
+                    .transfer_leader(rpb::TransferLeaderRequest {
+                        group_id: GROUP,
+                        from_leader: Some(vote.leaders()),
+                        to_node_id: raft.ids[node],
+                        last_log_id: None,
+                    })
+                    .await
+                    .map(drop),
+            ),
+        ),
+        (
+            "Rejoin of a voter",
+            status(
+                control
+                    .rejoin(rpb::RejoinRequest {
+                        group_id: GROUP,
+                        node_id: raft.ids[(node + 1) % raft.ids.len()],
+                        addr: "127.0.0.1:1".into(),
+                    })
+                    .await
+                    .map(drop),
+            ),
+        ),
+        (
+            "Hello",
+            status(
+                control
+                    .hello(rpb::HelloRequest { node_id: 99 })
+                    .await
+                    .map(drop),
+            ),
+        ),
+        (
+            "GroupStatus",
+            status(
+                control
+                    .group_status(rpb::GroupStatusRequest { group_id: GROUP })
+                    .await
+                    .map(drop),
+            ),
+        ),
+        (
+            "Leaderships",
+            status(
+                control
+                    .leaderships(rpb::LeadershipsRequest {})
+                    .await
+                    .map(drop),
+            ),
+        ),
+    ];
+    let append = rpb::AppendRequest {
+        id: 1,
+        group_id: GROUP,
+        append: Some(planted),
+    };
+    let stream = tokio_stream::iter([append]);
+    let streamed = match raft.data[node].clone().append(stream).await {
+        Err(status) => Some(status),
+        Ok(answers) => answers.into_inner().message().await.err(),
+    };
+    answers.push(("Append (stream) planting an entry", streamed));
+    answers
+}
+
+/// The group's voters, as node `node` sees them.
+async fn voters(raft: &Internal, node: usize) -> Vec<u64> {
+    let status = raft.control[node]
+        .clone()
+        .group_status(rpb::GroupStatusRequest { group_id: GROUP })
+        .await
+        .unwrap()
+        .into_inner();
+    match status.result {
+        Some(rpb::group_status_response::Result::Status(status)) => status.voters,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Scenario: every RPC of `RaftControl` and `RaftData`, carrying the calls that did harm
+/// while the services were open (a term of u64::MAX, a mismatched committed log id, an
+/// entry planted in the leader's name by heartbeat and by append stream, a snapshot from a
+/// stranger, a leader transfer, a Rejoin that demotes a voter; and Hello, GroupStatus,
+/// Leaderships), sent to every node by a client without the cluster secret and by one with
+/// a wrong secret. Proves: each call is refused UNAUTHENTICATED (the message never shows
+/// the secret), and the partition's leader, term and three voters are unchanged.
+#[test]
+fn every_internal_call_without_the_cluster_secret_is_refused() {
+    run("forged-outsider", async |ctx, raft| {
+        let vote = leader(raft).await;
+        let secret = ctx.cluster.nodes[0].secret.clone();
+        let wrong = stave_broker::cluster_secret::ClusterSecret::generate();
+        for outsider in [Internal::outsider(ctx), Internal::signed(ctx, Some(wrong))] {
+            for node in 0..outsider.ids.len() {
+                for (call, status) in harmful_calls(&outsider, node, vote).await {
+                    let status = status.unwrap_or_else(|| panic!("{call} was served"));
+                    assert_eq!(
+                        status.code(),
+                        tonic::Code::Unauthenticated,
+                        "{call}: {status:?}"
+                    );
+                    assert!(!status.message().contains(secret.expose()));
+                }
+            }
+        }
+        let after = leader(raft).await;
+        assert_eq!((after.term, after.leader), (vote.term, vote.leader));
+        let leader = raft.index_of(vote.leader);
+        assert_eq!(voters(raft, leader).await.len(), 3);
+    });
+}
+
 /// Scenario: a leader transfer in the name of the partition's current leader, sent to a
-/// follower. Proves: leadership moves and nothing is lost (a disruption anyone can cause,
-/// bounded by an election).
+/// follower, by a client holding the cluster secret. Proves: leadership moves and nothing is
+/// lost (a disruption a node may cause, bounded by an election).
 #[test]
 fn a_forged_leader_transfer_moves_leadership() {
     run("forged-transfer", async |_ctx, raft| {

@@ -1,6 +1,6 @@
-//! The internal Raft services (`RaftControl`, `RaftData`) from a client with no business
-//! there: the node serves them on the public port, unauthenticated (a later issue closes
-//! that). Malformed and hostile calls: garbage and unknown group ids, missing fields, stale
+//! The internal Raft services (`RaftControl`, `RaftData`) under hostile calls, from a client
+//! without the cluster secret (each must be refused UNAUTHENTICATED) and from one holding it
+//! (a node gone wrong, a leaked secret: nothing may break). Malformed and hostile calls: garbage and unknown group ids, missing fields, stale
 //! and bogus terms and log ids, entries with malformed frames, huge payloads, snapshots that
 //! do not decode, append streams that end abruptly.
 //!
@@ -18,11 +18,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use stave_broker::cluster_secret::ClusterSecret;
 use stave_log::batch::ProducerFields;
 use stave_proto::internal::raft as rpb;
 use stave_proto::internal::raft::raft_control_client::RaftControlClient;
 use stave_proto::internal::raft::raft_data_client::RaftDataClient;
 use stave_proto::v1 as pb;
+use stave_raft::transport::auth::AttachSecret;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use super::frames::{self, Size};
@@ -35,20 +38,43 @@ use super::{Ctx, case_rng};
 const CASES_DEFAULT: u64 = 150;
 /// The cluster's health is checked this often.
 const HEAL_EVERY: u64 = 50;
-/// The thread-name prefix of the nodes' runtime.
+/// The thread-name prefix of the nodes' runtime (the insider's run).
 const THREADS: &str = "fuzz-raft-node";
+/// The thread-name prefix of the nodes' runtime in the outsider's run.
+const OUTSIDER_THREADS: &str = "fuzz-raft-outsider";
+
+/// A node's `RaftControl` as the fuzz calls it (with the cluster secret or without).
+pub type Control = RaftControlClient<InterceptedService<Channel, AttachSecret>>;
+/// A node's `RaftData` as the fuzz calls it.
+pub type Data = RaftDataClient<InterceptedService<Channel, AttachSecret>>;
 
 /// Clients of a node's internal services.
 #[derive(Clone)]
 pub struct Internal {
-    pub control: Vec<RaftControlClient<Channel>>,
-    pub data: Vec<RaftDataClient<Channel>>,
+    pub control: Vec<Control>,
+    pub data: Vec<Data>,
     /// Node id of each node, by index.
     pub ids: Vec<u64>,
+    /// Calls without the cluster secret: every one must be refused UNAUTHENTICATED.
+    pub outsider: bool,
 }
 
 impl Internal {
+    /// Clients that carry the cluster's secret, as another node's would.
     pub fn new(ctx: &Ctx) -> Internal {
+        let secret = ctx.cluster.nodes[0].secret.clone();
+        Internal::signed(ctx, Some(secret))
+    }
+
+    /// Clients of someone without the secret.
+    pub fn outsider(ctx: &Ctx) -> Internal {
+        Internal::signed(ctx, None)
+    }
+
+    /// Clients whose calls carry `secret` (none: no secret at all).
+    pub fn signed(ctx: &Ctx, secret: Option<ClusterSecret>) -> Internal {
+        let outsider = secret.as_ref() != Some(&ctx.cluster.nodes[0].secret);
+        let attach = AttachSecret::new(secret);
         let channel = |addr: &str| {
             tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
                 .unwrap()
@@ -59,7 +85,7 @@ impl Internal {
             control: nodes
                 .iter()
                 .map(|n| {
-                    RaftControlClient::new(channel(&n.addr))
+                    RaftControlClient::with_interceptor(channel(&n.addr), attach.clone())
                         .max_decoding_message_size(128 << 20)
                         .max_encoding_message_size(128 << 20)
                 })
@@ -67,12 +93,42 @@ impl Internal {
             data: nodes
                 .iter()
                 .map(|n| {
-                    RaftDataClient::new(channel(&n.addr))
+                    RaftDataClient::with_interceptor(channel(&n.addr), attach.clone())
                         .max_decoding_message_size(128 << 20)
                         .max_encoding_message_size(128 << 20)
                 })
                 .collect(),
             ids: nodes.iter().map(|n| n.id).collect(),
+            outsider,
+        }
+    }
+
+    /// A call's answer, as [`harness::answer`] judges it; from an outsider, only a refusal
+    /// (UNAUTHENTICATED) is acceptable.
+    pub async fn answer<T>(
+        &self,
+        request: &(dyn std::fmt::Debug + Sync),
+        call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<Option<T>, Defect> {
+        if !self.outsider {
+            return answer(request, call).await;
+        }
+        match tokio::time::timeout(harness::CALL_MAX, call).await {
+            Ok(Err(status)) if status.code() == tonic::Code::Unauthenticated => Ok(None),
+            Ok(Err(status)) => Err(defect(
+                "an outsider's call was not refused UNAUTHENTICATED",
+                format!(
+                    "{:?}: {} to {}",
+                    status.code(),
+                    status.message(),
+                    harness::shown(request)
+                ),
+            )),
+            Ok(Ok(_)) => Err(defect(
+                "an outsider's call was served",
+                harness::shown(request),
+            )),
+            Err(_) => Err(defect("hang", harness::shown(request))),
         }
     }
 
@@ -292,7 +348,7 @@ async fn call(raft: &Internal, rng: &mut StdRng, leaders: &HashMap<u64, Vote>) -
                 last_log_id: log_id(rng),
                 leadership_transfer: rng.random(),
             };
-            answer(&request, control.vote(request)).await?;
+            raft.answer(&request, control.vote(request)).await?;
         }
         2 | 3 => {
             let count = pick(rng, &[0, 1, 3, 50, 500]);
@@ -305,7 +361,9 @@ async fn call(raft: &Internal, rng: &mut StdRng, leaders: &HashMap<u64, Vote>) -
                 });
             }
             let request = rpb::HeartbeatBatch { heartbeats };
-            if let Some(results) = answer(&request, control.heartbeats(request.clone())).await?
+            if let Some(results) = raft
+                .answer(&request, control.heartbeats(request.clone()))
+                .await?
                 && results.results.len() != request.heartbeats.len()
             {
                 return Err(defect(
@@ -324,7 +382,8 @@ async fn call(raft: &Internal, rng: &mut StdRng, leaders: &HashMap<u64, Vote>) -
                 membership: membership(rng),
                 data: snapshot_data(rng),
             };
-            answer(&request, control.install_snapshot(request.clone())).await?;
+            raft.answer(&request, control.install_snapshot(request.clone()))
+                .await?;
         }
         7 => {
             let from_leader = match current {
@@ -337,16 +396,17 @@ async fn call(raft: &Internal, rng: &mut StdRng, leaders: &HashMap<u64, Vote>) -
                 to_node_id: node_id(rng),
                 last_log_id: log_id(rng),
             };
-            answer(&request, control.transfer_leader(request)).await?;
+            raft.answer(&request, control.transfer_leader(request))
+                .await?;
         }
         8 => rejoin(raft, rng, leaders).await?,
         _ => {
             let request = rpb::GroupStatusRequest { group_id };
-            answer(&request, control.group_status(request)).await?;
+            raft.answer(&request, control.group_status(request)).await?;
             let hello = rpb::HelloRequest {
                 node_id: edge_u64(rng),
             };
-            answer(&hello, control.hello(hello)).await?;
+            raft.answer(&hello, control.hello(hello)).await?;
         }
     }
     Ok(())
@@ -378,8 +438,9 @@ async fn append_stream(
     let abrupt = rng.random_bool(0.4);
     let keep_open = if abrupt { Some(sender) } else { None };
     let stream = tokio_stream::wrappers::ReceiverStream::new(receiver);
-    let Some(mut results) =
-        answer(&"an append stream", raft.data[node].clone().append(stream)).await?
+    let Some(mut results) = raft
+        .answer(&"an append stream", raft.data[node].clone().append(stream))
+        .await?
     else {
         return Ok(());
     };
@@ -438,8 +499,9 @@ async fn rejoin(raft: &Internal, rng: &mut StdRng, leaders: &HashMap<u64, Vote>)
         node_id: node_id(rng),
         addr: hostile_string(rng),
     };
-    if let Some(answer) =
-        answer(&request, raft.control[node].clone().rejoin(request.clone())).await?
+    if let Some(answer) = raft
+        .answer(&request, raft.control[node].clone().rejoin(request.clone()))
+        .await?
         && let Some(rpb::rejoin_response::Result::LearnerSince(_)) = answer.result
     {
         return Err(defect(
@@ -611,9 +673,16 @@ fn metadata_problem(ctx: &Ctx, metadata: &pb::MetadataResponse) -> Option<String
     None
 }
 
-async fn fuzz_internal(nodes: Vec<crate::support::Node>, seed: u64, cases: u64) {
+/// `cases` hostile calls from an insider (a client holding the cluster secret) or, with
+/// `outsider`, from a client without it, whose every call must be refused.
+async fn fuzz_internal(nodes: Vec<crate::support::Node>, seed: u64, cases: u64, outsider: bool) {
     let ctx = super::start(nodes).await;
     let raft = Internal::new(&ctx);
+    let caller = if outsider {
+        Internal::outsider(&ctx)
+    } else {
+        raft.clone()
+    };
     let mut rng = StdRng::seed_from_u64(seed);
     super::groups::commit_valid(&ctx, "fuzz.internal")
         .await
@@ -626,10 +695,10 @@ async fn fuzz_internal(nodes: Vec<crate::support::Node>, seed: u64, cases: u64) 
             leaders = raft.leaders().await.unwrap_or_default();
         }
         let mut case = case_rng(seed, index);
-        if let Err(err) = call(&raft, &mut case, &leaders).await {
+        if let Err(err) = call(&caller, &mut case, &leaders).await {
             defects.push(format!("case {index}: {}: {}", err.kind, err.detail));
         }
-        let panics = harness::panics_seen(THREADS);
+        let panics = harness::panics_seen(if outsider { OUTSIDER_THREADS } else { THREADS });
         if !panics.is_empty() {
             defects.push(format!("case {index}: panic: {}", panics.join("\n")));
         }
@@ -646,23 +715,37 @@ async fn fuzz_internal(nodes: Vec<crate::support::Node>, seed: u64, cases: u64) 
         defects.push(format!("verification: {}: {}", err.kind, err.detail));
     }
     eprintln!(
-        "internal fuzz: {cases} cases in {:.1} s, seed {seed} (STAVE_SEED={seed})",
+        "internal fuzz{}: {cases} cases in {:.1} s, seed {seed} (STAVE_SEED={seed})",
+        if outsider { " (outsider)" } else { "" },
         started.elapsed().as_secs_f64()
     );
     assert!(defects.is_empty(), "seed {seed}:\n{}", defects.join("\n"));
 }
 
-/// Scenario: a client with no business there sends `STAVE_FUZZ_INTERNAL_CASES` (default 150)
-/// malformed and hostile calls to the Raft services of a 3-node cluster (see the module doc
-/// for what they may carry), with the cluster's health checked every 50. Proves: no node
-/// panics, every model partition keeps taking writes with its three replicas in sync, the
-/// acknowledged records are served unchanged, and the cluster metadata stays intact.
+/// Scenario: a client holding the cluster secret (a node gone wrong, or the secret leaked)
+/// sends `STAVE_FUZZ_INTERNAL_CASES` (default 150) malformed and hostile calls to the Raft
+/// services of a 3-node cluster (see the module doc for what they may carry), with the
+/// cluster's health checked every 50. Proves: no node panics, every model partition keeps
+/// taking writes with its three replicas in sync, the acknowledged records are served
+/// unchanged, and the cluster metadata stays intact.
 #[test]
-fn internal_raft_services_survive_an_outsider() {
+fn internal_raft_services_survive_hostile_calls_from_an_insider() {
     let seed = env_u64("STAVE_SEED", harness::SEED_DEFAULT);
     let cases = env_u64("STAVE_FUZZ_INTERNAL_CASES", CASES_DEFAULT);
     eprintln!("internal fuzz: seed {seed}, {cases} cases (STAVE_SEED={seed})");
     let nodes = harness::NodeRuntime::new(THREADS);
     let cluster = nodes.cluster(3);
-    harness::driver_runtime().block_on(fuzz_internal(cluster, seed, cases));
+    harness::driver_runtime().block_on(fuzz_internal(cluster, seed, cases, false));
+}
+
+/// Scenario: the same hostile calls from a client without the cluster secret (anyone who
+/// reaches a node's port). Proves: every one is refused UNAUTHENTICATED, and the cluster is
+/// as whole as after the insider's.
+#[test]
+fn internal_raft_services_refuse_an_outsider() {
+    let seed = env_u64("STAVE_SEED", harness::SEED_DEFAULT);
+    let cases = env_u64("STAVE_FUZZ_INTERNAL_CASES", CASES_DEFAULT);
+    let nodes = harness::NodeRuntime::new(OUTSIDER_THREADS);
+    let cluster = nodes.cluster(3);
+    harness::driver_runtime().block_on(fuzz_internal(cluster, seed, cases, true));
 }
