@@ -10,13 +10,14 @@ pub mod error;
 mod group;
 mod output;
 mod produce;
+mod security;
 mod server;
 mod topic;
 
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use stave_client::{Client, ClientConfig, ClientError, parse_bootstrap};
+use stave_client::{Client, ClientConfig, ClientError, Credentials, parse_bootstrap};
 use tokio::time::Instant;
 
 use self::args::parse_duration;
@@ -53,6 +54,11 @@ pub struct Cli {
         value_name = "DURATION"
     )]
     timeout: Duration,
+    /// A file holding this client's token (`stave user create` prints one; a node started
+    /// with --auth required writes the first admin's to DATA_DIR/bootstrap-admin.token).
+    /// STAVE_TOKEN gives the token itself.
+    #[arg(long, global = true, env = "STAVE_TOKEN_FILE", value_name = "FILE")]
+    token_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -79,6 +85,12 @@ enum Command {
     /// ends the run with an error.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Create, delete and list users (their tokens authenticate clients).
+    #[command(subcommand)]
+    User(security::UserCommand),
+    /// Add, remove and list ACL entries: who may do what.
+    #[command(subcommand)]
+    Acl(security::AclCommand),
 }
 
 impl Cli {
@@ -96,7 +108,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     if let Command::Server(args) = cli.command {
         return server::run(args).await;
     }
-    let client = connect(&cli.bootstrap, cli.timeout).await?;
+    let credentials = credentials(cli.token_file.as_deref())?;
+    let client = connect(&cli.bootstrap, cli.timeout, credentials).await?;
     match cli.command {
         Command::Server(_) => Ok(()),
         Command::Topic(command) => topic::run(&client, command).await,
@@ -105,10 +118,31 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Cluster(command) => cluster::run(&client, command).await,
         Command::Group(command) => group::run(&client, command).await,
         Command::Bench(command) => bench::run(&client, command, cli.timeout).await,
+        Command::User(command) => security::run_user(&client, command).await,
+        Command::Acl(command) => security::run_acl(&client, command).await,
     }
 }
 
-async fn connect(bootstrap: &str, timeout: Duration) -> Result<Client, CliError> {
+/// The token of `--token-file`, else of STAVE_TOKEN, else none.
+fn credentials(token_file: Option<&std::path::Path>) -> Result<Credentials, CliError> {
+    let token = match token_file {
+        Some(path) => std::fs::read_to_string(path).map_err(CliError::io(format!(
+            "cannot read --token-file {}",
+            path.display()
+        )))?,
+        None => match std::env::var("STAVE_TOKEN") {
+            Ok(token) => token,
+            Err(_) => return Ok(Credentials::none()),
+        },
+    };
+    Ok(Credentials::token(&token)?)
+}
+
+async fn connect(
+    bootstrap: &str,
+    timeout: Duration,
+    credentials: Credentials,
+) -> Result<Client, CliError> {
     let defaults = ClientConfig::default();
     let config = ClientConfig {
         bootstrap: parse_bootstrap(bootstrap)?,
@@ -118,6 +152,7 @@ async fn connect(bootstrap: &str, timeout: Duration) -> Result<Client, CliError>
             .min(timeout)
             .max(Duration::from_secs(1)),
         retry_timeout: timeout,
+        credentials,
         ..defaults
     };
     Ok(Client::connect(config).await?)

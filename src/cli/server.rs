@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use stave_broker::BrokerConfig;
+use stave_broker::auth::AuthMode;
 use stave_broker::cluster_secret::ClusterSecret;
 use tracing::info;
 
@@ -48,6 +49,11 @@ pub struct ServerArgs {
     /// STAVE_CLUSTER_SECRET); a node alone makes its own in DATA_DIR/cluster-secret.
     #[arg(long, env = "STAVE_CLUSTER_SECRET_FILE", value_name = "FILE")]
     cluster_secret_file: Option<PathBuf>,
+    /// `required`: every call needs a principal (a token or a client certificate) and ACLs
+    /// decide what it may do; the first start with no users creates `admin` and writes its
+    /// token to DATA_DIR/bootstrap-admin.token. `off` (the default): every call is allowed.
+    #[arg(long, env = "STAVE_AUTH", value_name = "required|off")]
+    auth: Option<AuthMode>,
     /// A TOML file with node_id, data_dir, listen, advertised, [peers], ...; flags override it.
     #[arg(long, env = "STAVE_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
@@ -76,6 +82,9 @@ impl ServerArgs {
         }
         if let Some(bytes) = self.disk_reserve_bytes {
             config.disk_reserve_bytes = Some(bytes);
+        }
+        if let Some(auth) = self.auth {
+            config.auth = auth;
         }
         if let Some(path) = self.cluster_secret_file {
             config.cluster_secret_file = Some(path);

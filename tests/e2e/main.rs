@@ -12,4 +12,5 @@ mod keyed;
 mod queue;
 mod records;
 mod script;
+mod security;
 mod support;

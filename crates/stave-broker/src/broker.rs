@@ -15,6 +15,7 @@ use stave_raft::transport::auth::AttachSecret;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
+use crate::auth::AuthState;
 use crate::config::BrokerConfig;
 use crate::consumer_group::{ConsumerGroup, Coordinating};
 use crate::error::BrokerError;
@@ -37,6 +38,8 @@ pub struct Broker {
     pub(crate) peers: Mutex<HashMap<String, PeerClient>>,
     /// The cluster's shared secret: what marks a call as one from another node.
     pub(crate) cluster_secret: ClusterSecret,
+    /// Who may do what: the auth mode, users and ACLs (see [`crate::auth`]).
+    pub(crate) auth: Arc<AuthState>,
     pub(crate) leaderships: Mutex<Option<(Instant, Leaderships)>>,
     /// Consumer groups this node coordinates: membership, in memory (members rejoin when
     /// the coordinator moves; committed offsets are in `__offsets`).
@@ -103,6 +106,11 @@ impl Broker {
             }
         })));
         let node = RaftNode::start(node_config).await?;
+        let auth = Arc::new(AuthState::new(
+            config.auth,
+            cluster_secret.clone(),
+            node.controller().subscribe(),
+        ));
         Ok(Arc::new_cyclic(|this| Broker {
             this: this.clone(),
             node,
@@ -110,6 +118,7 @@ impl Broker {
             order: Mutex::new(HashMap::new()),
             peers: Mutex::new(HashMap::new()),
             cluster_secret,
+            auth,
             leaderships: Mutex::new(None),
             consumer_groups: Mutex::new(HashMap::new()),
             coordinating: Mutex::new(HashMap::new()),

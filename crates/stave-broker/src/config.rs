@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use stave_raft::transport::ClusterSecret;
 
+use crate::auth::AuthMode;
 use crate::error::BrokerError;
 
 /// A node's settings. [`BrokerConfig::single_node`] is what `stave server` runs with no
@@ -45,6 +46,10 @@ pub struct BrokerConfig {
     /// wins over `cluster_secret_file`. Never in a config file.
     #[serde(skip)]
     pub cluster_secret: Option<ClusterSecret>,
+    /// Whether calls must carry a principal (`required`) or not (`off`, the default); see
+    /// [`crate::auth`].
+    #[serde(default)]
+    pub auth: AuthMode,
 }
 
 /// The smallest and largest default reserve ([`BrokerConfig::disk_reserve_bytes`]).
@@ -100,6 +105,7 @@ impl BrokerConfig {
             disk_reserve_bytes: None,
             cluster_secret_file: None,
             cluster_secret: None,
+            auth: AuthMode::Off,
         }
     }
 
@@ -134,6 +140,8 @@ impl BrokerConfig {
             disk_reserve_bytes: Option<u64>,
             #[serde(default)]
             cluster_secret_file: Option<PathBuf>,
+            #[serde(default)]
+            auth: AuthMode,
         }
         let file: File = toml::from_str(&text).map_err(|err| BrokerError::Config {
             message: format!("{}: {err}", path.display()),
@@ -158,6 +166,7 @@ impl BrokerConfig {
             disk_reserve_bytes: raw.disk_reserve_bytes,
             cluster_secret_file: raw.cluster_secret_file,
             cluster_secret: None,
+            auth: raw.auth,
         };
         config.validate()?;
         Ok(config)

@@ -13,6 +13,7 @@
 //! [`run`] is what `stave server` calls.
 
 mod admin;
+pub mod auth;
 mod broker;
 pub mod cluster_secret;
 pub mod config;
@@ -37,6 +38,7 @@ use std::time::Duration;
 pub use config::BrokerConfig;
 pub use error::BrokerError;
 use stave_proto::v1::stave_server::StaveServer;
+use tonic::service::interceptor::InterceptedService;
 
 use config::CLIENT_MESSAGE_BYTES_MAX;
 
@@ -74,10 +76,18 @@ pub async fn serve(
     let broker = broker::Broker::start(config).await?;
     let node = broker.node().clone();
     let retention = tokio::spawn(housekeeping::housekeeping_loop(broker.clone()));
+    if broker.config().auth == auth::AuthMode::Required {
+        let broker = broker.clone();
+        tokio::spawn(async move { broker.bootstrap_admin().await });
+    }
     let (control, data) = node.services();
     let api = StaveServer::from_arc(broker.clone())
         .max_decoding_message_size(CLIENT_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(CLIENT_MESSAGE_BYTES_MAX);
+    // Every call to the public service and reflection is authenticated first (health is
+    // not: it always answers).
+    let api = InterceptedService::new(api, auth::Authenticator::new(broker.auth.clone()));
+    let describing = || auth::Authenticator::describing_the_cluster(broker.auth.clone());
     // `Server::tcp_nodelay` covers only listeners tonic binds itself: set it on the accepted
     // sockets here, or small answers wait out Nagle's algorithm and delayed ACKs (~40 ms).
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -97,8 +107,8 @@ pub async fn serve(
         .add_service(control)
         .add_service(data)
         .add_service(api)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
+        .add_service(InterceptedService::new(reflection_v1, describing()))
+        .add_service(InterceptedService::new(reflection_v1alpha, describing()))
         .add_service(health_service)
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::credentials::Credentials;
 use crate::error::ClientError;
 
 /// The port a bootstrap address without one gets (`stave server`'s default).
@@ -45,6 +46,8 @@ pub struct ClientConfig {
     /// The first pause between retries; it doubles up to `retry_backoff_max`.
     pub retry_backoff: Duration,
     pub retry_backoff_max: Duration,
+    /// Who the client is, sent with every call (a bearer token); none by default.
+    pub credentials: Credentials,
 }
 
 impl Default for ClientConfig {
@@ -73,6 +76,7 @@ impl Default for ClientConfig {
             // or a consumer asks its replicas again: a new leader is found at most this long
             // after it is elected.
             retry_backoff_max: Duration::from_millis(500),
+            credentials: Credentials::none(),
         }
     }
 }

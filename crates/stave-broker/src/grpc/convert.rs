@@ -66,6 +66,8 @@ pub(crate) fn error(err: &BrokerError) -> pb::Error {
         BrokerError::StorageFull { .. } => C::StorageFull,
         BrokerError::DeliveryNotHeld { .. } => C::DeliveryNotHeld,
         BrokerError::GroupMismatch { .. } => C::GroupMismatch,
+        BrokerError::NotFound(_) => C::NotFound,
+        BrokerError::AlreadyExists(_) => C::AlreadyExists,
         BrokerError::ConsumerGroupMembership(err) => match err {
             GroupMembershipError::UnknownMember(_) => C::UnknownMemberId,
             GroupMembershipError::FencedEpoch { .. } => C::FencedMemberEpoch,

@@ -11,6 +11,7 @@ use stave_raft::transport::auth::AttachSecret;
 use tonic::Request;
 
 use super::convert;
+use crate::auth::{PRINCIPAL_HEADER, Principal};
 use crate::broker::{Broker, PeerClient, lock};
 use crate::consumer_group::ListedGroup;
 use crate::error::BrokerError;
@@ -30,6 +31,18 @@ pub(super) fn forward_request<T>(message: T) -> Request<T> {
     request
         .metadata_mut()
         .insert(FORWARDED, tonic::metadata::MetadataValue::from_static("1"));
+    request
+}
+
+/// `message` as a request forwarded to another node on behalf of `principal` (the node
+/// there authorizes it as that principal; only nodes, with the cluster secret, are
+/// believed).
+pub(super) fn forward_request_as<T>(message: T, principal: &Principal) -> Request<T> {
+    let mut request = forward_request(message);
+    if let Some(name) = principal.name() {
+        let value = tonic::metadata::BinaryMetadataValue::from_bytes(name.as_bytes());
+        request.metadata_mut().insert_bin(PRINCIPAL_HEADER, value);
+    }
     request
 }
 

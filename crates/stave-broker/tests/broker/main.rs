@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::too_many_lines)]
 
 mod api;
+mod auth;
 mod cluster;
 mod consume;
 mod fuzz;
