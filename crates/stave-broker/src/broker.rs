@@ -42,6 +42,8 @@ pub struct Broker {
     pub(crate) id_tables: crate::dedupe::IdTables,
     /// When this node started serving.
     pub(crate) started: Instant,
+    /// The metrics counted as they happen (`crate::metrics`).
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -92,6 +94,7 @@ impl Broker {
             }
         })));
         let node = RaftNode::start(node_config).await?;
+        let metrics_partition_series = config.metrics_partition_series;
         Ok(Arc::new_cyclic(|this| Broker {
             this: this.clone(),
             node,
@@ -105,6 +108,7 @@ impl Broker {
             consume_client: tokio::sync::OnceCell::new(),
             id_tables: Default::default(),
             started: Instant::now(),
+            metrics: Arc::new(crate::metrics::Metrics::new(metrics_partition_series)),
         }))
     }
 
@@ -114,6 +118,10 @@ impl Broker {
 
     pub fn config(&self) -> &BrokerConfig {
         &self.config
+    }
+
+    pub(crate) fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
     }
 
     pub(crate) fn consumer_groups_lock(&self) -> MutexGuard<'_, HashMap<String, ConsumerGroup>> {

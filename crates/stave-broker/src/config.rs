@@ -37,6 +37,16 @@ pub struct BrokerConfig {
     /// the data directory's file system, at least 4 MiB and at most 1 GiB.
     #[serde(default)]
     pub disk_reserve_bytes: Option<u64>,
+    /// Where Prometheus scrapes `/metrics`: HOST:PORT or `off` (default `127.0.0.1:9644`).
+    #[serde(default)]
+    pub metrics_listen: crate::metrics::MetricsListen,
+    /// Metric series per partition (else per topic only, for thousands of partitions).
+    #[serde(default = "default_metrics_partition_series")]
+    pub metrics_partition_series: bool,
+}
+
+fn default_metrics_partition_series() -> bool {
+    true
 }
 
 /// The smallest and largest default reserve ([`BrokerConfig::disk_reserve_bytes`]).
@@ -90,6 +100,8 @@ impl BrokerConfig {
             produce_timeout_ms: default_produce_timeout_ms(),
             retention_check_ms: default_retention_check_ms(),
             disk_reserve_bytes: None,
+            metrics_listen: crate::metrics::MetricsListen::default(),
+            metrics_partition_series: default_metrics_partition_series(),
         }
     }
 
@@ -122,6 +134,10 @@ impl BrokerConfig {
             retention_check_ms: u64,
             #[serde(default)]
             disk_reserve_bytes: Option<u64>,
+            #[serde(default)]
+            metrics_listen: crate::metrics::MetricsListen,
+            #[serde(default = "default_metrics_partition_series")]
+            metrics_partition_series: bool,
         }
         let file: File = toml::from_str(&text).map_err(|err| BrokerError::Config {
             message: format!("{}: {err}", path.display()),
@@ -144,6 +160,8 @@ impl BrokerConfig {
             produce_timeout_ms: raw.produce_timeout_ms,
             retention_check_ms: raw.retention_check_ms,
             disk_reserve_bytes: raw.disk_reserve_bytes,
+            metrics_listen: raw.metrics_listen,
+            metrics_partition_series: raw.metrics_partition_series,
         };
         config.validate()?;
         Ok(config)

@@ -133,9 +133,12 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::FetchRequest>,
     ) -> Result<Response<pb::FetchResponse>, Status> {
-        let result = self
-            .fetch(convert::fetch_request(request.into_inner()))
-            .await;
+        let monitoring = peers::monitoring(&request);
+        let request = convert::fetch_request(request.into_inner());
+        let result = match monitoring {
+            true => self.fetch_uncounted(request).await,
+            false => self.fetch(request).await,
+        };
         Ok(Response::new(convert::fetched(result)))
     }
 

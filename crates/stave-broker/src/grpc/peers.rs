@@ -21,12 +21,21 @@ use crate::routing::Target;
 /// Marks a request one node forwarded to another (never forwarded again).
 const FORWARDED: &str = "stave-forwarded";
 
+/// Marks a read made by another node's monitoring (consumer-group lag), which the fetched
+/// records and bytes do not count.
+const MONITORING: &str = "stave-monitoring";
+
 /// The longest a call to another node may take.
 const PEER_CALL_MAX: Duration = Duration::from_secs(5);
 
 /// Whether another node forwarded `request` here.
 pub(super) fn forwarded<T>(request: &Request<T>) -> bool {
     request.metadata().contains_key(FORWARDED)
+}
+
+/// Whether `request` is another node's monitoring read.
+pub(super) fn monitoring<T>(request: &Request<T>) -> bool {
+    request.metadata().contains_key(MONITORING)
 }
 
 /// `message` as a request forwarded to another node.
@@ -98,6 +107,27 @@ impl Broker {
             }
             _ => Ok(answer.offset),
         }
+    }
+
+    /// A Fetch asked of the node at `addr` for monitoring (not counted there as fetched);
+    /// an out-of-range answer is [`BrokerError::OffsetOutOfRange`] with the log's bounds.
+    pub(crate) async fn remote_fetch_uncounted(
+        &self,
+        addr: &str,
+        request: crate::fetch::FetchRequest,
+    ) -> Result<crate::fetch::Fetched, BrokerError> {
+        let offset = request.offset;
+        let mut message = Request::new(convert::fetch_request_to_pb(&request));
+        message
+            .metadata_mut()
+            .insert(MONITORING, tonic::metadata::MetadataValue::from_static("1"));
+        let mut client = self.peer_client(addr)?;
+        let answer = tokio::time::timeout(PEER_CALL_MAX, client.fetch(message))
+            .await
+            .map_err(|_| BrokerError::Timeout(format!("{addr} did not answer a fetch")))?
+            .map_err(|status| BrokerError::Timeout(format!("{addr}: {}", status.message())))?
+            .into_inner();
+        convert::fetched_from_pb(offset.0, answer)
     }
 
     /// A Publish of one partition's records forwarded to its leader at `addr` (it does not

@@ -40,6 +40,8 @@ pub async fn cluster(count: u64) -> Vec<Node> {
             config.peers = peers.clone();
         }
         config.retention_check_ms = 200;
+        // Tests run in parallel: none takes the default metrics port.
+        config.metrics_listen = stave_broker::metrics::MetricsListen::Off;
         let running = stave_broker::spawn(listener, config);
         nodes.push(Node {
             id,
