@@ -42,7 +42,8 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let addr = reserve_port();
         let child = Command::new(STAVE)
-            .args(["server", "--listen", &addr, "--data-dir"])
+            // Tests run in parallel: none takes the default metrics port.
+            .args(["server", "--listen", &addr, "--metrics-listen", "off", "--data-dir"])
             .arg(dir.path().join("data"))
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
