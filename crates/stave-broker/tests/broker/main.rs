@@ -6,6 +6,7 @@ mod api;
 mod cluster;
 mod consume;
 mod fuzz;
+mod metrics;
 mod offsets;
 mod publish;
 mod queue;
