@@ -11,15 +11,17 @@
 //! Also the rebalances of each consumer group since this node began coordinating it (its
 //! group epoch: bumped whenever the target assignment changes).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use prometheus_client::registry::Registry;
+use stave_raft::Partition;
 use stave_raft::controller::OFFSETS_TOPIC;
 
 use super::collect::{Labels, Series};
 use crate::broker::Broker;
-use crate::consumer_group::now_ms;
+use crate::consumer_group::{now_ms, offsets_partition};
 use crate::error::BrokerError;
 use crate::fetch::{FetchRequest, Fetched};
 use crate::routing::Target;
@@ -80,8 +82,12 @@ pub(super) async fn consumer_groups(broker: &Broker, registry: &mut Registry) {
          the record at its committed offset, 0 when caught up (per topic: the largest).",
     );
     let mut rebalances = Series::default();
+    let led = led_offsets_partitions(broker);
     for (name, state) in broker.consumer_groups_lock().iter() {
-        rebalances.add(vec![("group", name.clone())], state.group_epoch() as f64);
+        // A group whose coordinator moved away stays in memory here until this node notices.
+        if led.contains_key(&offsets_partition(name)) {
+            rebalances.add(vec![("group", name.clone())], state.group_epoch() as f64);
+        }
     }
     rebalances.counter(
         registry,
@@ -91,21 +97,27 @@ pub(super) async fn consumer_groups(broker: &Broker, registry: &mut Registry) {
     );
 }
 
+/// The `__offsets` partitions this node leads (the consumer groups it coordinates), by
+/// partition number.
+fn led_offsets_partitions(broker: &Broker) -> BTreeMap<u32, Partition> {
+    let metadata = broker.node().controller().metadata();
+    let Some(offsets) = metadata.topic(OFFSETS_TOPIC) else {
+        return BTreeMap::new();
+    };
+    offsets
+        .partitions()
+        .filter_map(|(index, _)| {
+            let partition = broker.node().partition(offsets.group_id(index))?;
+            partition.leads().then_some((index, partition))
+        })
+        .collect()
+}
+
 /// Every committed offset in the `__offsets` partitions this node leads, at most
 /// [`LAG_PARTITIONS_MAX`].
 fn committed_offsets(broker: &Broker) -> Vec<CommittedOffset> {
-    let metadata = broker.node().controller().metadata();
-    let Some(offsets) = metadata.topic(OFFSETS_TOPIC) else {
-        return Vec::new();
-    };
     let mut found = Vec::new();
-    for (index, _) in offsets.partitions() {
-        let Some(partition) = broker.node().partition(offsets.group_id(index)) else {
-            continue;
-        };
-        if !partition.leads() {
-            continue;
-        }
+    for partition in led_offsets_partitions(broker).into_values() {
         let Some(table) = partition.offsets_table() else {
             continue;
         };

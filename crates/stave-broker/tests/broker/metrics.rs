@@ -2,6 +2,7 @@
 //! test bound (port 0): data-path counters move by exactly what was produced and fetched,
 //! RPCs are counted by method and status code, and a stopped consumer group's lag grows.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,6 +18,7 @@ use crate::support::{
 
 /// A node with metrics on a port the test knows.
 struct MeteredNode {
+    id: u64,
     addr: String,
     metrics_addr: String,
     _running: stave_broker::Running,
@@ -24,19 +26,40 @@ struct MeteredNode {
 }
 
 async fn metered_node() -> MeteredNode {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let metrics = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let metrics_addr = metrics.local_addr().unwrap().to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = BrokerConfig::single_node(dir.path().to_path_buf(), addr.clone());
-    config.metrics_listen = MetricsListen::bound(metrics).unwrap();
-    MeteredNode {
-        addr,
-        metrics_addr,
-        _running: stave_broker::spawn(listener, config),
-        _dir: dir,
+    metered_cluster(1).await.remove(0)
+}
+
+/// `count` nodes forming one cluster, each with its metrics listener bound by the test.
+async fn metered_cluster(count: u64) -> Vec<MeteredNode> {
+    let mut listeners = Vec::new();
+    for _ in 0..count {
+        listeners.push(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
     }
+    let peers: BTreeMap<u64, String> = (1..)
+        .zip(&listeners)
+        .map(|(id, listener)| (id, listener.local_addr().unwrap().to_string()))
+        .collect();
+    let mut nodes = Vec::new();
+    for (id, listener) in (1..).zip(listeners) {
+        let addr = peers[&id].clone();
+        let metrics = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let metrics_addr = metrics.local_addr().unwrap().to_string();
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = BrokerConfig::single_node(dir.path().to_path_buf(), addr.clone());
+        config.node_id = id;
+        if count > 1 {
+            config.peers = peers.clone();
+        }
+        config.metrics_listen = MetricsListen::bound(metrics).unwrap();
+        nodes.push(MeteredNode {
+            id,
+            addr,
+            metrics_addr,
+            _running: stave_broker::spawn(listener, config),
+            _dir: dir,
+        });
+    }
+    nodes
 }
 
 /// One HTTP/1.1 request to `addr`: the status line, the headers and the body.
@@ -87,9 +110,13 @@ fn batch_of(values: &[&str], timestamp: i64) -> Bytes {
     Bytes::from(builder.finish())
 }
 
-/// Produces `batch` once and expects it written.
+/// Produces `batch` to partition 0 once and expects it written.
 async fn produce_ok(addr: &str, topic: &str, batch: Bytes) {
-    let answer = try_produce(addr, topic, 0, batch).await.unwrap();
+    produce_to(addr, topic, 0, batch).await;
+}
+
+async fn produce_to(addr: &str, topic: &str, partition: u32, batch: Bytes) {
+    let answer = try_produce(addr, topic, partition, batch).await.unwrap();
     assert_eq!(code(&answer.error), pb::ErrorCode::None, "{answer:?}");
 }
 
@@ -208,9 +235,9 @@ async fn data_path_and_rpcs_are_counted_exactly() {
         series("stave_log_size_bytes").is_some_and(|n| n >= bytes as f64),
         "{text}"
     );
-    assert_eq!(
+    assert!(
         value(&text, r#"stave_raft_term{group="controller"}"#).is_some(),
-        true
+        "{text}"
     );
     assert!(value(&text, "process_resident_memory_bytes").is_some_and(|n| n > 0.0));
     assert!(value(&text, "process_open_fds").is_some_and(|n| n > 0.0));
@@ -235,40 +262,8 @@ async fn a_stopped_groups_lag_in_seconds_rises_as_records_arrive() {
     create_topic(&node.addr, "lagging", 1, 1, &[]).await;
     wait_for_leaders(&node.addr, "lagging").await;
     produce_ok(&node.addr, "lagging", batch_of(&["a", "b", "c"], now_ms())).await;
-    retry(|| async {
-        // Finding the coordinator creates `__offsets` on first use.
-        let mut api = client(&node.addr).await;
-        let found = api
-            .find_coordinator(pb::FindCoordinatorRequest {
-                group: "stopped".into(),
-            })
-            .await
-            .map_err(|status| status.to_string())?
-            .into_inner();
-        if code(&found.error) != pb::ErrorCode::None {
-            return Err(format!("no coordinator yet: {:?}", found.error));
-        }
-        let answer = api
-            .commit_offsets(pb::CommitOffsetsRequest {
-                group: "stopped".into(),
-                offsets: vec![pb::OffsetCommit {
-                    topic: "lagging".into(),
-                    partition: 0,
-                    offset: 3,
-                    metadata: String::new(),
-                }],
-                member_id: String::new(),
-                member_epoch: 0,
-            })
-            .await
-            .map_err(|status| status.to_string())?
-            .into_inner();
-        match code(&answer.error) {
-            pb::ErrorCode::None => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await;
+    let coordinator = commit(&node.addr, "stopped", "lagging", 0, 3).await;
+    assert_eq!(coordinator, node.id);
     let labels = r#"{group="stopped",topic="lagging",partition="0"}"#;
     let lag = |text: &str| {
         (
@@ -305,4 +300,103 @@ async fn a_stopped_groups_lag_in_seconds_rises_as_records_arrive() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Commits `offset` of `topic`/`partition` for `group` through `addr` (from outside the
+/// group's membership), once its coordinator exists; answers the coordinator's node id.
+async fn commit(addr: &str, group: &str, topic: &str, partition: u32, offset: u64) -> u64 {
+    retry(|| async {
+        // Finding the coordinator creates `__offsets` on first use.
+        let found = client(addr)
+            .await
+            .find_coordinator(pb::FindCoordinatorRequest {
+                group: group.into(),
+            })
+            .await
+            .map_err(|status| status.to_string())?
+            .into_inner();
+        if code(&found.error) != pb::ErrorCode::None {
+            return Err(format!("no coordinator yet: {:?}", found.error));
+        }
+        let answer = client(&found.addr)
+            .await
+            .commit_offsets(pb::CommitOffsetsRequest {
+                group: group.into(),
+                offsets: vec![pb::OffsetCommit {
+                    topic: topic.into(),
+                    partition,
+                    offset,
+                    metadata: String::new(),
+                }],
+                member_id: String::new(),
+                member_epoch: 0,
+            })
+            .await
+            .map_err(|status| status.to_string())?
+            .into_inner();
+        match code(&answer.error) {
+            pb::ErrorCode::None => Ok(found.node_id),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await
+}
+
+/// The leader of each partition of `topic`, as `addr` reports it.
+async fn leaders(addr: &str, topic: &str) -> Vec<u64> {
+    let metadata = client(addr)
+        .await
+        .metadata(pb::MetadataRequest {
+            topics: vec![topic.to_string()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    metadata.topics[0]
+        .partitions
+        .iter()
+        .map(|partition| partition.leader.unwrap())
+        .collect()
+}
+
+/// On three nodes: a group's coordinator computes the lag of a partition led by another
+/// node, reading its oldest unread record there; that node does not count the read as a
+/// fetch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lag_of_a_partition_led_elsewhere_is_read_there_without_counting_a_fetch() {
+    let nodes = metered_cluster(3).await;
+    create_topic(&nodes[0].addr, "spread", 3, 1, &[]).await;
+    wait_for_leaders(&nodes[0].addr, "spread").await;
+    let coordinator = commit(&nodes[0].addr, "far", "spread", 0, 0).await;
+    let led = leaders(&nodes[0].addr, "spread").await;
+    let partition = led
+        .iter()
+        .position(|leader| *leader != coordinator)
+        .unwrap() as u32;
+    let leader = &nodes[(led[partition as usize] - 1) as usize];
+    let coordinator = &nodes[(coordinator - 1) as usize];
+    produce_to(
+        &leader.addr,
+        "spread",
+        partition,
+        batch_of(&["x", "y"], now_ms() - 2_000),
+    )
+    .await;
+    commit(&coordinator.addr, "far", "spread", partition, 0).await;
+
+    let text = scrape(coordinator).await;
+    let labels = format!(r#"{{group="far",topic="spread",partition="{partition}"}}"#);
+    let records = value(&text, &format!("stave_consumer_group_lag_records{labels}"));
+    let seconds = value(&text, &format!("stave_consumer_group_lag_seconds{labels}"));
+    assert_eq!(records, Some(2.0), "{text}");
+    assert!(seconds.is_some_and(|seconds| seconds >= 2.0), "{text}");
+    let at_leader = scrape(leader).await;
+    let produced = format!(
+        r#"stave_partition_records_produced_total{{topic="spread",partition="{partition}"}}"#
+    );
+    assert_eq!(value(&at_leader, &produced), Some(2.0), "{at_leader}");
+    assert!(
+        !at_leader.contains("stave_partition_records_fetched_total{topic=\"spread\""),
+        "{at_leader}"
+    );
 }
