@@ -50,11 +50,21 @@ done
 "$bin" --bootstrap "$bootstrap" topic create checked --partitions 2 >/dev/null
 seq 1 100 | "$bin" --bootstrap "$bootstrap" produce checked >/dev/null
 "$bin" --bootstrap "$bootstrap" consume checked --group checker --from-beginning \
-    --max-messages 100 >/dev/null
+    --max-messages 100 >/dev/null 2>&1
 
 curl --silent --show-error --fail "http://127.0.0.1:$metrics_port/metrics" >"$work/metrics.txt"
 echo "check-metrics: $(grep -c '^# TYPE' "$work/metrics.txt") families scraped"
-# promtool reads the Prometheus text format; the OpenMetrics `# EOF` line is all it would
-# not know.
-grep -v '^# EOF$' "$work/metrics.txt" | promtool check metrics
+# promtool reads the Prometheus text format, not OpenMetrics: drop the `# EOF` line, and
+# name each counter's HELP and TYPE after its samples (`x_total`), as Prometheus's own
+# OpenMetrics parser does when it scrapes.
+awk '/^# TYPE [a-z_]+ counter$/ { counter[$3] = 1 }
+     { line[NR] = $0 }
+     END {
+         for (i = 1; i <= NR; i++) {
+             split(line[i], field, " ")
+             if ((field[2] == "HELP" || field[2] == "TYPE") && (field[3] in counter))
+                 sub("^# " field[2] " " field[3] " ", "# " field[2] " " field[3] "_total ", line[i])
+             if (line[i] != "# EOF") print line[i]
+         }
+     }' "$work/metrics.txt" | promtool check metrics
 echo "check-metrics: promtool found no problems"
