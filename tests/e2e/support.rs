@@ -69,6 +69,8 @@ impl Server {
             .args(["server", "--node-id", &self.id.to_string()])
             .args(["--data-dir", &self.dir.display().to_string()])
             .args(["--listen", &self.addr])
+            // Nodes and tests run side by side: none takes the default metrics port.
+            .args(["--metrics-listen", "off"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);

@@ -54,6 +54,8 @@ pub struct Broker {
     pub(crate) id_tables: crate::dedupe::IdTables,
     /// When this node started serving.
     pub(crate) started: Instant,
+    /// The metrics counted as they happen (`crate::metrics`).
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -111,6 +113,7 @@ impl Broker {
             cluster_secret.clone(),
             node.controller().subscribe(),
         ));
+        let metrics_partition_series = config.metrics_partition_series;
         Ok(Arc::new_cyclic(|this| Broker {
             this: this.clone(),
             node,
@@ -126,6 +129,7 @@ impl Broker {
             consume_client: tokio::sync::OnceCell::new(),
             id_tables: Default::default(),
             started: Instant::now(),
+            metrics: Arc::new(crate::metrics::Metrics::new(metrics_partition_series)),
         }))
     }
 
@@ -135,6 +139,10 @@ impl Broker {
 
     pub fn config(&self) -> &BrokerConfig {
         &self.config
+    }
+
+    pub(crate) fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
     }
 
     pub(crate) fn consumer_groups_lock(&self) -> MutexGuard<'_, HashMap<String, ConsumerGroup>> {

@@ -50,6 +50,16 @@ pub struct BrokerConfig {
     /// [`crate::auth`].
     #[serde(default)]
     pub auth: AuthMode,
+    /// Where Prometheus scrapes `/metrics`: HOST:PORT or `off` (default `127.0.0.1:9644`).
+    #[serde(default)]
+    pub metrics_listen: crate::metrics::MetricsListen,
+    /// Metric series per partition (else per topic only, for thousands of partitions).
+    #[serde(default = "default_metrics_partition_series")]
+    pub metrics_partition_series: bool,
+}
+
+fn default_metrics_partition_series() -> bool {
+    true
 }
 
 /// The smallest and largest default reserve ([`BrokerConfig::disk_reserve_bytes`]).
@@ -106,6 +116,8 @@ impl BrokerConfig {
             cluster_secret_file: None,
             cluster_secret: None,
             auth: AuthMode::Off,
+            metrics_listen: crate::metrics::MetricsListen::default(),
+            metrics_partition_series: default_metrics_partition_series(),
         }
     }
 
@@ -142,6 +154,10 @@ impl BrokerConfig {
             cluster_secret_file: Option<PathBuf>,
             #[serde(default)]
             auth: AuthMode,
+            #[serde(default)]
+            metrics_listen: crate::metrics::MetricsListen,
+            #[serde(default = "default_metrics_partition_series")]
+            metrics_partition_series: bool,
         }
         let file: File = toml::from_str(&text).map_err(|err| BrokerError::Config {
             message: format!("{}: {err}", path.display()),
@@ -167,6 +183,8 @@ impl BrokerConfig {
             cluster_secret_file: raw.cluster_secret_file,
             cluster_secret: None,
             auth: raw.auth,
+            metrics_listen: raw.metrics_listen,
+            metrics_partition_series: raw.metrics_partition_series,
         };
         config.validate()?;
         Ok(config)

@@ -118,6 +118,12 @@ pub enum BrokerError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot serve metrics on {addr} (--metrics-listen)")]
+    MetricsListen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("server: {0}")]
     Serve(#[from] tonic::transport::Error),
 }

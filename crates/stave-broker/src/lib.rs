@@ -25,6 +25,7 @@ mod fetch;
 mod grpc;
 mod housekeeping;
 mod leaderships;
+pub mod metrics;
 mod placement;
 mod produce;
 mod publish;
@@ -73,7 +74,10 @@ pub async fn serve(
     config: BrokerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BrokerError> {
+    // Bound before the node starts: an explicit metrics address that is taken stops it here.
+    let metrics_listener = metrics::bind(&config.metrics_listen)?;
     let broker = broker::Broker::start(config).await?;
+    let _metrics = metrics::serve(&broker, metrics_listener);
     let node = broker.node().clone();
     let retention = tokio::spawn(housekeeping::housekeeping_loop(broker.clone()));
     if broker.config().auth == auth::AuthMode::Required {
@@ -104,6 +108,7 @@ pub async fn serve(
         // members leave the group and the partitions move on.
         .http2_keepalive_interval(Some(CONNECTION_PROBE))
         .http2_keepalive_timeout(Some(CONNECTION_PROBE))
+        .layer(metrics::RpcLayer::new(broker.metrics().clone()))
         .add_service(control)
         .add_service(data)
         .add_service(api)

@@ -100,8 +100,10 @@ pub struct AuthState {
     secret: ClusterSecret,
     metadata: watch::Receiver<Arc<ClusterMetadata>>,
     compiled: Mutex<Arc<Compiled>>,
-    /// Calls refused UNAUTHENTICATED or PERMISSION_DENIED since the node started.
-    pub denials: AtomicU64,
+    /// Calls refused UNAUTHENTICATED since the node started.
+    pub unauthenticated: AtomicU64,
+    /// Calls refused PERMISSION_DENIED since the node started.
+    pub permission_denied: AtomicU64,
 }
 
 impl AuthState {
@@ -115,7 +117,8 @@ impl AuthState {
             secret,
             metadata,
             compiled: Mutex::new(Arc::new(Compiled::default())),
-            denials: AtomicU64::new(0),
+            unauthenticated: AtomicU64::new(0),
+            permission_denied: AtomicU64::new(0),
         }
     }
 
@@ -144,8 +147,13 @@ impl AuthState {
         self.metadata.clone()
     }
 
+    /// `status` (UNAUTHENTICATED or PERMISSION_DENIED), counted.
     fn deny(&self, status: Status) -> Status {
-        self.denials.fetch_add(1, Ordering::Relaxed);
+        let counter = match status.code() {
+            tonic::Code::PermissionDenied => &self.permission_denied,
+            _ => &self.unauthenticated,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         status
     }
 

@@ -161,9 +161,15 @@ impl pb::stave_server::Stave for Broker {
         request: Request<pb::FetchRequest>,
     ) -> Result<Response<pb::FetchResponse>, Status> {
         let who = principal(&request);
+        // Only another node's monitoring is not counted: the mark counts with the secret.
+        let monitoring = peers::monitoring(&request) && self.forwarded_by_a_node(&request);
         let request = request.into_inner();
         self.authorize_topics(&who, Op::Consume, [request.topic.as_str()])?;
-        let result = self.fetch(convert::fetch_request(request)).await;
+        let request = convert::fetch_request(request);
+        let result = match monitoring {
+            true => self.fetch_uncounted(request).await,
+            false => self.fetch(request).await,
+        };
         Ok(Response::new(convert::fetched(result)))
     }
 

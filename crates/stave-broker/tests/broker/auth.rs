@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use stave_broker::auth::AuthMode;
 use stave_broker::auth::users::BOOTSTRAP_TOKEN_FILE;
 use stave_broker::cluster_secret::ClusterSecret;
+use stave_broker::metrics::MetricsListen;
 use stave_broker::{BrokerConfig, Running};
 use stave_client::Credentials;
 use stave_proto::v1 as pb;
@@ -25,6 +26,8 @@ type Api = StaveClient<InterceptedService<Channel, Credentials>>;
 /// Nodes with auth required on fixed addresses and directories, so they can be restarted.
 struct Cluster {
     configs: Vec<BrokerConfig>,
+    /// Where each node serves its metrics.
+    metrics: Vec<String>,
     running: Vec<Running>,
     _dirs: Vec<tempfile::TempDir>,
 }
@@ -42,6 +45,7 @@ impl Cluster {
             .collect();
         let mut configs = Vec::new();
         let mut dirs = Vec::new();
+        let mut metrics = Vec::new();
         for id in 1..=count {
             let dir = tempfile::tempdir().unwrap();
             let mut config = BrokerConfig::single_node(dir.path().into(), peers[&id].clone());
@@ -51,6 +55,9 @@ impl Cluster {
             }
             config.cluster_secret = Some(secret.clone());
             config.auth = AuthMode::Required;
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            metrics.push(listener.local_addr().unwrap().to_string());
+            config.metrics_listen = MetricsListen::bound(listener).unwrap();
             configs.push(config);
             dirs.push(dir);
         }
@@ -61,6 +68,7 @@ impl Cluster {
             .collect();
         Cluster {
             configs,
+            metrics,
             running,
             _dirs: dirs,
         }
@@ -75,10 +83,11 @@ impl Cluster {
         for running in self.running.drain(..) {
             running.stop().await.unwrap();
         }
-        for config in &self.configs {
+        for (config, metrics) in self.configs.iter().zip(&self.metrics) {
             let listener = tokio::net::TcpListener::bind(&config.listen).await.unwrap();
-            self.running
-                .push(stave_broker::spawn(listener, config.clone()));
+            let mut config = config.clone();
+            config.metrics_listen = metrics.parse().unwrap();
+            self.running.push(stave_broker::spawn(listener, config));
         }
     }
 
@@ -422,6 +431,14 @@ async fn acls_decide_what_each_principal_may_do() {
     assert_eq!(code(&answer.error), pb::ErrorCode::None);
     let refused = publish(&svc, "v1.user.signedup", "bob").await.unwrap_err();
     assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+
+    let (_, scraped) = crate::metrics::http_get(&cluster.metrics[0], "GET", "/metrics").await;
+    let count = |code: &str| {
+        let series = format!("stave_auth_denials_total{{code=\"{code}\"}}");
+        crate::metrics::value(&scraped, &series).unwrap_or_default()
+    };
+    assert!(count("UNAUTHENTICATED") >= 3.0, "{scraped}");
+    assert!(count("PERMISSION_DENIED") >= 6.0, "{scraped}");
 }
 
 /// Whether `token`'s user may publish to `topic` through `addr` (PERMISSION_DENIED: no).

@@ -7,6 +7,7 @@ mod auth;
 mod cluster;
 mod consume;
 mod fuzz;
+mod metrics;
 mod offsets;
 mod publish;
 mod queue;

@@ -59,6 +59,8 @@ pub async fn cluster_with(count: u64, tweak: impl Fn(&mut BrokerConfig)) -> Vec<
         config.cluster_secret = Some(secret.clone());
         config.retention_check_ms = 200;
         tweak(&mut config);
+        // Tests run in parallel: none takes the default metrics port.
+        config.metrics_listen = stave_broker::metrics::MetricsListen::Off;
         let running = stave_broker::spawn(listener, config);
         nodes.push(Node {
             id,
