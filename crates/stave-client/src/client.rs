@@ -25,7 +25,7 @@ use futures_util::stream::FuturesUnordered;
 use stave_proto::v1 as proto;
 use stave_proto::v1::stave_client::StaveClient;
 use tokio::time::Instant;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tracing::debug;
 
 use crate::config::{ClientConfig, MESSAGE_BYTES_MAX, StartPosition};
@@ -358,11 +358,7 @@ impl Client {
             return Ok(client);
         }
         let config = &self.inner.config;
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|source| ClientError::Connect {
-                addr: addr.to_string(),
-                source,
-            })?
+        let endpoint = crate::tls::endpoint(addr, config.tls.as_ref())?
             .connect_timeout(config.connect_timeout)
             .tcp_nodelay(true)
             .initial_stream_window_size(4 << 20)

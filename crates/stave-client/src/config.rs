@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::error::ClientError;
+use crate::tls::TlsConfig;
 
 /// The port a bootstrap address without one gets (`stave server`'s default).
 pub const DEFAULT_PORT: u16 = 7070;
@@ -45,6 +46,9 @@ pub struct ClientConfig {
     /// The first pause between retries; it doubles up to `retry_backoff_max`.
     pub retry_backoff: Duration,
     pub retry_backoff_max: Duration,
+    /// TLS to every node (`https://`): the CA that signs their certificates, and a client
+    /// certificate for mutual TLS; `None` speaks plaintext.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ClientConfig {
@@ -73,6 +77,7 @@ impl Default for ClientConfig {
             // or a consumer asks its replicas again: a new leader is found at most this long
             // after it is elected.
             retry_backoff_max: Duration::from_millis(500),
+            tls: None,
         }
     }
 }

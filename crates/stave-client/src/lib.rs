@@ -48,6 +48,7 @@ mod record;
 mod suspects;
 #[cfg(test)]
 mod test_support;
+pub mod tls;
 
 pub use admin::{Admin, NewTopic, TopicDescription};
 pub use admin_groups::{
@@ -60,7 +61,7 @@ pub use config::{
     StartPosition, parse_bootstrap,
 };
 pub use consumer::{AssignmentChange, Consumer};
-pub use error::{ClientError, display_chain};
+pub use error::{ClientError, TlsProblem, display_chain};
 pub use metadata::{ClusterMetadata, PartitionInfo, ReplicaProblem, TopicInfo};
 pub use partitioner::{murmur2, partition_for_key, to_positive};
 pub use producer::{DeliveryFuture, Producer};
@@ -69,3 +70,4 @@ pub use queue::{
 };
 pub use record::{ConsumerRecord, MESSAGE_ID_HEADER, ProducerRecord, RecordMetadata, message_id};
 pub use stave_proto::v1::ErrorCode;
+pub use tls::TlsConfig;
