@@ -19,6 +19,7 @@ use crate::config::BrokerConfig;
 use crate::consumer_group::{ConsumerGroup, Coordinating};
 use crate::error::BrokerError;
 use crate::leaderships::Leaderships;
+use crate::tls::NodeTls;
 use crate::topic_config::topic_config;
 
 /// Another node's public API, each call carrying the cluster secret.
@@ -37,6 +38,8 @@ pub struct Broker {
     pub(crate) peers: Mutex<HashMap<String, PeerClient>>,
     /// The cluster's shared secret: what marks a call as one from another node.
     pub(crate) cluster_secret: ClusterSecret,
+    /// The node's TLS (its certificate, the CA), when it serves TLS and dials peers with it.
+    tls: Option<NodeTls>,
     pub(crate) leaderships: Mutex<Option<(Instant, Leaderships)>>,
     /// Consumer groups this node coordinates: membership, in memory (members rejoin when
     /// the coordinator moves; committed offsets are in `__offsets`).
@@ -95,6 +98,8 @@ impl Broker {
         let reserve_bytes = disk_reserve_bytes(&config)?;
         let cluster_secret = crate::cluster_secret::resolve(&config)?;
         node_config.transport.secret = Some(cluster_secret.clone());
+        let tls = config.tls.as_ref().map(NodeTls::load).transpose()?;
+        node_config.transport.tls = tls.as_ref().map(NodeTls::transport_config);
         tracing::info!(reserve_bytes, "disk space kept free of topic writes");
         node_config.partition_log_for = Some(PartitionLogConfig(Arc::new(move |topic| {
             stave_log::LogConfig {
@@ -110,6 +115,7 @@ impl Broker {
             order: Mutex::new(HashMap::new()),
             peers: Mutex::new(HashMap::new()),
             cluster_secret,
+            tls,
             leaderships: Mutex::new(None),
             consumer_groups: Mutex::new(HashMap::new()),
             coordinating: Mutex::new(HashMap::new()),
@@ -126,6 +132,11 @@ impl Broker {
 
     pub fn config(&self) -> &BrokerConfig {
         &self.config
+    }
+
+    /// The node's TLS, when it has some.
+    pub fn tls(&self) -> Option<&NodeTls> {
+        self.tls.as_ref()
     }
 
     pub(crate) fn consumer_groups_lock(&self) -> MutexGuard<'_, HashMap<String, ConsumerGroup>> {

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use stave_raft::transport::ClusterSecret;
 
 use crate::error::BrokerError;
+use crate::tls::TlsFiles;
 
 /// A node's settings. [`BrokerConfig::single_node`] is what `stave server` runs with no
 /// flags: node 1, data in `./stave-data`, listening on `127.0.0.1:7070`, no peers.
@@ -45,6 +46,13 @@ pub struct BrokerConfig {
     /// wins over `cluster_secret_file`. Never in a config file.
     #[serde(skip)]
     pub cluster_secret: Option<ClusterSecret>,
+    /// TLS for clients and peers (see [`crate::tls`]); none serves plaintext. A config file
+    /// spells it `tls_cert`, `tls_key`, `tls_ca`, all three or none.
+    #[serde(skip)]
+    pub tls: Option<TlsFiles>,
+    /// Serving plaintext beyond loopback is intended: no warning about it.
+    #[serde(default)]
+    pub insecure_ok: bool,
 }
 
 /// The smallest and largest default reserve ([`BrokerConfig::disk_reserve_bytes`]).
@@ -85,6 +93,33 @@ fn default_retention_check_ms() -> u64 {
     5_000
 }
 
+/// The TLS files from three optional paths: all three, or none; otherwise which are missing.
+pub fn tls_files(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    ca: Option<PathBuf>,
+) -> Result<Option<TlsFiles>, String> {
+    match (cert, key, ca) {
+        (None, None, None) => Ok(None),
+        (Some(cert), Some(key), Some(ca)) => Ok(Some(TlsFiles { cert, key, ca })),
+        (cert, key, ca) => {
+            let missing: Vec<&str> = [
+                (cert.is_none(), "tls_cert"),
+                (key.is_none(), "tls_key"),
+                (ca.is_none(), "tls_ca"),
+            ]
+            .iter()
+            .filter(|(absent, _)| *absent)
+            .map(|(_, name)| *name)
+            .collect();
+            Err(format!(
+                "TLS needs tls_cert, tls_key and tls_ca together; {} missing",
+                missing.join(" and ")
+            ))
+        }
+    }
+}
+
 impl BrokerConfig {
     /// One node on its own: `data_dir`, `listen`.
     pub fn single_node(data_dir: PathBuf, listen: String) -> BrokerConfig {
@@ -100,6 +135,8 @@ impl BrokerConfig {
             disk_reserve_bytes: None,
             cluster_secret_file: None,
             cluster_secret: None,
+            tls: None,
+            insecure_ok: false,
         }
     }
 
@@ -134,6 +171,14 @@ impl BrokerConfig {
             disk_reserve_bytes: Option<u64>,
             #[serde(default)]
             cluster_secret_file: Option<PathBuf>,
+            #[serde(default)]
+            tls_cert: Option<PathBuf>,
+            #[serde(default)]
+            tls_key: Option<PathBuf>,
+            #[serde(default)]
+            tls_ca: Option<PathBuf>,
+            #[serde(default)]
+            insecure_ok: bool,
         }
         let file: File = toml::from_str(&text).map_err(|err| BrokerError::Config {
             message: format!("{}: {err}", path.display()),
@@ -158,6 +203,12 @@ impl BrokerConfig {
             disk_reserve_bytes: raw.disk_reserve_bytes,
             cluster_secret_file: raw.cluster_secret_file,
             cluster_secret: None,
+            tls: tls_files(raw.tls_cert, raw.tls_key, raw.tls_ca).map_err(|message| {
+                BrokerError::Config {
+                    message: format!("{}: {message}", path.display()),
+                }
+            })?,
+            insecure_ok: raw.insecure_ok,
         };
         config.validate()?;
         Ok(config)

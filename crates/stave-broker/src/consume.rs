@@ -160,12 +160,14 @@ pub(crate) fn client_error(err: ClientError) -> BrokerError {
 }
 
 impl Broker {
-    /// The client the node's Consume streams share, bootstrapped at the node itself; it
-    /// reads the partitions this node leads in process.
+    /// The client the node's Consume streams share, bootstrapped at the node itself (over
+    /// TLS, with the node's certificate, when the node has TLS); it reads the partitions
+    /// this node leads in process.
     pub(crate) async fn own_client(&self) -> Result<Client, BrokerError> {
         let addr = self.config().advertised().to_string();
         let config = ClientConfig {
             bootstrap: vec![addr.clone()],
+            tls: self.tls().map(|tls| tls.client_config().clone()),
             ..ClientConfig::default()
         };
         let local = crate::grpc::LocalReads::new(self.this.clone(), addr);

@@ -11,3 +11,4 @@ mod publish;
 mod queue;
 mod queue_support;
 mod support;
+mod tls;

@@ -25,6 +25,11 @@ pub struct Node {
 
 /// `count` nodes forming one cluster, each on its own loopback port.
 pub async fn cluster(count: u64) -> Vec<Node> {
+    cluster_with(count, |_| {}).await
+}
+
+/// [`cluster`], each node's config changed by `configure` before it starts.
+pub async fn cluster_with(count: u64, configure: impl Fn(&mut BrokerConfig)) -> Vec<Node> {
     let mut listeners = Vec::new();
     for _ in 0..count {
         listeners.push(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
@@ -46,6 +51,7 @@ pub async fn cluster(count: u64) -> Vec<Node> {
         }
         config.cluster_secret = Some(secret.clone());
         config.retention_check_ms = 200;
+        configure(&mut config);
         let running = stave_broker::spawn(listener, config);
         nodes.push(Node {
             id,
