@@ -6,11 +6,13 @@ mod args;
 mod bench;
 mod cluster;
 mod consume;
+mod dev_certs;
 pub mod error;
 mod group;
 mod output;
 mod produce;
 mod server;
+mod tls;
 mod topic;
 
 use std::time::Duration;
@@ -53,6 +55,8 @@ pub struct Cli {
         value_name = "DURATION"
     )]
     timeout: Duration,
+    #[command(flatten)]
+    tls: tls::TlsArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -79,6 +83,9 @@ enum Command {
     /// ends the run with an error.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Write a local CA, a node certificate and a client certificate into DIR, for trying
+    /// TLS on one machine (not for production: the CA's key sits beside them).
+    DevCerts(dev_certs::DevCertsArgs),
 }
 
 impl Cli {
@@ -93,12 +100,14 @@ impl Cli {
 }
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
-    if let Command::Server(args) = cli.command {
-        return server::run(args).await;
-    }
-    let client = connect(&cli.bootstrap, cli.timeout).await?;
     match cli.command {
-        Command::Server(_) => Ok(()),
+        Command::Server(args) => return server::run(args, &cli.tls).await,
+        Command::DevCerts(args) => return dev_certs::run(&args),
+        _ => {}
+    }
+    let client = connect(&cli.bootstrap, cli.timeout, &cli.tls).await?;
+    match cli.command {
+        Command::Server(_) | Command::DevCerts(_) => Ok(()),
         Command::Topic(command) => topic::run(&client, command).await,
         Command::Produce(args) => produce::run(&client, args, cli.timeout).await,
         Command::Consume(args) => consume::run(&client, args, cli.timeout).await,
@@ -108,7 +117,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-async fn connect(bootstrap: &str, timeout: Duration) -> Result<Client, CliError> {
+async fn connect(
+    bootstrap: &str,
+    timeout: Duration,
+    tls: &tls::TlsArgs,
+) -> Result<Client, CliError> {
+    let tls = tls.client_config()?;
+    let with_tls = tls.is_some();
     let defaults = ClientConfig::default();
     let config = ClientConfig {
         bootstrap: parse_bootstrap(bootstrap)?,
@@ -118,9 +133,12 @@ async fn connect(bootstrap: &str, timeout: Duration) -> Result<Client, CliError>
             .min(timeout)
             .max(Duration::from_secs(1)),
         retry_timeout: timeout,
+        tls,
         ..defaults
     };
-    Ok(Client::connect(config).await?)
+    Client::connect(config)
+        .await
+        .map_err(|err| tls::with_tls_hint(err, with_tls))
 }
 
 /// Fails with UNKNOWN_TOPIC unless `topic` shows up in the metadata within a short wait.

@@ -13,3 +13,4 @@ mod queue;
 mod records;
 mod script;
 mod support;
+mod tls;
