@@ -9,6 +9,7 @@
 //!   a consumer group ([`Consumer::subscribe`]) that assigns them and keeps its offsets.
 //! - [`Admin`] creates, deletes, describes and configures topics, reads cluster state, and
 //!   lists, describes and resets consumer groups.
+//! - [`TlsConfig`] ([`ClientConfig::tls`]): TLS to the nodes, checked when it is made.
 //!
 //! ```no_run
 //! use stave_client::{Client, ClientConfig, ConsumerConfig, NewTopic, ProducerConfig,
