@@ -240,7 +240,10 @@ mod tests {
         assert_eq!(flagged.cert, PathBuf::from("/etc/stave/node.pem"));
         assert!(config(&[]).unwrap().tls.is_none());
         let err = config(&["--tls-cert", "n.pem", "--tls-ca", "ca.pem"]).unwrap_err();
-        assert!(err.to_string().contains("tls_key missing"), "{err}");
+        assert!(
+            err.to_string().contains("--tls-key (tls_key) missing"),
+            "{err}"
+        );
     }
 
     #[test]

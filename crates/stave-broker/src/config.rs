@@ -104,16 +104,16 @@ pub fn tls_files(
         (Some(cert), Some(key), Some(ca)) => Ok(Some(TlsFiles { cert, key, ca })),
         (cert, key, ca) => {
             let missing: Vec<&str> = [
-                (cert.is_none(), "tls_cert"),
-                (key.is_none(), "tls_key"),
-                (ca.is_none(), "tls_ca"),
+                (cert.is_none(), "--tls-cert (tls_cert)"),
+                (key.is_none(), "--tls-key (tls_key)"),
+                (ca.is_none(), "--tls-ca (tls_ca)"),
             ]
             .iter()
             .filter(|(absent, _)| *absent)
             .map(|(_, name)| *name)
             .collect();
             Err(format!(
-                "TLS needs tls_cert, tls_key and tls_ca together; {} missing",
+                "TLS needs a certificate, its key and the CA together: {} missing",
                 missing.join(" and ")
             ))
         }

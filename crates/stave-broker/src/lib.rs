@@ -76,8 +76,13 @@ pub async fn serve(
 ) -> Result<(), BrokerError> {
     let broker = broker::Broker::start(config).await?;
     let node = broker.node().clone();
-    let retention = tokio::spawn(housekeeping::housekeeping_loop(broker.clone()));
-    let plaintext_warning = plaintext_warning(&broker);
+    // Tasks that run while the node serves: retention and the rest, and the plaintext
+    // warning when it is due.
+    let mut background = vec![tokio::spawn(housekeeping::housekeeping_loop(
+        broker.clone(),
+    ))];
+    background.extend(plaintext_warning(&broker));
+    let stop_background = || background.iter().for_each(tokio::task::JoinHandle::abort);
     let (control, data) = node.services();
     let api = StaveServer::from_arc(broker.clone())
         .max_decoding_message_size(CLIENT_MESSAGE_BYTES_MAX)
@@ -122,18 +127,12 @@ pub async fn serve(
         let _ = stopped.wait_for(|stopped| *stopped).await;
         // Stop the Raft groups (their logs sync as they close); that also ends peers' append
         // streams, so the server can finish.
-        retention.abort();
-        if let Some(warning) = &plaintext_warning {
-            warning.abort();
-        }
+        stop_background();
         node.shutdown().await;
     };
     tokio::select! {
         result = &mut server => {
-            retention.abort();
-            if let Some(warning) = &plaintext_warning {
-            warning.abort();
-        }
+            stop_background();
             node.shutdown().await;
             result.map_err(BrokerError::from)
         }
