@@ -95,11 +95,12 @@ impl Broker {
             config.advertised().to_string(),
             config.cluster(),
         );
+        // TLS files first: a node that cannot use them stops before it writes anything.
+        let tls = config.tls.as_ref().map(NodeTls::load).transpose()?;
+        node_config.transport.tls = tls.as_ref().map(NodeTls::transport_config);
         let reserve_bytes = disk_reserve_bytes(&config)?;
         let cluster_secret = crate::cluster_secret::resolve(&config)?;
         node_config.transport.secret = Some(cluster_secret.clone());
-        let tls = config.tls.as_ref().map(NodeTls::load).transpose()?;
-        node_config.transport.tls = tls.as_ref().map(NodeTls::transport_config);
         tracing::info!(reserve_bytes, "disk space kept free of topic writes");
         node_config.partition_log_for = Some(PartitionLogConfig(Arc::new(move |topic| {
             stave_log::LogConfig {
