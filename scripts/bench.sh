@@ -71,7 +71,9 @@ start_nodes() {
     bootstrap=""
     for id in $(seq 1 "$count"); do
         local port=${ports[$((id - 1))]} args=()
-        args=(server --node-id "$id" --data-dir "$work/n$count-$id" --listen "127.0.0.1:$port")
+        # No metrics: several nodes on one host would all want the default port.
+        args=(server --node-id "$id" --data-dir "$work/n$count-$id" --listen "127.0.0.1:$port"
+            --metrics-listen off)
         if [[ -n "$peers" ]]; then
             [[ -s "$work/cluster.secret" ]] ||
                 (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$work/cluster.secret")

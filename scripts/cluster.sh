@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A local 3-node Stave cluster on 127.0.0.1:7070, 7071 and 7072 (the CLI's default
-# bootstrap reaches it), data under a temporary directory.
+# bootstrap reaches it), data under a temporary directory. Each node serves Prometheus
+# metrics on its own port: http://127.0.0.1:9644/metrics, 9645 and 9646 (nodes 1, 2, 3).
 #
 #   scripts/cluster.sh start    builds `stave` (release) if needed, starts the three nodes,
 #                               returns once the cluster serves requests
@@ -14,6 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 state=${STAVE_CLUSTER_DIR:-${TMPDIR:-/tmp}/stave-cluster}
 ports=(7070 7071 7072)
+metrics_ports=(9644 9645 9646)
 peers="1=127.0.0.1:7070,2=127.0.0.1:7071,3=127.0.0.1:7072"
 
 binary() {
@@ -43,9 +45,10 @@ start() {
         (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$state/cluster.secret")
     fi
     for id in 1 2 3; do
-        local port=${ports[$((id - 1))]}
+        local port=${ports[$((id - 1))]} metrics_port=${metrics_ports[$((id - 1))]}
         "$bin" server --node-id "$id" --listen "127.0.0.1:$port" --peers "$peers" \
             --cluster-secret-file "$state/cluster.secret" \
+            --metrics-listen "127.0.0.1:$metrics_port" \
             --data-dir "$state/data-$id" >"$state/node-$id.log" 2>&1 &
         echo $! >"$state/node-$id.pid"
     done

@@ -42,7 +42,8 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let addr = reserve_port();
         let child = Command::new(STAVE)
-            .args(["server", "--listen", &addr, "--data-dir"])
+            // Tests run in parallel: none takes the default metrics port.
+            .args(["server", "--listen", &addr, "--metrics-listen", "off", "--data-dir"])
             .arg(dir.path().join("data"))
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -603,4 +604,40 @@ fn bench_e2e_reports_a_consumer_that_cannot_join() {
         "took {:?}",
         started.elapsed()
     );
+}
+
+/// An explicit `--metrics-listen` address that is taken stops the server at start, with one
+/// line naming it (a taken default address only warns: see the broker's metrics tests).
+#[test]
+fn server_fails_at_start_on_a_taken_metrics_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = held.local_addr().unwrap().to_string();
+    let mut child = Command::new(STAVE)
+        .args([
+            "server",
+            "--listen",
+            &reserve_port(),
+            "--metrics-listen",
+            &taken,
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(30) {
+            child.kill().unwrap();
+            panic!("the server did not stop on a taken metrics address");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let error = one_line_error(&child.wait_with_output().unwrap());
+    assert!(error.contains("cannot serve metrics on"), "{error}");
+    assert!(error.contains(&taken), "{error}");
 }

@@ -11,6 +11,7 @@ pub mod error;
 mod group;
 mod output;
 mod produce;
+mod security;
 mod server;
 mod tls;
 mod topic;
@@ -18,7 +19,7 @@ mod topic;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use stave_client::{Client, ClientConfig, ClientError, parse_bootstrap};
+use stave_client::{Client, ClientConfig, ClientError, Credentials, parse_bootstrap};
 use tokio::time::Instant;
 
 use self::args::parse_duration;
@@ -57,6 +58,11 @@ pub struct Cli {
     timeout: Duration,
     #[command(flatten)]
     tls: tls::TlsArgs,
+    /// A file holding this client's token (`stave user create` prints one; a node started
+    /// with --auth required writes the first admin's to DATA_DIR/bootstrap-admin.token).
+    /// STAVE_TOKEN gives the token itself.
+    #[arg(long, global = true, env = "STAVE_TOKEN_FILE", value_name = "FILE")]
+    token_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -86,6 +92,12 @@ enum Command {
     /// Write a local CA, a node certificate and a client certificate into DIR, for trying
     /// TLS on one machine (not for production: the CA's key sits beside them).
     DevCerts(dev_certs::DevCertsArgs),
+    /// Create, delete and list users (their tokens authenticate clients).
+    #[command(subcommand)]
+    User(security::UserCommand),
+    /// Add, remove and list ACL entries: who may do what.
+    #[command(subcommand)]
+    Acl(security::AclCommand),
 }
 
 impl Cli {
@@ -105,7 +117,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::DevCerts(args) => return dev_certs::run(&args),
         _ => {}
     }
-    let client = connect(&cli.bootstrap, cli.timeout, &cli.tls).await?;
+    let credentials = credentials(cli.token_file.as_deref())?;
+    let client = connect(&cli.bootstrap, cli.timeout, credentials, &cli.tls).await?;
     match cli.command {
         Command::Server(_) | Command::DevCerts(_) => Ok(()),
         Command::Topic(command) => topic::run(&client, command).await,
@@ -114,12 +127,30 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Cluster(command) => cluster::run(&client, command).await,
         Command::Group(command) => group::run(&client, command).await,
         Command::Bench(command) => bench::run(&client, command, cli.timeout).await,
+        Command::User(command) => security::run_user(&client, command).await,
+        Command::Acl(command) => security::run_acl(&client, command).await,
     }
+}
+
+/// The token of `--token-file`, else of STAVE_TOKEN, else none.
+fn credentials(token_file: Option<&std::path::Path>) -> Result<Credentials, CliError> {
+    let token = match token_file {
+        Some(path) => std::fs::read_to_string(path).map_err(CliError::io(format!(
+            "cannot read --token-file {}",
+            path.display()
+        )))?,
+        None => match std::env::var("STAVE_TOKEN") {
+            Ok(token) => token,
+            Err(_) => return Ok(Credentials::none()),
+        },
+    };
+    Ok(Credentials::token(&token)?)
 }
 
 async fn connect(
     bootstrap: &str,
     timeout: Duration,
+    credentials: Credentials,
     tls: &tls::TlsArgs,
 ) -> Result<Client, CliError> {
     let tls = tls.client_config()?;
@@ -133,6 +164,7 @@ async fn connect(
             .min(timeout)
             .max(Duration::from_secs(1)),
         retry_timeout: timeout,
+        credentials,
         tls,
         ..defaults
     };

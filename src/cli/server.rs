@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use stave_broker::BrokerConfig;
+use stave_broker::auth::AuthMode;
 use stave_broker::cluster_secret::ClusterSecret;
 use stave_broker::config::tls_files;
 use stave_broker::tls::TlsFiles;
@@ -55,6 +56,19 @@ pub struct ServerArgs {
     /// (by default a node without TLS that others can reach warns at start and hourly).
     #[arg(long, env = "STAVE_INSECURE_OK")]
     insecure_ok: bool,
+    /// `required`: every call needs a principal (a token or a client certificate) and ACLs
+    /// decide what it may do; the first start with no users creates `admin` and writes its
+    /// token to DATA_DIR/bootstrap-admin.token. `off` (the default): every call is allowed.
+    #[arg(long, env = "STAVE_AUTH", value_name = "required|off")]
+    auth: Option<AuthMode>,
+    /// Where Prometheus scrapes /metrics, or `off` [default: 127.0.0.1:9644, skipped with a
+    /// warning when taken; an address given here must be free].
+    #[arg(long, env = "STAVE_METRICS_LISTEN", value_name = "HOST:PORT|off")]
+    metrics_listen: Option<stave_broker::metrics::MetricsListen>,
+    /// Metric series per partition, or per topic only (for thousands of partitions)
+    /// [default: on].
+    #[arg(long, env = "STAVE_METRICS_PARTITION_SERIES", value_name = "on|off", value_parser = parse_on_off)]
+    metrics_partition_series: Option<bool>,
     /// A TOML file with node_id, data_dir, listen, advertised, [peers], ...; flags override it.
     #[arg(long, env = "STAVE_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
@@ -84,6 +98,9 @@ impl ServerArgs {
         if let Some(bytes) = self.disk_reserve_bytes {
             config.disk_reserve_bytes = Some(bytes);
         }
+        if let Some(auth) = self.auth {
+            config.auth = auth;
+        }
         if let Some(path) = self.cluster_secret_file {
             config.cluster_secret_file = Some(path);
         }
@@ -105,8 +122,23 @@ impl ServerArgs {
                 .map_err(|why| CliError::Usage(format!("{CLUSTER_SECRET_ENV}: {why}")))?;
             config.cluster_secret = Some(secret);
         }
+        if let Some(metrics_listen) = self.metrics_listen {
+            config.metrics_listen = metrics_listen;
+        }
+        if let Some(per_partition) = self.metrics_partition_series {
+            config.metrics_partition_series = per_partition;
+        }
         config.validate()?;
         Ok(config)
+    }
+}
+
+/// `on` or `off`.
+fn parse_on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("{other:?} is neither on nor off")),
     }
 }
 
@@ -119,6 +151,7 @@ pub async fn run(args: ServerArgs, tls: &TlsArgs) -> Result<(), CliError> {
         advertised = %config.advertised(),
         peers = ?config.peers,
         tls = config.tls.is_some(),
+        metrics = %config.metrics_listen,
         "starting stave server"
     );
     stave_broker::run(config, shutdown_signal()).await?;
@@ -200,6 +233,40 @@ mod tests {
         let overridden = config(&["--config", path, "--data-dir", "/tmp/x"]).unwrap();
         assert_eq!(overridden.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(overridden.listen, "127.0.0.1:7071");
+    }
+
+    #[test]
+    fn metrics_flags_and_file_keys() {
+        use stave_broker::metrics::MetricsListen;
+        let default = config(&[]).unwrap();
+        assert!(matches!(default.metrics_listen, MetricsListen::Default));
+        assert!(default.metrics_partition_series);
+        let off = config(&[
+            "--metrics-listen",
+            "off",
+            "--metrics-partition-series",
+            "off",
+        ]);
+        let off = off.unwrap();
+        assert!(matches!(off.metrics_listen, MetricsListen::Off));
+        assert!(!off.metrics_partition_series);
+        let at = config(&["--metrics-listen", "127.0.0.1:9700"]).unwrap();
+        assert_eq!(at.metrics_listen.to_string(), "127.0.0.1:9700");
+        assert!(config(&["--metrics-listen", "localhost"]).is_err());
+        assert!(config(&["--metrics-partition-series", "yes"]).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(
+            &path,
+            "node_id = 1\ndata_dir = \"/var/stave\"\nlisten = \"127.0.0.1:7070\"\n\
+             metrics_listen = \"127.0.0.1:9701\"\nmetrics_partition_series = false\n",
+        )
+        .unwrap();
+        let from_file = config(&["--config", path.to_str().unwrap()]).unwrap();
+        assert_eq!(from_file.metrics_listen.to_string(), "127.0.0.1:9701");
+        assert!(!from_file.metrics_partition_series);
+        std::fs::write(&path, "node_id = 1\ndata_dir = \"d\"\nlisten = \"127.0.0.1:7070\"\nmetrics_listen = \"nowhere\"\n").unwrap();
+        assert!(config(&["--config", path.to_str().unwrap()]).is_err());
     }
 
     #[test]

@@ -74,6 +74,7 @@ impl Node {
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--listen", addr])
+            .args(["--metrics-listen", "off"])
             .args(["--disk-reserve-bytes", &(4 << 20).to_string()])
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

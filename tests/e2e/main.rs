@@ -12,5 +12,6 @@ mod keyed;
 mod queue;
 mod records;
 mod script;
+mod security;
 mod support;
 mod tls;

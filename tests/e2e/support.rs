@@ -38,6 +38,8 @@ pub struct Server {
     peers: String,
     /// The cluster secret's file, shared by the cluster's servers.
     secret_file: PathBuf,
+    /// More flags for `stave server`.
+    extra: Vec<String>,
     log: PathBuf,
     child: Option<Child>,
 }
@@ -67,6 +69,8 @@ impl Server {
             .args(["server", "--node-id", &self.id.to_string()])
             .args(["--data-dir", &self.dir.display().to_string()])
             .args(["--listen", &self.addr])
+            // Nodes and tests run side by side: none takes the default metrics port.
+            .args(["--metrics-listen", "off"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
@@ -74,6 +78,7 @@ impl Server {
             command.args(["--peers", &self.peers]);
             command.arg("--cluster-secret-file").arg(&self.secret_file);
         }
+        command.args(&self.extra);
         self.child = Some(command.spawn().unwrap());
     }
 
@@ -142,6 +147,11 @@ impl Drop for Frozen {
 
 /// `count` servers forming one cluster (no `--peers` for a single node), under `root`.
 pub fn start(root: &Path, count: u64) -> Vec<Server> {
+    start_with(root, count, &[])
+}
+
+/// [`start`], each server with the flags `extra` too.
+pub fn start_with(root: &Path, count: u64, extra: &[&str]) -> Vec<Server> {
     let addrs: BTreeMap<u64, String> = (1..=count)
         .map(|id| (id, format!("127.0.0.1:{}", reserve_port())))
         .collect();
@@ -163,6 +173,7 @@ pub fn start(root: &Path, count: u64) -> Vec<Server> {
                 dir: root.join(format!("node-{id}")),
                 peers: peers.clone(),
                 secret_file: cluster_secret_file(root),
+                extra: extra.iter().map(|flag| flag.to_string()).collect(),
                 log: root.join(format!("node-{id}.log")),
                 child: None,
             };

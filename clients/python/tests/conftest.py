@@ -51,10 +51,14 @@ def free_port() -> int:
 class StaveServer:
     """One `stave server` node: start, SIGKILL, start again on the same port and data."""
 
-    def __init__(self, binary: Path, data_dir: Path, log_path: Path) -> None:
+    def __init__(
+        self, binary: Path, data_dir: Path, log_path: Path, metrics_listen: str = "off"
+    ) -> None:
         self.binary = binary
         self.data_dir = data_dir
         self.log_path = log_path
+        # Suites run beside other nodes: none takes the default metrics port unless asked.
+        self.metrics_listen = metrics_listen
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
 
@@ -65,7 +69,16 @@ class StaveServer:
     def start(self, timeout_s: float = 30.0) -> None:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [str(self.binary), "server", "--listen", self.bootstrap, "--data-dir", str(self.data_dir)],
+            [
+                str(self.binary),
+                "server",
+                "--listen",
+                self.bootstrap,
+                "--data-dir",
+                str(self.data_dir),
+                "--metrics-listen",
+                self.metrics_listen,
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

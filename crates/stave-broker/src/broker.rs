@@ -15,6 +15,7 @@ use stave_raft::transport::auth::AttachSecret;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
+use crate::auth::AuthState;
 use crate::config::BrokerConfig;
 use crate::consumer_group::{ConsumerGroup, Coordinating};
 use crate::error::BrokerError;
@@ -40,6 +41,8 @@ pub struct Broker {
     pub(crate) cluster_secret: ClusterSecret,
     /// The node's TLS (its certificate, the CA), when it serves TLS and dials peers with it.
     tls: Option<NodeTls>,
+    /// Who may do what: the auth mode, users and ACLs (see [`crate::auth`]).
+    pub(crate) auth: Arc<AuthState>,
     pub(crate) leaderships: Mutex<Option<(Instant, Leaderships)>>,
     /// Consumer groups this node coordinates: membership, in memory (members rejoin when
     /// the coordinator moves; committed offsets are in `__offsets`).
@@ -54,6 +57,8 @@ pub struct Broker {
     pub(crate) id_tables: crate::dedupe::IdTables,
     /// When this node started serving.
     pub(crate) started: Instant,
+    /// The metrics counted as they happen (`crate::metrics`).
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -109,6 +114,12 @@ impl Broker {
             }
         })));
         let node = RaftNode::start(node_config).await?;
+        let auth = Arc::new(AuthState::new(
+            config.auth,
+            cluster_secret.clone(),
+            node.controller().subscribe(),
+        ));
+        let metrics_partition_series = config.metrics_partition_series;
         Ok(Arc::new_cyclic(|this| Broker {
             this: this.clone(),
             node,
@@ -117,6 +128,7 @@ impl Broker {
             peers: Mutex::new(HashMap::new()),
             cluster_secret,
             tls,
+            auth,
             leaderships: Mutex::new(None),
             consumer_groups: Mutex::new(HashMap::new()),
             coordinating: Mutex::new(HashMap::new()),
@@ -124,6 +136,7 @@ impl Broker {
             consume_client: tokio::sync::OnceCell::new(),
             id_tables: Default::default(),
             started: Instant::now(),
+            metrics: Arc::new(crate::metrics::Metrics::new(metrics_partition_series)),
         }))
     }
 
@@ -138,6 +151,10 @@ impl Broker {
     /// The node's TLS, when it has some.
     pub fn tls(&self) -> Option<&NodeTls> {
         self.tls.as_ref()
+    }
+
+    pub(crate) fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
     }
 
     pub(crate) fn consumer_groups_lock(&self) -> MutexGuard<'_, HashMap<String, ConsumerGroup>> {

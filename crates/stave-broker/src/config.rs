@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use stave_raft::transport::ClusterSecret;
 
+use crate::auth::AuthMode;
 use crate::error::BrokerError;
 use crate::tls::TlsFiles;
 
@@ -53,6 +54,20 @@ pub struct BrokerConfig {
     /// Serving plaintext beyond loopback is intended: no warning about it.
     #[serde(default)]
     pub insecure_ok: bool,
+    /// Whether calls must carry a principal (`required`) or not (`off`, the default); see
+    /// [`crate::auth`].
+    #[serde(default)]
+    pub auth: AuthMode,
+    /// Where Prometheus scrapes `/metrics`: HOST:PORT or `off` (default `127.0.0.1:9644`).
+    #[serde(default)]
+    pub metrics_listen: crate::metrics::MetricsListen,
+    /// Metric series per partition (else per topic only, for thousands of partitions).
+    #[serde(default = "default_metrics_partition_series")]
+    pub metrics_partition_series: bool,
+}
+
+fn default_metrics_partition_series() -> bool {
+    true
 }
 
 /// The smallest and largest default reserve ([`BrokerConfig::disk_reserve_bytes`]).
@@ -120,6 +135,86 @@ pub fn tls_files(
     }
 }
 
+/// A `--config` file.
+#[derive(Deserialize)]
+struct File {
+    #[serde(flatten)]
+    config: RawConfig,
+}
+
+/// [`BrokerConfig`]'s fields as a TOML file spells them (`peers` as a table of
+/// `id = "host:port"`, TLS as `tls_cert`, `tls_key`, `tls_ca`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    node_id: u64,
+    data_dir: PathBuf,
+    listen: String,
+    #[serde(default)]
+    advertised: Option<String>,
+    #[serde(default)]
+    peers: BTreeMap<String, String>,
+    #[serde(default = "default_max_message_bytes")]
+    max_message_bytes: usize,
+    #[serde(default = "default_produce_timeout_ms")]
+    produce_timeout_ms: u64,
+    #[serde(default = "default_retention_check_ms")]
+    retention_check_ms: u64,
+    #[serde(default)]
+    disk_reserve_bytes: Option<u64>,
+    #[serde(default)]
+    cluster_secret_file: Option<PathBuf>,
+    #[serde(default)]
+    tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    tls_key: Option<PathBuf>,
+    #[serde(default)]
+    tls_ca: Option<PathBuf>,
+    #[serde(default)]
+    insecure_ok: bool,
+    #[serde(default)]
+    auth: AuthMode,
+    #[serde(default)]
+    metrics_listen: crate::metrics::MetricsListen,
+    #[serde(default = "default_metrics_partition_series")]
+    metrics_partition_series: bool,
+}
+
+impl RawConfig {
+    /// The config the file at `path` describes (not validated yet).
+    fn into_config(self, path: &Path) -> Result<BrokerConfig, BrokerError> {
+        let mut peers = BTreeMap::new();
+        for (id, addr) in self.peers {
+            let id = id.parse::<u64>().map_err(|_| BrokerError::Config {
+                message: format!("{}: peer id {id:?} is not a number", path.display()),
+            })?;
+            peers.insert(id, addr);
+        }
+        Ok(BrokerConfig {
+            node_id: self.node_id,
+            data_dir: self.data_dir,
+            listen: self.listen,
+            advertised: self.advertised,
+            peers,
+            max_message_bytes: self.max_message_bytes,
+            produce_timeout_ms: self.produce_timeout_ms,
+            retention_check_ms: self.retention_check_ms,
+            disk_reserve_bytes: self.disk_reserve_bytes,
+            cluster_secret_file: self.cluster_secret_file,
+            cluster_secret: None,
+            tls: tls_files(self.tls_cert, self.tls_key, self.tls_ca).map_err(|message| {
+                BrokerError::Config {
+                    message: format!("{}: {message}", path.display()),
+                }
+            })?,
+            insecure_ok: self.insecure_ok,
+            auth: self.auth,
+            metrics_listen: self.metrics_listen,
+            metrics_partition_series: self.metrics_partition_series,
+        })
+    }
+}
+
 impl BrokerConfig {
     /// One node on its own: `data_dir`, `listen`.
     pub fn single_node(data_dir: PathBuf, listen: String) -> BrokerConfig {
@@ -137,6 +232,9 @@ impl BrokerConfig {
             cluster_secret: None,
             tls: None,
             insecure_ok: false,
+            auth: AuthMode::Off,
+            metrics_listen: crate::metrics::MetricsListen::default(),
+            metrics_partition_series: default_metrics_partition_series(),
         }
     }
 
@@ -146,70 +244,10 @@ impl BrokerConfig {
         let text = std::fs::read_to_string(path).map_err(|source| BrokerError::Config {
             message: format!("cannot read {}: {source}", path.display()),
         })?;
-        #[derive(Deserialize)]
-        struct File {
-            #[serde(flatten)]
-            config: RawConfig,
-        }
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct RawConfig {
-            node_id: u64,
-            data_dir: PathBuf,
-            listen: String,
-            #[serde(default)]
-            advertised: Option<String>,
-            #[serde(default)]
-            peers: BTreeMap<String, String>,
-            #[serde(default = "default_max_message_bytes")]
-            max_message_bytes: usize,
-            #[serde(default = "default_produce_timeout_ms")]
-            produce_timeout_ms: u64,
-            #[serde(default = "default_retention_check_ms")]
-            retention_check_ms: u64,
-            #[serde(default)]
-            disk_reserve_bytes: Option<u64>,
-            #[serde(default)]
-            cluster_secret_file: Option<PathBuf>,
-            #[serde(default)]
-            tls_cert: Option<PathBuf>,
-            #[serde(default)]
-            tls_key: Option<PathBuf>,
-            #[serde(default)]
-            tls_ca: Option<PathBuf>,
-            #[serde(default)]
-            insecure_ok: bool,
-        }
         let file: File = toml::from_str(&text).map_err(|err| BrokerError::Config {
             message: format!("{}: {err}", path.display()),
         })?;
-        let raw = file.config;
-        let mut peers = BTreeMap::new();
-        for (id, addr) in raw.peers {
-            let id = id.parse::<u64>().map_err(|_| BrokerError::Config {
-                message: format!("{}: peer id {id:?} is not a number", path.display()),
-            })?;
-            peers.insert(id, addr);
-        }
-        let config = BrokerConfig {
-            node_id: raw.node_id,
-            data_dir: raw.data_dir,
-            listen: raw.listen,
-            advertised: raw.advertised,
-            peers,
-            max_message_bytes: raw.max_message_bytes,
-            produce_timeout_ms: raw.produce_timeout_ms,
-            retention_check_ms: raw.retention_check_ms,
-            disk_reserve_bytes: raw.disk_reserve_bytes,
-            cluster_secret_file: raw.cluster_secret_file,
-            cluster_secret: None,
-            tls: tls_files(raw.tls_cert, raw.tls_key, raw.tls_ca).map_err(|message| {
-                BrokerError::Config {
-                    message: format!("{}: {message}", path.display()),
-                }
-            })?,
-            insecure_ok: raw.insecure_ok,
-        };
+        let config = file.config.into_config(path)?;
         config.validate()?;
         Ok(config)
     }

@@ -162,12 +162,20 @@ pub(crate) fn client_error(err: ClientError) -> BrokerError {
 impl Broker {
     /// The client the node's Consume streams share, bootstrapped at the node itself (over
     /// TLS, with the node's certificate, when the node has TLS); it reads the partitions
-    /// this node leads in process.
+    /// this node leads in process. It speaks as a node (the cluster secret): each stream was
+    /// authorized at its subscribe.
     pub(crate) async fn own_client(&self) -> Result<Client, BrokerError> {
         let addr = self.config().advertised().to_string();
+        let credentials = stave_client::Credentials::none()
+            .with(
+                stave_raft::transport::CLUSTER_SECRET_HEADER,
+                self.cluster_secret.expose(),
+            )
+            .map_err(client_error)?;
         let config = ClientConfig {
             bootstrap: vec![addr.clone()],
             tls: self.tls().map(|tls| tls.client_config().clone()),
+            credentials,
             ..ClientConfig::default()
         };
         let local = crate::grpc::LocalReads::new(self.this.clone(), addr);

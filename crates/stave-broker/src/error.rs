@@ -101,6 +101,10 @@ pub enum BrokerError {
     },
     #[error("group {group:?}: {why}")]
     GroupMismatch { group: String, why: String },
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
     #[error(transparent)]
     ConsumerGroupMembership(#[from] crate::consumer_group::GroupMembershipError),
     /// A replication failure with no answer of its own (a stopped replica, an I/O error).
@@ -110,6 +114,12 @@ pub enum BrokerError {
     Node(#[from] stave_raft::node::NodeError),
     #[error("cannot serve on {addr}: {source}")]
     Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot serve metrics on {addr} (--metrics-listen)")]
+    MetricsListen {
         addr: String,
         #[source]
         source: std::io::Error,

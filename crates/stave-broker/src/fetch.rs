@@ -73,7 +73,24 @@ pub enum OffsetSpec {
 }
 
 impl Broker {
+    /// A fetch, counted in the partition's fetched records and bytes.
     pub(crate) async fn fetch(&self, request: FetchRequest) -> Result<Fetched, BrokerError> {
+        let (topic, partition) = (request.topic.clone(), request.partition);
+        let fetched = self.fetch_uncounted(request).await?;
+        if let Some(frames) = &fetched.frames {
+            // The first frame may start before the offset asked: count from there.
+            let records = frames.next_offset.0.saturating_sub(fetched.offset.0);
+            let bytes = frames.len_bytes() as u64;
+            self.metrics().fetched(&topic, partition, records, bytes);
+        }
+        Ok(fetched)
+    }
+
+    /// A fetch that the metrics do not count (monitoring's own reads).
+    pub(crate) async fn fetch_uncounted(
+        &self,
+        request: FetchRequest,
+    ) -> Result<Fetched, BrokerError> {
         let target = self.target(&request.topic, request.partition)?;
         let partition = self.leader_partition(&target).await?;
         let deadline = Instant::now() + request.wait;

@@ -15,6 +15,7 @@
 //! [`run`] is what `stave server` calls.
 
 mod admin;
+pub mod auth;
 mod broker;
 pub mod cluster_secret;
 pub mod config;
@@ -26,6 +27,7 @@ mod fetch;
 mod grpc;
 mod housekeeping;
 mod leaderships;
+pub mod metrics;
 mod placement;
 mod produce;
 mod publish;
@@ -40,6 +42,7 @@ use std::time::Duration;
 pub use config::BrokerConfig;
 pub use error::BrokerError;
 use stave_proto::v1::stave_server::StaveServer;
+use tonic::service::interceptor::InterceptedService;
 
 use config::CLIENT_MESSAGE_BYTES_MAX;
 
@@ -74,7 +77,10 @@ pub async fn serve(
     config: BrokerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BrokerError> {
+    // Bound before the node starts: an explicit metrics address that is taken stops it here.
+    let metrics_listener = metrics::bind(&config.metrics_listen)?;
     let broker = broker::Broker::start(config).await?;
+    let _metrics = metrics::serve(&broker, metrics_listener);
     let node = broker.node().clone();
     // Tasks that run while the node serves: retention and the rest, and the plaintext
     // warning when it is due.
@@ -83,10 +89,18 @@ pub async fn serve(
     ))];
     background.extend(plaintext_warning(&broker));
     let stop_background = || background.iter().for_each(tokio::task::JoinHandle::abort);
+    if broker.config().auth == auth::AuthMode::Required {
+        let broker = broker.clone();
+        tokio::spawn(async move { broker.bootstrap_admin().await });
+    }
     let (control, data) = node.services();
     let api = StaveServer::from_arc(broker.clone())
         .max_decoding_message_size(CLIENT_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(CLIENT_MESSAGE_BYTES_MAX);
+    // Every call to the public service and reflection is authenticated first (health is
+    // not: it always answers).
+    let api = InterceptedService::new(api, auth::Authenticator::new(broker.auth.clone()));
+    let describing = || auth::Authenticator::describing_the_cluster(broker.auth.clone());
     // `Server::tcp_nodelay` covers only listeners tonic binds itself: set it on the accepted
     // sockets here, or small answers wait out Nagle's algorithm and delayed ACKs (~40 ms).
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -109,11 +123,12 @@ pub async fn serve(
         // members leave the group and the partitions move on.
         .http2_keepalive_interval(Some(CONNECTION_PROBE))
         .http2_keepalive_timeout(Some(CONNECTION_PROBE))
+        .layer(metrics::RpcLayer::new(broker.metrics().clone()))
         .add_service(control)
         .add_service(data)
         .add_service(api)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
+        .add_service(InterceptedService::new(reflection_v1, describing()))
+        .add_service(InterceptedService::new(reflection_v1alpha, describing()))
         .add_service(health_service)
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;

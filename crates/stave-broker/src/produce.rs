@@ -49,6 +49,9 @@ pub(crate) enum Submitted {
         deadline: Instant,
         /// Holds the batch's sequences in the producer table until the outcome is known.
         reservation: Option<Reservation>,
+        /// The batch's size and when it was proposed, for the metrics.
+        bytes: u64,
+        proposed: Instant,
     },
     /// A retry of a batch already in the log.
     Duplicate {
@@ -148,6 +151,7 @@ impl Broker {
         deadline: Instant,
         reservation: Option<Reservation>,
     ) -> Result<Submitted, BrokerError> {
+        let (bytes, proposed) = (batch.len() as u64, Instant::now());
         let proposal = partition
             .propose(batch)
             .await
@@ -157,6 +161,8 @@ impl Broker {
             proposal,
             deadline,
             reservation,
+            bytes,
+            proposed,
         })
     }
 
@@ -172,11 +178,17 @@ impl Broker {
                 proposal,
                 deadline,
                 reservation,
+                bytes,
+                proposed,
             } => {
                 let applied = proposal.committed(deadline).await;
                 // The reservation holds the sequences until the outcome is known.
                 drop(reservation);
                 let applied = applied.map_err(|err| self.replication_error(&target, err))?;
+                let records = applied.next_offset.saturating_sub(applied.base_offset);
+                let metrics = self.metrics();
+                metrics.committed_after(proposed.elapsed());
+                metrics.produced(&target.topic, target.partition, records, bytes);
                 Ok(Produced {
                     base_offset: Offset(applied.base_offset),
                     next_offset: Offset(applied.next_offset),

@@ -25,10 +25,12 @@ use futures_util::stream::FuturesUnordered;
 use stave_proto::v1 as proto;
 use stave_proto::v1::stave_client::StaveClient;
 use tokio::time::Instant;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tracing::debug;
 
 use crate::config::{ClientConfig, MESSAGE_BYTES_MAX, StartPosition};
+use crate::credentials::Credentials;
 use crate::error::ClientError;
 use crate::metadata::ClusterMetadata;
 use crate::suspects::{SUSPICION_MAX, Suspects};
@@ -44,8 +46,8 @@ pub(crate) const METADATA_HEDGE_DELAY: Duration = Duration::from_secs(1);
 /// replica answers at once, naming the leader it follows (NOT_LEADER), or writing (it leads).
 pub(crate) const LEADER_LOOKUP_WAIT: Duration = Duration::from_millis(250);
 
-/// A gRPC client of one node.
-pub(crate) type NodeClient = StaveClient<Channel>;
+/// A gRPC client of one node, each call carrying the client's credentials.
+pub(crate) type NodeClient = StaveClient<InterceptedService<Channel, Credentials>>;
 
 /// A node that runs a client inside itself (the broker, for its Consume streams): fetches
 /// from the partitions it leads are served in process, not over a connection to itself.
@@ -378,7 +380,7 @@ impl Client {
                 });
             }
         };
-        let client = StaveClient::new(channel)
+        let client = StaveClient::with_interceptor(channel, config.credentials.clone())
             .max_decoding_message_size(MESSAGE_BYTES_MAX)
             .max_encoding_message_size(MESSAGE_BYTES_MAX);
         if let Ok(mut connections) = self.inner.connections.lock() {

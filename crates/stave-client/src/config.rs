@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::credentials::Credentials;
 use crate::error::ClientError;
 use crate::tls::TlsConfig;
 
@@ -49,6 +50,8 @@ pub struct ClientConfig {
     /// TLS to every node (`https://`): the CA that signs their certificates, and a client
     /// certificate for mutual TLS; `None` speaks plaintext.
     pub tls: Option<TlsConfig>,
+    /// Who the client is, sent with every call (a bearer token); none by default.
+    pub credentials: Credentials,
 }
 
 impl Default for ClientConfig {
@@ -78,6 +81,7 @@ impl Default for ClientConfig {
             // after it is elected.
             retry_backoff_max: Duration::from_millis(500),
             tls: None,
+            credentials: Credentials::none(),
         }
     }
 }

@@ -36,10 +36,12 @@
 
 mod admin;
 mod admin_groups;
+mod admin_security;
 mod client;
 mod config;
 mod consumer;
 mod coordinator;
+mod credentials;
 mod error;
 mod metadata;
 mod partitioner;
@@ -56,12 +58,14 @@ pub use admin_groups::{
     GroupDescription, GroupListing, GroupPartitionLag, GroupSummary, MemberDescription,
     QueueGroupDescription, QueueMemberState, QueuePartitionState, ResetTo,
 };
+pub use admin_security::AclEntry;
 pub use client::{Client, LocalNode};
 pub use config::{
     ClientConfig, ConsumerConfig, DEFAULT_PORT, IN_FLIGHT_LIMIT, OffsetReset, ProducerConfig,
     StartPosition, parse_bootstrap,
 };
 pub use consumer::{AssignmentChange, Consumer};
+pub use credentials::Credentials;
 pub use error::{ClientError, TlsProblem, display_chain};
 pub use metadata::{ClusterMetadata, PartitionInfo, ReplicaProblem, TopicInfo};
 pub use partitioner::{murmur2, partition_for_key, to_positive};

@@ -47,7 +47,9 @@ impl LiveNode {
         let dir = tempfile::tempdir().unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        let config = BrokerConfig::single_node(dir.path().join("data"), addr.clone());
+        let mut config = BrokerConfig::single_node(dir.path().join("data"), addr.clone());
+        // Tests run in parallel: none takes the default metrics port.
+        config.metrics_listen = stave_broker::metrics::MetricsListen::Off;
         LiveNode {
             addr,
             _running: stave_broker::spawn(listener, config),

@@ -98,7 +98,9 @@ impl Shared {
             }
             (state.written, state.file.clone())
         };
+        let started = std::time::Instant::now();
         let synced = file.sync_data();
+        crate::sync_timing::fsync_histogram().record(started.elapsed());
         // Completions run below may call back into the log (even `flush`): not under the lock.
         drop(syncing);
         match synced {

@@ -42,6 +42,7 @@ mod segment;
 pub mod slots;
 mod space;
 pub mod storage;
+pub mod sync_timing;
 mod types;
 mod varint;
 

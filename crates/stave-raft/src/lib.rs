@@ -34,6 +34,7 @@ pub mod replica;
 pub mod sim_network;
 mod snapshot_file;
 mod state_machine;
+pub mod stats;
 pub mod transport;
 mod types;
 

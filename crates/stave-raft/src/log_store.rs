@@ -342,6 +342,20 @@ impl LogStore {
         .await
     }
 
+    /// How many segments the log has and the bytes of frames they hold.
+    pub async fn usage(&self) -> io::Result<crate::stats::LogUsage> {
+        self.with_log_inline(
+            |log| {
+                Ok(crate::stats::LogUsage {
+                    segments: log.segment_bases().len() as u64,
+                    bytes: log.size_bytes(),
+                })
+            },
+            |_| true,
+        )
+        .await
+    }
+
     /// Data frames holding offsets in `[from, end)`, at most `bytes_max` of them (at least
     /// one), as runs of whole frames sliced from the segments. `from` must lie in the log
     /// (see [`LogStore::offsets`]); pass the high watermark as `end` to read committed data.
@@ -603,6 +617,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogIdOf) -> Result<(), io::Error> {
+        self.shared.installed.counters().purged();
         let id = to_log_id(&log_id);
         let past_end = self
             .with_log(move |log| Ok(id.index >= log.next_index()))

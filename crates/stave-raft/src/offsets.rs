@@ -223,6 +223,11 @@ impl OffsetsTable {
             .filter(move |(key, _)| key.group == group)
     }
 
+    /// Every committed offset, ordered by consumer group, topic and partition.
+    pub fn entries(&self) -> impl Iterator<Item = (&OffsetKey, &Committed)> {
+        self.entries.iter()
+    }
+
     /// Every queue-group state record of `group` (partitions it holds state for).
     pub fn queue_group(&self, group: &str) -> impl Iterator<Item = (&OffsetKey, &[u8])> {
         self.queues

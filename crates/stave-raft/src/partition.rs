@@ -180,6 +180,19 @@ impl Partition {
         Ok(offset.map(Offset))
     }
 
+    /// This replica's Raft state and event counts, for monitoring.
+    pub fn raft_stats(&self) -> crate::stats::RaftStats {
+        crate::stats::read(
+            &self.replica.raft,
+            self.replica.sm.installed_snapshots().counters(),
+        )
+    }
+
+    /// How many segments this replica's log has and the bytes of frames they hold.
+    pub async fn log_usage(&self) -> Result<crate::stats::LogUsage, ReplicationError> {
+        Ok(self.replica.store.usage().await?)
+    }
+
     /// The committed consumer-group offsets, on an `__offsets` replica.
     pub fn offsets_table(&self) -> Option<OffsetsTable> {
         self.replica.sm.offsets()

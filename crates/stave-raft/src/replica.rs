@@ -87,6 +87,7 @@ where
     let raft = PartitionRaft::new(id, raft_config, network, store.clone(), sm.clone())
         .await
         .map_err(std::io::Error::other)?;
+    sm.installed_snapshots().counters().install(&raft).await;
     Ok(PartitionReplica { raft, store, sm })
 }
 

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::offsets::OffsetsTable;
 use crate::producers::{ProducerConfig, ProducerSnapshot, Producers};
 use crate::snapshot_file::{SnapshotFile, SnapshotLayout, StoredMeta};
+use crate::stats::ReplicaCounters;
 use crate::types::{Applied, FramePayload, LogIdOf, SnapshotCodec, StoredMembershipOf, TypeConfig};
 
 pub type SnapshotMetaOf = openraft::alias::SnapshotMetaOf<TypeConfig>;
@@ -130,6 +131,9 @@ impl SnapshotLayout for PartitionSnapshot {
 pub struct InstalledSnapshots {
     sender: Arc<tokio::sync::watch::Sender<Option<(u64, u64)>>>,
     producers: Producers,
+    /// The replica's event counts (snapshots here, purges in the log store, leaderships
+    /// from the Raft core), which the state machine and the log store both reach through this.
+    counters: Arc<ReplicaCounters>,
 }
 
 impl Default for InstalledSnapshots {
@@ -143,7 +147,13 @@ impl InstalledSnapshots {
         InstalledSnapshots {
             sender: Arc::new(tokio::sync::watch::Sender::new(None)),
             producers,
+            counters: Arc::default(),
         }
+    }
+
+    /// The replica's event counts.
+    pub fn counters(&self) -> &Arc<ReplicaCounters> {
+        &self.counters
     }
 
     /// The partition's producer table.
@@ -321,6 +331,7 @@ impl RaftSnapshotBuilder<TypeConfig> for PartitionStateMachine {
             });
         }
         self.persist(&meta, &data).await?;
+        self.installed.counters.snapshot_taken();
         self.lock().current_snapshot = Some((meta.clone(), data.clone()));
         Ok(SnapshotOf {
             meta,
@@ -398,6 +409,7 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
     ) -> Result<(), io::Error> {
         let _persisting = self.persisting.lock().await;
         self.persist(meta, &snapshot).await?;
+        self.installed.counters.snapshot_taken();
         let mut state = self.lock();
         let last = meta.last_log_id.map(|id| id.index);
         self.installed

@@ -70,6 +70,17 @@ impl Pattern {
         &self.text
     }
 
+    /// Whether the first word is a plain word (`_dlq.#`), not `*` or `#`.
+    pub fn first_word_is_literal(&self) -> bool {
+        matches!(self.words.first(), Some(Word::Exact(_)))
+    }
+
+    /// Whether `name` matches word for word, internal and system names included.
+    pub fn matches_any(&self, name: &str) -> bool {
+        let words: Vec<&str> = name.split('.').collect();
+        matches_words(&self.words, &words)
+    }
+
     /// Whether `topic` matches. A literal pattern matches its own name (internal or not);
     /// a wildcard never matches an internal (`__`) or system (`_`: dead letters, replies)
     /// topic.

@@ -66,6 +66,8 @@ pub(crate) fn error(err: &BrokerError) -> pb::Error {
         BrokerError::StorageFull { .. } => C::StorageFull,
         BrokerError::DeliveryNotHeld { .. } => C::DeliveryNotHeld,
         BrokerError::GroupMismatch { .. } => C::GroupMismatch,
+        BrokerError::NotFound(_) => C::NotFound,
+        BrokerError::AlreadyExists(_) => C::AlreadyExists,
         BrokerError::ConsumerGroupMembership(err) => match err {
             GroupMembershipError::UnknownMember(_) => C::UnknownMemberId,
             GroupMembershipError::FencedEpoch { .. } => C::FencedMemberEpoch,
@@ -76,6 +78,7 @@ pub(crate) fn error(err: &BrokerError) -> pb::Error {
         | BrokerError::Replication(_)
         | BrokerError::Node(_)
         | BrokerError::Listen { .. }
+        | BrokerError::MetricsListen { .. }
         | BrokerError::Serve(_) => C::Internal,
     };
     let hint = match err {
@@ -412,6 +415,56 @@ pub(crate) fn fetched(result: Result<Fetched, BrokerError>) -> pb::FetchResponse
         log_start_offset: fetched.log_start.0,
         next_offset,
     }
+}
+
+/// A fetch as asked of another node (its defaults and caps already applied here).
+pub(crate) fn fetch_request_to_pb(request: &FetchRequest) -> pb::FetchRequest {
+    pb::FetchRequest {
+        topic: request.topic.clone(),
+        partition: request.partition,
+        offset: request.offset.0,
+        max_bytes: u32::try_from(request.bytes_max).unwrap_or(u32::MAX),
+        min_bytes: u32::try_from(request.bytes_min).unwrap_or(u32::MAX),
+        max_wait_ms: u32::try_from(request.wait.as_millis()).unwrap_or(u32::MAX),
+    }
+}
+
+/// Another node's answer to a fetch from `offset`; out of range as
+/// [`BrokerError::OffsetOutOfRange`] with the bounds it gave.
+pub(crate) fn fetched_from_pb(
+    offset: u64,
+    answer: pb::FetchResponse,
+) -> Result<Fetched, BrokerError> {
+    if let Some(error) = answer.error
+        && error.code != pb::ErrorCode::None as i32
+    {
+        if error.code == pb::ErrorCode::OffsetOutOfRange as i32 {
+            return Err(BrokerError::OffsetOutOfRange {
+                offset,
+                start: answer.log_start_offset,
+                end: answer.high_watermark,
+            });
+        }
+        return Err(BrokerError::Forwarded {
+            code: error.code,
+            message: error.message,
+            leader: None,
+        });
+    }
+    let chunks = if answer.batches.is_empty() {
+        Vec::new()
+    } else {
+        vec![answer.batches]
+    };
+    Ok(Fetched {
+        frames: Some(stave_log::ReadFrames {
+            chunks,
+            next_offset: stave_log::Offset(answer.next_offset),
+        }),
+        offset: stave_log::Offset(offset),
+        high_watermark: stave_log::Offset(answer.high_watermark),
+        log_start: stave_log::Offset(answer.log_start_offset),
+    })
 }
 
 /// Runs of frames as one buffer (no copy when there is one run).

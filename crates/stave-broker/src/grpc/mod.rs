@@ -6,30 +6,40 @@
 
 pub(crate) mod convert;
 mod peers;
+mod security;
+mod streams;
+
+pub(crate) use streams::LocalReads;
 
 use std::pin::Pin;
 
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 use stave_proto::v1 as pb;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
-use self::peers::forward_request;
+use self::peers::forward_request_as;
+use self::security::principal;
 use crate::admin::ControllerLeader;
+use crate::auth::{Principal, Resource};
 use crate::broker::Broker;
+use stave_raft::controller::AclOperation as Op;
 
 /// Runs `local` here if this node leads the controller; otherwise forwards `message` with
 /// `forward` to the leader (once).
 macro_rules! via_controller {
     ($self:ident, $request:ident, $forward:ident, $local:expr) => {{
         let is_forwarded = $self.forwarded(&$request);
+        let principal = Principal::of(&$request);
         let message = $request.into_inner();
         match $self.controller_leader().await {
             Ok(ControllerLeader::At(addr)) if !is_forwarded => {
                 let mut client = $self
                     .peer_client(&addr)
                     .map_err(|err| Status::unavailable(err.to_string()))?;
-                return client.$forward(forward_request(message)).await;
+                return client
+                    .$forward(forward_request_as(message, &principal))
+                    .await;
             }
             Ok(_) => {}
             Err(err) => return Err(Status::unavailable(err.to_string())),
@@ -49,7 +59,9 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::ProduceRequest>,
     ) -> Result<Response<pb::ProduceResponse>, Status> {
+        let who = principal(&request);
         let request = request.into_inner();
+        self.authorize_topics(&who, Op::Produce, [request.topic.as_str()])?;
         let sequence = request.sequence;
         let result = self.produce(convert::produce_request(request)).await;
         Ok(Response::new(convert::produced(sequence, result)))
@@ -61,13 +73,16 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<Streaming<pb::ProduceRequest>>,
     ) -> Result<Response<ProduceStream>, Status> {
+        let who = principal(&request);
         let incoming = request.into_inner();
         let (answers, outgoing) = mpsc::channel(1024);
         let broker = self
             .this
             .upgrade()
             .ok_or_else(|| Status::unavailable("the node is shutting down"))?;
-        tokio::spawn(serve_produce_stream(broker, incoming, answers));
+        tokio::spawn(streams::serve_produce_stream(
+            broker, who, incoming, answers,
+        ));
         let stream = tokio_stream::wrappers::ReceiverStream::new(outgoing);
         Ok(Response::new(Box::pin(stream)))
     }
@@ -77,7 +92,13 @@ impl pb::stave_server::Stave for Broker {
         request: Request<pb::PublishRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
         let is_forwarded = self.forwarded(&request);
+        let who = principal(&request);
         let request = request.into_inner();
+        self.authorize_topics(
+            &who,
+            Op::Produce,
+            request.records.iter().map(|r| r.topic.as_str()),
+        )?;
         let broker = self
             .this
             .upgrade()
@@ -101,13 +122,16 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<Streaming<pb::PublishRequest>>,
     ) -> Result<Response<PublishStream>, Status> {
+        let who = principal(&request);
         let incoming = request.into_inner();
         let (answers, outgoing) = mpsc::channel(64);
         let broker = self
             .this
             .upgrade()
             .ok_or_else(|| Status::unavailable("the node is shutting down"))?;
-        tokio::spawn(serve_publish_stream(broker, incoming, answers));
+        tokio::spawn(streams::serve_publish_stream(
+            broker, who, incoming, answers,
+        ));
         let stream = tokio_stream::wrappers::ReceiverStream::new(outgoing);
         Ok(Response::new(Box::pin(stream)))
     }
@@ -118,13 +142,16 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<Streaming<pb::ConsumeRequest>>,
     ) -> Result<Response<ConsumeStream>, Status> {
+        let who = principal(&request);
         let incoming = request.into_inner();
         let (answers, outgoing) = mpsc::channel(16);
         let broker = self
             .this
             .upgrade()
             .ok_or_else(|| Status::unavailable("the node is shutting down"))?;
-        tokio::spawn(serve_consume_stream(broker, incoming, answers));
+        tokio::spawn(streams::serve_consume_stream(
+            broker, who, incoming, answers,
+        ));
         let stream = tokio_stream::wrappers::ReceiverStream::new(outgoing);
         Ok(Response::new(Box::pin(stream)))
     }
@@ -133,9 +160,16 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::FetchRequest>,
     ) -> Result<Response<pb::FetchResponse>, Status> {
-        let result = self
-            .fetch(convert::fetch_request(request.into_inner()))
-            .await;
+        let who = principal(&request);
+        // Only another node's monitoring is not counted: the mark counts with the secret.
+        let monitoring = peers::monitoring(&request) && self.forwarded_by_a_node(&request);
+        let request = request.into_inner();
+        self.authorize_topics(&who, Op::Consume, [request.topic.as_str()])?;
+        let request = convert::fetch_request(request);
+        let result = match monitoring {
+            true => self.fetch_uncounted(request).await,
+            false => self.fetch(request).await,
+        };
         Ok(Response::new(convert::fetched(result)))
     }
 
@@ -143,7 +177,9 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::ListOffsetsRequest>,
     ) -> Result<Response<pb::ListOffsetsResponse>, Status> {
+        let who = principal(&request);
         let request = request.into_inner();
+        self.authorize_topics(&who, Op::Describe, [request.topic.as_str()])?;
         let spec = request.spec.map(convert::offset_spec_from_pb);
         let result = self
             .list_offsets(&request.topic, request.partition, spec)
@@ -164,10 +200,16 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::MetadataRequest>,
     ) -> Result<Response<pb::MetadataResponse>, Status> {
+        let who = principal(&request);
         let metadata = self.node().controller().metadata();
-        let names = self.topic_names(&metadata, request.into_inner().topics);
+        let asked = request.into_inner().topics;
+        self.authorize_topics(&who, Op::Describe, asked.iter().map(String::as_str))?;
+        let names = self.topic_names(&metadata, asked);
         let mut topics = Vec::with_capacity(names.len());
         for name in names {
+            if !self.may_describe_topic(&who, &name) {
+                continue;
+            }
             let error = metadata
                 .topic(&name)
                 .is_none()
@@ -221,6 +263,8 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::CreateTopicsRequest>,
     ) -> Result<Response<pb::CreateTopicsResponse>, Status> {
+        let names = request.get_ref().topics.iter().map(|t| t.name.as_str());
+        self.authorize_topics(&principal(&request), Op::Create, names)?;
         via_controller!(
             self,
             request,
@@ -241,6 +285,8 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::DeleteTopicsRequest>,
     ) -> Result<Response<pb::DeleteTopicsResponse>, Status> {
+        let names = request.get_ref().names.iter().map(String::as_str);
+        self.authorize_topics(&principal(&request), Op::Admin, names)?;
         via_controller!(
             self,
             request,
@@ -260,10 +306,16 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::DescribeTopicsRequest>,
     ) -> Result<Response<pb::DescribeTopicsResponse>, Status> {
+        let who = principal(&request);
         let metadata = self.node().controller().metadata();
-        let names = self.topic_names(&metadata, request.into_inner().names);
+        let asked = request.into_inner().names;
+        self.authorize_topics(&who, Op::Describe, asked.iter().map(String::as_str))?;
+        let names = self.topic_names(&metadata, asked);
         let mut topics = Vec::with_capacity(names.len());
-        for name in names {
+        for name in names
+            .into_iter()
+            .filter(|n| self.may_describe_topic(&who, n))
+        {
             let Some(topic) = metadata.topic(&name) else {
                 let unknown = crate::error::BrokerError::UnknownTopic(name.clone());
                 topics.push(pb::TopicDescription {
@@ -293,6 +345,8 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::AlterTopicConfigRequest>,
     ) -> Result<Response<pb::AlterTopicConfigResponse>, Status> {
+        let name = request.get_ref().name.as_str();
+        self.authorize_topics(&principal(&request), Op::Admin, [name])?;
         via_controller!(
             self,
             request,
@@ -311,6 +365,8 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::FindCoordinatorRequest>,
     ) -> Result<Response<pb::FindCoordinatorResponse>, Status> {
+        let group = &request.get_ref().group;
+        self.authorize(&principal(&request), Op::Describe, Resource::Group(group))?;
         let offsets_exist = self
             .node()
             .controller()
@@ -340,7 +396,15 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::CommitOffsetsRequest>,
     ) -> Result<Response<pb::CommitOffsetsResponse>, Status> {
-        let request = convert::commit_request(request.into_inner());
+        let who = principal(&request);
+        let request = request.into_inner();
+        self.authorize(&who, Op::Consume, Resource::Group(&request.group))?;
+        self.authorize_topics(
+            &who,
+            Op::Consume,
+            request.offsets.iter().map(|o| o.topic.as_str()),
+        )?;
+        let request = convert::commit_request(request);
         let outcome = self.commit_offsets(request).await;
         Ok(Response::new(pb::CommitOffsetsResponse {
             error: convert::outcome(outcome),
@@ -351,7 +415,10 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::FetchOffsetsRequest>,
     ) -> Result<Response<pb::FetchOffsetsResponse>, Status> {
-        let response = match self.fetch_offsets(&request.into_inner().group).await {
+        let who = principal(&request);
+        let group = request.into_inner().group;
+        self.authorize(&who, Op::Describe, Resource::Group(&group))?;
+        let response = match self.fetch_offsets(&group).await {
             Ok(offsets) => pb::FetchOffsetsResponse {
                 error: None,
                 offsets: convert::group_offsets(offsets),
@@ -368,7 +435,13 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::GroupHeartbeatRequest>,
     ) -> Result<Response<pb::GroupHeartbeatResponse>, Status> {
-        let request = convert::heartbeat_request(request.into_inner());
+        let who = principal(&request);
+        let mut request = request.into_inner();
+        self.authorize(&who, Op::Consume, Resource::Group(&request.group))?;
+        if !request.leave {
+            request.subscription = self.readable_subscription(&who, &request.subscription)?;
+        }
+        let request = convert::heartbeat_request(request);
         let answer = self.group_heartbeat(request).await;
         Ok(Response::new(convert::heartbeat_answer(answer)))
     }
@@ -377,7 +450,10 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::DescribeGroupRequest>,
     ) -> Result<Response<pb::DescribeGroupResponse>, Status> {
-        let description = self.describe_group(&request.into_inner().group).await;
+        let who = principal(&request);
+        let group = request.into_inner().group;
+        self.authorize(&who, Op::Describe, Resource::Group(&group))?;
+        let description = self.describe_group(&group).await;
         Ok(Response::new(convert::group_description(description)))
     }
 
@@ -385,7 +461,8 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::ListGroupsRequest>,
     ) -> Result<Response<pb::ListGroupsResponse>, Status> {
-        let response = if self.forwarded(&request) {
+        let who = principal(&request);
+        let mut response = if self.forwarded(&request) {
             pb::ListGroupsResponse {
                 groups: self
                     .local_groups()
@@ -397,6 +474,9 @@ impl pb::stave_server::Stave for Broker {
         } else {
             convert::group_listing(self.list_groups_everywhere().await)
         };
+        response
+            .groups
+            .retain(|group| self.may_describe_group(&who, &group.group));
         Ok(Response::new(response))
     }
 
@@ -404,7 +484,11 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::QueueFetchRequest>,
     ) -> Result<Response<pb::QueueFetchResponse>, Status> {
-        let result = match convert::queue_fetch(request.into_inner()) {
+        let who = principal(&request);
+        let request = request.into_inner();
+        self.authorize(&who, Op::Consume, Resource::Group(&request.group))?;
+        self.authorize_queue_topics(&who, &request.topics)?;
+        let result = match convert::queue_fetch(request) {
             Ok(fetch) => self.queue_fetch(fetch).await,
             Err(err) => Err(err),
         };
@@ -415,7 +499,9 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::QueueSettleRequest>,
     ) -> Result<Response<pb::QueueSettleResponse>, Status> {
+        let who = principal(&request);
         let request = request.into_inner();
+        self.authorize(&who, Op::Consume, Resource::Group(&request.group))?;
         let items: Result<Vec<_>, _> = request
             .settlements
             .into_iter()
@@ -435,7 +521,10 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::ResetOffsetsRequest>,
     ) -> Result<Response<pb::ResetOffsetsResponse>, Status> {
-        let request = convert::reset_request(request.into_inner());
+        let who = principal(&request);
+        let request = request.into_inner();
+        self.authorize(&who, Op::Admin, Resource::Group(&request.group))?;
+        let request = convert::reset_request(request);
         let response = match self.reset_offsets(request).await {
             Ok(offsets) => pb::ResetOffsetsResponse {
                 error: None,
@@ -448,193 +537,61 @@ impl pb::stave_server::Stave for Broker {
         };
         Ok(Response::new(response))
     }
-}
 
-/// The next request of a stream; `None` once it ends: the client closed it, the node stops
-/// (the client reconnects elsewhere), or a request could not be read (too large,
-/// undecodable), in which case the stream ends with its status, so no request goes silently
-/// unanswered.
-async fn next_request<T, A>(
-    incoming: &mut Streaming<T>,
-    closing: &mut tokio::sync::watch::Receiver<bool>,
-    answers: &mpsc::Sender<Result<A, Status>>,
-) -> Option<T> {
-    let request = tokio::select! {
-        request = incoming.next() => request,
-        _ = closing.wait_for(|closing| *closing) => return None,
-    };
-    match request? {
-        Ok(request) => Some(request),
-        Err(status) => {
-            let _ = answers.send(Err(status)).await;
-            None
-        }
-    }
-}
-
-/// Serves one ProduceStream: requests are checked and proposed in arrival order; the waits
-/// for commit overlap, and answers go back as they come (each carries its sequence).
-async fn serve_produce_stream(
-    broker: std::sync::Arc<Broker>,
-    mut incoming: Streaming<pb::ProduceRequest>,
-    answers: mpsc::Sender<Result<pb::ProduceResponse, Status>>,
-) {
-    let mut closing = broker.node().identity().subscribe_closing();
-    while let Some(request) = next_request(&mut incoming, &mut closing, &answers).await {
-        let sequence = request.sequence;
-        match broker
-            .begin_produce(convert::produce_request(request))
-            .await
-        {
-            Ok(submitted) => {
-                let broker = broker.clone();
-                let answers = answers.clone();
-                tokio::spawn(async move {
-                    let result = broker.finish_produce(submitted).await;
-                    // The client hung up: nobody waits for the answer.
-                    let _ = answers.send(Ok(convert::produced(sequence, result))).await;
-                });
-            }
-            Err(err) => {
-                let answer = convert::produced(sequence, Err(err));
-                if answers.send(Ok(answer)).await.is_err() {
-                    break;
-                }
-            }
-        }
-    }
-}
-
-/// Serves one PublishStream: each request in turn, answered before the next is begun (so a
-/// stream's records keep their order in each partition), until the client or the node ends
-/// it.
-async fn serve_publish_stream(
-    broker: std::sync::Arc<Broker>,
-    mut incoming: Streaming<pb::PublishRequest>,
-    answers: mpsc::Sender<Result<pb::PublishResponse, Status>>,
-) {
-    let mut closing = broker.node().identity().subscribe_closing();
-    while let Some(request) = next_request(&mut incoming, &mut closing, &answers).await {
-        let outcomes = broker
-            .publish(convert::publish_records(request.records), false)
-            .await;
-        let answer = convert::published(request.sequence, outcomes);
-        if answers.send(Ok(answer)).await.is_err() {
-            break; // The client hung up.
-        }
-    }
-}
-
-/// Serves one Consume stream: its first message must be a subscribe; the rest become the
-/// domain's inputs, and the domain's outputs go back as messages. The stream ends when the
-/// client ends its side (the member leaves), the domain fails it, or the node stops.
-async fn serve_consume_stream(
-    broker: std::sync::Arc<Broker>,
-    mut incoming: Streaming<pb::ConsumeRequest>,
-    answers: mpsc::Sender<Result<pb::ConsumeResponse, Status>>,
-) {
-    let first = incoming.next().await;
-    let subscription = match first.map(|m| m.map(|m| m.request)) {
-        Some(Ok(Some(pb::consume_request::Request::Subscribe(subscribe)))) => {
-            convert::subscription(subscribe)
-        }
-        Some(Ok(_)) => {
-            let err = crate::error::BrokerError::InvalidRequest(
-                "a Consume stream starts with a subscribe".into(),
-            );
-            let _ = answers.send(Ok(convert::consume_failed(&err))).await;
-            return;
-        }
-        Some(Err(_)) | None => return,
-    };
-    let (inputs, input) = mpsc::channel(64);
-    let (output, mut outputs) = mpsc::channel(16);
-    let mut closing = broker.node().identity().subscribe_closing();
-    let reader = tokio::spawn(async move {
-        loop {
-            let message = tokio::select! {
-                message = incoming.next() => message,
-                _ = closing.wait_for(|closing| *closing) => None,
-            };
-            let message = match message {
-                Some(Ok(message)) => message,
-                Some(Err(status)) => {
-                    // A message that could not be read: the stream fails with why.
-                    let why = format!("a message could not be read: {}", status.message());
-                    let refused = crate::error::BrokerError::InvalidRequest(why);
-                    let _ = inputs
-                        .send(crate::consume::ConsumeInput::Refused(refused))
-                        .await;
-                    break;
-                }
-                None => break,
-            };
-            let asked = match convert::consume_input(message) {
-                Ok(Some(asked)) => asked,
-                Ok(None) => continue,
-                Err(err) => crate::consume::ConsumeInput::Refused(err),
-            };
-            if inputs.send(asked).await.is_err() {
-                break;
-            }
-        }
-    });
-    // Ends when the client is gone (it cancelled the call, or its connection closed), even
-    // while nothing is pushed: dropping `outputs` then ends the domain's loop, so the member
-    // leaves its group at once instead of holding its partitions until a record comes.
-    let writer = tokio::spawn(async move {
-        loop {
-            let out = tokio::select! {
-                out = outputs.recv() => out,
-                () = answers.closed() => None,
-            };
-            let Some(out) = out else { break };
-            if answers
-                .send(Ok(convert::consume_output(out)))
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
-    });
-    broker.consume(subscription, input, output).await;
-    reader.abort();
-    let _ = writer.await;
-}
-
-/// Fetches of this node's own Consume streams: served in process, as the `Fetch` RPC would
-/// answer them, without a connection to itself (and the encoding, copies and checks a
-/// loopback round trip costs).
-pub(crate) struct LocalReads {
-    broker: std::sync::Weak<Broker>,
-    addr: String,
-}
-
-impl LocalReads {
-    pub(crate) fn new(broker: std::sync::Weak<Broker>, addr: String) -> std::sync::Arc<Self> {
-        std::sync::Arc::new(LocalReads { broker, addr })
-    }
-}
-
-impl stave_client::LocalNode for LocalReads {
-    fn addr(&self) -> &str {
-        &self.addr
-    }
-
-    fn fetch(
+    async fn create_user(
         &self,
-        request: pb::FetchRequest,
-    ) -> Pin<Box<dyn std::future::Future<Output = pb::FetchResponse> + Send>> {
-        let broker = self.broker.clone();
-        Box::pin(async move {
-            let result = match broker.upgrade() {
-                Some(broker) => broker.fetch(convert::fetch_request(request)).await,
-                None => Err(crate::error::BrokerError::Timeout(
-                    "the node is shutting down".into(),
-                )),
-            };
-            convert::fetched(result)
-        })
+        request: Request<pb::CreateUserRequest>,
+    ) -> Result<Response<pb::CreateUserResponse>, Status> {
+        self.authorize(&principal(&request), Op::Admin, Resource::Cluster)?;
+        via_controller!(self, request, create_user, |message| security::create_user(
+            self, message
+        ))
+    }
+
+    async fn delete_user(
+        &self,
+        request: Request<pb::DeleteUserRequest>,
+    ) -> Result<Response<pb::DeleteUserResponse>, Status> {
+        self.authorize(&principal(&request), Op::Admin, Resource::Cluster)?;
+        via_controller!(self, request, delete_user, |message| security::delete_user(
+            self, message
+        ))
+    }
+
+    async fn list_users(
+        &self,
+        request: Request<pb::ListUsersRequest>,
+    ) -> Result<Response<pb::ListUsersResponse>, Status> {
+        self.authorize(&principal(&request), Op::Admin, Resource::Cluster)?;
+        Ok(Response::new(security::list_users(self)))
+    }
+
+    async fn add_acl(
+        &self,
+        request: Request<pb::AclRequest>,
+    ) -> Result<Response<pb::AclResponse>, Status> {
+        self.authorize(&principal(&request), Op::Admin, Resource::Cluster)?;
+        via_controller!(self, request, add_acl, |message| security::change_acl(
+            self, message, true
+        ))
+    }
+
+    async fn remove_acl(
+        &self,
+        request: Request<pb::AclRequest>,
+    ) -> Result<Response<pb::AclResponse>, Status> {
+        self.authorize(&principal(&request), Op::Admin, Resource::Cluster)?;
+        via_controller!(self, request, remove_acl, |message| security::change_acl(
+            self, message, false
+        ))
+    }
+
+    async fn list_acls(
+        &self,
+        request: Request<pb::ListAclsRequest>,
+    ) -> Result<Response<pb::ListAclsResponse>, Status> {
+        self.authorize(&principal(&request), Op::Admin, Resource::Cluster)?;
+        let listed = security::list_acls(self, &request.into_inner().principal);
+        Ok(Response::new(listed))
     }
 }

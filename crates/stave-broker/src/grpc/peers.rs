@@ -11,6 +11,7 @@ use stave_raft::transport::auth::AttachSecret;
 use tonic::Request;
 
 use super::convert;
+use crate::auth::{PRINCIPAL_HEADER, Principal};
 use crate::broker::{Broker, PeerClient, lock};
 use crate::consumer_group::ListedGroup;
 use crate::error::BrokerError;
@@ -21,8 +22,17 @@ use crate::routing::Target;
 /// Marks a request one node forwarded to another (never forwarded again).
 const FORWARDED: &str = "stave-forwarded";
 
+/// Marks a read made by another node's monitoring (consumer-group lag), which the fetched
+/// records and bytes do not count.
+const MONITORING: &str = "stave-monitoring";
+
 /// The longest a call to another node may take.
 const PEER_CALL_MAX: Duration = Duration::from_secs(5);
+
+/// Whether `request` is another node's monitoring read.
+pub(super) fn monitoring<T>(request: &Request<T>) -> bool {
+    request.metadata().contains_key(MONITORING)
+}
 
 /// `message` as a request forwarded to another node.
 pub(super) fn forward_request<T>(message: T) -> Request<T> {
@@ -33,7 +43,24 @@ pub(super) fn forward_request<T>(message: T) -> Request<T> {
     request
 }
 
+/// `message` as a request forwarded to another node on behalf of `principal` (the node
+/// there authorizes it as that principal; only nodes, with the cluster secret, are
+/// believed).
+pub(super) fn forward_request_as<T>(message: T, principal: &Principal) -> Request<T> {
+    let mut request = forward_request(message);
+    if let Some(name) = principal.name() {
+        let value = tonic::metadata::BinaryMetadataValue::from_bytes(name.as_bytes());
+        request.metadata_mut().insert_bin(PRINCIPAL_HEADER, value);
+    }
+    request
+}
+
 impl Broker {
+    /// Whether `request` carries the cluster secret: it comes from another node.
+    pub(super) fn forwarded_by_a_node<T>(&self, request: &Request<T>) -> bool {
+        self.cluster_secret.presented_in(request.metadata())
+    }
+
     /// Whether another node of the cluster forwarded `request` here: it says so, and it
     /// carries the cluster secret (a client saying so is not believed).
     pub(super) fn forwarded<T>(&self, request: &Request<T>) -> bool {
@@ -108,6 +135,27 @@ impl Broker {
             }
             _ => Ok(answer.offset),
         }
+    }
+
+    /// A Fetch asked of the node at `addr` for monitoring (not counted there as fetched);
+    /// an out-of-range answer is [`BrokerError::OffsetOutOfRange`] with the log's bounds.
+    pub(crate) async fn remote_fetch_uncounted(
+        &self,
+        addr: &str,
+        request: crate::fetch::FetchRequest,
+    ) -> Result<crate::fetch::Fetched, BrokerError> {
+        let offset = request.offset;
+        let mut message = Request::new(convert::fetch_request_to_pb(&request));
+        message
+            .metadata_mut()
+            .insert(MONITORING, tonic::metadata::MetadataValue::from_static("1"));
+        let mut client = self.peer_client(addr)?;
+        let answer = tokio::time::timeout(PEER_CALL_MAX, client.fetch(message))
+            .await
+            .map_err(|_| BrokerError::Timeout(format!("{addr} did not answer a fetch")))?
+            .map_err(|status| BrokerError::Timeout(format!("{addr}: {}", status.message())))?
+            .into_inner();
+        convert::fetched_from_pb(offset.0, answer)
     }
 
     /// A Publish of one partition's records forwarded to its leader at `addr` (it does not

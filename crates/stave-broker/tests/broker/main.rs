@@ -3,9 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::too_many_lines)]
 
 mod api;
+mod auth;
 mod cluster;
 mod consume;
 mod fuzz;
+mod metrics;
 mod offsets;
 mod publish;
 mod queue;

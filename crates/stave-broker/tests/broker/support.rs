@@ -23,13 +23,20 @@ pub struct Node {
     pub _dir: tempfile::TempDir,
 }
 
+impl Node {
+    /// The node's data directory.
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+}
+
 /// `count` nodes forming one cluster, each on its own loopback port.
 pub async fn cluster(count: u64) -> Vec<Node> {
     cluster_with(count, |_| {}).await
 }
 
-/// [`cluster`], each node's config changed by `configure` before it starts.
-pub async fn cluster_with(count: u64, configure: impl Fn(&mut BrokerConfig)) -> Vec<Node> {
+/// [`cluster`], each node's config changed by `tweak` before it starts.
+pub async fn cluster_with(count: u64, tweak: impl Fn(&mut BrokerConfig)) -> Vec<Node> {
     let mut listeners = Vec::new();
     for _ in 0..count {
         listeners.push(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
@@ -51,7 +58,9 @@ pub async fn cluster_with(count: u64, configure: impl Fn(&mut BrokerConfig)) -> 
         }
         config.cluster_secret = Some(secret.clone());
         config.retention_check_ms = 200;
-        configure(&mut config);
+        tweak(&mut config);
+        // Tests run in parallel: none takes the default metrics port.
+        config.metrics_listen = stave_broker::metrics::MetricsListen::Off;
         let running = stave_broker::spawn(listener, config);
         nodes.push(Node {
             id,

@@ -65,7 +65,10 @@ pub(crate) fn classify(result: Result<ProduceResponse, ClientError>) -> Outcome 
         | ErrorCode::UnknownMemberId
         | ErrorCode::GroupNotEmpty
         | ErrorCode::DeliveryNotHeld
-        | ErrorCode::GroupMismatch => Outcome::Fail(err),
+        | ErrorCode::GroupMismatch
+        // User and ACL admin errors never answer a produce.
+        | ErrorCode::NotFound
+        | ErrorCode::AlreadyExists => Outcome::Fail(err),
     }
 }
 

@@ -50,6 +50,8 @@ impl Node {
 fn serve(listener: TcpListener, dir: &TempDir, addr: &str) -> Running {
     let mut config = BrokerConfig::single_node(dir.path().join("data"), addr.to_string());
     config.retention_check_ms = 200;
+    // Tests run in parallel: none takes the default metrics port.
+    config.metrics_listen = stave_broker::metrics::MetricsListen::Off;
     stave_broker::spawn(listener, config)
 }
 

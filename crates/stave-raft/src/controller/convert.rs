@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use stave_proto::internal::controller as proto;
 
 use super::metadata::{ClusterMetadata, INCARNATION_MAX, PRODUCER_ID_MAX, TopicMetadata};
+use super::security::SecurityMetadata;
 use super::topic_name::{TopicNameError, validate_topic_name};
 
 /// Why a `Metadata` is not valid cluster metadata.
@@ -46,10 +47,13 @@ pub enum MetadataError {
     NextIncarnation { next_incarnation: u64 },
     #[error("next producer id {next_producer_id} is outside [1, {max}]", max = PRODUCER_ID_MAX + 1)]
     NextProducerId { next_producer_id: u64 },
+    #[error("users and ACLs: {0}")]
+    Security(String),
 }
 
 impl From<&ClusterMetadata> for proto::Metadata {
     fn from(metadata: &ClusterMetadata) -> Self {
+        let (users, acls, security_generation) = metadata.security.to_proto();
         proto::Metadata {
             cluster_id: metadata.cluster_id.clone().unwrap_or_default(),
             nodes: metadata
@@ -67,6 +71,9 @@ impl From<&ClusterMetadata> for proto::Metadata {
                 .collect(),
             next_incarnation: metadata.next_incarnation,
             next_producer_id: metadata.next_producer_id,
+            users,
+            acls,
+            security_generation,
         }
     }
 }
@@ -104,7 +111,12 @@ impl TryFrom<proto::Metadata> for ClusterMetadata {
             topics: topic_list,
             next_incarnation,
             next_producer_id,
+            users,
+            acls,
+            security_generation,
         } = metadata;
+        let security = SecurityMetadata::from_proto(users, acls, security_generation)
+            .map_err(MetadataError::Security)?;
         if !(1..=INCARNATION_MAX + 1).contains(&next_incarnation) {
             return Err(MetadataError::NextIncarnation { next_incarnation });
         }
@@ -137,6 +149,7 @@ impl TryFrom<proto::Metadata> for ClusterMetadata {
             topics,
             next_incarnation,
             next_producer_id,
+            security,
         })
     }
 }

@@ -116,7 +116,13 @@ impl Controller {
         let raft = ControllerRaft::new(id, raft_config, network, store.clone(), sm.clone())
             .await
             .map_err(ControllerError::Stopped)?;
+        sm.installed_snapshots().counters().install(&raft).await;
         Ok(Controller { raft, sm, store })
+    }
+
+    /// The controller replica's Raft state and event counts, for monitoring.
+    pub fn raft_stats(&self) -> crate::stats::RaftStats {
+        crate::stats::read(&self.raft, self.sm.installed_snapshots().counters())
     }
 
     /// The controller's leader as this replica knows it.

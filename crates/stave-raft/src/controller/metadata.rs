@@ -20,6 +20,7 @@ use stave_proto::internal::controller::ErrorCode;
 use stave_proto::internal::controller::command::Command as Kind;
 use stave_proto::internal::controller::command_reply::Result as Outcome;
 
+use super::security::{SecurityChange, SecurityMetadata};
 use super::topic_name::validate_topic_name;
 use crate::group::{MAX_PARTITIONS, RaftGroupId, partition_group_id};
 
@@ -44,6 +45,8 @@ pub struct ClusterMetadata {
     pub(super) topics: BTreeMap<String, TopicMetadata>,
     pub(super) next_incarnation: u64,
     pub(super) next_producer_id: u64,
+    /// Users and ACLs.
+    pub(super) security: SecurityMetadata,
 }
 
 /// One topic: its incarnation, its partitions' replicas and its configs.
@@ -67,6 +70,7 @@ impl Default for ClusterMetadata {
             topics: BTreeMap::new(),
             next_incarnation: 1,
             next_producer_id: 1,
+            security: SecurityMetadata::default(),
         }
     }
 }
@@ -105,6 +109,11 @@ impl ClusterMetadata {
         self.next_producer_id
     }
 
+    /// Users and ACLs.
+    pub fn security(&self) -> &SecurityMetadata {
+        &self.security
+    }
+
     /// Applies `command` to shared metadata: clones it only when the command changes something.
     pub(crate) fn apply(
         metadata: &mut Arc<ClusterMetadata>,
@@ -140,6 +149,19 @@ impl ClusterMetadata {
             }
             Some(Kind::AllocateProducerIds(allocate)) => self.validate_allocate(allocate.count),
             Some(Kind::SetReplicas(set)) => self.validate_set_replicas(set),
+            Some(Kind::CreateUser(create)) => Ok(self
+                .security
+                .validate_create_user(create)?
+                .map_or(Change::Nothing, Change::Security)),
+            Some(Kind::DeleteUser(delete)) => Ok(Change::Security(
+                self.security.validate_delete_user(delete)?,
+            )),
+            Some(Kind::AddAcl(add)) => {
+                Ok(Change::Security(self.security.validate_add_acl(add.entry)?))
+            }
+            Some(Kind::RemoveAcl(remove)) => Ok(Change::Security(
+                self.security.validate_remove_acl(remove.entry)?,
+            )),
         }
     }
 
@@ -318,6 +340,8 @@ impl ClusterMetadata {
                 topic.partitions[partition as usize] = replicas;
                 topic.reassigned.insert(partition);
             }
+            Change::Security(change) => self.security.commit(change),
+            Change::Nothing => return Outcome::Ok(false),
         }
         Outcome::Ok(true)
     }
@@ -390,6 +414,10 @@ enum Change {
         partition: u32,
         replicas: Vec<u64>,
     },
+    /// Users and ACLs.
+    Security(SecurityChange),
+    /// A command that applies and changes nothing (a bootstrap user when users exist).
+    Nothing,
 }
 
 fn validate_register(register: proto::RegisterNode) -> Result<Change, proto::CommandError> {

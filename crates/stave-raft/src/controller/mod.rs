@@ -30,6 +30,7 @@
 mod convert;
 mod handle;
 mod metadata;
+pub mod security;
 mod state_machine;
 mod topic_name;
 
@@ -46,6 +47,7 @@ pub use metadata::{
     ClusterMetadata, INCARNATION_MAX, OFFSETS_PARTITION_COUNT, OFFSETS_TOPIC, PRODUCER_ID_MAX,
     PRODUCER_IDS_COUNT_MAX, TopicMetadata,
 };
+pub use security::{AclEntry, AclOperation, AclResource, SecurityMetadata};
 pub use state_machine::{ControllerSnapshot, ControllerSnapshotOf, ControllerStateMachine};
 pub use topic_name::{
     INTERNAL_TOPIC_PREFIX, TOPIC_NAME_BYTES_MAX, TopicNameError, is_internal_topic,

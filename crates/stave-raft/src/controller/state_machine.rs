@@ -193,6 +193,7 @@ impl RaftSnapshotBuilder<TypeConfig> for ControllerStateMachine {
             (meta, snapshot)
         };
         self.file.persist(&meta, &snapshot).await?;
+        self.installed.counters().snapshot_taken();
         self.keep_current(&meta, &snapshot);
         Ok(ControllerSnapshotOf { meta, snapshot })
     }
@@ -257,6 +258,7 @@ impl RaftStateMachine<TypeConfig> for ControllerStateMachine {
         snapshot: ControllerSnapshot,
     ) -> Result<(), io::Error> {
         self.file.persist(meta, &snapshot).await?;
+        self.installed.counters().snapshot_taken();
         {
             let mut state = self.lock();
             state.applied = meta.last_log_id;

@@ -125,8 +125,17 @@ impl NodeRuntime {
 
     /// `count` nodes started on this runtime.
     pub fn cluster(&self, count: u64) -> Vec<Node> {
+        self.cluster_with(count, |_| {})
+    }
+
+    /// `count` nodes started on this runtime, their configs changed by `tweak`.
+    pub fn cluster_with(
+        &self,
+        count: u64,
+        tweak: impl Fn(&mut stave_broker::BrokerConfig),
+    ) -> Vec<Node> {
         let runtime = self.0.as_ref().expect("running until dropped");
-        runtime.block_on(crate::support::cluster(count))
+        runtime.block_on(crate::support::cluster_with(count, tweak))
     }
 }
 

@@ -18,10 +18,12 @@
 //!
 //! Queue groups: hostile members in [`queues`], the valid members in [`queue_members`],
 //! Consume in queue mode in [`queue_streams`]. Internal Raft services from an outsider:
-//! [`internal`]. Minimised defects: [`regressions`].
+//! [`internal`]. Every RPC from the anonymous and the unauthorised under `--auth required`:
+//! [`denied`]. Minimised defects: [`regressions`].
 
 mod admin;
 mod data;
+mod denied;
 mod forged;
 mod frames;
 mod groups;

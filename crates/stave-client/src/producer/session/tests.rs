@@ -27,7 +27,10 @@ async fn an_unanswered_request_abandons_the_stream_and_every_request_on_it() {
     let channel = Endpoint::from_shared(format!("http://{}", silent.addr))
         .unwrap()
         .connect_lazy();
-    let session = Session::open(silent.addr.clone(), StaveClient::new(channel));
+    let session = Session::open(
+        silent.addr.clone(),
+        StaveClient::with_interceptor(channel, crate::Credentials::none()),
+    );
     let first = session.send(request(), Duration::from_millis(300));
     let later: Vec<_> = (0..3)
         .map(|_| session.send(request(), Duration::from_secs(600)))
