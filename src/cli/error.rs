@@ -8,6 +8,9 @@ pub enum CliError {
     Client(#[from] ClientError),
     #[error(transparent)]
     Broker(#[from] stave_broker::BrokerError),
+    /// A failure (its whole chain, as one line) and what may fix it.
+    #[error("{line} ({hint})")]
+    Hinted { line: String, hint: &'static str },
     /// A bad argument value caught after parsing (clap catches the rest).
     #[error("{0}")]
     Usage(String),

@@ -6,12 +6,14 @@ mod args;
 mod bench;
 mod cluster;
 mod consume;
+mod dev_certs;
 pub mod error;
 mod group;
 mod output;
 mod produce;
 mod security;
 mod server;
+mod tls;
 mod topic;
 
 use std::time::Duration;
@@ -54,6 +56,8 @@ pub struct Cli {
         value_name = "DURATION"
     )]
     timeout: Duration,
+    #[command(flatten)]
+    tls: tls::TlsArgs,
     /// A file holding this client's token (`stave user create` prints one; a node started
     /// with --auth required writes the first admin's to DATA_DIR/bootstrap-admin.token).
     /// STAVE_TOKEN gives the token itself.
@@ -85,6 +89,9 @@ enum Command {
     /// ends the run with an error.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Write a local CA, a node certificate and a client certificate into DIR, for trying
+    /// TLS on one machine (not for production: the CA's key sits beside them).
+    DevCerts(dev_certs::DevCertsArgs),
     /// Create, delete and list users (their tokens authenticate clients).
     #[command(subcommand)]
     User(security::UserCommand),
@@ -105,13 +112,15 @@ impl Cli {
 }
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
-    if let Command::Server(args) = cli.command {
-        return server::run(args).await;
+    match cli.command {
+        Command::Server(args) => return server::run(args, &cli.tls).await,
+        Command::DevCerts(args) => return dev_certs::run(&args),
+        _ => {}
     }
     let credentials = credentials(cli.token_file.as_deref())?;
-    let client = connect(&cli.bootstrap, cli.timeout, credentials).await?;
+    let client = connect(&cli.bootstrap, cli.timeout, credentials, &cli.tls).await?;
     match cli.command {
-        Command::Server(_) => Ok(()),
+        Command::Server(_) | Command::DevCerts(_) => Ok(()),
         Command::Topic(command) => topic::run(&client, command).await,
         Command::Produce(args) => produce::run(&client, args, cli.timeout).await,
         Command::Consume(args) => consume::run(&client, args, cli.timeout).await,
@@ -142,7 +151,10 @@ async fn connect(
     bootstrap: &str,
     timeout: Duration,
     credentials: Credentials,
+    tls: &tls::TlsArgs,
 ) -> Result<Client, CliError> {
+    let tls = tls.client_config()?;
+    let with_tls = tls.is_some();
     let defaults = ClientConfig::default();
     let config = ClientConfig {
         bootstrap: parse_bootstrap(bootstrap)?,
@@ -153,9 +165,12 @@ async fn connect(
             .max(Duration::from_secs(1)),
         retry_timeout: timeout,
         credentials,
+        tls,
         ..defaults
     };
-    Ok(Client::connect(config).await?)
+    Client::connect(config)
+        .await
+        .map_err(|err| tls::with_tls_hint(err, with_tls))
 }
 
 /// Fails with UNKNOWN_TOPIC unless `topic` shows up in the metadata within a short wait.

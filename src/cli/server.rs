@@ -11,10 +11,13 @@ use clap::Args;
 use stave_broker::BrokerConfig;
 use stave_broker::auth::AuthMode;
 use stave_broker::cluster_secret::ClusterSecret;
+use stave_broker::config::tls_files;
+use stave_broker::tls::TlsFiles;
 use tracing::info;
 
 use super::args::parse_peers;
 use super::error::CliError;
+use super::tls::TlsArgs;
 
 /// The data directory when neither a flag nor a config file names one.
 const DATA_DIR_DEFAULT: &str = "./stave-data";
@@ -49,6 +52,10 @@ pub struct ServerArgs {
     /// STAVE_CLUSTER_SECRET); a node alone makes its own in DATA_DIR/cluster-secret.
     #[arg(long, env = "STAVE_CLUSTER_SECRET_FILE", value_name = "FILE")]
     cluster_secret_file: Option<PathBuf>,
+    /// Serving plaintext on an address beyond loopback is intended: no warning about it
+    /// (by default a node without TLS that others can reach warns at start and hourly).
+    #[arg(long, env = "STAVE_INSECURE_OK")]
+    insecure_ok: bool,
     /// `required`: every call needs a principal (a token or a client certificate) and ACLs
     /// decide what it may do; the first start with no users creates `admin` and writes its
     /// token to DATA_DIR/bootstrap-admin.token. `off` (the default): every call is allowed.
@@ -68,7 +75,7 @@ pub struct ServerArgs {
 }
 
 impl ServerArgs {
-    fn into_config(self) -> Result<BrokerConfig, CliError> {
+    fn into_config(self, tls: &TlsArgs) -> Result<BrokerConfig, CliError> {
         let mut config = match &self.config {
             Some(path) => BrokerConfig::from_file(path)?,
             None => BrokerConfig::single_node(DATA_DIR_DEFAULT.into(), LISTEN_DEFAULT.into()),
@@ -97,6 +104,18 @@ impl ServerArgs {
         if let Some(path) = self.cluster_secret_file {
             config.cluster_secret_file = Some(path);
         }
+        config.insecure_ok |= self.insecure_ok;
+        // Each TLS flag overrides its key of the config file; then all three or none.
+        let from_file = config.tls.take();
+        let pick = |flag: &Option<PathBuf>, file: fn(TlsFiles) -> PathBuf| {
+            flag.clone().or_else(|| from_file.clone().map(file))
+        };
+        config.tls = tls_files(
+            pick(&tls.tls_cert, |files| files.cert),
+            pick(&tls.tls_key, |files| files.key),
+            pick(&tls.tls_ca, |files| files.ca),
+        )
+        .map_err(CliError::Usage)?;
         // The secret itself only from the environment: a flag would show it in `ps`.
         if let Ok(text) = std::env::var(CLUSTER_SECRET_ENV) {
             let secret = ClusterSecret::new(&text)
@@ -123,14 +142,15 @@ fn parse_on_off(text: &str) -> Result<bool, String> {
     }
 }
 
-pub async fn run(args: ServerArgs) -> Result<(), CliError> {
-    let config = args.into_config()?;
+pub async fn run(args: ServerArgs, tls: &TlsArgs) -> Result<(), CliError> {
+    let config = args.into_config(tls)?;
     info!(
         node_id = config.node_id,
         data_dir = %config.data_dir.display(),
         listen = %config.listen,
         advertised = %config.advertised(),
         peers = ?config.peers,
+        tls = config.tls.is_some(),
         metrics = %config.metrics_listen,
         "starting stave server"
     );
@@ -176,13 +196,15 @@ mod tests {
     struct Wrapper {
         #[command(flatten)]
         server: ServerArgs,
+        #[command(flatten)]
+        tls: TlsArgs,
     }
 
     fn config(args: &[&str]) -> Result<BrokerConfig, CliError> {
-        Wrapper::try_parse_from(std::iter::once("server").chain(args.iter().copied()))
-            .map_err(|err| CliError::Usage(err.to_string()))?
-            .server
-            .into_config()
+        let wrapper =
+            Wrapper::try_parse_from(std::iter::once("server").chain(args.iter().copied()))
+                .map_err(|err| CliError::Usage(err.to_string()))?;
+        wrapper.server.into_config(&wrapper.tls)
     }
 
     #[test]
@@ -263,5 +285,37 @@ mod tests {
             "1=127.0.0.1:7070,2=127.0.0.1:7071",
         ]);
         assert_eq!(ok.unwrap().peers.len(), 2);
+    }
+
+    #[test]
+    fn tls_flags_override_the_file_and_go_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(
+            &path,
+            "node_id = 1\ndata_dir = \"/var/stave\"\nlisten = \"127.0.0.1:7070\"\n\
+             tls_cert = \"/etc/stave/node.pem\"\ntls_key = \"/etc/stave/node-key.pem\"\n\
+             tls_ca = \"/etc/stave/ca.pem\"\n",
+        )
+        .unwrap();
+        let path = path.to_str().unwrap();
+        let from_file = config(&["--config", path]).unwrap().tls.unwrap();
+        assert_eq!(from_file.ca, PathBuf::from("/etc/stave/ca.pem"));
+        let flagged = config(&["--config", path, "--tls-ca", "/tmp/ca.pem"]).unwrap();
+        let flagged = flagged.tls.unwrap();
+        assert_eq!(flagged.ca, PathBuf::from("/tmp/ca.pem"));
+        assert_eq!(flagged.cert, PathBuf::from("/etc/stave/node.pem"));
+        assert!(config(&[]).unwrap().tls.is_none());
+        let err = config(&["--tls-cert", "n.pem", "--tls-ca", "ca.pem"]).unwrap_err();
+        assert!(
+            err.to_string().contains("--tls-key (tls_key) missing"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn insecure_ok_is_a_flag() {
+        assert!(!config(&[]).unwrap().insecure_ok);
+        assert!(config(&["--insecure-ok"]).unwrap().insecure_ok);
     }
 }

@@ -14,3 +14,4 @@ mod records;
 mod script;
 mod security;
 mod support;
+mod tls;

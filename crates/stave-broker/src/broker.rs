@@ -20,6 +20,7 @@ use crate::config::BrokerConfig;
 use crate::consumer_group::{ConsumerGroup, Coordinating};
 use crate::error::BrokerError;
 use crate::leaderships::Leaderships;
+use crate::tls::NodeTls;
 use crate::topic_config::topic_config;
 
 /// Another node's public API, each call carrying the cluster secret.
@@ -38,6 +39,8 @@ pub struct Broker {
     pub(crate) peers: Mutex<HashMap<String, PeerClient>>,
     /// The cluster's shared secret: what marks a call as one from another node.
     pub(crate) cluster_secret: ClusterSecret,
+    /// The node's TLS (its certificate, the CA), when it serves TLS and dials peers with it.
+    tls: Option<NodeTls>,
     /// Who may do what: the auth mode, users and ACLs (see [`crate::auth`]).
     pub(crate) auth: Arc<AuthState>,
     pub(crate) leaderships: Mutex<Option<(Instant, Leaderships)>>,
@@ -97,6 +100,9 @@ impl Broker {
             config.advertised().to_string(),
             config.cluster(),
         );
+        // TLS files first: a node that cannot use them stops before it writes anything.
+        let tls = config.tls.as_ref().map(NodeTls::load).transpose()?;
+        node_config.transport.tls = tls.as_ref().map(NodeTls::transport_config);
         let reserve_bytes = disk_reserve_bytes(&config)?;
         let cluster_secret = crate::cluster_secret::resolve(&config)?;
         node_config.transport.secret = Some(cluster_secret.clone());
@@ -121,6 +127,7 @@ impl Broker {
             order: Mutex::new(HashMap::new()),
             peers: Mutex::new(HashMap::new()),
             cluster_secret,
+            tls,
             auth,
             leaderships: Mutex::new(None),
             consumer_groups: Mutex::new(HashMap::new()),
@@ -139,6 +146,11 @@ impl Broker {
 
     pub fn config(&self) -> &BrokerConfig {
         &self.config
+    }
+
+    /// The node's TLS, when it has some.
+    pub fn tls(&self) -> Option<&NodeTls> {
+        self.tls.as_ref()
     }
 
     pub(crate) fn metrics(&self) -> &Arc<crate::metrics::Metrics> {

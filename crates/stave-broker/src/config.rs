@@ -9,6 +9,7 @@ use stave_raft::transport::ClusterSecret;
 
 use crate::auth::AuthMode;
 use crate::error::BrokerError;
+use crate::tls::TlsFiles;
 
 /// A node's settings. [`BrokerConfig::single_node`] is what `stave server` runs with no
 /// flags: node 1, data in `./stave-data`, listening on `127.0.0.1:7070`, no peers.
@@ -46,6 +47,13 @@ pub struct BrokerConfig {
     /// wins over `cluster_secret_file`. Never in a config file.
     #[serde(skip)]
     pub cluster_secret: Option<ClusterSecret>,
+    /// TLS for clients and peers (see [`crate::tls`]); none serves plaintext. A config file
+    /// spells it `tls_cert`, `tls_key`, `tls_ca`, all three or none.
+    #[serde(skip)]
+    pub tls: Option<TlsFiles>,
+    /// Serving plaintext beyond loopback is intended: no warning about it.
+    #[serde(default)]
+    pub insecure_ok: bool,
     /// Whether calls must carry a principal (`required`) or not (`off`, the default); see
     /// [`crate::auth`].
     #[serde(default)]
@@ -100,6 +108,113 @@ fn default_retention_check_ms() -> u64 {
     5_000
 }
 
+/// The TLS files from three optional paths: all three, or none; otherwise which are missing.
+pub fn tls_files(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    ca: Option<PathBuf>,
+) -> Result<Option<TlsFiles>, String> {
+    match (cert, key, ca) {
+        (None, None, None) => Ok(None),
+        (Some(cert), Some(key), Some(ca)) => Ok(Some(TlsFiles { cert, key, ca })),
+        (cert, key, ca) => {
+            let missing: Vec<&str> = [
+                (cert.is_none(), "--tls-cert (tls_cert)"),
+                (key.is_none(), "--tls-key (tls_key)"),
+                (ca.is_none(), "--tls-ca (tls_ca)"),
+            ]
+            .iter()
+            .filter(|(absent, _)| *absent)
+            .map(|(_, name)| *name)
+            .collect();
+            Err(format!(
+                "TLS needs a certificate, its key and the CA together: {} missing",
+                missing.join(" and ")
+            ))
+        }
+    }
+}
+
+/// A `--config` file.
+#[derive(Deserialize)]
+struct File {
+    #[serde(flatten)]
+    config: RawConfig,
+}
+
+/// [`BrokerConfig`]'s fields as a TOML file spells them (`peers` as a table of
+/// `id = "host:port"`, TLS as `tls_cert`, `tls_key`, `tls_ca`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    node_id: u64,
+    data_dir: PathBuf,
+    listen: String,
+    #[serde(default)]
+    advertised: Option<String>,
+    #[serde(default)]
+    peers: BTreeMap<String, String>,
+    #[serde(default = "default_max_message_bytes")]
+    max_message_bytes: usize,
+    #[serde(default = "default_produce_timeout_ms")]
+    produce_timeout_ms: u64,
+    #[serde(default = "default_retention_check_ms")]
+    retention_check_ms: u64,
+    #[serde(default)]
+    disk_reserve_bytes: Option<u64>,
+    #[serde(default)]
+    cluster_secret_file: Option<PathBuf>,
+    #[serde(default)]
+    tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    tls_key: Option<PathBuf>,
+    #[serde(default)]
+    tls_ca: Option<PathBuf>,
+    #[serde(default)]
+    insecure_ok: bool,
+    #[serde(default)]
+    auth: AuthMode,
+    #[serde(default)]
+    metrics_listen: crate::metrics::MetricsListen,
+    #[serde(default = "default_metrics_partition_series")]
+    metrics_partition_series: bool,
+}
+
+impl RawConfig {
+    /// The config the file at `path` describes (not validated yet).
+    fn into_config(self, path: &Path) -> Result<BrokerConfig, BrokerError> {
+        let mut peers = BTreeMap::new();
+        for (id, addr) in self.peers {
+            let id = id.parse::<u64>().map_err(|_| BrokerError::Config {
+                message: format!("{}: peer id {id:?} is not a number", path.display()),
+            })?;
+            peers.insert(id, addr);
+        }
+        Ok(BrokerConfig {
+            node_id: self.node_id,
+            data_dir: self.data_dir,
+            listen: self.listen,
+            advertised: self.advertised,
+            peers,
+            max_message_bytes: self.max_message_bytes,
+            produce_timeout_ms: self.produce_timeout_ms,
+            retention_check_ms: self.retention_check_ms,
+            disk_reserve_bytes: self.disk_reserve_bytes,
+            cluster_secret_file: self.cluster_secret_file,
+            cluster_secret: None,
+            tls: tls_files(self.tls_cert, self.tls_key, self.tls_ca).map_err(|message| {
+                BrokerError::Config {
+                    message: format!("{}: {message}", path.display()),
+                }
+            })?,
+            insecure_ok: self.insecure_ok,
+            auth: self.auth,
+            metrics_listen: self.metrics_listen,
+            metrics_partition_series: self.metrics_partition_series,
+        })
+    }
+}
+
 impl BrokerConfig {
     /// One node on its own: `data_dir`, `listen`.
     pub fn single_node(data_dir: PathBuf, listen: String) -> BrokerConfig {
@@ -115,6 +230,8 @@ impl BrokerConfig {
             disk_reserve_bytes: None,
             cluster_secret_file: None,
             cluster_secret: None,
+            tls: None,
+            insecure_ok: false,
             auth: AuthMode::Off,
             metrics_listen: crate::metrics::MetricsListen::default(),
             metrics_partition_series: default_metrics_partition_series(),
@@ -127,65 +244,10 @@ impl BrokerConfig {
         let text = std::fs::read_to_string(path).map_err(|source| BrokerError::Config {
             message: format!("cannot read {}: {source}", path.display()),
         })?;
-        #[derive(Deserialize)]
-        struct File {
-            #[serde(flatten)]
-            config: RawConfig,
-        }
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct RawConfig {
-            node_id: u64,
-            data_dir: PathBuf,
-            listen: String,
-            #[serde(default)]
-            advertised: Option<String>,
-            #[serde(default)]
-            peers: BTreeMap<String, String>,
-            #[serde(default = "default_max_message_bytes")]
-            max_message_bytes: usize,
-            #[serde(default = "default_produce_timeout_ms")]
-            produce_timeout_ms: u64,
-            #[serde(default = "default_retention_check_ms")]
-            retention_check_ms: u64,
-            #[serde(default)]
-            disk_reserve_bytes: Option<u64>,
-            #[serde(default)]
-            cluster_secret_file: Option<PathBuf>,
-            #[serde(default)]
-            auth: AuthMode,
-            #[serde(default)]
-            metrics_listen: crate::metrics::MetricsListen,
-            #[serde(default = "default_metrics_partition_series")]
-            metrics_partition_series: bool,
-        }
         let file: File = toml::from_str(&text).map_err(|err| BrokerError::Config {
             message: format!("{}: {err}", path.display()),
         })?;
-        let raw = file.config;
-        let mut peers = BTreeMap::new();
-        for (id, addr) in raw.peers {
-            let id = id.parse::<u64>().map_err(|_| BrokerError::Config {
-                message: format!("{}: peer id {id:?} is not a number", path.display()),
-            })?;
-            peers.insert(id, addr);
-        }
-        let config = BrokerConfig {
-            node_id: raw.node_id,
-            data_dir: raw.data_dir,
-            listen: raw.listen,
-            advertised: raw.advertised,
-            peers,
-            max_message_bytes: raw.max_message_bytes,
-            produce_timeout_ms: raw.produce_timeout_ms,
-            retention_check_ms: raw.retention_check_ms,
-            disk_reserve_bytes: raw.disk_reserve_bytes,
-            cluster_secret_file: raw.cluster_secret_file,
-            cluster_secret: None,
-            auth: raw.auth,
-            metrics_listen: raw.metrics_listen,
-            metrics_partition_series: raw.metrics_partition_series,
-        };
+        let config = file.config.into_config(path)?;
         config.validate()?;
         Ok(config)
     }

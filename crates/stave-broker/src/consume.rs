@@ -160,9 +160,10 @@ pub(crate) fn client_error(err: ClientError) -> BrokerError {
 }
 
 impl Broker {
-    /// The client the node's Consume streams share, bootstrapped at the node itself; it
-    /// reads the partitions this node leads in process. It speaks as a node (the cluster
-    /// secret): each stream was authorized at its subscribe.
+    /// The client the node's Consume streams share, bootstrapped at the node itself (over
+    /// TLS, with the node's certificate, when the node has TLS); it reads the partitions
+    /// this node leads in process. It speaks as a node (the cluster secret): each stream was
+    /// authorized at its subscribe.
     pub(crate) async fn own_client(&self) -> Result<Client, BrokerError> {
         let addr = self.config().advertised().to_string();
         let credentials = stave_client::Credentials::none()
@@ -173,6 +174,7 @@ impl Broker {
             .map_err(client_error)?;
         let config = ClientConfig {
             bootstrap: vec![addr.clone()],
+            tls: self.tls().map(|tls| tls.client_config().clone()),
             credentials,
             ..ClientConfig::default()
         };

@@ -9,6 +9,8 @@
 //! - [`routing`]: targets, leaders, leaderships gathered from every node.
 //! - [`topic_config`], [`placement`], [`housekeeping`]: topic settings, where replicas go,
 //!   the periodic retention and compaction.
+//! - [`tls`]: TLS for clients and peers, the client certificate's principal, dev
+//!   certificates, the plaintext warning.
 //!
 //! [`run`] is what `stave server` calls.
 
@@ -31,6 +33,7 @@ mod produce;
 mod publish;
 pub mod queue;
 mod routing;
+pub mod tls;
 mod topic_config;
 
 use std::future::Future;
@@ -79,7 +82,13 @@ pub async fn serve(
     let broker = broker::Broker::start(config).await?;
     let _metrics = metrics::serve(&broker, metrics_listener);
     let node = broker.node().clone();
-    let retention = tokio::spawn(housekeeping::housekeeping_loop(broker.clone()));
+    // Tasks that run while the node serves: retention and the rest, and the plaintext
+    // warning when it is due.
+    let mut background = vec![tokio::spawn(housekeeping::housekeeping_loop(
+        broker.clone(),
+    ))];
+    background.extend(plaintext_warning(&broker));
+    let stop_background = || background.iter().for_each(tokio::task::JoinHandle::abort);
     if broker.config().auth == auth::AuthMode::Required {
         let broker = broker.clone();
         tokio::spawn(async move { broker.bootstrap_admin().await });
@@ -99,7 +108,13 @@ pub async fn serve(
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<StaveServer<broker::Broker>>().await;
     let (stopping, mut stopped) = tokio::sync::watch::channel(false);
-    let server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = broker.tls() {
+        // TLS wraps the accepted sockets above; the connection keeps its TCP and TLS connect
+        // info, so `Request::peer_certs` (and `tls::peer_common_name`) see the client's.
+        builder = builder.tls_config(tls.server_config())?;
+    }
+    let server = builder
         .tcp_nodelay(true)
         .initial_stream_window_size(4 << 20)
         .initial_connection_window_size(32 << 20)
@@ -127,12 +142,12 @@ pub async fn serve(
         let _ = stopped.wait_for(|stopped| *stopped).await;
         // Stop the Raft groups (their logs sync as they close); that also ends peers' append
         // streams, so the server can finish.
-        retention.abort();
+        stop_background();
         node.shutdown().await;
     };
     tokio::select! {
         result = &mut server => {
-            retention.abort();
+            stop_background();
             node.shutdown().await;
             result.map_err(BrokerError::from)
         }
@@ -144,6 +159,15 @@ pub async fn serve(
                 .map_err(BrokerError::from)
         }
     }
+}
+
+/// The plaintext warning's task, when the node serves plaintext beyond loopback
+/// ([`tls::plaintext`]): it warns now and hourly.
+fn plaintext_warning(broker: &broker::Broker) -> Option<tokio::task::JoinHandle<()>> {
+    let config = broker.config();
+    let listen = config.listen.parse::<std::net::SocketAddr>().ok()?;
+    tls::plaintext::plaintext_warning_due(listen, broker.tls().is_some(), config.insecure_ok)
+        .then(|| tokio::spawn(tls::plaintext::warn_plaintext_loop(listen)))
 }
 
 /// gRPC server reflection over every service the port serves (Stave's, health, reflection

@@ -26,7 +26,7 @@ use stave_proto::v1 as proto;
 use stave_proto::v1::stave_client::StaveClient;
 use tokio::time::Instant;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tracing::debug;
 
 use crate::config::{ClientConfig, MESSAGE_BYTES_MAX, StartPosition};
@@ -360,11 +360,7 @@ impl Client {
             return Ok(client);
         }
         let config = &self.inner.config;
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|source| ClientError::Connect {
-                addr: addr.to_string(),
-                source,
-            })?
+        let endpoint = crate::tls::endpoint(addr, config.tls.as_ref())?
             .connect_timeout(config.connect_timeout)
             .tcp_nodelay(true)
             .initial_stream_window_size(4 << 20)

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::credentials::Credentials;
 use crate::error::ClientError;
+use crate::tls::TlsConfig;
 
 /// The port a bootstrap address without one gets (`stave server`'s default).
 pub const DEFAULT_PORT: u16 = 7070;
@@ -46,6 +47,9 @@ pub struct ClientConfig {
     /// The first pause between retries; it doubles up to `retry_backoff_max`.
     pub retry_backoff: Duration,
     pub retry_backoff_max: Duration,
+    /// TLS to every node (`https://`): the CA that signs their certificates, and a client
+    /// certificate for mutual TLS; `None` speaks plaintext.
+    pub tls: Option<TlsConfig>,
     /// Who the client is, sent with every call (a bearer token); none by default.
     pub credentials: Credentials,
 }
@@ -76,6 +80,7 @@ impl Default for ClientConfig {
             // or a consumer asks its replicas again: a new leader is found at most this long
             // after it is elected.
             retry_backoff_max: Duration::from_millis(500),
+            tls: None,
             credentials: Credentials::none(),
         }
     }

@@ -16,6 +16,14 @@ pub enum ClientError {
     #[error("invalid configuration: {message}")]
     Config { message: String },
 
+    /// A TLS file or PEM cannot be used (`what` names it: a file, or "the CA certificate").
+    #[error("TLS {what}")]
+    Tls {
+        what: String,
+        #[source]
+        problem: TlsProblem,
+    },
+
     /// A caller's argument is refused before anything is sent.
     #[error("{message}")]
     InvalidArgument { message: String },
@@ -113,6 +121,24 @@ pub enum ClientError {
     /// The producer or consumer was closed.
     #[error("{what} is closed")]
     Closed { what: &'static str },
+}
+
+/// Why a TLS file or PEM cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsProblem {
+    #[error("cannot be read")]
+    Read(#[source] std::io::Error),
+    #[error("holds no PEM certificate (-----BEGIN CERTIFICATE-----)")]
+    NoCertificate,
+    #[error("holds no PEM private key (PKCS#8, PKCS#1 or SEC1)")]
+    NoPrivateKey,
+    #[error("is not valid PEM: {0}")]
+    BadPem(String),
+    #[error("is not the private key of {cert}")]
+    KeyMismatch { cert: String },
+    #[error("is not usable: {0}")]
+    Unusable(String),
 }
 
 fn broker_message(code: ErrorCode, message: &str) -> String {
@@ -224,6 +250,9 @@ impl ClientError {
             },
             ClientError::InvalidArgument { message } => ClientError::InvalidArgument {
                 message: message.clone(),
+            },
+            ClientError::Tls { what, problem } => ClientError::Config {
+                message: format!("TLS {what}: {}", display_chain(problem)),
             },
             ClientError::Unreachable { addrs, source } => ClientError::Unreachable {
                 addrs: addrs.clone(),

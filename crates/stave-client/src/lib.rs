@@ -9,6 +9,7 @@
 //!   a consumer group ([`Consumer::subscribe`]) that assigns them and keeps its offsets.
 //! - [`Admin`] creates, deletes, describes and configures topics, reads cluster state, and
 //!   lists, describes and resets consumer groups.
+//! - [`TlsConfig`] ([`ClientConfig::tls`]): TLS to the nodes, checked when it is made.
 //!
 //! ```no_run
 //! use stave_client::{Client, ClientConfig, ConsumerConfig, NewTopic, ProducerConfig,
@@ -50,6 +51,7 @@ mod record;
 mod suspects;
 #[cfg(test)]
 mod test_support;
+pub mod tls;
 
 pub use admin::{Admin, NewTopic, TopicDescription};
 pub use admin_groups::{
@@ -64,7 +66,7 @@ pub use config::{
 };
 pub use consumer::{AssignmentChange, Consumer};
 pub use credentials::Credentials;
-pub use error::{ClientError, display_chain};
+pub use error::{ClientError, TlsProblem, display_chain};
 pub use metadata::{ClusterMetadata, PartitionInfo, ReplicaProblem, TopicInfo};
 pub use partitioner::{murmur2, partition_for_key, to_positive};
 pub use producer::{DeliveryFuture, Producer};
@@ -73,3 +75,4 @@ pub use queue::{
 };
 pub use record::{ConsumerRecord, MESSAGE_ID_HEADER, ProducerRecord, RecordMetadata, message_id};
 pub use stave_proto::v1::ErrorCode;
+pub use tls::TlsConfig;

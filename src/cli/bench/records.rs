@@ -32,7 +32,7 @@ const CREDIT_STEP: u32 = 50_000;
 /// gRPC message limit of the bench's own connections (a node's is 16 MiB).
 const MESSAGE_BYTES_MAX: usize = 16 << 20;
 
-/// A stub connection to the first bootstrap node.
+/// A stub connection to the first bootstrap node (over TLS when the client has TLS).
 pub(super) async fn connect(client: &Client) -> Result<StaveClient<Channel>, ClientError> {
     let addr = client
         .config()
@@ -40,10 +40,7 @@ pub(super) async fn connect(client: &Client) -> Result<StaveClient<Channel>, Cli
         .first()
         .cloned()
         .unwrap_or_default();
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|err| ClientError::InvalidArgument {
-            message: format!("{addr}: {err}"),
-        })?
+    let endpoint = stave_client::tls::endpoint(&addr, client.config().tls.as_ref())?
         .tcp_nodelay(true)
         .initial_stream_window_size(4 << 20)
         .initial_connection_window_size(32 << 20);

@@ -1,6 +1,7 @@
 //! Who is calling, and may they. Authentication happens once per call, in
 //! [`Authenticator`] (a tonic interceptor on the public service and reflection): a bearer
-//! token (`authorization: Bearer …`, looked up by its SHA-256), or a call from another node
+//! token (`authorization: Bearer …`, looked up by its SHA-256), a TLS client certificate
+//! (its subject CN, `crate::tls::peer_common_name`), or a call from another node
 //! (the cluster secret, carrying the client's principal in `stave-principal-bin` when it
 //! forwards one), or nobody. With `--auth required` nobody is refused `UNAUTHENTICATED`;
 //! with auth off every call is allowed. The [`Principal`] goes into the request's
@@ -157,8 +158,14 @@ impl AuthState {
         status
     }
 
-    /// Who `metadata` says the caller is.
-    pub fn authenticate(&self, metadata: &MetadataMap) -> Result<Principal, Status> {
+    /// Who the caller is: another node (the cluster secret), else by its token, else by its
+    /// client certificate (`certificate_name`, the CN the node's TLS checked against its CA),
+    /// else nobody.
+    pub fn authenticate(
+        &self,
+        metadata: &MetadataMap,
+        certificate_name: Option<String>,
+    ) -> Result<Principal, Status> {
         if self.secret.presented_in(metadata) {
             return match metadata.get_bin(PRINCIPAL_HEADER) {
                 None => Ok(Principal::Node),
@@ -186,6 +193,9 @@ impl AuthState {
                     "unknown or revoked token (authorization: Bearer TOKEN)",
                 ))),
             };
+        }
+        if let Some(name) = certificate_name {
+            return Ok(Principal::Named(name));
         }
         Err(self.deny(Status::unauthenticated(
             "this cluster requires authentication: give a token (--token-file FILE or \
@@ -265,7 +275,10 @@ impl Authenticator {
 
 impl Interceptor for Authenticator {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let principal = self.state.authenticate(request.metadata())?;
+        let certificate_name = crate::tls::peer_common_name(&request);
+        let principal = self
+            .state
+            .authenticate(request.metadata(), certificate_name)?;
         if self.describe_cluster {
             self.state
                 .authorize(&principal, AclOperation::Describe, Resource::Cluster)?;

@@ -69,14 +69,20 @@ impl Broker {
     }
 
     /// The public-API client of the node at `addr` (cached); its calls carry the cluster
-    /// secret.
+    /// secret, over TLS with this node's certificate when the node has TLS.
     pub(crate) fn peer_client(&self, addr: &str) -> Result<PeerClient, BrokerError> {
         let mut peers = lock(&self.peers);
         if let Some(client) = peers.get(addr) {
             return Ok(client.clone());
         }
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|err| BrokerError::Internal(format!("peer address {addr:?}: {err}")))?
+        let tls = self.tls().map(crate::tls::NodeTls::client_config);
+        let endpoint = stave_client::tls::endpoint(addr, tls)
+            .map_err(|err| {
+                BrokerError::Internal(format!(
+                    "peer address {addr:?}: {}",
+                    stave_client::display_chain(&err)
+                ))
+            })?
             .connect_timeout(Duration::from_secs(2))
             .tcp_nodelay(true);
         let attach = AttachSecret::new(Some(self.cluster_secret.clone()));

@@ -13,3 +13,4 @@ mod publish;
 mod queue;
 mod queue_support;
 mod support;
+mod tls;

@@ -30,7 +30,7 @@ use stave_proto::internal::raft::raft_control_client::RaftControlClient;
 use stave_proto::internal::raft::raft_data_client::RaftDataClient;
 use tokio::sync::{mpsc, oneshot};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use super::auth::{AttachSecret, ClusterSecret};
 
@@ -50,6 +50,10 @@ pub struct TransportConfig {
     /// The cluster's shared secret, sent with every call to a peer and required of every
     /// call received; none leaves the internal services open (see [`super::auth`]).
     pub secret: Option<ClusterSecret>,
+    /// TLS to the peers (`https://`): the CA that signs every node's certificate and this
+    /// node's own certificate as its client identity. A peer's certificate is checked
+    /// against the host of its address. `None` speaks plaintext.
+    pub tls: Option<ClientTlsConfig>,
 }
 
 impl Default for TransportConfig {
@@ -59,6 +63,7 @@ impl Default for TransportConfig {
             connect_timeout: Duration::from_secs(2),
             max_message_bytes: 64 << 20,
             secret: None,
+            tls: None,
         }
     }
 }
@@ -229,13 +234,29 @@ struct Peer {
 }
 
 fn endpoint(addr: &str, config: &TransportConfig) -> Result<Endpoint, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(format!("http://{addr}"))?
+    let endpoint = match &config.tls {
+        Some(tls) => {
+            let tls = match bracketed_ip(addr) {
+                // The URI's host keeps an IPv6 address's brackets, which no certificate names.
+                Some(ip) => tls.clone().domain_name(ip),
+                None => tls.clone(),
+            };
+            Endpoint::from_shared(format!("https://{addr}"))?.tls_config(tls)?
+        }
+        None => Endpoint::from_shared(format!("http://{addr}"))?,
+    };
+    Ok(endpoint
         .connect_timeout(config.connect_timeout)
         .tcp_nodelay(true)
         .initial_stream_window_size(4 << 20)
         .initial_connection_window_size(32 << 20)
         .http2_keep_alive_interval(Duration::from_secs(10))
         .keep_alive_timeout(Duration::from_secs(20)))
+}
+
+/// The IPv6 address of `[addr]:port`, without its brackets.
+fn bracketed_ip(addr: &str) -> Option<&str> {
+    addr.strip_prefix('[')?.split_once(']').map(|(ip, _)| ip)
 }
 
 impl Peer {

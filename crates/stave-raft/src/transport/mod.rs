@@ -1,6 +1,10 @@
 //! The Raft transport over gRPC (`proto/stave/internal/raft.proto`): every group on a node
 //! shares two connections per peer, control and data (see [`client`]), and the node serves
 //! both services over its [`Groups`](crate::group::Groups) ([`server`]).
+//!
+//! With [`TransportConfig::tls`] the connections to peers are TLS (`https://`, the node's
+//! certificate as its client identity); the node's tonic server, which the broker owns,
+//! terminates TLS for the services served here. The cluster secret is required either way.
 
 pub mod auth;
 pub mod client;
