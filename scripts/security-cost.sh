@@ -16,7 +16,7 @@
 #
 # Usage: scripts/security-cost.sh [--rounds N] [--w1 RECORDS] [--w2 RECORDS] [--out DIR]
 #   defaults: 5 rounds, W1 300,000 records, W2 1,000,000 records, out in a temporary dir.
-# Needs: cargo (builds target/release/stave), python3, curl.
+# Needs: cargo (builds target/release/stave, unless STAVE names a binary), python3, curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,8 +31,12 @@ while (($#)); do
     esac
 done
 
-cargo build --release -q --bin stave
-bin=target/release/stave
+if [[ -n "${STAVE:-}" ]]; then
+    bin=$STAVE
+else
+    cargo build --release -q --bin stave
+    bin=target/release/stave
+fi
 work=$(mktemp -d)
 out=${out:-$work/results}
 mkdir -p "$out"

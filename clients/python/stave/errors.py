@@ -37,6 +37,8 @@ class ErrorCode(enum.IntEnum):
     STORAGE_FULL = 24
     DELIVERY_NOT_HELD = 25
     GROUP_MISMATCH = 26
+    NOT_FOUND = 27
+    ALREADY_EXISTS = 28
 
 
 #: Codes after which the same request may succeed when sent again (UNKNOWN_TOPIC only for a

@@ -88,6 +88,10 @@ const (
 	// The group exists with other settings (a consumer group of the same name, another
 	// `ordering`, other topics): nothing joined.
 	ErrorCode_GROUP_MISMATCH ErrorCode = 26
+	// No such user (DeleteUser), or no such ACL entry (RemoveAcl).
+	ErrorCode_NOT_FOUND ErrorCode = 27
+	// The user exists (CreateUser).
+	ErrorCode_ALREADY_EXISTS ErrorCode = 28
 )
 
 // Enum value maps for ErrorCode.
@@ -120,6 +124,8 @@ var (
 		24: "STORAGE_FULL",
 		25: "DELIVERY_NOT_HELD",
 		26: "GROUP_MISMATCH",
+		27: "NOT_FOUND",
+		28: "ALREADY_EXISTS",
 	}
 	ErrorCode_value = map[string]int32{
 		"NONE":                      0,
@@ -149,6 +155,8 @@ var (
 		"STORAGE_FULL":              24,
 		"DELIVERY_NOT_HELD":         25,
 		"GROUP_MISMATCH":            26,
+		"NOT_FOUND":                 27,
+		"ALREADY_EXISTS":            28,
 	}
 )
 
@@ -331,6 +339,515 @@ func (SettleAction) EnumDescriptor() ([]byte, []int) {
 	return file_stave_v1_stave_proto_rawDescGZIP(), []int{3}
 }
 
+type CreateUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 to 512 visible characters, no spaces.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateUserRequest) Reset() {
+	*x = CreateUserRequest{}
+	mi := &file_stave_v1_stave_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateUserRequest) ProtoMessage() {}
+
+func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stave_v1_stave_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateUserRequest.ProtoReflect.Descriptor instead.
+func (*CreateUserRequest) Descriptor() ([]byte, []int) {
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *CreateUserRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type CreateUserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Error *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	// Give it to the user's clients (`--token-file`); it is not shown again.
+	Token         string `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateUserResponse) Reset() {
+	*x = CreateUserResponse{}
+	mi := &file_stave_v1_stave_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateUserResponse) ProtoMessage() {}
+
+func (x *CreateUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stave_v1_stave_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateUserResponse.ProtoReflect.Descriptor instead.
+func (*CreateUserResponse) Descriptor() ([]byte, []int) {
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *CreateUserResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *CreateUserResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+type DeleteUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserRequest) Reset() {
+	*x = DeleteUserRequest{}
+	mi := &file_stave_v1_stave_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserRequest) ProtoMessage() {}
+
+func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stave_v1_stave_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
+func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *DeleteUserRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DeleteUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserResponse) Reset() {
+	*x = DeleteUserResponse{}
+	mi := &file_stave_v1_stave_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserResponse) ProtoMessage() {}
+
+func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stave_v1_stave_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
+func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *DeleteUserResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+type ListUsersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersRequest) Reset() {
+	*x = ListUsersRequest{}
+	mi := &file_stave_v1_stave_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersRequest) ProtoMessage() {}
+
+func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stave_v1_stave_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
+func (*ListUsersRequest) Descriptor() ([]byte, []int) {
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{4}
+}
+
+type ListUsersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Names         []string               `protobuf:"bytes,1,rep,name=names,proto3" json:"names,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersResponse) Reset() {
+	*x = ListUsersResponse{}
+	mi := &file_stave_v1_stave_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersResponse) ProtoMessage() {}
+
+func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stave_v1_stave_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
+func (*ListUsersResponse) Descriptor() ([]byte, []int) {
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ListUsersResponse) GetNames() []string {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
+
+// One permission: `principal` (a user, a client certificate's common name, or `*` for
+// anyone authenticated) may do `operation` (produce, consume, describe, create or admin)
+// on `resource`: `topic:NAME-OR-PATTERN`, `group:NAME-OR-PATTERN` (patterns as in
+// subscriptions: `*` one word, `#` any words) or `cluster`. Admin allows every operation
+// on its resource (admin on the cluster: everything); produce, consume and create allow
+// describe; describe on the cluster allows describing every topic and group.
+type AclEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Principal     string                 `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
+	Resource      string                 `protobuf:"bytes,2,opt,name=resource,proto3" json:"resource,omitempty"`
+	Operation     string                 `protobuf:"bytes,3,opt,name=operation,proto3" json:"operation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AclEntry) Reset() {
+	*x = AclEntry{}
+	mi := &file_stave_v1_stave_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AclEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AclEntry) ProtoMessage() {}
+
+func (x *AclEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_stave_v1_stave_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AclEntry.ProtoReflect.Descriptor instead.
+func (*AclEntry) Descriptor() ([]byte, []int) {
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *AclEntry) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *AclEntry) GetResource() string {
+	if x != nil {
+		return x.Resource
+	}
+	return ""
+}
+
+func (x *AclEntry) GetOperation() string {
+	if x != nil {
+		return x.Operation
+	}
+	return ""
+}
+
+type AclRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entry         *AclEntry              `protobuf:"bytes,1,opt,name=entry,proto3" json:"entry,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AclRequest) Reset() {
+	*x = AclRequest{}
+	mi := &file_stave_v1_stave_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AclRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AclRequest) ProtoMessage() {}
+
+func (x *AclRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stave_v1_stave_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AclRequest.ProtoReflect.Descriptor instead.
+func (*AclRequest) Descriptor() ([]byte, []int) {
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *AclRequest) GetEntry() *AclEntry {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
+type AclResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AclResponse) Reset() {
+	*x = AclResponse{}
+	mi := &file_stave_v1_stave_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AclResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AclResponse) ProtoMessage() {}
+
+func (x *AclResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stave_v1_stave_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AclResponse.ProtoReflect.Descriptor instead.
+func (*AclResponse) Descriptor() ([]byte, []int) {
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *AclResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+type ListAclsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this principal's entries (and `*`'s); empty: all.
+	Principal     string `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAclsRequest) Reset() {
+	*x = ListAclsRequest{}
+	mi := &file_stave_v1_stave_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAclsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAclsRequest) ProtoMessage() {}
+
+func (x *ListAclsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stave_v1_stave_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAclsRequest.ProtoReflect.Descriptor instead.
+func (*ListAclsRequest) Descriptor() ([]byte, []int) {
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ListAclsRequest) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+type ListAclsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entries       []*AclEntry            `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAclsResponse) Reset() {
+	*x = ListAclsResponse{}
+	mi := &file_stave_v1_stave_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAclsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAclsResponse) ProtoMessage() {}
+
+func (x *ListAclsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stave_v1_stave_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAclsResponse.ProtoReflect.Descriptor instead.
+func (*ListAclsResponse) Descriptor() ([]byte, []int) {
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ListAclsResponse) GetEntries() []*AclEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
 type Error struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Code    ErrorCode              `protobuf:"varint,1,opt,name=code,proto3,enum=stave.v1.ErrorCode" json:"code,omitempty"`
@@ -344,7 +861,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_stave_v1_stave_proto_msgTypes[0]
+	mi := &file_stave_v1_stave_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -356,7 +873,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[0]
+	mi := &file_stave_v1_stave_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -369,7 +886,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{0}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Error) GetCode() ErrorCode {
@@ -411,7 +928,7 @@ type Header struct {
 
 func (x *Header) Reset() {
 	*x = Header{}
-	mi := &file_stave_v1_stave_proto_msgTypes[1]
+	mi := &file_stave_v1_stave_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -423,7 +940,7 @@ func (x *Header) String() string {
 func (*Header) ProtoMessage() {}
 
 func (x *Header) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[1]
+	mi := &file_stave_v1_stave_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -436,7 +953,7 @@ func (x *Header) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Header.ProtoReflect.Descriptor instead.
 func (*Header) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{1}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Header) GetKey() string {
@@ -488,7 +1005,7 @@ type PublishRecord struct {
 
 func (x *PublishRecord) Reset() {
 	*x = PublishRecord{}
-	mi := &file_stave_v1_stave_proto_msgTypes[2]
+	mi := &file_stave_v1_stave_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -500,7 +1017,7 @@ func (x *PublishRecord) String() string {
 func (*PublishRecord) ProtoMessage() {}
 
 func (x *PublishRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[2]
+	mi := &file_stave_v1_stave_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -513,7 +1030,7 @@ func (x *PublishRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishRecord.ProtoReflect.Descriptor instead.
 func (*PublishRecord) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{2}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PublishRecord) GetTopic() string {
@@ -574,7 +1091,7 @@ type PublishRequest struct {
 
 func (x *PublishRequest) Reset() {
 	*x = PublishRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[3]
+	mi := &file_stave_v1_stave_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -586,7 +1103,7 @@ func (x *PublishRequest) String() string {
 func (*PublishRequest) ProtoMessage() {}
 
 func (x *PublishRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[3]
+	mi := &file_stave_v1_stave_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -599,7 +1116,7 @@ func (x *PublishRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishRequest.ProtoReflect.Descriptor instead.
 func (*PublishRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{3}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PublishRequest) GetRecords() []*PublishRecord {
@@ -643,7 +1160,7 @@ type PublishResult struct {
 
 func (x *PublishResult) Reset() {
 	*x = PublishResult{}
-	mi := &file_stave_v1_stave_proto_msgTypes[4]
+	mi := &file_stave_v1_stave_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -655,7 +1172,7 @@ func (x *PublishResult) String() string {
 func (*PublishResult) ProtoMessage() {}
 
 func (x *PublishResult) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[4]
+	mi := &file_stave_v1_stave_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -668,7 +1185,7 @@ func (x *PublishResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishResult.ProtoReflect.Descriptor instead.
 func (*PublishResult) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{4}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PublishResult) GetError() *Error {
@@ -717,7 +1234,7 @@ type PublishResponse struct {
 
 func (x *PublishResponse) Reset() {
 	*x = PublishResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[5]
+	mi := &file_stave_v1_stave_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -729,7 +1246,7 @@ func (x *PublishResponse) String() string {
 func (*PublishResponse) ProtoMessage() {}
 
 func (x *PublishResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[5]
+	mi := &file_stave_v1_stave_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -742,7 +1259,7 @@ func (x *PublishResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishResponse.ProtoReflect.Descriptor instead.
 func (*PublishResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{5}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PublishResponse) GetResults() []*PublishResult {
@@ -774,7 +1291,7 @@ type ConsumeRequest struct {
 
 func (x *ConsumeRequest) Reset() {
 	*x = ConsumeRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[6]
+	mi := &file_stave_v1_stave_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -786,7 +1303,7 @@ func (x *ConsumeRequest) String() string {
 func (*ConsumeRequest) ProtoMessage() {}
 
 func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[6]
+	mi := &file_stave_v1_stave_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -799,7 +1316,7 @@ func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeRequest.ProtoReflect.Descriptor instead.
 func (*ConsumeRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{6}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ConsumeRequest) GetRequest() isConsumeRequest_Request {
@@ -920,7 +1437,7 @@ type Subscribe struct {
 
 func (x *Subscribe) Reset() {
 	*x = Subscribe{}
-	mi := &file_stave_v1_stave_proto_msgTypes[7]
+	mi := &file_stave_v1_stave_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -932,7 +1449,7 @@ func (x *Subscribe) String() string {
 func (*Subscribe) ProtoMessage() {}
 
 func (x *Subscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[7]
+	mi := &file_stave_v1_stave_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -945,7 +1462,7 @@ func (x *Subscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribe.ProtoReflect.Descriptor instead.
 func (*Subscribe) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{7}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Subscribe) GetTopics() []string {
@@ -1082,7 +1599,7 @@ type QueueOptions struct {
 
 func (x *QueueOptions) Reset() {
 	*x = QueueOptions{}
-	mi := &file_stave_v1_stave_proto_msgTypes[8]
+	mi := &file_stave_v1_stave_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1094,7 +1611,7 @@ func (x *QueueOptions) String() string {
 func (*QueueOptions) ProtoMessage() {}
 
 func (x *QueueOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[8]
+	mi := &file_stave_v1_stave_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1107,7 +1624,7 @@ func (x *QueueOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueOptions.ProtoReflect.Descriptor instead.
 func (*QueueOptions) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{8}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *QueueOptions) GetLockMs() int64 {
@@ -1154,7 +1671,7 @@ type Credit struct {
 
 func (x *Credit) Reset() {
 	*x = Credit{}
-	mi := &file_stave_v1_stave_proto_msgTypes[9]
+	mi := &file_stave_v1_stave_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1166,7 +1683,7 @@ func (x *Credit) String() string {
 func (*Credit) ProtoMessage() {}
 
 func (x *Credit) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[9]
+	mi := &file_stave_v1_stave_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1179,7 +1696,7 @@ func (x *Credit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Credit.ProtoReflect.Descriptor instead.
 func (*Credit) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{9}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Credit) GetRecords() uint32 {
@@ -1208,7 +1725,7 @@ type Settle struct {
 
 func (x *Settle) Reset() {
 	*x = Settle{}
-	mi := &file_stave_v1_stave_proto_msgTypes[10]
+	mi := &file_stave_v1_stave_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1220,7 +1737,7 @@ func (x *Settle) String() string {
 func (*Settle) ProtoMessage() {}
 
 func (x *Settle) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[10]
+	mi := &file_stave_v1_stave_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1233,7 +1750,7 @@ func (x *Settle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Settle.ProtoReflect.Descriptor instead.
 func (*Settle) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{10}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Settle) GetId() uint64 {
@@ -1270,7 +1787,7 @@ type Settlement struct {
 
 func (x *Settlement) Reset() {
 	*x = Settlement{}
-	mi := &file_stave_v1_stave_proto_msgTypes[11]
+	mi := &file_stave_v1_stave_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1282,7 +1799,7 @@ func (x *Settlement) String() string {
 func (*Settlement) ProtoMessage() {}
 
 func (x *Settlement) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[11]
+	mi := &file_stave_v1_stave_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1295,7 +1812,7 @@ func (x *Settlement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Settlement.ProtoReflect.Descriptor instead.
 func (*Settlement) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{11}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Settlement) GetTopic() string {
@@ -1359,7 +1876,7 @@ type Settled struct {
 
 func (x *Settled) Reset() {
 	*x = Settled{}
-	mi := &file_stave_v1_stave_proto_msgTypes[12]
+	mi := &file_stave_v1_stave_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1371,7 +1888,7 @@ func (x *Settled) String() string {
 func (*Settled) ProtoMessage() {}
 
 func (x *Settled) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[12]
+	mi := &file_stave_v1_stave_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1384,7 +1901,7 @@ func (x *Settled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Settled.ProtoReflect.Descriptor instead.
 func (*Settled) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{12}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Settled) GetId() uint64 {
@@ -1415,7 +1932,7 @@ type Commit struct {
 
 func (x *Commit) Reset() {
 	*x = Commit{}
-	mi := &file_stave_v1_stave_proto_msgTypes[13]
+	mi := &file_stave_v1_stave_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1427,7 +1944,7 @@ func (x *Commit) String() string {
 func (*Commit) ProtoMessage() {}
 
 func (x *Commit) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[13]
+	mi := &file_stave_v1_stave_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1440,7 +1957,7 @@ func (x *Commit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Commit.ProtoReflect.Descriptor instead.
 func (*Commit) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{13}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Commit) GetOffsets() []*CommitOffset {
@@ -1468,7 +1985,7 @@ type CommitOffset struct {
 
 func (x *CommitOffset) Reset() {
 	*x = CommitOffset{}
-	mi := &file_stave_v1_stave_proto_msgTypes[14]
+	mi := &file_stave_v1_stave_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1480,7 +1997,7 @@ func (x *CommitOffset) String() string {
 func (*CommitOffset) ProtoMessage() {}
 
 func (x *CommitOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[14]
+	mi := &file_stave_v1_stave_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1493,7 +2010,7 @@ func (x *CommitOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffset.ProtoReflect.Descriptor instead.
 func (*CommitOffset) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{14}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CommitOffset) GetTopic() string {
@@ -1533,7 +2050,7 @@ type ConsumeResponse struct {
 
 func (x *ConsumeResponse) Reset() {
 	*x = ConsumeResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[15]
+	mi := &file_stave_v1_stave_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1545,7 +2062,7 @@ func (x *ConsumeResponse) String() string {
 func (*ConsumeResponse) ProtoMessage() {}
 
 func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[15]
+	mi := &file_stave_v1_stave_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1558,7 +2075,7 @@ func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeResponse.ProtoReflect.Descriptor instead.
 func (*ConsumeResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{15}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ConsumeResponse) GetResponse() isConsumeResponse_Response {
@@ -1659,7 +2176,7 @@ type Records struct {
 
 func (x *Records) Reset() {
 	*x = Records{}
-	mi := &file_stave_v1_stave_proto_msgTypes[16]
+	mi := &file_stave_v1_stave_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1671,7 +2188,7 @@ func (x *Records) String() string {
 func (*Records) ProtoMessage() {}
 
 func (x *Records) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[16]
+	mi := &file_stave_v1_stave_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1684,7 +2201,7 @@ func (x *Records) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Records.ProtoReflect.Descriptor instead.
 func (*Records) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{16}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Records) GetRecords() []*ConsumedRecord {
@@ -1714,7 +2231,7 @@ type ConsumedRecord struct {
 
 func (x *ConsumedRecord) Reset() {
 	*x = ConsumedRecord{}
-	mi := &file_stave_v1_stave_proto_msgTypes[17]
+	mi := &file_stave_v1_stave_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1726,7 +2243,7 @@ func (x *ConsumedRecord) String() string {
 func (*ConsumedRecord) ProtoMessage() {}
 
 func (x *ConsumedRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[17]
+	mi := &file_stave_v1_stave_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1739,7 +2256,7 @@ func (x *ConsumedRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumedRecord.ProtoReflect.Descriptor instead.
 func (*ConsumedRecord) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{17}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ConsumedRecord) GetTopic() string {
@@ -1823,7 +2340,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_stave_v1_stave_proto_msgTypes[18]
+	mi := &file_stave_v1_stave_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1835,7 +2352,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[18]
+	mi := &file_stave_v1_stave_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1848,7 +2365,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{18}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Assignment) GetMemberId() string {
@@ -1897,7 +2414,7 @@ type Committed struct {
 
 func (x *Committed) Reset() {
 	*x = Committed{}
-	mi := &file_stave_v1_stave_proto_msgTypes[19]
+	mi := &file_stave_v1_stave_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1909,7 +2426,7 @@ func (x *Committed) String() string {
 func (*Committed) ProtoMessage() {}
 
 func (x *Committed) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[19]
+	mi := &file_stave_v1_stave_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1922,7 +2439,7 @@ func (x *Committed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Committed.ProtoReflect.Descriptor instead.
 func (*Committed) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{19}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Committed) GetId() uint64 {
@@ -1958,7 +2475,7 @@ type ProduceRequest struct {
 
 func (x *ProduceRequest) Reset() {
 	*x = ProduceRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[20]
+	mi := &file_stave_v1_stave_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1970,7 +2487,7 @@ func (x *ProduceRequest) String() string {
 func (*ProduceRequest) ProtoMessage() {}
 
 func (x *ProduceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[20]
+	mi := &file_stave_v1_stave_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1983,7 +2500,7 @@ func (x *ProduceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceRequest.ProtoReflect.Descriptor instead.
 func (*ProduceRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{20}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ProduceRequest) GetSequence() uint64 {
@@ -2029,7 +2546,7 @@ type ProduceResponse struct {
 
 func (x *ProduceResponse) Reset() {
 	*x = ProduceResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[21]
+	mi := &file_stave_v1_stave_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2041,7 +2558,7 @@ func (x *ProduceResponse) String() string {
 func (*ProduceResponse) ProtoMessage() {}
 
 func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[21]
+	mi := &file_stave_v1_stave_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2054,7 +2571,7 @@ func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceResponse.ProtoReflect.Descriptor instead.
 func (*ProduceResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{21}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ProduceResponse) GetSequence() uint64 {
@@ -2113,7 +2630,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[22]
+	mi := &file_stave_v1_stave_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2125,7 +2642,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[22]
+	mi := &file_stave_v1_stave_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2138,7 +2655,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{22}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *FetchRequest) GetTopic() string {
@@ -2200,7 +2717,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[23]
+	mi := &file_stave_v1_stave_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2212,7 +2729,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[23]
+	mi := &file_stave_v1_stave_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2225,7 +2742,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{23}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *FetchResponse) GetError() *Error {
@@ -2279,7 +2796,7 @@ type ListOffsetsRequest struct {
 
 func (x *ListOffsetsRequest) Reset() {
 	*x = ListOffsetsRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[24]
+	mi := &file_stave_v1_stave_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2291,7 +2808,7 @@ func (x *ListOffsetsRequest) String() string {
 func (*ListOffsetsRequest) ProtoMessage() {}
 
 func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[24]
+	mi := &file_stave_v1_stave_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2304,7 +2821,7 @@ func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ListOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{24}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListOffsetsRequest) GetTopic() string {
@@ -2389,7 +2906,7 @@ type ListOffsetsResponse struct {
 
 func (x *ListOffsetsResponse) Reset() {
 	*x = ListOffsetsResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[25]
+	mi := &file_stave_v1_stave_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2401,7 +2918,7 @@ func (x *ListOffsetsResponse) String() string {
 func (*ListOffsetsResponse) ProtoMessage() {}
 
 func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[25]
+	mi := &file_stave_v1_stave_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2414,7 +2931,7 @@ func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ListOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{25}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListOffsetsResponse) GetError() *Error {
@@ -2441,7 +2958,7 @@ type MetadataRequest struct {
 
 func (x *MetadataRequest) Reset() {
 	*x = MetadataRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[26]
+	mi := &file_stave_v1_stave_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2453,7 +2970,7 @@ func (x *MetadataRequest) String() string {
 func (*MetadataRequest) ProtoMessage() {}
 
 func (x *MetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[26]
+	mi := &file_stave_v1_stave_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2466,7 +2983,7 @@ func (x *MetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetadataRequest.ProtoReflect.Descriptor instead.
 func (*MetadataRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{26}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *MetadataRequest) GetTopics() []string {
@@ -2486,7 +3003,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_stave_v1_stave_proto_msgTypes[27]
+	mi := &file_stave_v1_stave_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2498,7 +3015,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[27]
+	mi := &file_stave_v1_stave_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2511,7 +3028,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{27}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Node) GetId() uint64 {
@@ -2546,7 +3063,7 @@ type ReplicaProblem struct {
 
 func (x *ReplicaProblem) Reset() {
 	*x = ReplicaProblem{}
-	mi := &file_stave_v1_stave_proto_msgTypes[28]
+	mi := &file_stave_v1_stave_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2558,7 +3075,7 @@ func (x *ReplicaProblem) String() string {
 func (*ReplicaProblem) ProtoMessage() {}
 
 func (x *ReplicaProblem) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[28]
+	mi := &file_stave_v1_stave_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2571,7 +3088,7 @@ func (x *ReplicaProblem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaProblem.ProtoReflect.Descriptor instead.
 func (*ReplicaProblem) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{28}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ReplicaProblem) GetNodeId() uint64 {
@@ -2624,7 +3141,7 @@ type PartitionMetadata struct {
 
 func (x *PartitionMetadata) Reset() {
 	*x = PartitionMetadata{}
-	mi := &file_stave_v1_stave_proto_msgTypes[29]
+	mi := &file_stave_v1_stave_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2636,7 +3153,7 @@ func (x *PartitionMetadata) String() string {
 func (*PartitionMetadata) ProtoMessage() {}
 
 func (x *PartitionMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[29]
+	mi := &file_stave_v1_stave_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2649,7 +3166,7 @@ func (x *PartitionMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionMetadata.ProtoReflect.Descriptor instead.
 func (*PartitionMetadata) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{29}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *PartitionMetadata) GetPartition() uint32 {
@@ -2705,7 +3222,7 @@ type TopicMetadata struct {
 
 func (x *TopicMetadata) Reset() {
 	*x = TopicMetadata{}
-	mi := &file_stave_v1_stave_proto_msgTypes[30]
+	mi := &file_stave_v1_stave_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2717,7 +3234,7 @@ func (x *TopicMetadata) String() string {
 func (*TopicMetadata) ProtoMessage() {}
 
 func (x *TopicMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[30]
+	mi := &file_stave_v1_stave_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2730,7 +3247,7 @@ func (x *TopicMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicMetadata.ProtoReflect.Descriptor instead.
 func (*TopicMetadata) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{30}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *TopicMetadata) GetName() string {
@@ -2766,7 +3283,7 @@ type MetadataResponse struct {
 
 func (x *MetadataResponse) Reset() {
 	*x = MetadataResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[31]
+	mi := &file_stave_v1_stave_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2778,7 +3295,7 @@ func (x *MetadataResponse) String() string {
 func (*MetadataResponse) ProtoMessage() {}
 
 func (x *MetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[31]
+	mi := &file_stave_v1_stave_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2791,7 +3308,7 @@ func (x *MetadataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetadataResponse.ProtoReflect.Descriptor instead.
 func (*MetadataResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{31}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *MetadataResponse) GetClusterId() string {
@@ -2830,7 +3347,7 @@ type InitProducerIdRequest struct {
 
 func (x *InitProducerIdRequest) Reset() {
 	*x = InitProducerIdRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[32]
+	mi := &file_stave_v1_stave_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2842,7 +3359,7 @@ func (x *InitProducerIdRequest) String() string {
 func (*InitProducerIdRequest) ProtoMessage() {}
 
 func (x *InitProducerIdRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[32]
+	mi := &file_stave_v1_stave_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2855,7 +3372,7 @@ func (x *InitProducerIdRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InitProducerIdRequest.ProtoReflect.Descriptor instead.
 func (*InitProducerIdRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{32}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{43}
 }
 
 type InitProducerIdResponse struct {
@@ -2869,7 +3386,7 @@ type InitProducerIdResponse struct {
 
 func (x *InitProducerIdResponse) Reset() {
 	*x = InitProducerIdResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[33]
+	mi := &file_stave_v1_stave_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2881,7 +3398,7 @@ func (x *InitProducerIdResponse) String() string {
 func (*InitProducerIdResponse) ProtoMessage() {}
 
 func (x *InitProducerIdResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[33]
+	mi := &file_stave_v1_stave_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2894,7 +3411,7 @@ func (x *InitProducerIdResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InitProducerIdResponse.ProtoReflect.Descriptor instead.
 func (*InitProducerIdResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{33}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *InitProducerIdResponse) GetError() *Error {
@@ -2928,7 +3445,7 @@ type ConfigEntry struct {
 
 func (x *ConfigEntry) Reset() {
 	*x = ConfigEntry{}
-	mi := &file_stave_v1_stave_proto_msgTypes[34]
+	mi := &file_stave_v1_stave_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2940,7 +3457,7 @@ func (x *ConfigEntry) String() string {
 func (*ConfigEntry) ProtoMessage() {}
 
 func (x *ConfigEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[34]
+	mi := &file_stave_v1_stave_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2953,7 +3470,7 @@ func (x *ConfigEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigEntry.ProtoReflect.Descriptor instead.
 func (*ConfigEntry) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{34}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ConfigEntry) GetKey() string {
@@ -2984,7 +3501,7 @@ type TopicSpec struct {
 
 func (x *TopicSpec) Reset() {
 	*x = TopicSpec{}
-	mi := &file_stave_v1_stave_proto_msgTypes[35]
+	mi := &file_stave_v1_stave_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2996,7 +3513,7 @@ func (x *TopicSpec) String() string {
 func (*TopicSpec) ProtoMessage() {}
 
 func (x *TopicSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[35]
+	mi := &file_stave_v1_stave_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3009,7 +3526,7 @@ func (x *TopicSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicSpec.ProtoReflect.Descriptor instead.
 func (*TopicSpec) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{35}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *TopicSpec) GetName() string {
@@ -3050,7 +3567,7 @@ type TopicResult struct {
 
 func (x *TopicResult) Reset() {
 	*x = TopicResult{}
-	mi := &file_stave_v1_stave_proto_msgTypes[36]
+	mi := &file_stave_v1_stave_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3062,7 +3579,7 @@ func (x *TopicResult) String() string {
 func (*TopicResult) ProtoMessage() {}
 
 func (x *TopicResult) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[36]
+	mi := &file_stave_v1_stave_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3075,7 +3592,7 @@ func (x *TopicResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicResult.ProtoReflect.Descriptor instead.
 func (*TopicResult) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{36}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *TopicResult) GetName() string {
@@ -3101,7 +3618,7 @@ type CreateTopicsRequest struct {
 
 func (x *CreateTopicsRequest) Reset() {
 	*x = CreateTopicsRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[37]
+	mi := &file_stave_v1_stave_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3113,7 +3630,7 @@ func (x *CreateTopicsRequest) String() string {
 func (*CreateTopicsRequest) ProtoMessage() {}
 
 func (x *CreateTopicsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[37]
+	mi := &file_stave_v1_stave_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3126,7 +3643,7 @@ func (x *CreateTopicsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopicsRequest.ProtoReflect.Descriptor instead.
 func (*CreateTopicsRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{37}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CreateTopicsRequest) GetTopics() []*TopicSpec {
@@ -3145,7 +3662,7 @@ type CreateTopicsResponse struct {
 
 func (x *CreateTopicsResponse) Reset() {
 	*x = CreateTopicsResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[38]
+	mi := &file_stave_v1_stave_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3157,7 +3674,7 @@ func (x *CreateTopicsResponse) String() string {
 func (*CreateTopicsResponse) ProtoMessage() {}
 
 func (x *CreateTopicsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[38]
+	mi := &file_stave_v1_stave_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3170,7 +3687,7 @@ func (x *CreateTopicsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopicsResponse.ProtoReflect.Descriptor instead.
 func (*CreateTopicsResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{38}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *CreateTopicsResponse) GetResults() []*TopicResult {
@@ -3189,7 +3706,7 @@ type DeleteTopicsRequest struct {
 
 func (x *DeleteTopicsRequest) Reset() {
 	*x = DeleteTopicsRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[39]
+	mi := &file_stave_v1_stave_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3201,7 +3718,7 @@ func (x *DeleteTopicsRequest) String() string {
 func (*DeleteTopicsRequest) ProtoMessage() {}
 
 func (x *DeleteTopicsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[39]
+	mi := &file_stave_v1_stave_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3214,7 +3731,7 @@ func (x *DeleteTopicsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicsRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTopicsRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{39}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *DeleteTopicsRequest) GetNames() []string {
@@ -3233,7 +3750,7 @@ type DeleteTopicsResponse struct {
 
 func (x *DeleteTopicsResponse) Reset() {
 	*x = DeleteTopicsResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[40]
+	mi := &file_stave_v1_stave_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3245,7 +3762,7 @@ func (x *DeleteTopicsResponse) String() string {
 func (*DeleteTopicsResponse) ProtoMessage() {}
 
 func (x *DeleteTopicsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[40]
+	mi := &file_stave_v1_stave_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3258,7 +3775,7 @@ func (x *DeleteTopicsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicsResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTopicsResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{40}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *DeleteTopicsResponse) GetResults() []*TopicResult {
@@ -3278,7 +3795,7 @@ type DescribeTopicsRequest struct {
 
 func (x *DescribeTopicsRequest) Reset() {
 	*x = DescribeTopicsRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[41]
+	mi := &file_stave_v1_stave_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3290,7 +3807,7 @@ func (x *DescribeTopicsRequest) String() string {
 func (*DescribeTopicsRequest) ProtoMessage() {}
 
 func (x *DescribeTopicsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[41]
+	mi := &file_stave_v1_stave_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3303,7 +3820,7 @@ func (x *DescribeTopicsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTopicsRequest.ProtoReflect.Descriptor instead.
 func (*DescribeTopicsRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{41}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *DescribeTopicsRequest) GetNames() []string {
@@ -3326,7 +3843,7 @@ type TopicDescription struct {
 
 func (x *TopicDescription) Reset() {
 	*x = TopicDescription{}
-	mi := &file_stave_v1_stave_proto_msgTypes[42]
+	mi := &file_stave_v1_stave_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3338,7 +3855,7 @@ func (x *TopicDescription) String() string {
 func (*TopicDescription) ProtoMessage() {}
 
 func (x *TopicDescription) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[42]
+	mi := &file_stave_v1_stave_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3351,7 +3868,7 @@ func (x *TopicDescription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicDescription.ProtoReflect.Descriptor instead.
 func (*TopicDescription) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{42}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *TopicDescription) GetName() string {
@@ -3391,7 +3908,7 @@ type DescribeTopicsResponse struct {
 
 func (x *DescribeTopicsResponse) Reset() {
 	*x = DescribeTopicsResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[43]
+	mi := &file_stave_v1_stave_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3403,7 +3920,7 @@ func (x *DescribeTopicsResponse) String() string {
 func (*DescribeTopicsResponse) ProtoMessage() {}
 
 func (x *DescribeTopicsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[43]
+	mi := &file_stave_v1_stave_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3416,7 +3933,7 @@ func (x *DescribeTopicsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTopicsResponse.ProtoReflect.Descriptor instead.
 func (*DescribeTopicsResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{43}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *DescribeTopicsResponse) GetTopics() []*TopicDescription {
@@ -3437,7 +3954,7 @@ type AlterTopicConfigRequest struct {
 
 func (x *AlterTopicConfigRequest) Reset() {
 	*x = AlterTopicConfigRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[44]
+	mi := &file_stave_v1_stave_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3449,7 +3966,7 @@ func (x *AlterTopicConfigRequest) String() string {
 func (*AlterTopicConfigRequest) ProtoMessage() {}
 
 func (x *AlterTopicConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[44]
+	mi := &file_stave_v1_stave_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3462,7 +3979,7 @@ func (x *AlterTopicConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterTopicConfigRequest.ProtoReflect.Descriptor instead.
 func (*AlterTopicConfigRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{44}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *AlterTopicConfigRequest) GetName() string {
@@ -3488,7 +4005,7 @@ type AlterTopicConfigResponse struct {
 
 func (x *AlterTopicConfigResponse) Reset() {
 	*x = AlterTopicConfigResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[45]
+	mi := &file_stave_v1_stave_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3500,7 +4017,7 @@ func (x *AlterTopicConfigResponse) String() string {
 func (*AlterTopicConfigResponse) ProtoMessage() {}
 
 func (x *AlterTopicConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[45]
+	mi := &file_stave_v1_stave_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3513,7 +4030,7 @@ func (x *AlterTopicConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterTopicConfigResponse.ProtoReflect.Descriptor instead.
 func (*AlterTopicConfigResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{45}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *AlterTopicConfigResponse) GetError() *Error {
@@ -3532,7 +4049,7 @@ type FindCoordinatorRequest struct {
 
 func (x *FindCoordinatorRequest) Reset() {
 	*x = FindCoordinatorRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[46]
+	mi := &file_stave_v1_stave_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3544,7 +4061,7 @@ func (x *FindCoordinatorRequest) String() string {
 func (*FindCoordinatorRequest) ProtoMessage() {}
 
 func (x *FindCoordinatorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[46]
+	mi := &file_stave_v1_stave_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3557,7 +4074,7 @@ func (x *FindCoordinatorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindCoordinatorRequest.ProtoReflect.Descriptor instead.
 func (*FindCoordinatorRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{46}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *FindCoordinatorRequest) GetGroup() string {
@@ -3578,7 +4095,7 @@ type FindCoordinatorResponse struct {
 
 func (x *FindCoordinatorResponse) Reset() {
 	*x = FindCoordinatorResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[47]
+	mi := &file_stave_v1_stave_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3590,7 +4107,7 @@ func (x *FindCoordinatorResponse) String() string {
 func (*FindCoordinatorResponse) ProtoMessage() {}
 
 func (x *FindCoordinatorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[47]
+	mi := &file_stave_v1_stave_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3603,7 +4120,7 @@ func (x *FindCoordinatorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindCoordinatorResponse.ProtoReflect.Descriptor instead.
 func (*FindCoordinatorResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{47}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *FindCoordinatorResponse) GetError() *Error {
@@ -3640,7 +4157,7 @@ type OffsetCommit struct {
 
 func (x *OffsetCommit) Reset() {
 	*x = OffsetCommit{}
-	mi := &file_stave_v1_stave_proto_msgTypes[48]
+	mi := &file_stave_v1_stave_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3652,7 +4169,7 @@ func (x *OffsetCommit) String() string {
 func (*OffsetCommit) ProtoMessage() {}
 
 func (x *OffsetCommit) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[48]
+	mi := &file_stave_v1_stave_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3665,7 +4182,7 @@ func (x *OffsetCommit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OffsetCommit.ProtoReflect.Descriptor instead.
 func (*OffsetCommit) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{48}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *OffsetCommit) GetTopic() string {
@@ -3710,7 +4227,7 @@ type CommitOffsetsRequest struct {
 
 func (x *CommitOffsetsRequest) Reset() {
 	*x = CommitOffsetsRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[49]
+	mi := &file_stave_v1_stave_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3722,7 +4239,7 @@ func (x *CommitOffsetsRequest) String() string {
 func (*CommitOffsetsRequest) ProtoMessage() {}
 
 func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[49]
+	mi := &file_stave_v1_stave_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3735,7 +4252,7 @@ func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{49}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *CommitOffsetsRequest) GetGroup() string {
@@ -3775,7 +4292,7 @@ type CommitOffsetsResponse struct {
 
 func (x *CommitOffsetsResponse) Reset() {
 	*x = CommitOffsetsResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[50]
+	mi := &file_stave_v1_stave_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3787,7 +4304,7 @@ func (x *CommitOffsetsResponse) String() string {
 func (*CommitOffsetsResponse) ProtoMessage() {}
 
 func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[50]
+	mi := &file_stave_v1_stave_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3800,7 +4317,7 @@ func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{50}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *CommitOffsetsResponse) GetError() *Error {
@@ -3819,7 +4336,7 @@ type FetchOffsetsRequest struct {
 
 func (x *FetchOffsetsRequest) Reset() {
 	*x = FetchOffsetsRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[51]
+	mi := &file_stave_v1_stave_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3831,7 +4348,7 @@ func (x *FetchOffsetsRequest) String() string {
 func (*FetchOffsetsRequest) ProtoMessage() {}
 
 func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[51]
+	mi := &file_stave_v1_stave_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3844,7 +4361,7 @@ func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{51}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *FetchOffsetsRequest) GetGroup() string {
@@ -3867,7 +4384,7 @@ type GroupOffset struct {
 
 func (x *GroupOffset) Reset() {
 	*x = GroupOffset{}
-	mi := &file_stave_v1_stave_proto_msgTypes[52]
+	mi := &file_stave_v1_stave_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3879,7 +4396,7 @@ func (x *GroupOffset) String() string {
 func (*GroupOffset) ProtoMessage() {}
 
 func (x *GroupOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[52]
+	mi := &file_stave_v1_stave_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3892,7 +4409,7 @@ func (x *GroupOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupOffset.ProtoReflect.Descriptor instead.
 func (*GroupOffset) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{52}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *GroupOffset) GetTopic() string {
@@ -3940,7 +4457,7 @@ type FetchOffsetsResponse struct {
 
 func (x *FetchOffsetsResponse) Reset() {
 	*x = FetchOffsetsResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[53]
+	mi := &file_stave_v1_stave_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3952,7 +4469,7 @@ func (x *FetchOffsetsResponse) String() string {
 func (*FetchOffsetsResponse) ProtoMessage() {}
 
 func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[53]
+	mi := &file_stave_v1_stave_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3965,7 +4482,7 @@ func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{53}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *FetchOffsetsResponse) GetError() *Error {
@@ -3992,7 +4509,7 @@ type TopicPartitions struct {
 
 func (x *TopicPartitions) Reset() {
 	*x = TopicPartitions{}
-	mi := &file_stave_v1_stave_proto_msgTypes[54]
+	mi := &file_stave_v1_stave_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4004,7 +4521,7 @@ func (x *TopicPartitions) String() string {
 func (*TopicPartitions) ProtoMessage() {}
 
 func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[54]
+	mi := &file_stave_v1_stave_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4017,7 +4534,7 @@ func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicPartitions.ProtoReflect.Descriptor instead.
 func (*TopicPartitions) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{54}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *TopicPartitions) GetTopic() string {
@@ -4052,7 +4569,7 @@ type GroupHeartbeatRequest struct {
 
 func (x *GroupHeartbeatRequest) Reset() {
 	*x = GroupHeartbeatRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[55]
+	mi := &file_stave_v1_stave_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4064,7 +4581,7 @@ func (x *GroupHeartbeatRequest) String() string {
 func (*GroupHeartbeatRequest) ProtoMessage() {}
 
 func (x *GroupHeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[55]
+	mi := &file_stave_v1_stave_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4077,7 +4594,7 @@ func (x *GroupHeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupHeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*GroupHeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{55}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *GroupHeartbeatRequest) GetGroup() string {
@@ -4137,7 +4654,7 @@ type GroupHeartbeatResponse struct {
 
 func (x *GroupHeartbeatResponse) Reset() {
 	*x = GroupHeartbeatResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[56]
+	mi := &file_stave_v1_stave_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4149,7 +4666,7 @@ func (x *GroupHeartbeatResponse) String() string {
 func (*GroupHeartbeatResponse) ProtoMessage() {}
 
 func (x *GroupHeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[56]
+	mi := &file_stave_v1_stave_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4162,7 +4679,7 @@ func (x *GroupHeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupHeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*GroupHeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{56}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *GroupHeartbeatResponse) GetError() *Error {
@@ -4216,7 +4733,7 @@ type DescribeGroupRequest struct {
 
 func (x *DescribeGroupRequest) Reset() {
 	*x = DescribeGroupRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[57]
+	mi := &file_stave_v1_stave_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4228,7 +4745,7 @@ func (x *DescribeGroupRequest) String() string {
 func (*DescribeGroupRequest) ProtoMessage() {}
 
 func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[57]
+	mi := &file_stave_v1_stave_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4241,7 +4758,7 @@ func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{57}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *DescribeGroupRequest) GetGroup() string {
@@ -4264,7 +4781,7 @@ type GroupMember struct {
 
 func (x *GroupMember) Reset() {
 	*x = GroupMember{}
-	mi := &file_stave_v1_stave_proto_msgTypes[58]
+	mi := &file_stave_v1_stave_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4276,7 +4793,7 @@ func (x *GroupMember) String() string {
 func (*GroupMember) ProtoMessage() {}
 
 func (x *GroupMember) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[58]
+	mi := &file_stave_v1_stave_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4289,7 +4806,7 @@ func (x *GroupMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
 func (*GroupMember) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{58}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *GroupMember) GetMemberId() string {
@@ -4334,7 +4851,7 @@ type PartitionLag struct {
 
 func (x *PartitionLag) Reset() {
 	*x = PartitionLag{}
-	mi := &file_stave_v1_stave_proto_msgTypes[59]
+	mi := &file_stave_v1_stave_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4346,7 +4863,7 @@ func (x *PartitionLag) String() string {
 func (*PartitionLag) ProtoMessage() {}
 
 func (x *PartitionLag) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[59]
+	mi := &file_stave_v1_stave_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4359,7 +4876,7 @@ func (x *PartitionLag) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionLag.ProtoReflect.Descriptor instead.
 func (*PartitionLag) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{59}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *PartitionLag) GetTopic() string {
@@ -4410,7 +4927,7 @@ type DescribeGroupResponse struct {
 
 func (x *DescribeGroupResponse) Reset() {
 	*x = DescribeGroupResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[60]
+	mi := &file_stave_v1_stave_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4422,7 +4939,7 @@ func (x *DescribeGroupResponse) String() string {
 func (*DescribeGroupResponse) ProtoMessage() {}
 
 func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[60]
+	mi := &file_stave_v1_stave_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4435,7 +4952,7 @@ func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{60}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *DescribeGroupResponse) GetError() *Error {
@@ -4480,7 +4997,7 @@ type QueueGroupState struct {
 
 func (x *QueueGroupState) Reset() {
 	*x = QueueGroupState{}
-	mi := &file_stave_v1_stave_proto_msgTypes[61]
+	mi := &file_stave_v1_stave_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4492,7 +5009,7 @@ func (x *QueueGroupState) String() string {
 func (*QueueGroupState) ProtoMessage() {}
 
 func (x *QueueGroupState) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[61]
+	mi := &file_stave_v1_stave_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4505,7 +5022,7 @@ func (x *QueueGroupState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueGroupState.ProtoReflect.Descriptor instead.
 func (*QueueGroupState) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{61}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *QueueGroupState) GetOptions() *QueueOptions {
@@ -4542,7 +5059,7 @@ type QueueMember struct {
 
 func (x *QueueMember) Reset() {
 	*x = QueueMember{}
-	mi := &file_stave_v1_stave_proto_msgTypes[62]
+	mi := &file_stave_v1_stave_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4554,7 +5071,7 @@ func (x *QueueMember) String() string {
 func (*QueueMember) ProtoMessage() {}
 
 func (x *QueueMember) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[62]
+	mi := &file_stave_v1_stave_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4567,7 +5084,7 @@ func (x *QueueMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueMember.ProtoReflect.Descriptor instead.
 func (*QueueMember) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{62}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *QueueMember) GetMemberId() string {
@@ -4623,7 +5140,7 @@ type QueuePartitionState struct {
 
 func (x *QueuePartitionState) Reset() {
 	*x = QueuePartitionState{}
-	mi := &file_stave_v1_stave_proto_msgTypes[63]
+	mi := &file_stave_v1_stave_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4635,7 +5152,7 @@ func (x *QueuePartitionState) String() string {
 func (*QueuePartitionState) ProtoMessage() {}
 
 func (x *QueuePartitionState) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[63]
+	mi := &file_stave_v1_stave_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4648,7 +5165,7 @@ func (x *QueuePartitionState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueuePartitionState.ProtoReflect.Descriptor instead.
 func (*QueuePartitionState) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{63}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *QueuePartitionState) GetTopic() string {
@@ -4753,7 +5270,7 @@ type QueueFetchRequest struct {
 
 func (x *QueueFetchRequest) Reset() {
 	*x = QueueFetchRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[64]
+	mi := &file_stave_v1_stave_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4765,7 +5282,7 @@ func (x *QueueFetchRequest) String() string {
 func (*QueueFetchRequest) ProtoMessage() {}
 
 func (x *QueueFetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[64]
+	mi := &file_stave_v1_stave_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4778,7 +5295,7 @@ func (x *QueueFetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueFetchRequest.ProtoReflect.Descriptor instead.
 func (*QueueFetchRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{64}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *QueueFetchRequest) GetGroup() string {
@@ -4912,7 +5429,7 @@ type QueueFetchResponse struct {
 
 func (x *QueueFetchResponse) Reset() {
 	*x = QueueFetchResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[65]
+	mi := &file_stave_v1_stave_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4924,7 +5441,7 @@ func (x *QueueFetchResponse) String() string {
 func (*QueueFetchResponse) ProtoMessage() {}
 
 func (x *QueueFetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[65]
+	mi := &file_stave_v1_stave_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4937,7 +5454,7 @@ func (x *QueueFetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueFetchResponse.ProtoReflect.Descriptor instead.
 func (*QueueFetchResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{65}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *QueueFetchResponse) GetError() *Error {
@@ -4972,7 +5489,7 @@ type QueueSettleRequest struct {
 
 func (x *QueueSettleRequest) Reset() {
 	*x = QueueSettleRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[66]
+	mi := &file_stave_v1_stave_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4984,7 +5501,7 @@ func (x *QueueSettleRequest) String() string {
 func (*QueueSettleRequest) ProtoMessage() {}
 
 func (x *QueueSettleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[66]
+	mi := &file_stave_v1_stave_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4997,7 +5514,7 @@ func (x *QueueSettleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueSettleRequest.ProtoReflect.Descriptor instead.
 func (*QueueSettleRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{66}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *QueueSettleRequest) GetGroup() string {
@@ -5033,7 +5550,7 @@ type QueueSettleResponse struct {
 
 func (x *QueueSettleResponse) Reset() {
 	*x = QueueSettleResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[67]
+	mi := &file_stave_v1_stave_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5045,7 +5562,7 @@ func (x *QueueSettleResponse) String() string {
 func (*QueueSettleResponse) ProtoMessage() {}
 
 func (x *QueueSettleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[67]
+	mi := &file_stave_v1_stave_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5058,7 +5575,7 @@ func (x *QueueSettleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueSettleResponse.ProtoReflect.Descriptor instead.
 func (*QueueSettleResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{67}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *QueueSettleResponse) GetError() *Error {
@@ -5083,7 +5600,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[68]
+	mi := &file_stave_v1_stave_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5095,7 +5612,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[68]
+	mi := &file_stave_v1_stave_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5108,7 +5625,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{68}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{79}
 }
 
 type ListedGroup struct {
@@ -5123,7 +5640,7 @@ type ListedGroup struct {
 
 func (x *ListedGroup) Reset() {
 	*x = ListedGroup{}
-	mi := &file_stave_v1_stave_proto_msgTypes[69]
+	mi := &file_stave_v1_stave_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5135,7 +5652,7 @@ func (x *ListedGroup) String() string {
 func (*ListedGroup) ProtoMessage() {}
 
 func (x *ListedGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[69]
+	mi := &file_stave_v1_stave_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5148,7 +5665,7 @@ func (x *ListedGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListedGroup.ProtoReflect.Descriptor instead.
 func (*ListedGroup) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{69}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *ListedGroup) GetGroup() string {
@@ -5184,7 +5701,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[70]
+	mi := &file_stave_v1_stave_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5196,7 +5713,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[70]
+	mi := &file_stave_v1_stave_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5209,7 +5726,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{70}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *ListGroupsResponse) GetError() *Error {
@@ -5252,7 +5769,7 @@ type ResetOffsetsRequest struct {
 
 func (x *ResetOffsetsRequest) Reset() {
 	*x = ResetOffsetsRequest{}
-	mi := &file_stave_v1_stave_proto_msgTypes[71]
+	mi := &file_stave_v1_stave_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5264,7 +5781,7 @@ func (x *ResetOffsetsRequest) String() string {
 func (*ResetOffsetsRequest) ProtoMessage() {}
 
 func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[71]
+	mi := &file_stave_v1_stave_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5277,7 +5794,7 @@ func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ResetOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{71}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *ResetOffsetsRequest) GetGroup() string {
@@ -5385,7 +5902,7 @@ type ResetOffsetsResponse struct {
 
 func (x *ResetOffsetsResponse) Reset() {
 	*x = ResetOffsetsResponse{}
-	mi := &file_stave_v1_stave_proto_msgTypes[72]
+	mi := &file_stave_v1_stave_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5397,7 +5914,7 @@ func (x *ResetOffsetsResponse) String() string {
 func (*ResetOffsetsResponse) ProtoMessage() {}
 
 func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stave_v1_stave_proto_msgTypes[72]
+	mi := &file_stave_v1_stave_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5410,7 +5927,7 @@ func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ResetOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_stave_v1_stave_proto_rawDescGZIP(), []int{72}
+	return file_stave_v1_stave_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *ResetOffsetsResponse) GetError() *Error {
@@ -5431,7 +5948,32 @@ var File_stave_v1_stave_proto protoreflect.FileDescriptor
 
 const file_stave_v1_stave_proto_rawDesc = "" +
 	"\n" +
-	"\x14stave/v1/stave.proto\x12\bstave.v1\"\x9b\x01\n" +
+	"\x14stave/v1/stave.proto\x12\bstave.v1\"'\n" +
+	"\x11CreateUserRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"Q\n" +
+	"\x12CreateUserResponse\x12%\n" +
+	"\x05error\x18\x01 \x01(\v2\x0f.stave.v1.ErrorR\x05error\x12\x14\n" +
+	"\x05token\x18\x02 \x01(\tR\x05token\"'\n" +
+	"\x11DeleteUserRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\";\n" +
+	"\x12DeleteUserResponse\x12%\n" +
+	"\x05error\x18\x01 \x01(\v2\x0f.stave.v1.ErrorR\x05error\"\x12\n" +
+	"\x10ListUsersRequest\")\n" +
+	"\x11ListUsersResponse\x12\x14\n" +
+	"\x05names\x18\x01 \x03(\tR\x05names\"b\n" +
+	"\bAclEntry\x12\x1c\n" +
+	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x1a\n" +
+	"\bresource\x18\x02 \x01(\tR\bresource\x12\x1c\n" +
+	"\toperation\x18\x03 \x01(\tR\toperation\"6\n" +
+	"\n" +
+	"AclRequest\x12(\n" +
+	"\x05entry\x18\x01 \x01(\v2\x12.stave.v1.AclEntryR\x05entry\"4\n" +
+	"\vAclResponse\x12%\n" +
+	"\x05error\x18\x01 \x01(\v2\x0f.stave.v1.ErrorR\x05error\"/\n" +
+	"\x0fListAclsRequest\x12\x1c\n" +
+	"\tprincipal\x18\x01 \x01(\tR\tprincipal\"@\n" +
+	"\x10ListAclsResponse\x12,\n" +
+	"\aentries\x18\x01 \x03(\v2\x12.stave.v1.AclEntryR\aentries\"\x9b\x01\n" +
 	"\x05Error\x12'\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x13.stave.v1.ErrorCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12 \n" +
@@ -5806,7 +6348,7 @@ const file_stave_v1_stave_proto_rawDesc = "" +
 	"\x02to\"n\n" +
 	"\x14ResetOffsetsResponse\x12%\n" +
 	"\x05error\x18\x01 \x01(\v2\x0f.stave.v1.ErrorR\x05error\x12/\n" +
-	"\aoffsets\x18\x02 \x03(\v2\x15.stave.v1.GroupOffsetR\aoffsets*\xd2\x04\n" +
+	"\aoffsets\x18\x02 \x03(\v2\x15.stave.v1.GroupOffsetR\aoffsets*\xf5\x04\n" +
 	"\tErrorCode\x12\b\n" +
 	"\x04NONE\x10\x00\x12\x11\n" +
 	"\rUNKNOWN_TOPIC\x10\x01\x12\x15\n" +
@@ -5836,7 +6378,9 @@ const file_stave_v1_stave_proto_rawDesc = "" +
 	"\x0fGROUP_NOT_EMPTY\x10\x17\x12\x10\n" +
 	"\fSTORAGE_FULL\x10\x18\x12\x15\n" +
 	"\x11DELIVERY_NOT_HELD\x10\x19\x12\x12\n" +
-	"\x0eGROUP_MISMATCH\x10\x1a*=\n" +
+	"\x0eGROUP_MISMATCH\x10\x1a\x12\r\n" +
+	"\tNOT_FOUND\x10\x1b\x12\x12\n" +
+	"\x0eALREADY_EXISTS\x10\x1c*=\n" +
 	"\vConsumeMode\x12\x16\n" +
 	"\x12CONSUME_MODE_GROUP\x10\x00\x12\x16\n" +
 	"\x12CONSUME_MODE_QUEUE\x10\x01*@\n" +
@@ -5848,7 +6392,7 @@ const file_stave_v1_stave_proto_rawDesc = "" +
 	"SETTLE_ACK\x10\x00\x12\x12\n" +
 	"\x0eSETTLE_RELEASE\x10\x01\x12\x11\n" +
 	"\rSETTLE_REJECT\x10\x02\x12\x11\n" +
-	"\rSETTLE_EXTEND\x10\x032\x98\r\n" +
+	"\rSETTLE_EXTEND\x10\x032\xa4\x10\n" +
 	"\x05Stave\x12>\n" +
 	"\aPublish\x12\x18.stave.v1.PublishRequest\x1a\x19.stave.v1.PublishResponse\x12H\n" +
 	"\rPublishStream\x12\x18.stave.v1.PublishRequest\x1a\x19.stave.v1.PublishResponse(\x010\x01\x12B\n" +
@@ -5873,7 +6417,15 @@ const file_stave_v1_stave_proto_rawDesc = "" +
 	"\fResetOffsets\x12\x1d.stave.v1.ResetOffsetsRequest\x1a\x1e.stave.v1.ResetOffsetsResponse\x12G\n" +
 	"\n" +
 	"QueueFetch\x12\x1b.stave.v1.QueueFetchRequest\x1a\x1c.stave.v1.QueueFetchResponse\x12J\n" +
-	"\vQueueSettle\x12\x1c.stave.v1.QueueSettleRequest\x1a\x1d.stave.v1.QueueSettleResponseb\x06proto3"
+	"\vQueueSettle\x12\x1c.stave.v1.QueueSettleRequest\x1a\x1d.stave.v1.QueueSettleResponse\x12G\n" +
+	"\n" +
+	"CreateUser\x12\x1b.stave.v1.CreateUserRequest\x1a\x1c.stave.v1.CreateUserResponse\x12G\n" +
+	"\n" +
+	"DeleteUser\x12\x1b.stave.v1.DeleteUserRequest\x1a\x1c.stave.v1.DeleteUserResponse\x12D\n" +
+	"\tListUsers\x12\x1a.stave.v1.ListUsersRequest\x1a\x1b.stave.v1.ListUsersResponse\x125\n" +
+	"\x06AddAcl\x12\x14.stave.v1.AclRequest\x1a\x15.stave.v1.AclResponse\x128\n" +
+	"\tRemoveAcl\x12\x14.stave.v1.AclRequest\x1a\x15.stave.v1.AclResponse\x12A\n" +
+	"\bListAcls\x12\x19.stave.v1.ListAclsRequest\x1a\x1a.stave.v1.ListAclsResponseb\x06proto3"
 
 var (
 	file_stave_v1_stave_proto_rawDescOnce sync.Once
@@ -5888,210 +6440,238 @@ func file_stave_v1_stave_proto_rawDescGZIP() []byte {
 }
 
 var file_stave_v1_stave_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_stave_v1_stave_proto_msgTypes = make([]protoimpl.MessageInfo, 73)
+var file_stave_v1_stave_proto_msgTypes = make([]protoimpl.MessageInfo, 84)
 var file_stave_v1_stave_proto_goTypes = []any{
 	(ErrorCode)(0),                   // 0: stave.v1.ErrorCode
 	(ConsumeMode)(0),                 // 1: stave.v1.ConsumeMode
 	(QueueOrdering)(0),               // 2: stave.v1.QueueOrdering
 	(SettleAction)(0),                // 3: stave.v1.SettleAction
-	(*Error)(nil),                    // 4: stave.v1.Error
-	(*Header)(nil),                   // 5: stave.v1.Header
-	(*PublishRecord)(nil),            // 6: stave.v1.PublishRecord
-	(*PublishRequest)(nil),           // 7: stave.v1.PublishRequest
-	(*PublishResult)(nil),            // 8: stave.v1.PublishResult
-	(*PublishResponse)(nil),          // 9: stave.v1.PublishResponse
-	(*ConsumeRequest)(nil),           // 10: stave.v1.ConsumeRequest
-	(*Subscribe)(nil),                // 11: stave.v1.Subscribe
-	(*QueueOptions)(nil),             // 12: stave.v1.QueueOptions
-	(*Credit)(nil),                   // 13: stave.v1.Credit
-	(*Settle)(nil),                   // 14: stave.v1.Settle
-	(*Settlement)(nil),               // 15: stave.v1.Settlement
-	(*Settled)(nil),                  // 16: stave.v1.Settled
-	(*Commit)(nil),                   // 17: stave.v1.Commit
-	(*CommitOffset)(nil),             // 18: stave.v1.CommitOffset
-	(*ConsumeResponse)(nil),          // 19: stave.v1.ConsumeResponse
-	(*Records)(nil),                  // 20: stave.v1.Records
-	(*ConsumedRecord)(nil),           // 21: stave.v1.ConsumedRecord
-	(*Assignment)(nil),               // 22: stave.v1.Assignment
-	(*Committed)(nil),                // 23: stave.v1.Committed
-	(*ProduceRequest)(nil),           // 24: stave.v1.ProduceRequest
-	(*ProduceResponse)(nil),          // 25: stave.v1.ProduceResponse
-	(*FetchRequest)(nil),             // 26: stave.v1.FetchRequest
-	(*FetchResponse)(nil),            // 27: stave.v1.FetchResponse
-	(*ListOffsetsRequest)(nil),       // 28: stave.v1.ListOffsetsRequest
-	(*ListOffsetsResponse)(nil),      // 29: stave.v1.ListOffsetsResponse
-	(*MetadataRequest)(nil),          // 30: stave.v1.MetadataRequest
-	(*Node)(nil),                     // 31: stave.v1.Node
-	(*ReplicaProblem)(nil),           // 32: stave.v1.ReplicaProblem
-	(*PartitionMetadata)(nil),        // 33: stave.v1.PartitionMetadata
-	(*TopicMetadata)(nil),            // 34: stave.v1.TopicMetadata
-	(*MetadataResponse)(nil),         // 35: stave.v1.MetadataResponse
-	(*InitProducerIdRequest)(nil),    // 36: stave.v1.InitProducerIdRequest
-	(*InitProducerIdResponse)(nil),   // 37: stave.v1.InitProducerIdResponse
-	(*ConfigEntry)(nil),              // 38: stave.v1.ConfigEntry
-	(*TopicSpec)(nil),                // 39: stave.v1.TopicSpec
-	(*TopicResult)(nil),              // 40: stave.v1.TopicResult
-	(*CreateTopicsRequest)(nil),      // 41: stave.v1.CreateTopicsRequest
-	(*CreateTopicsResponse)(nil),     // 42: stave.v1.CreateTopicsResponse
-	(*DeleteTopicsRequest)(nil),      // 43: stave.v1.DeleteTopicsRequest
-	(*DeleteTopicsResponse)(nil),     // 44: stave.v1.DeleteTopicsResponse
-	(*DescribeTopicsRequest)(nil),    // 45: stave.v1.DescribeTopicsRequest
-	(*TopicDescription)(nil),         // 46: stave.v1.TopicDescription
-	(*DescribeTopicsResponse)(nil),   // 47: stave.v1.DescribeTopicsResponse
-	(*AlterTopicConfigRequest)(nil),  // 48: stave.v1.AlterTopicConfigRequest
-	(*AlterTopicConfigResponse)(nil), // 49: stave.v1.AlterTopicConfigResponse
-	(*FindCoordinatorRequest)(nil),   // 50: stave.v1.FindCoordinatorRequest
-	(*FindCoordinatorResponse)(nil),  // 51: stave.v1.FindCoordinatorResponse
-	(*OffsetCommit)(nil),             // 52: stave.v1.OffsetCommit
-	(*CommitOffsetsRequest)(nil),     // 53: stave.v1.CommitOffsetsRequest
-	(*CommitOffsetsResponse)(nil),    // 54: stave.v1.CommitOffsetsResponse
-	(*FetchOffsetsRequest)(nil),      // 55: stave.v1.FetchOffsetsRequest
-	(*GroupOffset)(nil),              // 56: stave.v1.GroupOffset
-	(*FetchOffsetsResponse)(nil),     // 57: stave.v1.FetchOffsetsResponse
-	(*TopicPartitions)(nil),          // 58: stave.v1.TopicPartitions
-	(*GroupHeartbeatRequest)(nil),    // 59: stave.v1.GroupHeartbeatRequest
-	(*GroupHeartbeatResponse)(nil),   // 60: stave.v1.GroupHeartbeatResponse
-	(*DescribeGroupRequest)(nil),     // 61: stave.v1.DescribeGroupRequest
-	(*GroupMember)(nil),              // 62: stave.v1.GroupMember
-	(*PartitionLag)(nil),             // 63: stave.v1.PartitionLag
-	(*DescribeGroupResponse)(nil),    // 64: stave.v1.DescribeGroupResponse
-	(*QueueGroupState)(nil),          // 65: stave.v1.QueueGroupState
-	(*QueueMember)(nil),              // 66: stave.v1.QueueMember
-	(*QueuePartitionState)(nil),      // 67: stave.v1.QueuePartitionState
-	(*QueueFetchRequest)(nil),        // 68: stave.v1.QueueFetchRequest
-	(*QueueFetchResponse)(nil),       // 69: stave.v1.QueueFetchResponse
-	(*QueueSettleRequest)(nil),       // 70: stave.v1.QueueSettleRequest
-	(*QueueSettleResponse)(nil),      // 71: stave.v1.QueueSettleResponse
-	(*ListGroupsRequest)(nil),        // 72: stave.v1.ListGroupsRequest
-	(*ListedGroup)(nil),              // 73: stave.v1.ListedGroup
-	(*ListGroupsResponse)(nil),       // 74: stave.v1.ListGroupsResponse
-	(*ResetOffsetsRequest)(nil),      // 75: stave.v1.ResetOffsetsRequest
-	(*ResetOffsetsResponse)(nil),     // 76: stave.v1.ResetOffsetsResponse
+	(*CreateUserRequest)(nil),        // 4: stave.v1.CreateUserRequest
+	(*CreateUserResponse)(nil),       // 5: stave.v1.CreateUserResponse
+	(*DeleteUserRequest)(nil),        // 6: stave.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),       // 7: stave.v1.DeleteUserResponse
+	(*ListUsersRequest)(nil),         // 8: stave.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),        // 9: stave.v1.ListUsersResponse
+	(*AclEntry)(nil),                 // 10: stave.v1.AclEntry
+	(*AclRequest)(nil),               // 11: stave.v1.AclRequest
+	(*AclResponse)(nil),              // 12: stave.v1.AclResponse
+	(*ListAclsRequest)(nil),          // 13: stave.v1.ListAclsRequest
+	(*ListAclsResponse)(nil),         // 14: stave.v1.ListAclsResponse
+	(*Error)(nil),                    // 15: stave.v1.Error
+	(*Header)(nil),                   // 16: stave.v1.Header
+	(*PublishRecord)(nil),            // 17: stave.v1.PublishRecord
+	(*PublishRequest)(nil),           // 18: stave.v1.PublishRequest
+	(*PublishResult)(nil),            // 19: stave.v1.PublishResult
+	(*PublishResponse)(nil),          // 20: stave.v1.PublishResponse
+	(*ConsumeRequest)(nil),           // 21: stave.v1.ConsumeRequest
+	(*Subscribe)(nil),                // 22: stave.v1.Subscribe
+	(*QueueOptions)(nil),             // 23: stave.v1.QueueOptions
+	(*Credit)(nil),                   // 24: stave.v1.Credit
+	(*Settle)(nil),                   // 25: stave.v1.Settle
+	(*Settlement)(nil),               // 26: stave.v1.Settlement
+	(*Settled)(nil),                  // 27: stave.v1.Settled
+	(*Commit)(nil),                   // 28: stave.v1.Commit
+	(*CommitOffset)(nil),             // 29: stave.v1.CommitOffset
+	(*ConsumeResponse)(nil),          // 30: stave.v1.ConsumeResponse
+	(*Records)(nil),                  // 31: stave.v1.Records
+	(*ConsumedRecord)(nil),           // 32: stave.v1.ConsumedRecord
+	(*Assignment)(nil),               // 33: stave.v1.Assignment
+	(*Committed)(nil),                // 34: stave.v1.Committed
+	(*ProduceRequest)(nil),           // 35: stave.v1.ProduceRequest
+	(*ProduceResponse)(nil),          // 36: stave.v1.ProduceResponse
+	(*FetchRequest)(nil),             // 37: stave.v1.FetchRequest
+	(*FetchResponse)(nil),            // 38: stave.v1.FetchResponse
+	(*ListOffsetsRequest)(nil),       // 39: stave.v1.ListOffsetsRequest
+	(*ListOffsetsResponse)(nil),      // 40: stave.v1.ListOffsetsResponse
+	(*MetadataRequest)(nil),          // 41: stave.v1.MetadataRequest
+	(*Node)(nil),                     // 42: stave.v1.Node
+	(*ReplicaProblem)(nil),           // 43: stave.v1.ReplicaProblem
+	(*PartitionMetadata)(nil),        // 44: stave.v1.PartitionMetadata
+	(*TopicMetadata)(nil),            // 45: stave.v1.TopicMetadata
+	(*MetadataResponse)(nil),         // 46: stave.v1.MetadataResponse
+	(*InitProducerIdRequest)(nil),    // 47: stave.v1.InitProducerIdRequest
+	(*InitProducerIdResponse)(nil),   // 48: stave.v1.InitProducerIdResponse
+	(*ConfigEntry)(nil),              // 49: stave.v1.ConfigEntry
+	(*TopicSpec)(nil),                // 50: stave.v1.TopicSpec
+	(*TopicResult)(nil),              // 51: stave.v1.TopicResult
+	(*CreateTopicsRequest)(nil),      // 52: stave.v1.CreateTopicsRequest
+	(*CreateTopicsResponse)(nil),     // 53: stave.v1.CreateTopicsResponse
+	(*DeleteTopicsRequest)(nil),      // 54: stave.v1.DeleteTopicsRequest
+	(*DeleteTopicsResponse)(nil),     // 55: stave.v1.DeleteTopicsResponse
+	(*DescribeTopicsRequest)(nil),    // 56: stave.v1.DescribeTopicsRequest
+	(*TopicDescription)(nil),         // 57: stave.v1.TopicDescription
+	(*DescribeTopicsResponse)(nil),   // 58: stave.v1.DescribeTopicsResponse
+	(*AlterTopicConfigRequest)(nil),  // 59: stave.v1.AlterTopicConfigRequest
+	(*AlterTopicConfigResponse)(nil), // 60: stave.v1.AlterTopicConfigResponse
+	(*FindCoordinatorRequest)(nil),   // 61: stave.v1.FindCoordinatorRequest
+	(*FindCoordinatorResponse)(nil),  // 62: stave.v1.FindCoordinatorResponse
+	(*OffsetCommit)(nil),             // 63: stave.v1.OffsetCommit
+	(*CommitOffsetsRequest)(nil),     // 64: stave.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),    // 65: stave.v1.CommitOffsetsResponse
+	(*FetchOffsetsRequest)(nil),      // 66: stave.v1.FetchOffsetsRequest
+	(*GroupOffset)(nil),              // 67: stave.v1.GroupOffset
+	(*FetchOffsetsResponse)(nil),     // 68: stave.v1.FetchOffsetsResponse
+	(*TopicPartitions)(nil),          // 69: stave.v1.TopicPartitions
+	(*GroupHeartbeatRequest)(nil),    // 70: stave.v1.GroupHeartbeatRequest
+	(*GroupHeartbeatResponse)(nil),   // 71: stave.v1.GroupHeartbeatResponse
+	(*DescribeGroupRequest)(nil),     // 72: stave.v1.DescribeGroupRequest
+	(*GroupMember)(nil),              // 73: stave.v1.GroupMember
+	(*PartitionLag)(nil),             // 74: stave.v1.PartitionLag
+	(*DescribeGroupResponse)(nil),    // 75: stave.v1.DescribeGroupResponse
+	(*QueueGroupState)(nil),          // 76: stave.v1.QueueGroupState
+	(*QueueMember)(nil),              // 77: stave.v1.QueueMember
+	(*QueuePartitionState)(nil),      // 78: stave.v1.QueuePartitionState
+	(*QueueFetchRequest)(nil),        // 79: stave.v1.QueueFetchRequest
+	(*QueueFetchResponse)(nil),       // 80: stave.v1.QueueFetchResponse
+	(*QueueSettleRequest)(nil),       // 81: stave.v1.QueueSettleRequest
+	(*QueueSettleResponse)(nil),      // 82: stave.v1.QueueSettleResponse
+	(*ListGroupsRequest)(nil),        // 83: stave.v1.ListGroupsRequest
+	(*ListedGroup)(nil),              // 84: stave.v1.ListedGroup
+	(*ListGroupsResponse)(nil),       // 85: stave.v1.ListGroupsResponse
+	(*ResetOffsetsRequest)(nil),      // 86: stave.v1.ResetOffsetsRequest
+	(*ResetOffsetsResponse)(nil),     // 87: stave.v1.ResetOffsetsResponse
 }
 var file_stave_v1_stave_proto_depIdxs = []int32{
-	0,  // 0: stave.v1.Error.code:type_name -> stave.v1.ErrorCode
-	5,  // 1: stave.v1.PublishRecord.headers:type_name -> stave.v1.Header
-	6,  // 2: stave.v1.PublishRequest.records:type_name -> stave.v1.PublishRecord
-	4,  // 3: stave.v1.PublishResult.error:type_name -> stave.v1.Error
-	8,  // 4: stave.v1.PublishResponse.results:type_name -> stave.v1.PublishResult
-	11, // 5: stave.v1.ConsumeRequest.subscribe:type_name -> stave.v1.Subscribe
-	13, // 6: stave.v1.ConsumeRequest.credit:type_name -> stave.v1.Credit
-	17, // 7: stave.v1.ConsumeRequest.commit:type_name -> stave.v1.Commit
-	14, // 8: stave.v1.ConsumeRequest.settle:type_name -> stave.v1.Settle
-	1,  // 9: stave.v1.Subscribe.mode:type_name -> stave.v1.ConsumeMode
-	12, // 10: stave.v1.Subscribe.queue:type_name -> stave.v1.QueueOptions
-	2,  // 11: stave.v1.QueueOptions.ordering:type_name -> stave.v1.QueueOrdering
-	15, // 12: stave.v1.Settle.settlements:type_name -> stave.v1.Settlement
-	3,  // 13: stave.v1.Settlement.action:type_name -> stave.v1.SettleAction
-	4,  // 14: stave.v1.Settled.results:type_name -> stave.v1.Error
-	18, // 15: stave.v1.Commit.offsets:type_name -> stave.v1.CommitOffset
-	20, // 16: stave.v1.ConsumeResponse.records:type_name -> stave.v1.Records
-	22, // 17: stave.v1.ConsumeResponse.assignment:type_name -> stave.v1.Assignment
-	23, // 18: stave.v1.ConsumeResponse.committed:type_name -> stave.v1.Committed
-	4,  // 19: stave.v1.ConsumeResponse.error:type_name -> stave.v1.Error
-	16, // 20: stave.v1.ConsumeResponse.settled:type_name -> stave.v1.Settled
-	21, // 21: stave.v1.Records.records:type_name -> stave.v1.ConsumedRecord
-	5,  // 22: stave.v1.ConsumedRecord.headers:type_name -> stave.v1.Header
-	18, // 23: stave.v1.Assignment.assigned:type_name -> stave.v1.CommitOffset
-	18, // 24: stave.v1.Assignment.revoked:type_name -> stave.v1.CommitOffset
-	18, // 25: stave.v1.Assignment.lost:type_name -> stave.v1.CommitOffset
-	4,  // 26: stave.v1.Committed.error:type_name -> stave.v1.Error
-	4,  // 27: stave.v1.ProduceResponse.error:type_name -> stave.v1.Error
-	4,  // 28: stave.v1.FetchResponse.error:type_name -> stave.v1.Error
-	4,  // 29: stave.v1.ListOffsetsResponse.error:type_name -> stave.v1.Error
-	32, // 30: stave.v1.PartitionMetadata.problems:type_name -> stave.v1.ReplicaProblem
-	4,  // 31: stave.v1.TopicMetadata.error:type_name -> stave.v1.Error
-	33, // 32: stave.v1.TopicMetadata.partitions:type_name -> stave.v1.PartitionMetadata
-	31, // 33: stave.v1.MetadataResponse.nodes:type_name -> stave.v1.Node
-	34, // 34: stave.v1.MetadataResponse.topics:type_name -> stave.v1.TopicMetadata
-	4,  // 35: stave.v1.InitProducerIdResponse.error:type_name -> stave.v1.Error
-	38, // 36: stave.v1.TopicSpec.configs:type_name -> stave.v1.ConfigEntry
-	4,  // 37: stave.v1.TopicResult.error:type_name -> stave.v1.Error
-	39, // 38: stave.v1.CreateTopicsRequest.topics:type_name -> stave.v1.TopicSpec
-	40, // 39: stave.v1.CreateTopicsResponse.results:type_name -> stave.v1.TopicResult
-	40, // 40: stave.v1.DeleteTopicsResponse.results:type_name -> stave.v1.TopicResult
-	4,  // 41: stave.v1.TopicDescription.error:type_name -> stave.v1.Error
-	33, // 42: stave.v1.TopicDescription.partitions:type_name -> stave.v1.PartitionMetadata
-	38, // 43: stave.v1.TopicDescription.configs:type_name -> stave.v1.ConfigEntry
-	46, // 44: stave.v1.DescribeTopicsResponse.topics:type_name -> stave.v1.TopicDescription
-	38, // 45: stave.v1.AlterTopicConfigRequest.set:type_name -> stave.v1.ConfigEntry
-	4,  // 46: stave.v1.AlterTopicConfigResponse.error:type_name -> stave.v1.Error
-	4,  // 47: stave.v1.FindCoordinatorResponse.error:type_name -> stave.v1.Error
-	52, // 48: stave.v1.CommitOffsetsRequest.offsets:type_name -> stave.v1.OffsetCommit
-	4,  // 49: stave.v1.CommitOffsetsResponse.error:type_name -> stave.v1.Error
-	4,  // 50: stave.v1.FetchOffsetsResponse.error:type_name -> stave.v1.Error
-	56, // 51: stave.v1.FetchOffsetsResponse.offsets:type_name -> stave.v1.GroupOffset
-	58, // 52: stave.v1.GroupHeartbeatRequest.owned:type_name -> stave.v1.TopicPartitions
-	4,  // 53: stave.v1.GroupHeartbeatResponse.error:type_name -> stave.v1.Error
-	58, // 54: stave.v1.GroupHeartbeatResponse.assignment:type_name -> stave.v1.TopicPartitions
-	58, // 55: stave.v1.GroupMember.owned:type_name -> stave.v1.TopicPartitions
-	58, // 56: stave.v1.GroupMember.target:type_name -> stave.v1.TopicPartitions
-	4,  // 57: stave.v1.DescribeGroupResponse.error:type_name -> stave.v1.Error
-	62, // 58: stave.v1.DescribeGroupResponse.members:type_name -> stave.v1.GroupMember
-	63, // 59: stave.v1.DescribeGroupResponse.offsets:type_name -> stave.v1.PartitionLag
-	65, // 60: stave.v1.DescribeGroupResponse.queue:type_name -> stave.v1.QueueGroupState
-	12, // 61: stave.v1.QueueGroupState.options:type_name -> stave.v1.QueueOptions
-	66, // 62: stave.v1.QueueGroupState.members:type_name -> stave.v1.QueueMember
-	67, // 63: stave.v1.QueueGroupState.partitions:type_name -> stave.v1.QueuePartitionState
-	12, // 64: stave.v1.QueueFetchRequest.options:type_name -> stave.v1.QueueOptions
-	4,  // 65: stave.v1.QueueFetchResponse.error:type_name -> stave.v1.Error
-	21, // 66: stave.v1.QueueFetchResponse.records:type_name -> stave.v1.ConsumedRecord
-	15, // 67: stave.v1.QueueSettleRequest.settlements:type_name -> stave.v1.Settlement
-	4,  // 68: stave.v1.QueueSettleResponse.error:type_name -> stave.v1.Error
-	4,  // 69: stave.v1.QueueSettleResponse.results:type_name -> stave.v1.Error
-	4,  // 70: stave.v1.ListGroupsResponse.error:type_name -> stave.v1.Error
-	73, // 71: stave.v1.ListGroupsResponse.groups:type_name -> stave.v1.ListedGroup
-	4,  // 72: stave.v1.ResetOffsetsResponse.error:type_name -> stave.v1.Error
-	56, // 73: stave.v1.ResetOffsetsResponse.offsets:type_name -> stave.v1.GroupOffset
-	7,  // 74: stave.v1.Stave.Publish:input_type -> stave.v1.PublishRequest
-	7,  // 75: stave.v1.Stave.PublishStream:input_type -> stave.v1.PublishRequest
-	10, // 76: stave.v1.Stave.Consume:input_type -> stave.v1.ConsumeRequest
-	24, // 77: stave.v1.Stave.Produce:input_type -> stave.v1.ProduceRequest
-	24, // 78: stave.v1.Stave.ProduceStream:input_type -> stave.v1.ProduceRequest
-	26, // 79: stave.v1.Stave.Fetch:input_type -> stave.v1.FetchRequest
-	28, // 80: stave.v1.Stave.ListOffsets:input_type -> stave.v1.ListOffsetsRequest
-	30, // 81: stave.v1.Stave.Metadata:input_type -> stave.v1.MetadataRequest
-	36, // 82: stave.v1.Stave.InitProducerId:input_type -> stave.v1.InitProducerIdRequest
-	41, // 83: stave.v1.Stave.CreateTopics:input_type -> stave.v1.CreateTopicsRequest
-	43, // 84: stave.v1.Stave.DeleteTopics:input_type -> stave.v1.DeleteTopicsRequest
-	45, // 85: stave.v1.Stave.DescribeTopics:input_type -> stave.v1.DescribeTopicsRequest
-	48, // 86: stave.v1.Stave.AlterTopicConfig:input_type -> stave.v1.AlterTopicConfigRequest
-	50, // 87: stave.v1.Stave.FindCoordinator:input_type -> stave.v1.FindCoordinatorRequest
-	53, // 88: stave.v1.Stave.CommitOffsets:input_type -> stave.v1.CommitOffsetsRequest
-	55, // 89: stave.v1.Stave.FetchOffsets:input_type -> stave.v1.FetchOffsetsRequest
-	59, // 90: stave.v1.Stave.GroupHeartbeat:input_type -> stave.v1.GroupHeartbeatRequest
-	61, // 91: stave.v1.Stave.DescribeGroup:input_type -> stave.v1.DescribeGroupRequest
-	72, // 92: stave.v1.Stave.ListGroups:input_type -> stave.v1.ListGroupsRequest
-	75, // 93: stave.v1.Stave.ResetOffsets:input_type -> stave.v1.ResetOffsetsRequest
-	68, // 94: stave.v1.Stave.QueueFetch:input_type -> stave.v1.QueueFetchRequest
-	70, // 95: stave.v1.Stave.QueueSettle:input_type -> stave.v1.QueueSettleRequest
-	9,  // 96: stave.v1.Stave.Publish:output_type -> stave.v1.PublishResponse
-	9,  // 97: stave.v1.Stave.PublishStream:output_type -> stave.v1.PublishResponse
-	19, // 98: stave.v1.Stave.Consume:output_type -> stave.v1.ConsumeResponse
-	25, // 99: stave.v1.Stave.Produce:output_type -> stave.v1.ProduceResponse
-	25, // 100: stave.v1.Stave.ProduceStream:output_type -> stave.v1.ProduceResponse
-	27, // 101: stave.v1.Stave.Fetch:output_type -> stave.v1.FetchResponse
-	29, // 102: stave.v1.Stave.ListOffsets:output_type -> stave.v1.ListOffsetsResponse
-	35, // 103: stave.v1.Stave.Metadata:output_type -> stave.v1.MetadataResponse
-	37, // 104: stave.v1.Stave.InitProducerId:output_type -> stave.v1.InitProducerIdResponse
-	42, // 105: stave.v1.Stave.CreateTopics:output_type -> stave.v1.CreateTopicsResponse
-	44, // 106: stave.v1.Stave.DeleteTopics:output_type -> stave.v1.DeleteTopicsResponse
-	47, // 107: stave.v1.Stave.DescribeTopics:output_type -> stave.v1.DescribeTopicsResponse
-	49, // 108: stave.v1.Stave.AlterTopicConfig:output_type -> stave.v1.AlterTopicConfigResponse
-	51, // 109: stave.v1.Stave.FindCoordinator:output_type -> stave.v1.FindCoordinatorResponse
-	54, // 110: stave.v1.Stave.CommitOffsets:output_type -> stave.v1.CommitOffsetsResponse
-	57, // 111: stave.v1.Stave.FetchOffsets:output_type -> stave.v1.FetchOffsetsResponse
-	60, // 112: stave.v1.Stave.GroupHeartbeat:output_type -> stave.v1.GroupHeartbeatResponse
-	64, // 113: stave.v1.Stave.DescribeGroup:output_type -> stave.v1.DescribeGroupResponse
-	74, // 114: stave.v1.Stave.ListGroups:output_type -> stave.v1.ListGroupsResponse
-	76, // 115: stave.v1.Stave.ResetOffsets:output_type -> stave.v1.ResetOffsetsResponse
-	69, // 116: stave.v1.Stave.QueueFetch:output_type -> stave.v1.QueueFetchResponse
-	71, // 117: stave.v1.Stave.QueueSettle:output_type -> stave.v1.QueueSettleResponse
-	96, // [96:118] is the sub-list for method output_type
-	74, // [74:96] is the sub-list for method input_type
-	74, // [74:74] is the sub-list for extension type_name
-	74, // [74:74] is the sub-list for extension extendee
-	0,  // [0:74] is the sub-list for field type_name
+	15,  // 0: stave.v1.CreateUserResponse.error:type_name -> stave.v1.Error
+	15,  // 1: stave.v1.DeleteUserResponse.error:type_name -> stave.v1.Error
+	10,  // 2: stave.v1.AclRequest.entry:type_name -> stave.v1.AclEntry
+	15,  // 3: stave.v1.AclResponse.error:type_name -> stave.v1.Error
+	10,  // 4: stave.v1.ListAclsResponse.entries:type_name -> stave.v1.AclEntry
+	0,   // 5: stave.v1.Error.code:type_name -> stave.v1.ErrorCode
+	16,  // 6: stave.v1.PublishRecord.headers:type_name -> stave.v1.Header
+	17,  // 7: stave.v1.PublishRequest.records:type_name -> stave.v1.PublishRecord
+	15,  // 8: stave.v1.PublishResult.error:type_name -> stave.v1.Error
+	19,  // 9: stave.v1.PublishResponse.results:type_name -> stave.v1.PublishResult
+	22,  // 10: stave.v1.ConsumeRequest.subscribe:type_name -> stave.v1.Subscribe
+	24,  // 11: stave.v1.ConsumeRequest.credit:type_name -> stave.v1.Credit
+	28,  // 12: stave.v1.ConsumeRequest.commit:type_name -> stave.v1.Commit
+	25,  // 13: stave.v1.ConsumeRequest.settle:type_name -> stave.v1.Settle
+	1,   // 14: stave.v1.Subscribe.mode:type_name -> stave.v1.ConsumeMode
+	23,  // 15: stave.v1.Subscribe.queue:type_name -> stave.v1.QueueOptions
+	2,   // 16: stave.v1.QueueOptions.ordering:type_name -> stave.v1.QueueOrdering
+	26,  // 17: stave.v1.Settle.settlements:type_name -> stave.v1.Settlement
+	3,   // 18: stave.v1.Settlement.action:type_name -> stave.v1.SettleAction
+	15,  // 19: stave.v1.Settled.results:type_name -> stave.v1.Error
+	29,  // 20: stave.v1.Commit.offsets:type_name -> stave.v1.CommitOffset
+	31,  // 21: stave.v1.ConsumeResponse.records:type_name -> stave.v1.Records
+	33,  // 22: stave.v1.ConsumeResponse.assignment:type_name -> stave.v1.Assignment
+	34,  // 23: stave.v1.ConsumeResponse.committed:type_name -> stave.v1.Committed
+	15,  // 24: stave.v1.ConsumeResponse.error:type_name -> stave.v1.Error
+	27,  // 25: stave.v1.ConsumeResponse.settled:type_name -> stave.v1.Settled
+	32,  // 26: stave.v1.Records.records:type_name -> stave.v1.ConsumedRecord
+	16,  // 27: stave.v1.ConsumedRecord.headers:type_name -> stave.v1.Header
+	29,  // 28: stave.v1.Assignment.assigned:type_name -> stave.v1.CommitOffset
+	29,  // 29: stave.v1.Assignment.revoked:type_name -> stave.v1.CommitOffset
+	29,  // 30: stave.v1.Assignment.lost:type_name -> stave.v1.CommitOffset
+	15,  // 31: stave.v1.Committed.error:type_name -> stave.v1.Error
+	15,  // 32: stave.v1.ProduceResponse.error:type_name -> stave.v1.Error
+	15,  // 33: stave.v1.FetchResponse.error:type_name -> stave.v1.Error
+	15,  // 34: stave.v1.ListOffsetsResponse.error:type_name -> stave.v1.Error
+	43,  // 35: stave.v1.PartitionMetadata.problems:type_name -> stave.v1.ReplicaProblem
+	15,  // 36: stave.v1.TopicMetadata.error:type_name -> stave.v1.Error
+	44,  // 37: stave.v1.TopicMetadata.partitions:type_name -> stave.v1.PartitionMetadata
+	42,  // 38: stave.v1.MetadataResponse.nodes:type_name -> stave.v1.Node
+	45,  // 39: stave.v1.MetadataResponse.topics:type_name -> stave.v1.TopicMetadata
+	15,  // 40: stave.v1.InitProducerIdResponse.error:type_name -> stave.v1.Error
+	49,  // 41: stave.v1.TopicSpec.configs:type_name -> stave.v1.ConfigEntry
+	15,  // 42: stave.v1.TopicResult.error:type_name -> stave.v1.Error
+	50,  // 43: stave.v1.CreateTopicsRequest.topics:type_name -> stave.v1.TopicSpec
+	51,  // 44: stave.v1.CreateTopicsResponse.results:type_name -> stave.v1.TopicResult
+	51,  // 45: stave.v1.DeleteTopicsResponse.results:type_name -> stave.v1.TopicResult
+	15,  // 46: stave.v1.TopicDescription.error:type_name -> stave.v1.Error
+	44,  // 47: stave.v1.TopicDescription.partitions:type_name -> stave.v1.PartitionMetadata
+	49,  // 48: stave.v1.TopicDescription.configs:type_name -> stave.v1.ConfigEntry
+	57,  // 49: stave.v1.DescribeTopicsResponse.topics:type_name -> stave.v1.TopicDescription
+	49,  // 50: stave.v1.AlterTopicConfigRequest.set:type_name -> stave.v1.ConfigEntry
+	15,  // 51: stave.v1.AlterTopicConfigResponse.error:type_name -> stave.v1.Error
+	15,  // 52: stave.v1.FindCoordinatorResponse.error:type_name -> stave.v1.Error
+	63,  // 53: stave.v1.CommitOffsetsRequest.offsets:type_name -> stave.v1.OffsetCommit
+	15,  // 54: stave.v1.CommitOffsetsResponse.error:type_name -> stave.v1.Error
+	15,  // 55: stave.v1.FetchOffsetsResponse.error:type_name -> stave.v1.Error
+	67,  // 56: stave.v1.FetchOffsetsResponse.offsets:type_name -> stave.v1.GroupOffset
+	69,  // 57: stave.v1.GroupHeartbeatRequest.owned:type_name -> stave.v1.TopicPartitions
+	15,  // 58: stave.v1.GroupHeartbeatResponse.error:type_name -> stave.v1.Error
+	69,  // 59: stave.v1.GroupHeartbeatResponse.assignment:type_name -> stave.v1.TopicPartitions
+	69,  // 60: stave.v1.GroupMember.owned:type_name -> stave.v1.TopicPartitions
+	69,  // 61: stave.v1.GroupMember.target:type_name -> stave.v1.TopicPartitions
+	15,  // 62: stave.v1.DescribeGroupResponse.error:type_name -> stave.v1.Error
+	73,  // 63: stave.v1.DescribeGroupResponse.members:type_name -> stave.v1.GroupMember
+	74,  // 64: stave.v1.DescribeGroupResponse.offsets:type_name -> stave.v1.PartitionLag
+	76,  // 65: stave.v1.DescribeGroupResponse.queue:type_name -> stave.v1.QueueGroupState
+	23,  // 66: stave.v1.QueueGroupState.options:type_name -> stave.v1.QueueOptions
+	77,  // 67: stave.v1.QueueGroupState.members:type_name -> stave.v1.QueueMember
+	78,  // 68: stave.v1.QueueGroupState.partitions:type_name -> stave.v1.QueuePartitionState
+	23,  // 69: stave.v1.QueueFetchRequest.options:type_name -> stave.v1.QueueOptions
+	15,  // 70: stave.v1.QueueFetchResponse.error:type_name -> stave.v1.Error
+	32,  // 71: stave.v1.QueueFetchResponse.records:type_name -> stave.v1.ConsumedRecord
+	26,  // 72: stave.v1.QueueSettleRequest.settlements:type_name -> stave.v1.Settlement
+	15,  // 73: stave.v1.QueueSettleResponse.error:type_name -> stave.v1.Error
+	15,  // 74: stave.v1.QueueSettleResponse.results:type_name -> stave.v1.Error
+	15,  // 75: stave.v1.ListGroupsResponse.error:type_name -> stave.v1.Error
+	84,  // 76: stave.v1.ListGroupsResponse.groups:type_name -> stave.v1.ListedGroup
+	15,  // 77: stave.v1.ResetOffsetsResponse.error:type_name -> stave.v1.Error
+	67,  // 78: stave.v1.ResetOffsetsResponse.offsets:type_name -> stave.v1.GroupOffset
+	18,  // 79: stave.v1.Stave.Publish:input_type -> stave.v1.PublishRequest
+	18,  // 80: stave.v1.Stave.PublishStream:input_type -> stave.v1.PublishRequest
+	21,  // 81: stave.v1.Stave.Consume:input_type -> stave.v1.ConsumeRequest
+	35,  // 82: stave.v1.Stave.Produce:input_type -> stave.v1.ProduceRequest
+	35,  // 83: stave.v1.Stave.ProduceStream:input_type -> stave.v1.ProduceRequest
+	37,  // 84: stave.v1.Stave.Fetch:input_type -> stave.v1.FetchRequest
+	39,  // 85: stave.v1.Stave.ListOffsets:input_type -> stave.v1.ListOffsetsRequest
+	41,  // 86: stave.v1.Stave.Metadata:input_type -> stave.v1.MetadataRequest
+	47,  // 87: stave.v1.Stave.InitProducerId:input_type -> stave.v1.InitProducerIdRequest
+	52,  // 88: stave.v1.Stave.CreateTopics:input_type -> stave.v1.CreateTopicsRequest
+	54,  // 89: stave.v1.Stave.DeleteTopics:input_type -> stave.v1.DeleteTopicsRequest
+	56,  // 90: stave.v1.Stave.DescribeTopics:input_type -> stave.v1.DescribeTopicsRequest
+	59,  // 91: stave.v1.Stave.AlterTopicConfig:input_type -> stave.v1.AlterTopicConfigRequest
+	61,  // 92: stave.v1.Stave.FindCoordinator:input_type -> stave.v1.FindCoordinatorRequest
+	64,  // 93: stave.v1.Stave.CommitOffsets:input_type -> stave.v1.CommitOffsetsRequest
+	66,  // 94: stave.v1.Stave.FetchOffsets:input_type -> stave.v1.FetchOffsetsRequest
+	70,  // 95: stave.v1.Stave.GroupHeartbeat:input_type -> stave.v1.GroupHeartbeatRequest
+	72,  // 96: stave.v1.Stave.DescribeGroup:input_type -> stave.v1.DescribeGroupRequest
+	83,  // 97: stave.v1.Stave.ListGroups:input_type -> stave.v1.ListGroupsRequest
+	86,  // 98: stave.v1.Stave.ResetOffsets:input_type -> stave.v1.ResetOffsetsRequest
+	79,  // 99: stave.v1.Stave.QueueFetch:input_type -> stave.v1.QueueFetchRequest
+	81,  // 100: stave.v1.Stave.QueueSettle:input_type -> stave.v1.QueueSettleRequest
+	4,   // 101: stave.v1.Stave.CreateUser:input_type -> stave.v1.CreateUserRequest
+	6,   // 102: stave.v1.Stave.DeleteUser:input_type -> stave.v1.DeleteUserRequest
+	8,   // 103: stave.v1.Stave.ListUsers:input_type -> stave.v1.ListUsersRequest
+	11,  // 104: stave.v1.Stave.AddAcl:input_type -> stave.v1.AclRequest
+	11,  // 105: stave.v1.Stave.RemoveAcl:input_type -> stave.v1.AclRequest
+	13,  // 106: stave.v1.Stave.ListAcls:input_type -> stave.v1.ListAclsRequest
+	20,  // 107: stave.v1.Stave.Publish:output_type -> stave.v1.PublishResponse
+	20,  // 108: stave.v1.Stave.PublishStream:output_type -> stave.v1.PublishResponse
+	30,  // 109: stave.v1.Stave.Consume:output_type -> stave.v1.ConsumeResponse
+	36,  // 110: stave.v1.Stave.Produce:output_type -> stave.v1.ProduceResponse
+	36,  // 111: stave.v1.Stave.ProduceStream:output_type -> stave.v1.ProduceResponse
+	38,  // 112: stave.v1.Stave.Fetch:output_type -> stave.v1.FetchResponse
+	40,  // 113: stave.v1.Stave.ListOffsets:output_type -> stave.v1.ListOffsetsResponse
+	46,  // 114: stave.v1.Stave.Metadata:output_type -> stave.v1.MetadataResponse
+	48,  // 115: stave.v1.Stave.InitProducerId:output_type -> stave.v1.InitProducerIdResponse
+	53,  // 116: stave.v1.Stave.CreateTopics:output_type -> stave.v1.CreateTopicsResponse
+	55,  // 117: stave.v1.Stave.DeleteTopics:output_type -> stave.v1.DeleteTopicsResponse
+	58,  // 118: stave.v1.Stave.DescribeTopics:output_type -> stave.v1.DescribeTopicsResponse
+	60,  // 119: stave.v1.Stave.AlterTopicConfig:output_type -> stave.v1.AlterTopicConfigResponse
+	62,  // 120: stave.v1.Stave.FindCoordinator:output_type -> stave.v1.FindCoordinatorResponse
+	65,  // 121: stave.v1.Stave.CommitOffsets:output_type -> stave.v1.CommitOffsetsResponse
+	68,  // 122: stave.v1.Stave.FetchOffsets:output_type -> stave.v1.FetchOffsetsResponse
+	71,  // 123: stave.v1.Stave.GroupHeartbeat:output_type -> stave.v1.GroupHeartbeatResponse
+	75,  // 124: stave.v1.Stave.DescribeGroup:output_type -> stave.v1.DescribeGroupResponse
+	85,  // 125: stave.v1.Stave.ListGroups:output_type -> stave.v1.ListGroupsResponse
+	87,  // 126: stave.v1.Stave.ResetOffsets:output_type -> stave.v1.ResetOffsetsResponse
+	80,  // 127: stave.v1.Stave.QueueFetch:output_type -> stave.v1.QueueFetchResponse
+	82,  // 128: stave.v1.Stave.QueueSettle:output_type -> stave.v1.QueueSettleResponse
+	5,   // 129: stave.v1.Stave.CreateUser:output_type -> stave.v1.CreateUserResponse
+	7,   // 130: stave.v1.Stave.DeleteUser:output_type -> stave.v1.DeleteUserResponse
+	9,   // 131: stave.v1.Stave.ListUsers:output_type -> stave.v1.ListUsersResponse
+	12,  // 132: stave.v1.Stave.AddAcl:output_type -> stave.v1.AclResponse
+	12,  // 133: stave.v1.Stave.RemoveAcl:output_type -> stave.v1.AclResponse
+	14,  // 134: stave.v1.Stave.ListAcls:output_type -> stave.v1.ListAclsResponse
+	107, // [107:135] is the sub-list for method output_type
+	79,  // [79:107] is the sub-list for method input_type
+	79,  // [79:79] is the sub-list for extension type_name
+	79,  // [79:79] is the sub-list for extension extendee
+	0,   // [0:79] is the sub-list for field type_name
 }
 
 func init() { file_stave_v1_stave_proto_init() }
@@ -6099,43 +6679,43 @@ func file_stave_v1_stave_proto_init() {
 	if File_stave_v1_stave_proto != nil {
 		return
 	}
-	file_stave_v1_stave_proto_msgTypes[0].OneofWrappers = []any{}
-	file_stave_v1_stave_proto_msgTypes[2].OneofWrappers = []any{}
-	file_stave_v1_stave_proto_msgTypes[6].OneofWrappers = []any{
+	file_stave_v1_stave_proto_msgTypes[11].OneofWrappers = []any{}
+	file_stave_v1_stave_proto_msgTypes[13].OneofWrappers = []any{}
+	file_stave_v1_stave_proto_msgTypes[17].OneofWrappers = []any{
 		(*ConsumeRequest_Subscribe)(nil),
 		(*ConsumeRequest_Credit)(nil),
 		(*ConsumeRequest_Commit)(nil),
 		(*ConsumeRequest_Settle)(nil),
 	}
-	file_stave_v1_stave_proto_msgTypes[7].OneofWrappers = []any{
+	file_stave_v1_stave_proto_msgTypes[18].OneofWrappers = []any{
 		(*Subscribe_Earliest)(nil),
 		(*Subscribe_Latest)(nil),
 		(*Subscribe_Offset)(nil),
 		(*Subscribe_TimestampMs)(nil),
 	}
-	file_stave_v1_stave_proto_msgTypes[8].OneofWrappers = []any{}
-	file_stave_v1_stave_proto_msgTypes[15].OneofWrappers = []any{
+	file_stave_v1_stave_proto_msgTypes[19].OneofWrappers = []any{}
+	file_stave_v1_stave_proto_msgTypes[26].OneofWrappers = []any{
 		(*ConsumeResponse_Records)(nil),
 		(*ConsumeResponse_Assignment)(nil),
 		(*ConsumeResponse_Committed)(nil),
 		(*ConsumeResponse_Error)(nil),
 		(*ConsumeResponse_Settled)(nil),
 	}
-	file_stave_v1_stave_proto_msgTypes[17].OneofWrappers = []any{}
-	file_stave_v1_stave_proto_msgTypes[24].OneofWrappers = []any{
+	file_stave_v1_stave_proto_msgTypes[28].OneofWrappers = []any{}
+	file_stave_v1_stave_proto_msgTypes[35].OneofWrappers = []any{
 		(*ListOffsetsRequest_Earliest)(nil),
 		(*ListOffsetsRequest_Latest)(nil),
 		(*ListOffsetsRequest_TimestampMs)(nil),
 	}
-	file_stave_v1_stave_proto_msgTypes[29].OneofWrappers = []any{}
-	file_stave_v1_stave_proto_msgTypes[31].OneofWrappers = []any{}
-	file_stave_v1_stave_proto_msgTypes[64].OneofWrappers = []any{
+	file_stave_v1_stave_proto_msgTypes[40].OneofWrappers = []any{}
+	file_stave_v1_stave_proto_msgTypes[42].OneofWrappers = []any{}
+	file_stave_v1_stave_proto_msgTypes[75].OneofWrappers = []any{
 		(*QueueFetchRequest_Earliest)(nil),
 		(*QueueFetchRequest_Latest)(nil),
 		(*QueueFetchRequest_Offset)(nil),
 		(*QueueFetchRequest_TimestampMs)(nil),
 	}
-	file_stave_v1_stave_proto_msgTypes[71].OneofWrappers = []any{
+	file_stave_v1_stave_proto_msgTypes[82].OneofWrappers = []any{
 		(*ResetOffsetsRequest_Earliest)(nil),
 		(*ResetOffsetsRequest_Latest)(nil),
 		(*ResetOffsetsRequest_Offset)(nil),
@@ -6147,7 +6727,7 @@ func file_stave_v1_stave_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stave_v1_stave_proto_rawDesc), len(file_stave_v1_stave_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   73,
+			NumMessages:   84,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -54,6 +54,12 @@ const (
 	Stave_ResetOffsets_FullMethodName     = "/stave.v1.Stave/ResetOffsets"
 	Stave_QueueFetch_FullMethodName       = "/stave.v1.Stave/QueueFetch"
 	Stave_QueueSettle_FullMethodName      = "/stave.v1.Stave/QueueSettle"
+	Stave_CreateUser_FullMethodName       = "/stave.v1.Stave/CreateUser"
+	Stave_DeleteUser_FullMethodName       = "/stave.v1.Stave/DeleteUser"
+	Stave_ListUsers_FullMethodName        = "/stave.v1.Stave/ListUsers"
+	Stave_AddAcl_FullMethodName           = "/stave.v1.Stave/AddAcl"
+	Stave_RemoveAcl_FullMethodName        = "/stave.v1.Stave/RemoveAcl"
+	Stave_ListAcls_FullMethodName         = "/stave.v1.Stave/ListAcls"
 )
 
 // StaveClient is the client API for Stave service.
@@ -130,6 +136,17 @@ type StaveClient interface {
 	// Ack, release, reject or extend records delivered to the member; answered per record once
 	// the group's state holding the outcome is replicated.
 	QueueSettle(ctx context.Context, in *QueueSettleRequest, opts ...grpc.CallOption) (*QueueSettleResponse, error)
+	// Users and ACLs (admin on the cluster; any node takes them, forwarding to the
+	// controller). With `--auth required` every call needs a principal: a bearer token
+	// (`authorization: Bearer TOKEN` metadata) or a client certificate; refusals are the gRPC
+	// statuses UNAUTHENTICATED and PERMISSION_DENIED (naming the operation and resource).
+	// CreateUser answers the new user's token, once: only its SHA-256 is kept.
+	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreateUserResponse, error)
+	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error)
+	ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error)
+	AddAcl(ctx context.Context, in *AclRequest, opts ...grpc.CallOption) (*AclResponse, error)
+	RemoveAcl(ctx context.Context, in *AclRequest, opts ...grpc.CallOption) (*AclResponse, error)
+	ListAcls(ctx context.Context, in *ListAclsRequest, opts ...grpc.CallOption) (*ListAclsResponse, error)
 }
 
 type staveClient struct {
@@ -369,6 +386,66 @@ func (c *staveClient) QueueSettle(ctx context.Context, in *QueueSettleRequest, o
 	return out, nil
 }
 
+func (c *staveClient) CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreateUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateUserResponse)
+	err := c.cc.Invoke(ctx, Stave_CreateUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *staveClient) DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteUserResponse)
+	err := c.cc.Invoke(ctx, Stave_DeleteUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *staveClient) ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListUsersResponse)
+	err := c.cc.Invoke(ctx, Stave_ListUsers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *staveClient) AddAcl(ctx context.Context, in *AclRequest, opts ...grpc.CallOption) (*AclResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AclResponse)
+	err := c.cc.Invoke(ctx, Stave_AddAcl_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *staveClient) RemoveAcl(ctx context.Context, in *AclRequest, opts ...grpc.CallOption) (*AclResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AclResponse)
+	err := c.cc.Invoke(ctx, Stave_RemoveAcl_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *staveClient) ListAcls(ctx context.Context, in *ListAclsRequest, opts ...grpc.CallOption) (*ListAclsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAclsResponse)
+	err := c.cc.Invoke(ctx, Stave_ListAcls_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StaveServer is the server API for Stave service.
 // All implementations must embed UnimplementedStaveServer
 // for forward compatibility.
@@ -443,6 +520,17 @@ type StaveServer interface {
 	// Ack, release, reject or extend records delivered to the member; answered per record once
 	// the group's state holding the outcome is replicated.
 	QueueSettle(context.Context, *QueueSettleRequest) (*QueueSettleResponse, error)
+	// Users and ACLs (admin on the cluster; any node takes them, forwarding to the
+	// controller). With `--auth required` every call needs a principal: a bearer token
+	// (`authorization: Bearer TOKEN` metadata) or a client certificate; refusals are the gRPC
+	// statuses UNAUTHENTICATED and PERMISSION_DENIED (naming the operation and resource).
+	// CreateUser answers the new user's token, once: only its SHA-256 is kept.
+	CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error)
+	DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error)
+	ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error)
+	AddAcl(context.Context, *AclRequest) (*AclResponse, error)
+	RemoveAcl(context.Context, *AclRequest) (*AclResponse, error)
+	ListAcls(context.Context, *ListAclsRequest) (*ListAclsResponse, error)
 	mustEmbedUnimplementedStaveServer()
 }
 
@@ -518,6 +606,24 @@ func (UnimplementedStaveServer) QueueFetch(context.Context, *QueueFetchRequest) 
 }
 func (UnimplementedStaveServer) QueueSettle(context.Context, *QueueSettleRequest) (*QueueSettleResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method QueueSettle not implemented")
+}
+func (UnimplementedStaveServer) CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateUser not implemented")
+}
+func (UnimplementedStaveServer) DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteUser not implemented")
+}
+func (UnimplementedStaveServer) ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListUsers not implemented")
+}
+func (UnimplementedStaveServer) AddAcl(context.Context, *AclRequest) (*AclResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddAcl not implemented")
+}
+func (UnimplementedStaveServer) RemoveAcl(context.Context, *AclRequest) (*AclResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveAcl not implemented")
+}
+func (UnimplementedStaveServer) ListAcls(context.Context, *ListAclsRequest) (*ListAclsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAcls not implemented")
 }
 func (UnimplementedStaveServer) mustEmbedUnimplementedStaveServer() {}
 func (UnimplementedStaveServer) testEmbeddedByValue()               {}
@@ -903,6 +1009,114 @@ func _Stave_QueueSettle_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Stave_CreateUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StaveServer).CreateUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Stave_CreateUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StaveServer).CreateUser(ctx, req.(*CreateUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Stave_DeleteUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StaveServer).DeleteUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Stave_DeleteUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StaveServer).DeleteUser(ctx, req.(*DeleteUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Stave_ListUsers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListUsersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StaveServer).ListUsers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Stave_ListUsers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StaveServer).ListUsers(ctx, req.(*ListUsersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Stave_AddAcl_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AclRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StaveServer).AddAcl(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Stave_AddAcl_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StaveServer).AddAcl(ctx, req.(*AclRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Stave_RemoveAcl_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AclRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StaveServer).RemoveAcl(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Stave_RemoveAcl_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StaveServer).RemoveAcl(ctx, req.(*AclRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Stave_ListAcls_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAclsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StaveServer).ListAcls(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Stave_ListAcls_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StaveServer).ListAcls(ctx, req.(*ListAclsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Stave_ServiceDesc is the grpc.ServiceDesc for Stave service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -985,6 +1199,30 @@ var Stave_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "QueueSettle",
 			Handler:    _Stave_QueueSettle_Handler,
+		},
+		{
+			MethodName: "CreateUser",
+			Handler:    _Stave_CreateUser_Handler,
+		},
+		{
+			MethodName: "DeleteUser",
+			Handler:    _Stave_DeleteUser_Handler,
+		},
+		{
+			MethodName: "ListUsers",
+			Handler:    _Stave_ListUsers_Handler,
+		},
+		{
+			MethodName: "AddAcl",
+			Handler:    _Stave_AddAcl_Handler,
+		},
+		{
+			MethodName: "RemoveAcl",
+			Handler:    _Stave_RemoveAcl_Handler,
+		},
+		{
+			MethodName: "ListAcls",
+			Handler:    _Stave_ListAcls_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

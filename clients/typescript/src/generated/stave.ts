@@ -1,6 +1,9 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-loader';
 
+import type { AclEntry as _stave_v1_AclEntry, AclEntry__Output as _stave_v1_AclEntry__Output } from './stave/v1/AclEntry';
+import type { AclRequest as _stave_v1_AclRequest, AclRequest__Output as _stave_v1_AclRequest__Output } from './stave/v1/AclRequest';
+import type { AclResponse as _stave_v1_AclResponse, AclResponse__Output as _stave_v1_AclResponse__Output } from './stave/v1/AclResponse';
 import type { AlterTopicConfigRequest as _stave_v1_AlterTopicConfigRequest, AlterTopicConfigRequest__Output as _stave_v1_AlterTopicConfigRequest__Output } from './stave/v1/AlterTopicConfigRequest';
 import type { AlterTopicConfigResponse as _stave_v1_AlterTopicConfigResponse, AlterTopicConfigResponse__Output as _stave_v1_AlterTopicConfigResponse__Output } from './stave/v1/AlterTopicConfigResponse';
 import type { Assignment as _stave_v1_Assignment, Assignment__Output as _stave_v1_Assignment__Output } from './stave/v1/Assignment';
@@ -15,9 +18,13 @@ import type { ConsumeResponse as _stave_v1_ConsumeResponse, ConsumeResponse__Out
 import type { ConsumedRecord as _stave_v1_ConsumedRecord, ConsumedRecord__Output as _stave_v1_ConsumedRecord__Output } from './stave/v1/ConsumedRecord';
 import type { CreateTopicsRequest as _stave_v1_CreateTopicsRequest, CreateTopicsRequest__Output as _stave_v1_CreateTopicsRequest__Output } from './stave/v1/CreateTopicsRequest';
 import type { CreateTopicsResponse as _stave_v1_CreateTopicsResponse, CreateTopicsResponse__Output as _stave_v1_CreateTopicsResponse__Output } from './stave/v1/CreateTopicsResponse';
+import type { CreateUserRequest as _stave_v1_CreateUserRequest, CreateUserRequest__Output as _stave_v1_CreateUserRequest__Output } from './stave/v1/CreateUserRequest';
+import type { CreateUserResponse as _stave_v1_CreateUserResponse, CreateUserResponse__Output as _stave_v1_CreateUserResponse__Output } from './stave/v1/CreateUserResponse';
 import type { Credit as _stave_v1_Credit, Credit__Output as _stave_v1_Credit__Output } from './stave/v1/Credit';
 import type { DeleteTopicsRequest as _stave_v1_DeleteTopicsRequest, DeleteTopicsRequest__Output as _stave_v1_DeleteTopicsRequest__Output } from './stave/v1/DeleteTopicsRequest';
 import type { DeleteTopicsResponse as _stave_v1_DeleteTopicsResponse, DeleteTopicsResponse__Output as _stave_v1_DeleteTopicsResponse__Output } from './stave/v1/DeleteTopicsResponse';
+import type { DeleteUserRequest as _stave_v1_DeleteUserRequest, DeleteUserRequest__Output as _stave_v1_DeleteUserRequest__Output } from './stave/v1/DeleteUserRequest';
+import type { DeleteUserResponse as _stave_v1_DeleteUserResponse, DeleteUserResponse__Output as _stave_v1_DeleteUserResponse__Output } from './stave/v1/DeleteUserResponse';
 import type { DescribeGroupRequest as _stave_v1_DescribeGroupRequest, DescribeGroupRequest__Output as _stave_v1_DescribeGroupRequest__Output } from './stave/v1/DescribeGroupRequest';
 import type { DescribeGroupResponse as _stave_v1_DescribeGroupResponse, DescribeGroupResponse__Output as _stave_v1_DescribeGroupResponse__Output } from './stave/v1/DescribeGroupResponse';
 import type { DescribeTopicsRequest as _stave_v1_DescribeTopicsRequest, DescribeTopicsRequest__Output as _stave_v1_DescribeTopicsRequest__Output } from './stave/v1/DescribeTopicsRequest';
@@ -36,10 +43,14 @@ import type { GroupOffset as _stave_v1_GroupOffset, GroupOffset__Output as _stav
 import type { Header as _stave_v1_Header, Header__Output as _stave_v1_Header__Output } from './stave/v1/Header';
 import type { InitProducerIdRequest as _stave_v1_InitProducerIdRequest, InitProducerIdRequest__Output as _stave_v1_InitProducerIdRequest__Output } from './stave/v1/InitProducerIdRequest';
 import type { InitProducerIdResponse as _stave_v1_InitProducerIdResponse, InitProducerIdResponse__Output as _stave_v1_InitProducerIdResponse__Output } from './stave/v1/InitProducerIdResponse';
+import type { ListAclsRequest as _stave_v1_ListAclsRequest, ListAclsRequest__Output as _stave_v1_ListAclsRequest__Output } from './stave/v1/ListAclsRequest';
+import type { ListAclsResponse as _stave_v1_ListAclsResponse, ListAclsResponse__Output as _stave_v1_ListAclsResponse__Output } from './stave/v1/ListAclsResponse';
 import type { ListGroupsRequest as _stave_v1_ListGroupsRequest, ListGroupsRequest__Output as _stave_v1_ListGroupsRequest__Output } from './stave/v1/ListGroupsRequest';
 import type { ListGroupsResponse as _stave_v1_ListGroupsResponse, ListGroupsResponse__Output as _stave_v1_ListGroupsResponse__Output } from './stave/v1/ListGroupsResponse';
 import type { ListOffsetsRequest as _stave_v1_ListOffsetsRequest, ListOffsetsRequest__Output as _stave_v1_ListOffsetsRequest__Output } from './stave/v1/ListOffsetsRequest';
 import type { ListOffsetsResponse as _stave_v1_ListOffsetsResponse, ListOffsetsResponse__Output as _stave_v1_ListOffsetsResponse__Output } from './stave/v1/ListOffsetsResponse';
+import type { ListUsersRequest as _stave_v1_ListUsersRequest, ListUsersRequest__Output as _stave_v1_ListUsersRequest__Output } from './stave/v1/ListUsersRequest';
+import type { ListUsersResponse as _stave_v1_ListUsersResponse, ListUsersResponse__Output as _stave_v1_ListUsersResponse__Output } from './stave/v1/ListUsersResponse';
 import type { ListedGroup as _stave_v1_ListedGroup, ListedGroup__Output as _stave_v1_ListedGroup__Output } from './stave/v1/ListedGroup';
 import type { MetadataRequest as _stave_v1_MetadataRequest, MetadataRequest__Output as _stave_v1_MetadataRequest__Output } from './stave/v1/MetadataRequest';
 import type { MetadataResponse as _stave_v1_MetadataResponse, MetadataResponse__Output as _stave_v1_MetadataResponse__Output } from './stave/v1/MetadataResponse';
@@ -83,6 +94,9 @@ type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> 
 export interface ProtoGrpcType {
   stave: {
     v1: {
+      AclEntry: MessageTypeDefinition<_stave_v1_AclEntry, _stave_v1_AclEntry__Output>
+      AclRequest: MessageTypeDefinition<_stave_v1_AclRequest, _stave_v1_AclRequest__Output>
+      AclResponse: MessageTypeDefinition<_stave_v1_AclResponse, _stave_v1_AclResponse__Output>
       AlterTopicConfigRequest: MessageTypeDefinition<_stave_v1_AlterTopicConfigRequest, _stave_v1_AlterTopicConfigRequest__Output>
       AlterTopicConfigResponse: MessageTypeDefinition<_stave_v1_AlterTopicConfigResponse, _stave_v1_AlterTopicConfigResponse__Output>
       Assignment: MessageTypeDefinition<_stave_v1_Assignment, _stave_v1_Assignment__Output>
@@ -98,9 +112,13 @@ export interface ProtoGrpcType {
       ConsumedRecord: MessageTypeDefinition<_stave_v1_ConsumedRecord, _stave_v1_ConsumedRecord__Output>
       CreateTopicsRequest: MessageTypeDefinition<_stave_v1_CreateTopicsRequest, _stave_v1_CreateTopicsRequest__Output>
       CreateTopicsResponse: MessageTypeDefinition<_stave_v1_CreateTopicsResponse, _stave_v1_CreateTopicsResponse__Output>
+      CreateUserRequest: MessageTypeDefinition<_stave_v1_CreateUserRequest, _stave_v1_CreateUserRequest__Output>
+      CreateUserResponse: MessageTypeDefinition<_stave_v1_CreateUserResponse, _stave_v1_CreateUserResponse__Output>
       Credit: MessageTypeDefinition<_stave_v1_Credit, _stave_v1_Credit__Output>
       DeleteTopicsRequest: MessageTypeDefinition<_stave_v1_DeleteTopicsRequest, _stave_v1_DeleteTopicsRequest__Output>
       DeleteTopicsResponse: MessageTypeDefinition<_stave_v1_DeleteTopicsResponse, _stave_v1_DeleteTopicsResponse__Output>
+      DeleteUserRequest: MessageTypeDefinition<_stave_v1_DeleteUserRequest, _stave_v1_DeleteUserRequest__Output>
+      DeleteUserResponse: MessageTypeDefinition<_stave_v1_DeleteUserResponse, _stave_v1_DeleteUserResponse__Output>
       DescribeGroupRequest: MessageTypeDefinition<_stave_v1_DescribeGroupRequest, _stave_v1_DescribeGroupRequest__Output>
       DescribeGroupResponse: MessageTypeDefinition<_stave_v1_DescribeGroupResponse, _stave_v1_DescribeGroupResponse__Output>
       DescribeTopicsRequest: MessageTypeDefinition<_stave_v1_DescribeTopicsRequest, _stave_v1_DescribeTopicsRequest__Output>
@@ -120,10 +138,14 @@ export interface ProtoGrpcType {
       Header: MessageTypeDefinition<_stave_v1_Header, _stave_v1_Header__Output>
       InitProducerIdRequest: MessageTypeDefinition<_stave_v1_InitProducerIdRequest, _stave_v1_InitProducerIdRequest__Output>
       InitProducerIdResponse: MessageTypeDefinition<_stave_v1_InitProducerIdResponse, _stave_v1_InitProducerIdResponse__Output>
+      ListAclsRequest: MessageTypeDefinition<_stave_v1_ListAclsRequest, _stave_v1_ListAclsRequest__Output>
+      ListAclsResponse: MessageTypeDefinition<_stave_v1_ListAclsResponse, _stave_v1_ListAclsResponse__Output>
       ListGroupsRequest: MessageTypeDefinition<_stave_v1_ListGroupsRequest, _stave_v1_ListGroupsRequest__Output>
       ListGroupsResponse: MessageTypeDefinition<_stave_v1_ListGroupsResponse, _stave_v1_ListGroupsResponse__Output>
       ListOffsetsRequest: MessageTypeDefinition<_stave_v1_ListOffsetsRequest, _stave_v1_ListOffsetsRequest__Output>
       ListOffsetsResponse: MessageTypeDefinition<_stave_v1_ListOffsetsResponse, _stave_v1_ListOffsetsResponse__Output>
+      ListUsersRequest: MessageTypeDefinition<_stave_v1_ListUsersRequest, _stave_v1_ListUsersRequest__Output>
+      ListUsersResponse: MessageTypeDefinition<_stave_v1_ListUsersResponse, _stave_v1_ListUsersResponse__Output>
       ListedGroup: MessageTypeDefinition<_stave_v1_ListedGroup, _stave_v1_ListedGroup__Output>
       MetadataRequest: MessageTypeDefinition<_stave_v1_MetadataRequest, _stave_v1_MetadataRequest__Output>
       MetadataResponse: MessageTypeDefinition<_stave_v1_MetadataResponse, _stave_v1_MetadataResponse__Output>

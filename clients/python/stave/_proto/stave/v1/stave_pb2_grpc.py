@@ -144,6 +144,36 @@ class StaveStub:
                 request_serializer=stave_dot_v1_dot_stave__pb2.QueueSettleRequest.SerializeToString,
                 response_deserializer=stave_dot_v1_dot_stave__pb2.QueueSettleResponse.FromString,
                 _registered_method=True)
+        self.CreateUser = channel.unary_unary(
+                '/stave.v1.Stave/CreateUser',
+                request_serializer=stave_dot_v1_dot_stave__pb2.CreateUserRequest.SerializeToString,
+                response_deserializer=stave_dot_v1_dot_stave__pb2.CreateUserResponse.FromString,
+                _registered_method=True)
+        self.DeleteUser = channel.unary_unary(
+                '/stave.v1.Stave/DeleteUser',
+                request_serializer=stave_dot_v1_dot_stave__pb2.DeleteUserRequest.SerializeToString,
+                response_deserializer=stave_dot_v1_dot_stave__pb2.DeleteUserResponse.FromString,
+                _registered_method=True)
+        self.ListUsers = channel.unary_unary(
+                '/stave.v1.Stave/ListUsers',
+                request_serializer=stave_dot_v1_dot_stave__pb2.ListUsersRequest.SerializeToString,
+                response_deserializer=stave_dot_v1_dot_stave__pb2.ListUsersResponse.FromString,
+                _registered_method=True)
+        self.AddAcl = channel.unary_unary(
+                '/stave.v1.Stave/AddAcl',
+                request_serializer=stave_dot_v1_dot_stave__pb2.AclRequest.SerializeToString,
+                response_deserializer=stave_dot_v1_dot_stave__pb2.AclResponse.FromString,
+                _registered_method=True)
+        self.RemoveAcl = channel.unary_unary(
+                '/stave.v1.Stave/RemoveAcl',
+                request_serializer=stave_dot_v1_dot_stave__pb2.AclRequest.SerializeToString,
+                response_deserializer=stave_dot_v1_dot_stave__pb2.AclResponse.FromString,
+                _registered_method=True)
+        self.ListAcls = channel.unary_unary(
+                '/stave.v1.Stave/ListAcls',
+                request_serializer=stave_dot_v1_dot_stave__pb2.ListAclsRequest.SerializeToString,
+                response_deserializer=stave_dot_v1_dot_stave__pb2.ListAclsResponse.FromString,
+                _registered_method=True)
 
 
 class StaveServicer:
@@ -329,6 +359,47 @@ class StaveServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateUser(self, request, context):
+        """Users and ACLs (admin on the cluster; any node takes them, forwarding to the
+        controller). With `--auth required` every call needs a principal: a bearer token
+        (`authorization: Bearer TOKEN` metadata) or a client certificate; refusals are the gRPC
+        statuses UNAUTHENTICATED and PERMISSION_DENIED (naming the operation and resource).
+        CreateUser answers the new user's token, once: only its SHA-256 is kept.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteUser(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListUsers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddAcl(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveAcl(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAcls(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StaveServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -441,6 +512,36 @@ def add_StaveServicer_to_server(servicer, server):
                     servicer.QueueSettle,
                     request_deserializer=stave_dot_v1_dot_stave__pb2.QueueSettleRequest.FromString,
                     response_serializer=stave_dot_v1_dot_stave__pb2.QueueSettleResponse.SerializeToString,
+            ),
+            'CreateUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateUser,
+                    request_deserializer=stave_dot_v1_dot_stave__pb2.CreateUserRequest.FromString,
+                    response_serializer=stave_dot_v1_dot_stave__pb2.CreateUserResponse.SerializeToString,
+            ),
+            'DeleteUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteUser,
+                    request_deserializer=stave_dot_v1_dot_stave__pb2.DeleteUserRequest.FromString,
+                    response_serializer=stave_dot_v1_dot_stave__pb2.DeleteUserResponse.SerializeToString,
+            ),
+            'ListUsers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUsers,
+                    request_deserializer=stave_dot_v1_dot_stave__pb2.ListUsersRequest.FromString,
+                    response_serializer=stave_dot_v1_dot_stave__pb2.ListUsersResponse.SerializeToString,
+            ),
+            'AddAcl': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddAcl,
+                    request_deserializer=stave_dot_v1_dot_stave__pb2.AclRequest.FromString,
+                    response_serializer=stave_dot_v1_dot_stave__pb2.AclResponse.SerializeToString,
+            ),
+            'RemoveAcl': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveAcl,
+                    request_deserializer=stave_dot_v1_dot_stave__pb2.AclRequest.FromString,
+                    response_serializer=stave_dot_v1_dot_stave__pb2.AclResponse.SerializeToString,
+            ),
+            'ListAcls': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAcls,
+                    request_deserializer=stave_dot_v1_dot_stave__pb2.ListAclsRequest.FromString,
+                    response_serializer=stave_dot_v1_dot_stave__pb2.ListAclsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1037,6 +1138,168 @@ class Stave:
             '/stave.v1.Stave/QueueSettle',
             stave_dot_v1_dot_stave__pb2.QueueSettleRequest.SerializeToString,
             stave_dot_v1_dot_stave__pb2.QueueSettleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stave.v1.Stave/CreateUser',
+            stave_dot_v1_dot_stave__pb2.CreateUserRequest.SerializeToString,
+            stave_dot_v1_dot_stave__pb2.CreateUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stave.v1.Stave/DeleteUser',
+            stave_dot_v1_dot_stave__pb2.DeleteUserRequest.SerializeToString,
+            stave_dot_v1_dot_stave__pb2.DeleteUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUsers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stave.v1.Stave/ListUsers',
+            stave_dot_v1_dot_stave__pb2.ListUsersRequest.SerializeToString,
+            stave_dot_v1_dot_stave__pb2.ListUsersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddAcl(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stave.v1.Stave/AddAcl',
+            stave_dot_v1_dot_stave__pb2.AclRequest.SerializeToString,
+            stave_dot_v1_dot_stave__pb2.AclResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveAcl(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stave.v1.Stave/RemoveAcl',
+            stave_dot_v1_dot_stave__pb2.AclRequest.SerializeToString,
+            stave_dot_v1_dot_stave__pb2.AclResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAcls(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stave.v1.Stave/ListAcls',
+            stave_dot_v1_dot_stave__pb2.ListAclsRequest.SerializeToString,
+            stave_dot_v1_dot_stave__pb2.ListAclsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -88,6 +88,14 @@ export const ErrorCode = {
    * `ordering`, other topics): nothing joined.
    */
   GROUP_MISMATCH: 'GROUP_MISMATCH',
+  /**
+   * No such user (DeleteUser), or no such ACL entry (RemoveAcl).
+   */
+  NOT_FOUND: 'NOT_FOUND',
+  /**
+   * The user exists (CreateUser).
+   */
+  ALREADY_EXISTS: 'ALREADY_EXISTS',
 } as const;
 
 export type ErrorCode =
@@ -205,5 +213,15 @@ export type ErrorCode =
    */
   | 'GROUP_MISMATCH'
   | 26
+  /**
+   * No such user (DeleteUser), or no such ACL entry (RemoveAcl).
+   */
+  | 'NOT_FOUND'
+  | 27
+  /**
+   * The user exists (CreateUser).
+   */
+  | 'ALREADY_EXISTS'
+  | 28
 
 export type ErrorCode__Output = typeof ErrorCode[keyof typeof ErrorCode]

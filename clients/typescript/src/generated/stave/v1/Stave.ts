@@ -2,6 +2,8 @@
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
+import type { AclRequest as _stave_v1_AclRequest, AclRequest__Output as _stave_v1_AclRequest__Output } from '../../stave/v1/AclRequest';
+import type { AclResponse as _stave_v1_AclResponse, AclResponse__Output as _stave_v1_AclResponse__Output } from '../../stave/v1/AclResponse';
 import type { AlterTopicConfigRequest as _stave_v1_AlterTopicConfigRequest, AlterTopicConfigRequest__Output as _stave_v1_AlterTopicConfigRequest__Output } from '../../stave/v1/AlterTopicConfigRequest';
 import type { AlterTopicConfigResponse as _stave_v1_AlterTopicConfigResponse, AlterTopicConfigResponse__Output as _stave_v1_AlterTopicConfigResponse__Output } from '../../stave/v1/AlterTopicConfigResponse';
 import type { CommitOffsetsRequest as _stave_v1_CommitOffsetsRequest, CommitOffsetsRequest__Output as _stave_v1_CommitOffsetsRequest__Output } from '../../stave/v1/CommitOffsetsRequest';
@@ -10,8 +12,12 @@ import type { ConsumeRequest as _stave_v1_ConsumeRequest, ConsumeRequest__Output
 import type { ConsumeResponse as _stave_v1_ConsumeResponse, ConsumeResponse__Output as _stave_v1_ConsumeResponse__Output } from '../../stave/v1/ConsumeResponse';
 import type { CreateTopicsRequest as _stave_v1_CreateTopicsRequest, CreateTopicsRequest__Output as _stave_v1_CreateTopicsRequest__Output } from '../../stave/v1/CreateTopicsRequest';
 import type { CreateTopicsResponse as _stave_v1_CreateTopicsResponse, CreateTopicsResponse__Output as _stave_v1_CreateTopicsResponse__Output } from '../../stave/v1/CreateTopicsResponse';
+import type { CreateUserRequest as _stave_v1_CreateUserRequest, CreateUserRequest__Output as _stave_v1_CreateUserRequest__Output } from '../../stave/v1/CreateUserRequest';
+import type { CreateUserResponse as _stave_v1_CreateUserResponse, CreateUserResponse__Output as _stave_v1_CreateUserResponse__Output } from '../../stave/v1/CreateUserResponse';
 import type { DeleteTopicsRequest as _stave_v1_DeleteTopicsRequest, DeleteTopicsRequest__Output as _stave_v1_DeleteTopicsRequest__Output } from '../../stave/v1/DeleteTopicsRequest';
 import type { DeleteTopicsResponse as _stave_v1_DeleteTopicsResponse, DeleteTopicsResponse__Output as _stave_v1_DeleteTopicsResponse__Output } from '../../stave/v1/DeleteTopicsResponse';
+import type { DeleteUserRequest as _stave_v1_DeleteUserRequest, DeleteUserRequest__Output as _stave_v1_DeleteUserRequest__Output } from '../../stave/v1/DeleteUserRequest';
+import type { DeleteUserResponse as _stave_v1_DeleteUserResponse, DeleteUserResponse__Output as _stave_v1_DeleteUserResponse__Output } from '../../stave/v1/DeleteUserResponse';
 import type { DescribeGroupRequest as _stave_v1_DescribeGroupRequest, DescribeGroupRequest__Output as _stave_v1_DescribeGroupRequest__Output } from '../../stave/v1/DescribeGroupRequest';
 import type { DescribeGroupResponse as _stave_v1_DescribeGroupResponse, DescribeGroupResponse__Output as _stave_v1_DescribeGroupResponse__Output } from '../../stave/v1/DescribeGroupResponse';
 import type { DescribeTopicsRequest as _stave_v1_DescribeTopicsRequest, DescribeTopicsRequest__Output as _stave_v1_DescribeTopicsRequest__Output } from '../../stave/v1/DescribeTopicsRequest';
@@ -26,10 +32,14 @@ import type { GroupHeartbeatRequest as _stave_v1_GroupHeartbeatRequest, GroupHea
 import type { GroupHeartbeatResponse as _stave_v1_GroupHeartbeatResponse, GroupHeartbeatResponse__Output as _stave_v1_GroupHeartbeatResponse__Output } from '../../stave/v1/GroupHeartbeatResponse';
 import type { InitProducerIdRequest as _stave_v1_InitProducerIdRequest, InitProducerIdRequest__Output as _stave_v1_InitProducerIdRequest__Output } from '../../stave/v1/InitProducerIdRequest';
 import type { InitProducerIdResponse as _stave_v1_InitProducerIdResponse, InitProducerIdResponse__Output as _stave_v1_InitProducerIdResponse__Output } from '../../stave/v1/InitProducerIdResponse';
+import type { ListAclsRequest as _stave_v1_ListAclsRequest, ListAclsRequest__Output as _stave_v1_ListAclsRequest__Output } from '../../stave/v1/ListAclsRequest';
+import type { ListAclsResponse as _stave_v1_ListAclsResponse, ListAclsResponse__Output as _stave_v1_ListAclsResponse__Output } from '../../stave/v1/ListAclsResponse';
 import type { ListGroupsRequest as _stave_v1_ListGroupsRequest, ListGroupsRequest__Output as _stave_v1_ListGroupsRequest__Output } from '../../stave/v1/ListGroupsRequest';
 import type { ListGroupsResponse as _stave_v1_ListGroupsResponse, ListGroupsResponse__Output as _stave_v1_ListGroupsResponse__Output } from '../../stave/v1/ListGroupsResponse';
 import type { ListOffsetsRequest as _stave_v1_ListOffsetsRequest, ListOffsetsRequest__Output as _stave_v1_ListOffsetsRequest__Output } from '../../stave/v1/ListOffsetsRequest';
 import type { ListOffsetsResponse as _stave_v1_ListOffsetsResponse, ListOffsetsResponse__Output as _stave_v1_ListOffsetsResponse__Output } from '../../stave/v1/ListOffsetsResponse';
+import type { ListUsersRequest as _stave_v1_ListUsersRequest, ListUsersRequest__Output as _stave_v1_ListUsersRequest__Output } from '../../stave/v1/ListUsersRequest';
+import type { ListUsersResponse as _stave_v1_ListUsersResponse, ListUsersResponse__Output as _stave_v1_ListUsersResponse__Output } from '../../stave/v1/ListUsersResponse';
 import type { MetadataRequest as _stave_v1_MetadataRequest, MetadataRequest__Output as _stave_v1_MetadataRequest__Output } from '../../stave/v1/MetadataRequest';
 import type { MetadataResponse as _stave_v1_MetadataResponse, MetadataResponse__Output as _stave_v1_MetadataResponse__Output } from '../../stave/v1/MetadataResponse';
 import type { ProduceRequest as _stave_v1_ProduceRequest, ProduceRequest__Output as _stave_v1_ProduceRequest__Output } from '../../stave/v1/ProduceRequest';
@@ -44,6 +54,15 @@ import type { ResetOffsetsRequest as _stave_v1_ResetOffsetsRequest, ResetOffsets
 import type { ResetOffsetsResponse as _stave_v1_ResetOffsetsResponse, ResetOffsetsResponse__Output as _stave_v1_ResetOffsetsResponse__Output } from '../../stave/v1/ResetOffsetsResponse';
 
 export interface StaveClient extends grpc.Client {
+  AddAcl(argument: _stave_v1_AclRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_AclResponse__Output>): grpc.ClientUnaryCall;
+  AddAcl(argument: _stave_v1_AclRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_stave_v1_AclResponse__Output>): grpc.ClientUnaryCall;
+  AddAcl(argument: _stave_v1_AclRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_AclResponse__Output>): grpc.ClientUnaryCall;
+  AddAcl(argument: _stave_v1_AclRequest, callback: grpc.requestCallback<_stave_v1_AclResponse__Output>): grpc.ClientUnaryCall;
+  addAcl(argument: _stave_v1_AclRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_AclResponse__Output>): grpc.ClientUnaryCall;
+  addAcl(argument: _stave_v1_AclRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_stave_v1_AclResponse__Output>): grpc.ClientUnaryCall;
+  addAcl(argument: _stave_v1_AclRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_AclResponse__Output>): grpc.ClientUnaryCall;
+  addAcl(argument: _stave_v1_AclRequest, callback: grpc.requestCallback<_stave_v1_AclResponse__Output>): grpc.ClientUnaryCall;
+  
   AlterTopicConfig(argument: _stave_v1_AlterTopicConfigRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_AlterTopicConfigResponse__Output>): grpc.ClientUnaryCall;
   AlterTopicConfig(argument: _stave_v1_AlterTopicConfigRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_stave_v1_AlterTopicConfigResponse__Output>): grpc.ClientUnaryCall;
   AlterTopicConfig(argument: _stave_v1_AlterTopicConfigRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_AlterTopicConfigResponse__Output>): grpc.ClientUnaryCall;
@@ -112,6 +131,29 @@ export interface StaveClient extends grpc.Client {
   createTopics(argument: _stave_v1_CreateTopicsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_CreateTopicsResponse__Output>): grpc.ClientUnaryCall;
   createTopics(argument: _stave_v1_CreateTopicsRequest, callback: grpc.requestCallback<_stave_v1_CreateTopicsResponse__Output>): grpc.ClientUnaryCall;
   
+  /**
+   * Users and ACLs (admin on the cluster; any node takes them, forwarding to the
+   * controller). With `--auth required` every call needs a principal: a bearer token
+   * (`authorization: Bearer TOKEN` metadata) or a client certificate; refusals are the gRPC
+   * statuses UNAUTHENTICATED and PERMISSION_DENIED (naming the operation and resource).
+   * CreateUser answers the new user's token, once: only its SHA-256 is kept.
+   */
+  CreateUser(argument: _stave_v1_CreateUserRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_CreateUserResponse__Output>): grpc.ClientUnaryCall;
+  CreateUser(argument: _stave_v1_CreateUserRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_stave_v1_CreateUserResponse__Output>): grpc.ClientUnaryCall;
+  CreateUser(argument: _stave_v1_CreateUserRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_CreateUserResponse__Output>): grpc.ClientUnaryCall;
+  CreateUser(argument: _stave_v1_CreateUserRequest, callback: grpc.requestCallback<_stave_v1_CreateUserResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Users and ACLs (admin on the cluster; any node takes them, forwarding to the
+   * controller). With `--auth required` every call needs a principal: a bearer token
+   * (`authorization: Bearer TOKEN` metadata) or a client certificate; refusals are the gRPC
+   * statuses UNAUTHENTICATED and PERMISSION_DENIED (naming the operation and resource).
+   * CreateUser answers the new user's token, once: only its SHA-256 is kept.
+   */
+  createUser(argument: _stave_v1_CreateUserRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_CreateUserResponse__Output>): grpc.ClientUnaryCall;
+  createUser(argument: _stave_v1_CreateUserRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_stave_v1_CreateUserResponse__Output>): grpc.ClientUnaryCall;
+  createUser(argument: _stave_v1_CreateUserRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_CreateUserResponse__Output>): grpc.ClientUnaryCall;
+  createUser(argument: _stave_v1_CreateUserRequest, callback: grpc.requestCallback<_stave_v1_CreateUserResponse__Output>): grpc.ClientUnaryCall;
+  
   DeleteTopics(argument: _stave_v1_DeleteTopicsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_DeleteTopicsResponse__Output>): grpc.ClientUnaryCall;
   DeleteTopics(argument: _stave_v1_DeleteTopicsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_stave_v1_DeleteTopicsResponse__Output>): grpc.ClientUnaryCall;
   DeleteTopics(argument: _stave_v1_DeleteTopicsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_DeleteTopicsResponse__Output>): grpc.ClientUnaryCall;
@@ -120,6 +162,15 @@ export interface StaveClient extends grpc.Client {
   deleteTopics(argument: _stave_v1_DeleteTopicsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_stave_v1_DeleteTopicsResponse__Output>): grpc.ClientUnaryCall;
   deleteTopics(argument: _stave_v1_DeleteTopicsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_DeleteTopicsResponse__Output>): grpc.ClientUnaryCall;
   deleteTopics(argument: _stave_v1_DeleteTopicsRequest, callback: grpc.requestCallback<_stave_v1_DeleteTopicsResponse__Output>): grpc.ClientUnaryCall;
+  
+  DeleteUser(argument: _stave_v1_DeleteUserRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_DeleteUserResponse__Output>): grpc.ClientUnaryCall;
+  DeleteUser(argument: _stave_v1_DeleteUserRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_stave_v1_DeleteUserResponse__Output>): grpc.ClientUnaryCall;
+  DeleteUser(argument: _stave_v1_DeleteUserRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_DeleteUserResponse__Output>): grpc.ClientUnaryCall;
+  DeleteUser(argument: _stave_v1_DeleteUserRequest, callback: grpc.requestCallback<_stave_v1_DeleteUserResponse__Output>): grpc.ClientUnaryCall;
+  deleteUser(argument: _stave_v1_DeleteUserRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_DeleteUserResponse__Output>): grpc.ClientUnaryCall;
+  deleteUser(argument: _stave_v1_DeleteUserRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_stave_v1_DeleteUserResponse__Output>): grpc.ClientUnaryCall;
+  deleteUser(argument: _stave_v1_DeleteUserRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_DeleteUserResponse__Output>): grpc.ClientUnaryCall;
+  deleteUser(argument: _stave_v1_DeleteUserRequest, callback: grpc.requestCallback<_stave_v1_DeleteUserResponse__Output>): grpc.ClientUnaryCall;
   
   /**
    * A group's members and committed offsets with lag; sent to its coordinator.
@@ -228,6 +279,15 @@ export interface StaveClient extends grpc.Client {
   initProducerId(argument: _stave_v1_InitProducerIdRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_InitProducerIdResponse__Output>): grpc.ClientUnaryCall;
   initProducerId(argument: _stave_v1_InitProducerIdRequest, callback: grpc.requestCallback<_stave_v1_InitProducerIdResponse__Output>): grpc.ClientUnaryCall;
   
+  ListAcls(argument: _stave_v1_ListAclsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_ListAclsResponse__Output>): grpc.ClientUnaryCall;
+  ListAcls(argument: _stave_v1_ListAclsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_stave_v1_ListAclsResponse__Output>): grpc.ClientUnaryCall;
+  ListAcls(argument: _stave_v1_ListAclsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_ListAclsResponse__Output>): grpc.ClientUnaryCall;
+  ListAcls(argument: _stave_v1_ListAclsRequest, callback: grpc.requestCallback<_stave_v1_ListAclsResponse__Output>): grpc.ClientUnaryCall;
+  listAcls(argument: _stave_v1_ListAclsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_ListAclsResponse__Output>): grpc.ClientUnaryCall;
+  listAcls(argument: _stave_v1_ListAclsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_stave_v1_ListAclsResponse__Output>): grpc.ClientUnaryCall;
+  listAcls(argument: _stave_v1_ListAclsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_ListAclsResponse__Output>): grpc.ClientUnaryCall;
+  listAcls(argument: _stave_v1_ListAclsRequest, callback: grpc.requestCallback<_stave_v1_ListAclsResponse__Output>): grpc.ClientUnaryCall;
+  
   /**
    * Every consumer group (with a committed offset or a member); any node answers, asking
    * the others.
@@ -253,6 +313,15 @@ export interface StaveClient extends grpc.Client {
   listOffsets(argument: _stave_v1_ListOffsetsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_stave_v1_ListOffsetsResponse__Output>): grpc.ClientUnaryCall;
   listOffsets(argument: _stave_v1_ListOffsetsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_ListOffsetsResponse__Output>): grpc.ClientUnaryCall;
   listOffsets(argument: _stave_v1_ListOffsetsRequest, callback: grpc.requestCallback<_stave_v1_ListOffsetsResponse__Output>): grpc.ClientUnaryCall;
+  
+  ListUsers(argument: _stave_v1_ListUsersRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_ListUsersResponse__Output>): grpc.ClientUnaryCall;
+  ListUsers(argument: _stave_v1_ListUsersRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_stave_v1_ListUsersResponse__Output>): grpc.ClientUnaryCall;
+  ListUsers(argument: _stave_v1_ListUsersRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_ListUsersResponse__Output>): grpc.ClientUnaryCall;
+  ListUsers(argument: _stave_v1_ListUsersRequest, callback: grpc.requestCallback<_stave_v1_ListUsersResponse__Output>): grpc.ClientUnaryCall;
+  listUsers(argument: _stave_v1_ListUsersRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_ListUsersResponse__Output>): grpc.ClientUnaryCall;
+  listUsers(argument: _stave_v1_ListUsersRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_stave_v1_ListUsersResponse__Output>): grpc.ClientUnaryCall;
+  listUsers(argument: _stave_v1_ListUsersRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_ListUsersResponse__Output>): grpc.ClientUnaryCall;
+  listUsers(argument: _stave_v1_ListUsersRequest, callback: grpc.requestCallback<_stave_v1_ListUsersResponse__Output>): grpc.ClientUnaryCall;
   
   /**
    * Nodes, topics, partitions and who leads them; any node answers.
@@ -377,6 +446,15 @@ export interface StaveClient extends grpc.Client {
   queueSettle(argument: _stave_v1_QueueSettleRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_QueueSettleResponse__Output>): grpc.ClientUnaryCall;
   queueSettle(argument: _stave_v1_QueueSettleRequest, callback: grpc.requestCallback<_stave_v1_QueueSettleResponse__Output>): grpc.ClientUnaryCall;
   
+  RemoveAcl(argument: _stave_v1_AclRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_AclResponse__Output>): grpc.ClientUnaryCall;
+  RemoveAcl(argument: _stave_v1_AclRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_stave_v1_AclResponse__Output>): grpc.ClientUnaryCall;
+  RemoveAcl(argument: _stave_v1_AclRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_AclResponse__Output>): grpc.ClientUnaryCall;
+  RemoveAcl(argument: _stave_v1_AclRequest, callback: grpc.requestCallback<_stave_v1_AclResponse__Output>): grpc.ClientUnaryCall;
+  removeAcl(argument: _stave_v1_AclRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_AclResponse__Output>): grpc.ClientUnaryCall;
+  removeAcl(argument: _stave_v1_AclRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_stave_v1_AclResponse__Output>): grpc.ClientUnaryCall;
+  removeAcl(argument: _stave_v1_AclRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_stave_v1_AclResponse__Output>): grpc.ClientUnaryCall;
+  removeAcl(argument: _stave_v1_AclRequest, callback: grpc.requestCallback<_stave_v1_AclResponse__Output>): grpc.ClientUnaryCall;
+  
   /**
    * Moves a group's committed offsets for one topic (replay, or skip ahead); sent to its
    * coordinator. Refused with GROUP_NOT_EMPTY while the group has members.
@@ -397,6 +475,8 @@ export interface StaveClient extends grpc.Client {
 }
 
 export interface StaveHandlers extends grpc.UntypedServiceImplementation {
+  AddAcl: grpc.handleUnaryCall<_stave_v1_AclRequest__Output, _stave_v1_AclResponse>;
+  
   AlterTopicConfig: grpc.handleUnaryCall<_stave_v1_AlterTopicConfigRequest__Output, _stave_v1_AlterTopicConfigResponse>;
   
   /**
@@ -423,7 +503,18 @@ export interface StaveHandlers extends grpc.UntypedServiceImplementation {
   
   CreateTopics: grpc.handleUnaryCall<_stave_v1_CreateTopicsRequest__Output, _stave_v1_CreateTopicsResponse>;
   
+  /**
+   * Users and ACLs (admin on the cluster; any node takes them, forwarding to the
+   * controller). With `--auth required` every call needs a principal: a bearer token
+   * (`authorization: Bearer TOKEN` metadata) or a client certificate; refusals are the gRPC
+   * statuses UNAUTHENTICATED and PERMISSION_DENIED (naming the operation and resource).
+   * CreateUser answers the new user's token, once: only its SHA-256 is kept.
+   */
+  CreateUser: grpc.handleUnaryCall<_stave_v1_CreateUserRequest__Output, _stave_v1_CreateUserResponse>;
+  
   DeleteTopics: grpc.handleUnaryCall<_stave_v1_DeleteTopicsRequest__Output, _stave_v1_DeleteTopicsResponse>;
+  
+  DeleteUser: grpc.handleUnaryCall<_stave_v1_DeleteUserRequest__Output, _stave_v1_DeleteUserResponse>;
   
   /**
    * A group's members and committed offsets with lag; sent to its coordinator.
@@ -461,6 +552,8 @@ export interface StaveHandlers extends grpc.UntypedServiceImplementation {
    */
   InitProducerId: grpc.handleUnaryCall<_stave_v1_InitProducerIdRequest__Output, _stave_v1_InitProducerIdResponse>;
   
+  ListAcls: grpc.handleUnaryCall<_stave_v1_ListAclsRequest__Output, _stave_v1_ListAclsResponse>;
+  
   /**
    * Every consumer group (with a committed offset or a member); any node answers, asking
    * the others.
@@ -468,6 +561,8 @@ export interface StaveHandlers extends grpc.UntypedServiceImplementation {
   ListGroups: grpc.handleUnaryCall<_stave_v1_ListGroupsRequest__Output, _stave_v1_ListGroupsResponse>;
   
   ListOffsets: grpc.handleUnaryCall<_stave_v1_ListOffsetsRequest__Output, _stave_v1_ListOffsetsResponse>;
+  
+  ListUsers: grpc.handleUnaryCall<_stave_v1_ListUsersRequest__Output, _stave_v1_ListUsersResponse>;
   
   /**
    * Nodes, topics, partitions and who leads them; any node answers.
@@ -517,6 +612,8 @@ export interface StaveHandlers extends grpc.UntypedServiceImplementation {
    */
   QueueSettle: grpc.handleUnaryCall<_stave_v1_QueueSettleRequest__Output, _stave_v1_QueueSettleResponse>;
   
+  RemoveAcl: grpc.handleUnaryCall<_stave_v1_AclRequest__Output, _stave_v1_AclResponse>;
+  
   /**
    * Moves a group's committed offsets for one topic (replay, or skip ahead); sent to its
    * coordinator. Refused with GROUP_NOT_EMPTY while the group has members.
@@ -526,11 +623,14 @@ export interface StaveHandlers extends grpc.UntypedServiceImplementation {
 }
 
 export interface StaveDefinition extends grpc.ServiceDefinition {
+  AddAcl: MethodDefinition<_stave_v1_AclRequest, _stave_v1_AclResponse, _stave_v1_AclRequest__Output, _stave_v1_AclResponse__Output>
   AlterTopicConfig: MethodDefinition<_stave_v1_AlterTopicConfigRequest, _stave_v1_AlterTopicConfigResponse, _stave_v1_AlterTopicConfigRequest__Output, _stave_v1_AlterTopicConfigResponse__Output>
   CommitOffsets: MethodDefinition<_stave_v1_CommitOffsetsRequest, _stave_v1_CommitOffsetsResponse, _stave_v1_CommitOffsetsRequest__Output, _stave_v1_CommitOffsetsResponse__Output>
   Consume: MethodDefinition<_stave_v1_ConsumeRequest, _stave_v1_ConsumeResponse, _stave_v1_ConsumeRequest__Output, _stave_v1_ConsumeResponse__Output>
   CreateTopics: MethodDefinition<_stave_v1_CreateTopicsRequest, _stave_v1_CreateTopicsResponse, _stave_v1_CreateTopicsRequest__Output, _stave_v1_CreateTopicsResponse__Output>
+  CreateUser: MethodDefinition<_stave_v1_CreateUserRequest, _stave_v1_CreateUserResponse, _stave_v1_CreateUserRequest__Output, _stave_v1_CreateUserResponse__Output>
   DeleteTopics: MethodDefinition<_stave_v1_DeleteTopicsRequest, _stave_v1_DeleteTopicsResponse, _stave_v1_DeleteTopicsRequest__Output, _stave_v1_DeleteTopicsResponse__Output>
+  DeleteUser: MethodDefinition<_stave_v1_DeleteUserRequest, _stave_v1_DeleteUserResponse, _stave_v1_DeleteUserRequest__Output, _stave_v1_DeleteUserResponse__Output>
   DescribeGroup: MethodDefinition<_stave_v1_DescribeGroupRequest, _stave_v1_DescribeGroupResponse, _stave_v1_DescribeGroupRequest__Output, _stave_v1_DescribeGroupResponse__Output>
   DescribeTopics: MethodDefinition<_stave_v1_DescribeTopicsRequest, _stave_v1_DescribeTopicsResponse, _stave_v1_DescribeTopicsRequest__Output, _stave_v1_DescribeTopicsResponse__Output>
   Fetch: MethodDefinition<_stave_v1_FetchRequest, _stave_v1_FetchResponse, _stave_v1_FetchRequest__Output, _stave_v1_FetchResponse__Output>
@@ -538,8 +638,10 @@ export interface StaveDefinition extends grpc.ServiceDefinition {
   FindCoordinator: MethodDefinition<_stave_v1_FindCoordinatorRequest, _stave_v1_FindCoordinatorResponse, _stave_v1_FindCoordinatorRequest__Output, _stave_v1_FindCoordinatorResponse__Output>
   GroupHeartbeat: MethodDefinition<_stave_v1_GroupHeartbeatRequest, _stave_v1_GroupHeartbeatResponse, _stave_v1_GroupHeartbeatRequest__Output, _stave_v1_GroupHeartbeatResponse__Output>
   InitProducerId: MethodDefinition<_stave_v1_InitProducerIdRequest, _stave_v1_InitProducerIdResponse, _stave_v1_InitProducerIdRequest__Output, _stave_v1_InitProducerIdResponse__Output>
+  ListAcls: MethodDefinition<_stave_v1_ListAclsRequest, _stave_v1_ListAclsResponse, _stave_v1_ListAclsRequest__Output, _stave_v1_ListAclsResponse__Output>
   ListGroups: MethodDefinition<_stave_v1_ListGroupsRequest, _stave_v1_ListGroupsResponse, _stave_v1_ListGroupsRequest__Output, _stave_v1_ListGroupsResponse__Output>
   ListOffsets: MethodDefinition<_stave_v1_ListOffsetsRequest, _stave_v1_ListOffsetsResponse, _stave_v1_ListOffsetsRequest__Output, _stave_v1_ListOffsetsResponse__Output>
+  ListUsers: MethodDefinition<_stave_v1_ListUsersRequest, _stave_v1_ListUsersResponse, _stave_v1_ListUsersRequest__Output, _stave_v1_ListUsersResponse__Output>
   Metadata: MethodDefinition<_stave_v1_MetadataRequest, _stave_v1_MetadataResponse, _stave_v1_MetadataRequest__Output, _stave_v1_MetadataResponse__Output>
   Produce: MethodDefinition<_stave_v1_ProduceRequest, _stave_v1_ProduceResponse, _stave_v1_ProduceRequest__Output, _stave_v1_ProduceResponse__Output>
   ProduceStream: MethodDefinition<_stave_v1_ProduceRequest, _stave_v1_ProduceResponse, _stave_v1_ProduceRequest__Output, _stave_v1_ProduceResponse__Output>
@@ -547,5 +649,6 @@ export interface StaveDefinition extends grpc.ServiceDefinition {
   PublishStream: MethodDefinition<_stave_v1_PublishRequest, _stave_v1_PublishResponse, _stave_v1_PublishRequest__Output, _stave_v1_PublishResponse__Output>
   QueueFetch: MethodDefinition<_stave_v1_QueueFetchRequest, _stave_v1_QueueFetchResponse, _stave_v1_QueueFetchRequest__Output, _stave_v1_QueueFetchResponse__Output>
   QueueSettle: MethodDefinition<_stave_v1_QueueSettleRequest, _stave_v1_QueueSettleResponse, _stave_v1_QueueSettleRequest__Output, _stave_v1_QueueSettleResponse__Output>
+  RemoveAcl: MethodDefinition<_stave_v1_AclRequest, _stave_v1_AclResponse, _stave_v1_AclRequest__Output, _stave_v1_AclResponse__Output>
   ResetOffsets: MethodDefinition<_stave_v1_ResetOffsetsRequest, _stave_v1_ResetOffsetsResponse, _stave_v1_ResetOffsetsRequest__Output, _stave_v1_ResetOffsetsResponse__Output>
 }
