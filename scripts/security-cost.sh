@@ -72,13 +72,14 @@ start() {
     port=$(free_port)
     addr=127.0.0.1:$port
     rm -rf "$work/data"
-    local args=(server --data-dir "$work/data" --listen "$addr" --metrics-listen off)
+    local args=(server --data-dir "$work/data" --listen "$addr")
     client=(--bootstrap "$addr" --timeout 30s)
     case $mode in
         tls) args=("${tls_flags[@]}" "${args[@]}"); client+=("${client_tls[@]}") ;;
         auth) args+=(--auth required) ;;
         metrics) metrics_port=$(free_port); args+=(--metrics-listen "127.0.0.1:$metrics_port") ;;
     esac
+    [[ $mode == metrics ]] || args+=(--metrics-listen off)
     "$bin" "${args[@]}" >"$work/server.log" 2>&1 &
     server_pid=$!
     if [[ $mode == auth ]]; then
