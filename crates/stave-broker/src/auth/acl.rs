@@ -124,11 +124,13 @@ impl Compiled {
     }
 
     /// Whether `principal` may do `operation` on `resource`.
+    /// An empty principal (nobody) is allowed nothing.
     pub fn allows(&self, principal: &str, operation: AclOperation, resource: Resource<'_>) -> bool {
-        self.rules.iter().any(|rule| {
-            rule.principal.as_deref().is_none_or(|p| p == principal)
-                && implies(rule, operation, resource)
-        })
+        !principal.is_empty()
+            && self.rules.iter().any(|rule| {
+                rule.principal.as_deref().is_none_or(|p| p == principal)
+                    && implies(rule, operation, resource)
+            })
     }
 }
 
@@ -225,6 +227,10 @@ mod tests {
         assert!(acls.allows("root", Admin, Resource::Cluster));
         assert!(acls.allows("root", Produce, Resource::Topic("__offsets")));
         assert!(acls.allows("anyone", Consume, Resource::Topic("v1.public.news")));
+        assert!(
+            !acls.allows("", Consume, Resource::Topic("v1.public.news")),
+            "nobody is not anyone"
+        );
         assert!(!acls.allows("anyone", Produce, Resource::Topic("v1.public.news")));
         assert!(acls.allows("ops", Consume, Resource::Group("billing")));
         assert!(!acls.allows("ops", Admin, Resource::Cluster));

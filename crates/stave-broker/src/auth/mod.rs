@@ -69,14 +69,14 @@ pub enum Principal {
 }
 
 impl Principal {
-    /// The principal of `request`, as [`Authenticator`] put it there (none: everything is
-    /// allowed, as for calls the node makes to itself in process).
+    /// The principal of `request`, as [`Authenticator`] put it there. A request that did not
+    /// pass it (a bug) is nobody: an empty name, which no ACL entry matches, `*` included.
     pub fn of<T>(request: &Request<T>) -> Principal {
         request
             .extensions()
             .get::<Principal>()
             .cloned()
-            .unwrap_or(Principal::Anyone)
+            .unwrap_or_else(|| Principal::Named(String::new()))
     }
 
     /// The name ACLs know it by (none: everything is allowed).
