@@ -613,7 +613,7 @@ fn server_fails_at_start_on_a_taken_metrics_address() {
     let dir = tempfile::tempdir().unwrap();
     let held = TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = held.local_addr().unwrap().to_string();
-    let mut child = Command::new(STAVE)
+    let child = Command::new(STAVE)
         .args([
             "server",
             "--listen",
@@ -629,15 +629,16 @@ fn server_fails_at_start_on_a_taken_metrics_address() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > Duration::from_secs(30) {
-            child.kill().unwrap();
-            panic!("the server did not stop on a taken metrics address");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let error = one_line_error(&child.wait_with_output().unwrap());
+    // Its exit is the event: waited for on a thread, so a server that keeps running fails
+    // the test (killed by PID) instead of hanging it.
+    let pid = child.id().to_string();
+    let (exited, exit) = std::sync::mpsc::channel();
+    std::thread::spawn(move || exited.send(child.wait_with_output()));
+    let Ok(output) = exit.recv_timeout(READY_TIMEOUT) else {
+        let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        panic!("the server did not stop on a taken metrics address");
+    };
+    let error = one_line_error(&output.unwrap());
     assert!(error.contains("cannot serve metrics on"), "{error}");
     assert!(error.contains(&taken), "{error}");
 }

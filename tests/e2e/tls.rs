@@ -1,13 +1,11 @@
 //! TLS through the CLI, as a user sets it up: `stave dev-certs DIR`, a `stave server` given
 //! the node certificate, and client commands given the CA (and the client certificate).
 
+use crate::support::{eventually, reserve_port};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
-use crate::support::{WAIT, reserve_port};
 
 const STAVE: &str = env!("CARGO_BIN_EXE_stave");
 
@@ -61,7 +59,7 @@ fn one_line_error(output: Output) -> String {
 
 /// Starts a node with TLS from the files in `certs`, and waits until it serves a client that
 /// trusts the CA.
-fn start_tls_server(certs: &Path, data: &Path) -> TlsServer {
+async fn start_tls_server(certs: &Path, data: &Path) -> TlsServer {
     let addr = format!("127.0.0.1:{}", reserve_port());
     let file = |name: &str| certs.join(name).display().to_string();
     let child = Command::new(STAVE)
@@ -81,39 +79,31 @@ fn start_tls_server(certs: &Path, data: &Path) -> TlsServer {
         .spawn()
         .unwrap();
     let server = TlsServer { child, addr };
-    let started = Instant::now();
-    loop {
-        let status = stave(
-            &server.addr,
-            &[
-                "--tls-ca",
-                &file("ca.pem"),
-                "--timeout",
-                "1s",
-                "cluster",
-                "status",
-            ],
-            "",
-        );
-        if status.status.success()
-            && String::from_utf8_lossy(&status.stdout).contains("controller: node 1")
-        {
-            return server;
+    let ca = file("ca.pem");
+    eventually("the TLS node serving a client that trusts its CA", || {
+        let (addr, ca) = (server.addr.clone(), ca.clone());
+        async move {
+            let status = tokio::task::spawn_blocking(move || {
+                let args = ["--tls-ca", &ca, "--timeout", "1s", "cluster", "status"];
+                stave(&addr, &args, "")
+            })
+            .await
+            .unwrap();
+            (status.status.success()
+                && String::from_utf8_lossy(&status.stdout).contains("controller: node 1"))
+            .then_some(())
         }
-        assert!(
-            started.elapsed() < WAIT,
-            "the TLS node never served: {status:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    })
+    .await;
+    server
 }
 
 /// Scenario: `stave dev-certs DIR` writes the CA, node and client certificates (keys 0600)
 /// and refuses to overwrite them; a server started with the node certificate serves `topic
 /// create`, `produce` and `consume` given `--tls-ca`, and with the client certificate too; a
 /// command without `--tls-ca` fails in one line that points at the flag.
-#[test]
-fn dev_certs_and_a_tls_server_serve_the_cli() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_certs_and_a_tls_server_serve_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
     let made = Command::new(STAVE)
@@ -137,7 +127,7 @@ fn dev_certs_and_a_tls_server_serve_the_cli() {
         .unwrap();
     assert!(one_line_error(again).contains("--force"));
 
-    let server = start_tls_server(&certs, &dir.path().join("data"));
+    let server = start_tls_server(&certs, &dir.path().join("data")).await;
     let addr = &server.addr;
     let ca = certs.join("ca.pem").display().to_string();
     let tls = ["--tls-ca", ca.as_str()];
