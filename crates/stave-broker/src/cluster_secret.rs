@@ -79,6 +79,7 @@ fn warn_if_readable_by_others(path: &Path) {
 fn warn_if_readable_by_others(_path: &Path) {}
 
 /// Writes `secret` to a new file at `path`, readable by its owner only, durably (a temporary
+/// Writes `secret` to a new file at `path`, readable by its owner only, durably (a temporary
 /// file synced and renamed into place).
 fn write_new(path: &Path, secret: &ClusterSecret) -> Result<(), BrokerError> {
     let failed = |err: std::io::Error| {
@@ -88,8 +89,20 @@ fn write_new(path: &Path, secret: &ClusterSecret) -> Result<(), BrokerError> {
         ))
     };
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    std::fs::create_dir_all(&dir).map_err(failed)?;
     let temporary: PathBuf = dir.join(format!("{GENERATED_SECRET_FILE}.tmp"));
+    write_private(&temporary, secret.expose()).map_err(failed)?;
+    std::fs::rename(&temporary, path).map_err(failed)?;
+    std::fs::File::open(&dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(failed)
+}
+
+/// Writes `text` and a newline to a new file at `path`, readable by its owner only (0600),
+/// synced; its directory is made if missing. For secrets: the cluster's, a bootstrap token.
+pub(crate) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -97,13 +110,9 @@ fn write_new(path: &Path, secret: &ClusterSecret) -> Result<(), BrokerError> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(&temporary).map_err(failed)?;
-    writeln!(file, "{}", secret.expose()).map_err(failed)?;
-    file.sync_all().map_err(failed)?;
-    std::fs::rename(&temporary, path).map_err(failed)?;
-    std::fs::File::open(&dir)
-        .and_then(|dir| dir.sync_all())
-        .map_err(failed)
+    let mut file = options.open(path)?;
+    writeln!(file, "{text}")?;
+    file.sync_all()
 }
 
 #[cfg(test)]

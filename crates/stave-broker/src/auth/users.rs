@@ -1,8 +1,7 @@
 //! Users and ACLs through the controller (the gRPC edge forwards these to the node that
 //! leads it), and the bootstrap admin of a cluster started with `--auth required`.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use rand::RngCore;
@@ -13,6 +12,7 @@ use stave_raft::controller::{AclEntry, AclResource};
 use super::acl::{operation_name, parse_operation};
 use super::token_hash;
 use crate::broker::Broker;
+use crate::cluster_secret::write_private;
 use crate::consumer_group::pattern::Pattern;
 use crate::error::BrokerError;
 
@@ -167,7 +167,7 @@ impl Broker {
     async fn propose_bootstrap_admin(&self, path: &Path) -> Result<(), BrokerError> {
         let token = new_token();
         let pending = path.with_extension("token.pending");
-        write_private(&pending, &token)?;
+        write_private(&pending, &token).map_err(|err| io_error(&pending, &err))?;
         let create = cproto::CreateUser {
             user: Some(cproto::User {
                 name: BOOTSTRAP_ADMIN.to_string(),
@@ -197,22 +197,6 @@ fn io_error(path: &Path, err: &std::io::Error) -> BrokerError {
     BrokerError::Config {
         message: format!("cannot write {}: {err}", path.display()),
     }
-}
-
-/// Writes `text` to a new file at `path`, readable by its owner only, synced.
-fn write_private(path: &Path, text: &str) -> Result<(), BrokerError> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let dir: PathBuf = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    std::fs::create_dir_all(&dir).map_err(|err| io_error(path, &err))?;
-    let mut file = options.open(path).map_err(|err| io_error(path, &err))?;
-    writeln!(file, "{text}").map_err(|err| io_error(path, &err))?;
-    file.sync_all().map_err(|err| io_error(path, &err))
 }
 
 #[cfg(test)]

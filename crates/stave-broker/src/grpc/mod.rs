@@ -19,7 +19,6 @@ use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
 use self::peers::forward_request_as;
-use self::security::principal;
 use crate::admin::ControllerLeader;
 use crate::auth::{Principal, Resource};
 use crate::broker::Broker;
@@ -59,7 +58,7 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::ProduceRequest>,
     ) -> Result<Response<pb::ProduceResponse>, Status> {
-        let who = principal(&request);
+        let who = Principal::of(&request);
         let request = request.into_inner();
         self.authorize_topics(&who, Op::Produce, [request.topic.as_str()])?;
         let sequence = request.sequence;
@@ -73,7 +72,7 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<Streaming<pb::ProduceRequest>>,
     ) -> Result<Response<ProduceStream>, Status> {
-        let who = principal(&request);
+        let who = Principal::of(&request);
         let incoming = request.into_inner();
         let (answers, outgoing) = mpsc::channel(1024);
         let broker = self
@@ -92,7 +91,7 @@ impl pb::stave_server::Stave for Broker {
         request: Request<pb::PublishRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
         let is_forwarded = self.forwarded(&request);
-        let who = principal(&request);
+        let who = Principal::of(&request);
         let request = request.into_inner();
         self.authorize_topics(
             &who,
@@ -122,7 +121,7 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<Streaming<pb::PublishRequest>>,
     ) -> Result<Response<PublishStream>, Status> {
-        let who = principal(&request);
+        let who = Principal::of(&request);
         let incoming = request.into_inner();
         let (answers, outgoing) = mpsc::channel(64);
         let broker = self
@@ -142,7 +141,7 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<Streaming<pb::ConsumeRequest>>,
     ) -> Result<Response<ConsumeStream>, Status> {
-        let who = principal(&request);
+        let who = Principal::of(&request);
         let incoming = request.into_inner();
         let (answers, outgoing) = mpsc::channel(16);
         let broker = self
@@ -160,7 +159,7 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::FetchRequest>,
     ) -> Result<Response<pb::FetchResponse>, Status> {
-        let who = principal(&request);
+        let who = Principal::of(&request);
         // Only another node's monitoring is not counted: the mark counts with the secret.
         let monitoring = peers::monitoring(&request) && self.forwarded_by_a_node(&request);
         let request = request.into_inner();
@@ -177,7 +176,7 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::ListOffsetsRequest>,
     ) -> Result<Response<pb::ListOffsetsResponse>, Status> {
-        let who = principal(&request);
+        let who = Principal::of(&request);
         let request = request.into_inner();
         self.authorize_topics(&who, Op::Describe, [request.topic.as_str()])?;
         let spec = request.spec.map(convert::offset_spec_from_pb);
@@ -200,7 +199,7 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::MetadataRequest>,
     ) -> Result<Response<pb::MetadataResponse>, Status> {
-        let who = principal(&request);
+        let who = Principal::of(&request);
         let metadata = self.node().controller().metadata();
         let asked = request.into_inner().topics;
         self.authorize_topics(&who, Op::Describe, asked.iter().map(String::as_str))?;
@@ -264,7 +263,7 @@ impl pb::stave_server::Stave for Broker {
         request: Request<pb::CreateTopicsRequest>,
     ) -> Result<Response<pb::CreateTopicsResponse>, Status> {
         let names = request.get_ref().topics.iter().map(|t| t.name.as_str());
-        self.authorize_topics(&principal(&request), Op::Create, names)?;
+        self.authorize_topics(&Principal::of(&request), Op::Create, names)?;
         via_controller!(
             self,
             request,
@@ -286,7 +285,7 @@ impl pb::stave_server::Stave for Broker {
         request: Request<pb::DeleteTopicsRequest>,
     ) -> Result<Response<pb::DeleteTopicsResponse>, Status> {
         let names = request.get_ref().names.iter().map(String::as_str);
-        self.authorize_topics(&principal(&request), Op::Admin, names)?;
+        self.authorize_topics(&Principal::of(&request), Op::Admin, names)?;
         via_controller!(
             self,
             request,
@@ -306,7 +305,7 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::DescribeTopicsRequest>,
     ) -> Result<Response<pb::DescribeTopicsResponse>, Status> {
-        let who = principal(&request);
+        let who = Principal::of(&request);
         let metadata = self.node().controller().metadata();
         let asked = request.into_inner().names;
         self.authorize_topics(&who, Op::Describe, asked.iter().map(String::as_str))?;
@@ -346,7 +345,7 @@ impl pb::stave_server::Stave for Broker {
         request: Request<pb::AlterTopicConfigRequest>,
     ) -> Result<Response<pb::AlterTopicConfigResponse>, Status> {
         let name = request.get_ref().name.as_str();
-        self.authorize_topics(&principal(&request), Op::Admin, [name])?;
+        self.authorize_topics(&Principal::of(&request), Op::Admin, [name])?;
         via_controller!(
             self,
             request,
@@ -366,7 +365,11 @@ impl pb::stave_server::Stave for Broker {
         request: Request<pb::FindCoordinatorRequest>,
     ) -> Result<Response<pb::FindCoordinatorResponse>, Status> {
         let group = &request.get_ref().group;
-        self.authorize(&principal(&request), Op::Describe, Resource::Group(group))?;
+        self.authorize(
+            &Principal::of(&request),
+            Op::Describe,
+            Resource::Group(group),
+        )?;
         let offsets_exist = self
             .node()
             .controller()
@@ -396,7 +399,7 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::CommitOffsetsRequest>,
     ) -> Result<Response<pb::CommitOffsetsResponse>, Status> {
-        let who = principal(&request);
+        let who = Principal::of(&request);
         let request = request.into_inner();
         self.authorize(&who, Op::Consume, Resource::Group(&request.group))?;
         self.authorize_topics(
@@ -415,7 +418,7 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::FetchOffsetsRequest>,
     ) -> Result<Response<pb::FetchOffsetsResponse>, Status> {
-        let who = principal(&request);
+        let who = Principal::of(&request);
         let group = request.into_inner().group;
         self.authorize(&who, Op::Describe, Resource::Group(&group))?;
         let response = match self.fetch_offsets(&group).await {
@@ -435,7 +438,7 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::GroupHeartbeatRequest>,
     ) -> Result<Response<pb::GroupHeartbeatResponse>, Status> {
-        let who = principal(&request);
+        let who = Principal::of(&request);
         let mut request = request.into_inner();
         self.authorize(&who, Op::Consume, Resource::Group(&request.group))?;
         if !request.leave {
@@ -450,7 +453,7 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::DescribeGroupRequest>,
     ) -> Result<Response<pb::DescribeGroupResponse>, Status> {
-        let who = principal(&request);
+        let who = Principal::of(&request);
         let group = request.into_inner().group;
         self.authorize(&who, Op::Describe, Resource::Group(&group))?;
         let description = self.describe_group(&group).await;
@@ -461,7 +464,7 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::ListGroupsRequest>,
     ) -> Result<Response<pb::ListGroupsResponse>, Status> {
-        let who = principal(&request);
+        let who = Principal::of(&request);
         let mut response = if self.forwarded(&request) {
             pb::ListGroupsResponse {
                 groups: self
@@ -484,7 +487,7 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::QueueFetchRequest>,
     ) -> Result<Response<pb::QueueFetchResponse>, Status> {
-        let who = principal(&request);
+        let who = Principal::of(&request);
         let request = request.into_inner();
         self.authorize(&who, Op::Consume, Resource::Group(&request.group))?;
         self.authorize_queue_topics(&who, &request.topics)?;
@@ -499,7 +502,7 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::QueueSettleRequest>,
     ) -> Result<Response<pb::QueueSettleResponse>, Status> {
-        let who = principal(&request);
+        let who = Principal::of(&request);
         let request = request.into_inner();
         self.authorize(&who, Op::Consume, Resource::Group(&request.group))?;
         let items: Result<Vec<_>, _> = request
@@ -521,7 +524,7 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::ResetOffsetsRequest>,
     ) -> Result<Response<pb::ResetOffsetsResponse>, Status> {
-        let who = principal(&request);
+        let who = Principal::of(&request);
         let request = request.into_inner();
         self.authorize(&who, Op::Admin, Resource::Group(&request.group))?;
         let request = convert::reset_request(request);
@@ -542,7 +545,7 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::CreateUserRequest>,
     ) -> Result<Response<pb::CreateUserResponse>, Status> {
-        self.authorize(&principal(&request), Op::Admin, Resource::Cluster)?;
+        self.authorize(&Principal::of(&request), Op::Admin, Resource::Cluster)?;
         via_controller!(self, request, create_user, |message| security::create_user(
             self, message
         ))
@@ -552,7 +555,7 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::DeleteUserRequest>,
     ) -> Result<Response<pb::DeleteUserResponse>, Status> {
-        self.authorize(&principal(&request), Op::Admin, Resource::Cluster)?;
+        self.authorize(&Principal::of(&request), Op::Admin, Resource::Cluster)?;
         via_controller!(self, request, delete_user, |message| security::delete_user(
             self, message
         ))
@@ -562,7 +565,7 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::ListUsersRequest>,
     ) -> Result<Response<pb::ListUsersResponse>, Status> {
-        self.authorize(&principal(&request), Op::Admin, Resource::Cluster)?;
+        self.authorize(&Principal::of(&request), Op::Admin, Resource::Cluster)?;
         Ok(Response::new(security::list_users(self)))
     }
 
@@ -570,7 +573,7 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::AclRequest>,
     ) -> Result<Response<pb::AclResponse>, Status> {
-        self.authorize(&principal(&request), Op::Admin, Resource::Cluster)?;
+        self.authorize(&Principal::of(&request), Op::Admin, Resource::Cluster)?;
         via_controller!(self, request, add_acl, |message| security::change_acl(
             self, message, true
         ))
@@ -580,7 +583,7 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::AclRequest>,
     ) -> Result<Response<pb::AclResponse>, Status> {
-        self.authorize(&principal(&request), Op::Admin, Resource::Cluster)?;
+        self.authorize(&Principal::of(&request), Op::Admin, Resource::Cluster)?;
         via_controller!(self, request, remove_acl, |message| security::change_acl(
             self, message, false
         ))
@@ -590,7 +593,7 @@ impl pb::stave_server::Stave for Broker {
         &self,
         request: Request<pb::ListAclsRequest>,
     ) -> Result<Response<pb::ListAclsResponse>, Status> {
-        self.authorize(&principal(&request), Op::Admin, Resource::Cluster)?;
+        self.authorize(&Principal::of(&request), Op::Admin, Resource::Cluster)?;
         let listed = security::list_acls(self, &request.into_inner().principal);
         Ok(Response::new(listed))
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use stave_proto::v1 as pb;
 use stave_raft::controller::AclOperation;
-use tonic::{Request, Response, Status};
+use tonic::{Response, Status};
 
 use super::convert;
 use crate::auth::users::{acl_text, parse_acl};
@@ -32,6 +32,9 @@ impl Broker {
         operation: AclOperation,
         topics: impl IntoIterator<Item = &'a str>,
     ) -> Result<(), Status> {
+        if principal.name().is_none() {
+            return Ok(()); // ACLs do not apply to it.
+        }
         let distinct: BTreeSet<&str> = topics.into_iter().collect();
         for topic in distinct {
             self.authorize(principal, operation, Resource::Topic(topic))?;
@@ -184,9 +187,4 @@ pub(super) fn list_acls(broker: &Broker, principal: &str) -> pb::ListAclsRespons
         })
         .collect();
     pb::ListAclsResponse { entries }
-}
-
-/// The principal of `request` (for handlers that consume it afterwards).
-pub(super) fn principal<T>(request: &Request<T>) -> Principal {
-    Principal::of(request)
 }

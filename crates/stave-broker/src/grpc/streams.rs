@@ -95,6 +95,74 @@ async fn next_request<T, A>(
     }
 }
 
+/// What a write stream (ProduceStream, PublishStream) may go on writing: the topics it wrote
+/// to, re-checked when users or ACLs change.
+struct Writes {
+    guard: Guard,
+    closing: watch::Receiver<bool>,
+    topics: BTreeSet<String>,
+}
+
+impl Writes {
+    fn new(broker: &Arc<Broker>, principal: Principal) -> Writes {
+        Writes {
+            guard: Guard::new(broker, principal),
+            closing: broker.node().identity().subscribe_closing(),
+            topics: BTreeSet::new(),
+        }
+    }
+
+    /// The stream's next request, once its principal may produce to every topic `topics`
+    /// names in it. `None` once the stream ends, the node stops, or the principal may no
+    /// longer write: to this request's topics, or (after a change of users or ACLs) to those
+    /// the stream wrote to; the refusal is sent then.
+    async fn next<T, A>(
+        &mut self,
+        incoming: &mut Streaming<T>,
+        answers: &mpsc::Sender<Result<A, Status>>,
+        topics: impl Fn(&T) -> Vec<&str>,
+    ) -> Option<T> {
+        let written = &self.topics;
+        let next = tokio::select! {
+            next = next_request(incoming, &mut self.closing, answers) => next,
+            status = self.guard.revoked(|b, p| topics_allowed(b, p, Op::Produce, written)) => {
+                let _ = answers.send(Err(status)).await;
+                return None;
+            }
+        };
+        let request = next?;
+        if self.guard.principal.name().is_none() {
+            return Some(request); // ACLs do not apply: nothing to check or remember.
+        }
+        let asked = topics(&request);
+        let principal = &self.guard.principal;
+        if let Err(status) = self
+            .guard
+            .broker
+            .authorize_topics(principal, Op::Produce, asked)
+        {
+            let _ = answers.send(Err(status)).await;
+            return None;
+        }
+        for topic in topics(&request) {
+            if !self.topics.contains(topic) {
+                self.topics.insert(topic.to_string());
+            }
+        }
+        Some(request)
+    }
+}
+
+/// The topic a Produce request writes to.
+fn produce_topic(request: &pb::ProduceRequest) -> Vec<&str> {
+    vec![request.topic.as_str()]
+}
+
+/// The topics a Publish request writes to.
+fn publish_topics(request: &pb::PublishRequest) -> Vec<&str> {
+    request.records.iter().map(|r| r.topic.as_str()).collect()
+}
+
 /// Serves one ProduceStream: requests are checked and proposed in arrival order; the waits
 /// for commit overlap, and answers go back as they come (each carries its sequence).
 pub(super) async fn serve_produce_stream(
@@ -103,25 +171,8 @@ pub(super) async fn serve_produce_stream(
     mut incoming: Streaming<pb::ProduceRequest>,
     answers: mpsc::Sender<Result<pb::ProduceResponse, Status>>,
 ) {
-    let mut closing = broker.node().identity().subscribe_closing();
-    let mut guard = Guard::new(&broker, principal.clone());
-    let mut topics = BTreeSet::new();
-    loop {
-        let next = tokio::select! {
-            next = next_request(&mut incoming, &mut closing, &answers) => next,
-            status = guard.revoked(|b, p| topics_allowed(b, p, Op::Produce, &topics)) => {
-                let _ = answers.send(Err(status)).await;
-                return;
-            }
-        };
-        let Some(request) = next else { return };
-        if let Err(status) =
-            broker.authorize_topics(&principal, Op::Produce, [request.topic.as_str()])
-        {
-            let _ = answers.send(Err(status)).await;
-            return;
-        }
-        topics.insert(request.topic.clone());
+    let mut writes = Writes::new(&broker, principal);
+    while let Some(request) = writes.next(&mut incoming, &answers, produce_topic).await {
         let sequence = request.sequence;
         match broker
             .begin_produce(convert::produce_request(request))
@@ -155,24 +206,8 @@ pub(super) async fn serve_publish_stream(
     mut incoming: Streaming<pb::PublishRequest>,
     answers: mpsc::Sender<Result<pb::PublishResponse, Status>>,
 ) {
-    let mut closing = broker.node().identity().subscribe_closing();
-    let mut guard = Guard::new(&broker, principal.clone());
-    let mut topics = BTreeSet::new();
-    loop {
-        let next = tokio::select! {
-            next = next_request(&mut incoming, &mut closing, &answers) => next,
-            status = guard.revoked(|b, p| topics_allowed(b, p, Op::Produce, &topics)) => {
-                let _ = answers.send(Err(status)).await;
-                return;
-            }
-        };
-        let Some(request) = next else { return };
-        let asked = request.records.iter().map(|r| r.topic.as_str());
-        if let Err(status) = broker.authorize_topics(&principal, Op::Produce, asked) {
-            let _ = answers.send(Err(status)).await;
-            return;
-        }
-        topics.extend(request.records.iter().map(|r| r.topic.clone()));
+    let mut writes = Writes::new(&broker, principal);
+    while let Some(request) = writes.next(&mut incoming, &answers, publish_topics).await {
         let outcomes = broker
             .publish(convert::publish_records(request.records), false)
             .await;
